@@ -1,0 +1,1 @@
+"""The product: CLI, config, preflight, provisioning, images, engines and the report."""

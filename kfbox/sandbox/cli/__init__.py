@@ -1,0 +1,86 @@
+"""The `kfbox` command: global options, one-line errors, and the command groups."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from kfbox import __version__
+from kfbox.sandbox.config import SandboxSpec, load_spec
+from kfbox.sandbox.errors import KfboxError
+
+app = typer.Typer(
+    name="kfbox",
+    help="A local ML platform sandbox, and the Critical User Journey as a conformance suite.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+
+@dataclass
+class Globals:
+    name: str | None
+    config: Path | None
+
+    def spec(self, **overrides: Any) -> SandboxSpec:
+        """The sandbox spec from kfbox.yaml (or --config) and these flag overrides."""
+        return load_spec(self.config, {"name": self.name, **overrides})
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"kfbox {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _globals(
+    ctx: typer.Context,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Sandbox name; several can coexist. [default: kfbox]")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Sandbox spec file. [default: ./kfbox.yaml]")
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    ctx.obj = Globals(name=name, config=config)
+
+
+def _register() -> None:
+    from kfbox.sandbox.cli import certify, journey, kube, lifecycle
+
+    for module in (lifecycle, journey, certify, kube):
+        module.register(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: every KfboxError becomes one line on stderr and its exit code."""
+    _register()
+    try:
+        app(args=argv, standalone_mode=False)
+    except KfboxError as exc:
+        err.print(f"[red]error:[/] {exc.line()}", soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err.print("[red]aborted[/]")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

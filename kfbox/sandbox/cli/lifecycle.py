@@ -1,0 +1,153 @@
+"""`kfbox doctor|provision|up|status|down`: the sandbox's lifecycle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from kfbox.sandbox.cli.render import checks_table, print_json, status_table
+from kfbox.sandbox.config import SandboxSpec
+from kfbox.sandbox.engines import get_engine
+from kfbox.sandbox.engines.base import Check, Engine
+from kfbox.sandbox.errors import PreflightError, UsageError
+from kfbox.sandbox.progress import Reporter
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
+
+
+def parse_ports(values: list[str] | None) -> dict[str, Any]:
+    """`--port jupyter=9999` → {'ports.jupyter': 9999}; a malformed value is a UsageError."""
+    overrides: dict[str, Any] = {}
+    for value in values or []:
+        key, sep, number = value.partition("=")
+        if not sep or not number.isdigit():
+            raise UsageError(f"--port {value!r} is not COMPONENT=NUMBER; e.g. --port jupyter=9999")
+        overrides[f"ports.{key}"] = int(number)
+    return overrides
+
+
+def failures(checks: list[Check]) -> list[Check]:
+    return [c for c in checks if c.status == "fail"]
+
+
+def ensure_engine_ready(engine: Engine, reporter: Reporter, *, provision: bool) -> list[Check]:
+    """Preflight; with `provision`, install the Docker engine first when it is missing.
+    Raises PreflightError naming the first failing check and its fix; creates nothing."""
+    checks = engine.preflight()
+    if provision and any(c.name == "docker engine" for c in failures(checks)):
+        from kfbox.sandbox.provision.runner import provision_host
+
+        provision_host(reporter, gpu=engine.spec.gpu)
+        checks = engine.preflight()
+    failed = failures(checks)
+    if failed:
+        first = failed[0]
+        raise PreflightError(f"preflight: {first.name}: {first.detail}", fix=first.fix)
+    for check in checks:
+        if check.status == "warn":
+            reporter.warn(f"{check.name}: {check.detail}" + (f" ({check.fix})" if check.fix else ""))
+    return checks
+
+
+def bring_up(spec: SandboxSpec, reporter: Reporter, *, provision: bool) -> Engine:
+    engine = get_engine(spec)
+    with reporter.step("Preflight"):
+        ensure_engine_ready(engine, reporter, provision=provision)
+    engine.up(reporter)
+    return engine
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def doctor(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+        """Check the host: Docker engine, memory, disk, CPU, ports, inotify, GPU, CA bundle."""
+        spec = ctx.obj.spec()
+        checks = get_engine(spec).preflight()
+        from kfbox.sandbox.cli import out
+
+        if as_json:
+            print_json(out, [c.__dict__ for c in checks])
+        else:
+            out.print(checks_table(checks))
+        if failures(checks):
+            raise typer.Exit(1)
+
+    @app.command()
+    def provision(
+        ctx: typer.Context,
+        gpu: Annotated[str | None, typer.Option(help="auto|on|off: install the NVIDIA toolkit")] = None,
+    ) -> None:
+        """Install and start the Docker engine (and the NVIDIA toolkit when a GPU is present)
+        with the host playbook (ansible-runner). Idempotent."""
+        from kfbox.sandbox.provision.runner import provision_host
+
+        spec = ctx.obj.spec(gpu=gpu)
+        provision_host(Reporter(), gpu=spec.gpu)
+
+    @app.command()
+    def up(
+        ctx: typer.Context,
+        engine: Annotated[str | None, typer.Option(help="lite | kind | existing")] = None,
+        gpu: Annotated[str | None, typer.Option(help="auto | on | off")] = None,
+        port: Annotated[list[str] | None, typer.Option(help="COMPONENT=PORT on 127.0.0.1")] = None,
+        ca_bundle: Annotated[Path | None, typer.Option(help="PEM bundle to trust in images")] = None,
+        kubeconfig: Annotated[Path | None, typer.Option(help="Cluster for --engine existing")] = None,
+        nodes: Annotated[int | None, typer.Option(help="kind nodes")] = None,
+        from_bundle: Annotated[Path | None, typer.Option(help="Install from an offline bundle")] = None,
+        provision: Annotated[bool, typer.Option(help="Install the Docker engine if missing")] = False,
+        as_json: JsonFlag = False,
+    ) -> None:
+        """Bring the sandbox up (or repair it): preflight, images, components, readiness."""
+        from kfbox.sandbox.cli import out
+
+        spec = ctx.obj.spec(
+            engine=engine, gpu=gpu, ca_bundle=ca_bundle, kubeconfig=kubeconfig, nodes=nodes,
+            from_bundle=from_bundle, **parse_ports(port),
+        )
+        reporter = Reporter(quiet=as_json)
+        sandbox = bring_up(spec, reporter, provision=provision)
+        status = sandbox.status()
+        if as_json:
+            print_json(out, status.to_dict())
+        else:
+            out.print(status_table(status))
+
+    @app.command()
+    def status(
+        ctx: typer.Context,
+        as_json: JsonFlag = False,
+        show_token: Annotated[bool, typer.Option(help="Show URLs with their tokens")] = False,
+    ) -> None:
+        """Each component, its health and URL (tokens masked unless --show-token)."""
+        from kfbox.sandbox.cli import out
+
+        engine = get_engine(ctx.obj.spec())
+        current = engine.status()
+        logins = {}
+        if show_token:
+            logins = {c.name: engine.login_url(c.name) or c.url for c in current.components}
+        if as_json:
+            data = current.to_dict()
+            for comp in data["components"]:
+                comp["url"] = logins.get(comp["name"], comp["url"])
+            print_json(out, data)
+        else:
+            out.print(status_table(current, logins))
+        if current.state != "running":
+            raise typer.Exit(1)
+
+    @app.command()
+    def down(
+        ctx: typer.Context,
+        keep_data: Annotated[bool, typer.Option(help="Keep the workspace and model volumes")] = False,
+    ) -> None:
+        """Remove everything the sandbox created, then verify nothing labelled is left."""
+        from kfbox.sandbox.cli import err
+
+        engine = get_engine(ctx.obj.spec())
+        left = engine.down(Reporter(), keep_data=keep_data)
+        if left:
+            err.print(f"[red]still present:[/] {', '.join(left)}")
+            raise typer.Exit(1)

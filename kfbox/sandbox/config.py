@@ -1,0 +1,148 @@
+"""The sandbox spec: read from kfbox.yaml and flags, validated, one clear line per bad value."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from kfbox.sandbox.errors import UsageError
+
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
+LITE_COMPONENTS = ("jupyter", "registry", "store")
+DEFAULT_CONFIG_FILE = "kfbox.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Ports(_Strict):
+    """Host ports, always bound to 127.0.0.1."""
+
+    jupyter: int = Field(default=8888, ge=1024, le=65535)
+    registry: int = Field(default=5000, ge=1024, le=65535)
+
+
+class Resources(_Strict):
+    """Limits applied to each workload container (training nodes, trials, model servers)."""
+
+    memory: str = Field(default="4g", pattern=r"^[0-9]+[kmg]$")
+    cpus: float = Field(default=2.0, gt=0, le=256)
+
+
+class SandboxSpec(_Strict):
+    """Everything `kfbox up` needs to know; recorded in the sandbox state on success."""
+
+    name: str = "kfbox"
+    engine: Literal["lite", "kind", "existing"] = "lite"
+    components: list[str] = Field(default_factory=lambda: list(LITE_COMPONENTS))
+    gpu: Literal["auto", "on", "off"] = "auto"
+    ports: Ports = Field(default_factory=Ports)
+    resources: Resources = Field(default_factory=Resources)
+    ca_bundle: Path | None = None
+    kubeconfig: Path | None = None
+    nodes: int = Field(default=1, ge=1, le=8)
+    from_bundle: Path | None = None
+    """An offline bundle (`kfbox bundle`) to install the Kubernetes components from."""
+    profile: Literal["core", "full"] = "core"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not NAME_PATTERN.match(value):
+            raise ValueError("must be 1-30 characters of a-z, 0-9 and '-', starting with a letter")
+        return value
+
+    @field_validator("components")
+    @classmethod
+    def _components(cls, value: list[str]) -> list[str]:
+        unknown = [c for c in value if c not in LITE_COMPONENTS]
+        if unknown:
+            raise ValueError(f"unknown component {unknown[0]!r}; allowed: {', '.join(LITE_COMPONENTS)}")
+        return value
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _ca_bundle(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file {str(value)!r}; give a PEM bundle or leave it unset")
+        return value
+
+
+def _describe(error: dict[str, Any], source: str) -> str:
+    """One line for one pydantic error: where, which value, what is allowed."""
+    key = ".".join(str(p) for p in error["loc"]) or "(top level)"
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(error["loc"][:-1])
+        return f"{source}: unknown key {key!r}; allowed keys here: {', '.join(allowed)}"
+    value = error.get("input")
+    message = error["msg"].removeprefix("Value error, ")
+    if kind == "literal_error":
+        message = "allowed: " + error["ctx"]["expected"].replace("'", "")
+    return f"{source}: {key}: {value!r} is not valid ({message})"
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    model: type[BaseModel] = SandboxSpec
+    for part in loc:
+        annotation = model.model_fields[str(part)].annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+    return sorted(model.model_fields)
+
+
+def _nest(overrides: dict[str, Any]) -> dict[str, Any]:
+    """Turn {'ports.jupyter': 1} into {'ports': {'jupyter': 1}}, dropping unset (None) flags."""
+    nested: dict[str, Any] = {}
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        *parents, leaf = dotted.split(".")
+        target = nested
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[leaf] = value
+    return nested
+
+
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise UsageError(f"cannot read config {str(path)!r}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{path}: not valid YAML ({exc.__class__.__name__})") from exc
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: the top level must be a mapping of keys, not {type(data).__name__}")
+    return data
+
+
+def load_spec(config: Path | None = None, overrides: dict[str, Any] | None = None) -> SandboxSpec:
+    """Build the spec from an optional file and flag overrides (dotted keys); UsageError if bad."""
+    data: dict[str, Any] = {}
+    source = "flags"
+    if config is None and Path(DEFAULT_CONFIG_FILE).is_file():
+        config = Path(DEFAULT_CONFIG_FILE)
+    if config is not None:
+        data = read_config_file(config)
+        source = str(config)
+    data = _merge(data, _nest(overrides or {}))
+    try:
+        return SandboxSpec.model_validate(data)
+    except ValidationError as exc:
+        raise UsageError(_describe(exc.errors()[0], source)) from None

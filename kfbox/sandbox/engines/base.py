@@ -1,0 +1,80 @@
+"""The engine seam: preflight, up, status, down, and the platform a journey runs on."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from kfbox.sandbox.config import SandboxSpec
+from kfbox.sandbox.platform import Platform
+from kfbox.sandbox.progress import Reporter
+
+CheckStatus = Literal["pass", "warn", "fail"]
+
+
+@dataclass
+class Check:
+    """One preflight finding; a failing check always says how to fix it."""
+
+    name: str
+    status: CheckStatus
+    detail: str
+    fix: str = ""
+
+
+@dataclass
+class ComponentStatus:
+    name: str
+    healthy: bool
+    detail: str
+    url: str = ""
+    image: str = ""
+
+
+@dataclass
+class SandboxStatus:
+    name: str
+    engine: str
+    state: Literal["running", "degraded", "absent"]
+    components: list[ComponentStatus] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Engine(ABC):
+    """Brings a sandbox up and down. Implementations label everything they create with the
+    sandbox name so `down` can prove nothing is left."""
+
+    name: str
+
+    def __init__(self, spec: SandboxSpec) -> None:
+        self.spec = spec
+
+    @abstractmethod
+    def preflight(self) -> list[Check]:
+        """Host checks for this engine; never changes anything."""
+
+    @abstractmethod
+    def up(self, reporter: Reporter) -> SandboxStatus:
+        """Create or repair every component and wait for real readiness. Idempotent."""
+
+    @abstractmethod
+    def status(self) -> SandboxStatus:
+        """What runs now, with health and URLs; `absent` when nothing exists."""
+
+    @abstractmethod
+    def down(self, reporter: Reporter, *, keep_data: bool = False) -> list[str]:
+        """Remove everything labelled with the sandbox name (data volumes unless keep_data)
+        and return what is still left (empty on success)."""
+
+    def login_url(self, component: str) -> str | None:
+        """The component's URL with its secret (e.g. the Jupyter token); shown only on request."""
+        return None
+
+    @abstractmethod
+    def platform(self, run_dir: Path) -> Platform:
+        """The platform seam for a journey run writing its files under `run_dir`."""

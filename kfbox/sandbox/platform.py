@@ -1,0 +1,214 @@
+"""The platform seam: what a journey calls. Each engine implements it; a journey never knows which.
+
+Requests and results are plain dataclasses so both engines (and the report) share them.
+Model files live in the sandbox's model store; workloads see it at MODEL_STORE_MOUNT and
+address a model by a store key (a relative path), never by an engine-specific URI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol, runtime_checkable
+
+MODEL_STORE_MOUNT = "/mnt/store"
+"""Where every workload (training node, trial, model server) sees the model store."""
+
+MODEL_DIR_ENV = "KFBOX_MODEL_DIR"
+"""Environment variable naming the directory a workload saves to or loads its model from."""
+
+
+class StepFailure(Exception):
+    """A platform operation failed for a reason the user must see in one line (the real cause)."""
+
+    def __init__(self, message: str, *, logs: str = "") -> None:
+        super().__init__(message)
+        self.logs = logs
+
+
+# ---- notebooks -------------------------------------------------------------------------------
+
+
+@dataclass
+class NotebookResult:
+    executed: Path
+    """The executed notebook, outputs included, saved on the host."""
+    cells_run: int
+    duration_s: float
+
+
+class Notebooks(Protocol):
+    def execute(self, notebook: Path, remote_dir: str, *, timeout_s: float) -> NotebookResult:
+        """Upload `notebook` into `remote_dir` of the notebook server and run every code cell
+        through a kernel, as a remote client would; the first cell error raises StepFailure."""
+        ...
+
+    def fetch(self, remote_dir: str, dest: Path) -> list[Path]:
+        """Download the files the notebook wrote into `remote_dir` (not recursive)."""
+        ...
+
+
+# ---- images ----------------------------------------------------------------------------------
+
+
+@dataclass
+class BuiltImage:
+    reference: str
+    """Pullable reference in the sandbox registry, pinned by digest (repo@sha256:...)."""
+    digest: str
+    duration_s: float
+
+
+class Images(Protocol):
+    def build(self, context: Path, repository: str, *, build_args: dict[str, str]) -> BuiltImage:
+        """Build `context` (its Dockerfile) without pulling, push it to the sandbox registry."""
+        ...
+
+
+# ---- training and tuning ---------------------------------------------------------------------
+
+
+@dataclass
+class TrainJob:
+    name: str
+    image: str
+    command: list[str]
+    """The training entry point inside the image, e.g. ["python", "/app/train.py"]."""
+    args: dict[str, str] = field(default_factory=dict)
+    """Hyperparameters, passed as --key=value."""
+    num_nodes: int = 1
+    gpus: int = 0
+    """GPUs per node; 0 runs on CPU."""
+    model_key: str = ""
+    """Store key the job saves its model under (KFBOX_MODEL_DIR points there)."""
+    timeout_s: float = 600
+
+
+@dataclass
+class TrainResult:
+    name: str
+    succeeded: bool
+    metrics: dict[str, float]
+    """Last value of each `name=value` line the job printed (Katib's StdOut collector format)."""
+    model_key: str
+    logs: str
+    duration_s: float
+
+
+class Training(Protocol):
+    def run(self, job: TrainJob) -> TrainResult:
+        """Run the job to completion; a failed job raises StepFailure with the cause and logs."""
+        ...
+
+
+@dataclass
+class Parameter:
+    name: str
+    type: Literal["double", "int", "categorical"]
+    min: float | None = None
+    max: float | None = None
+    values: list[str] = field(default_factory=list)
+    log: bool = False
+
+
+@dataclass
+class Experiment:
+    name: str
+    trial: TrainJob
+    """Template for each trial; its args are merged with the trial's parameters."""
+    parameters: list[Parameter]
+    objective: str
+    goal: Literal["maximize", "minimize"] = "maximize"
+    algorithm: Literal["random", "tpe"] = "tpe"
+    max_trials: int = 6
+    parallel_trials: int = 2
+    seed: int = 0
+
+
+@dataclass
+class Trial:
+    name: str
+    parameters: dict[str, str]
+    metrics: dict[str, float]
+    succeeded: bool
+    model_key: str
+    duration_s: float
+
+
+@dataclass
+class TuneResult:
+    best: Trial
+    trials: list[Trial]
+    duration_s: float
+
+
+class Tuning(Protocol):
+    def run(self, experiment: Experiment) -> TuneResult:
+        """Run the experiment's trials (in parallel up to parallel_trials), return the best."""
+        ...
+
+
+# ---- serving ---------------------------------------------------------------------------------
+
+
+@dataclass
+class ServeRequest:
+    name: str
+    image: str
+    command: list[str]
+    """The model server entry point inside the image (a KServe ModelServer)."""
+    model_name: str
+    model_key: str
+    gpus: int = 0
+    timeout_s: float = 180
+
+
+@dataclass
+class Endpoint:
+    name: str
+    url: str
+    """Base URL reachable from the host, e.g. http://127.0.0.1:40123."""
+    model_name: str
+
+
+class Serving(Protocol):
+    def deploy(self, request: ServeRequest) -> Endpoint:
+        """Start the model server and wait until /v2/health/ready answers."""
+        ...
+
+    def delete(self, name: str) -> None: ...
+
+
+# ---- artifacts -------------------------------------------------------------------------------
+
+
+class Artifacts(Protocol):
+    def list(self, prefix: str = "") -> list[str]:
+        """Store keys (files) under `prefix`."""
+        ...
+
+    def fetch(self, key: str, dest: Path) -> Path:
+        """Copy the file or folder at `key` out of the store to `dest`."""
+        ...
+
+
+@runtime_checkable
+class Platform(Protocol):
+    notebooks: Notebooks
+    images: Images
+    training: Training
+    tuning: Tuning
+    serving: Serving
+    artifacts: Artifacts
+
+    def gpu_count(self) -> int:
+        """GPUs a workload can request on this platform (0 when none)."""
+        ...
+
+    def collect_diagnostics(self, dest: Path) -> None:
+        """Write component and workload logs, inspect output, events, into `dest`."""
+        ...
+
+    def close(self) -> None:
+        """Remove everything this platform object started for the run (never user data)."""
+        ...

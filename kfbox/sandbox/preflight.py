@@ -1,0 +1,140 @@
+"""Host checks shared by every engine: Docker, memory, disk, CPU, ports, inotify, GPU, CA bundle."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from pathlib import Path
+
+from kfbox.sandbox import docker_engine, paths
+from kfbox.sandbox.config import SandboxSpec
+from kfbox.sandbox.engines.base import Check
+from kfbox.sandbox.gpu import detect_gpus, engine_has_nvidia_runtime
+from kfbox.sandbox.images.ca import find_ca_bundle
+
+MIN_MEMORY_GIB = 4
+MIN_DISK_GIB = 10
+INOTIFY_MINIMUMS = {"fs.inotify.max_user_watches": 524288, "fs.inotify.max_user_instances": 512}
+
+
+def check_docker() -> Check:
+    ok, detail = docker_engine.reachable()
+    if ok:
+        return Check("docker engine", "pass", f"version {detail}")
+    return Check(
+        "docker engine",
+        "fail",
+        detail,
+        fix="run `kfbox provision` (or `kfbox up --provision`) to install and start it",
+    )
+
+
+def check_memory() -> Check:
+    total_kib = 0
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            total_kib = int(line.split()[1])
+    gib = total_kib / 2**20
+    if gib < MIN_MEMORY_GIB:
+        return Check("memory", "fail", f"{gib:.1f} GiB", fix=f"kfbox needs {MIN_MEMORY_GIB} GiB")
+    status = "warn" if gib < 8 else "pass"
+    return Check("memory", status, f"{gib:.1f} GiB", fix="8 GiB or more is comfortable")
+
+
+def check_disk() -> Check:
+    where = paths.home()
+    probe = where if where.exists() else where.parent
+    while not probe.exists():
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free / 2**30
+    if free < MIN_DISK_GIB:
+        return Check("disk", "fail", f"{free:.1f} GiB free at {probe}",
+                     fix=f"free {MIN_DISK_GIB} GiB or set KFBOX_HOME to a larger disk")
+    return Check("disk", "pass", f"{free:.1f} GiB free at {probe}")
+
+
+def check_cpu() -> Check:
+    cpus = os.cpu_count() or 1
+    return Check("cpu", "pass" if cpus >= 2 else "warn", f"{cpus} cores",
+                 fix="" if cpus >= 2 else "journeys will be slow on one core")
+
+
+def port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def check_ports(spec: SandboxSpec, owned: set[int] | None = None) -> list[Check]:
+    """A port is fine when free, or when this sandbox's own component already holds it."""
+    checks = []
+    for component, port in spec.ports.model_dump().items():
+        if port in (owned or set()) or port_free(port):
+            checks.append(Check(f"port {component}", "pass", f"127.0.0.1:{port}"))
+        else:
+            checks.append(Check(
+                f"port {component}", "fail", f"127.0.0.1:{port} is already in use",
+                fix=f"free it, or choose another with `--port {component}=N` / ports.{component}",
+            ))
+    return checks
+
+
+def check_inotify() -> Check:
+    low = []
+    for key, minimum in INOTIFY_MINIMUMS.items():
+        path = Path("/proc/sys") / key.replace(".", "/")
+        value = int(path.read_text()) if path.exists() else 0
+        if value < minimum:
+            low.append(f"{key}={value} (< {minimum})")
+    if low:
+        return Check("inotify", "warn", ", ".join(low),
+                     fix="`kfbox provision` raises them (needed by kind nodes and file watchers)")
+    return Check("inotify", "pass", "limits high enough")
+
+
+def check_gpu(spec: SandboxSpec, runtimes: dict[str, object] | None = None) -> Check:
+    facts = detect_gpus()
+    if not facts.present:
+        detail = facts.smi_error or "no NVIDIA GPU found (nvidia-smi absent or lists none)"
+        if spec.gpu == "on":
+            return Check("gpu", "fail", detail,
+                         fix="set gpu: auto or off, or install the NVIDIA driver")
+        return Check("gpu", "pass", f"none; workloads run on CPU ({detail})")
+    detail = f"{facts.count} x {facts.names[0]}, driver {facts.driver}"
+    if runtimes is not None and not engine_has_nvidia_runtime(runtimes):
+        status = "fail" if spec.gpu == "on" else "warn"
+        return Check("gpu", status, f"{detail}; the Docker engine has no nvidia runtime",
+                     fix="run `kfbox provision` to install the NVIDIA container toolkit")
+    return Check("gpu", "pass", detail)
+
+
+def check_ca_bundle(spec: SandboxSpec) -> Check:
+    bundle = spec.ca_bundle or find_ca_bundle()
+    if bundle is None:
+        return Check("ca bundle", "warn", "no CA bundle found on the host",
+                     fix="pass --ca-bundle PATH if you are behind a TLS-inspecting proxy")
+    origin = "given" if spec.ca_bundle else "detected"
+    return Check("ca bundle", "pass", f"{bundle} ({origin}; copied into every image)")
+
+
+def host_checks(spec: SandboxSpec, owned_ports: set[int] | None = None) -> list[Check]:
+    """The checks every engine runs; engine-specific ones are added by the engine."""
+    runtimes = None
+    ok, _ = docker_engine.reachable()
+    if ok:
+        runtimes = docker_engine.connect().info().get("Runtimes", {})
+    return [
+        check_docker(),
+        check_memory(),
+        check_disk(),
+        check_cpu(),
+        *check_ports(spec, owned_ports),
+        check_inotify(),
+        check_gpu(spec, runtimes),
+        check_ca_bundle(spec),
+    ]

@@ -1,0 +1,66 @@
+"""Progress for long work: an ordered list of actions, each reporting its own status (like kind)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from rich.console import Console
+
+
+@dataclass
+class StepTiming:
+    name: str
+    seconds: float
+    ok: bool
+
+
+@dataclass
+class Reporter:
+    """Prints one line per step with a spinner while it runs; quiet mode prints nothing
+    (for --json output), but timings are always recorded."""
+
+    quiet: bool = False
+    console: Console = field(default_factory=lambda: Console(stderr=True, highlight=False))
+    timings: list[StepTiming] = field(default_factory=list)
+
+    @contextmanager
+    def step(self, title: str) -> Iterator[Callable[[str], None]]:
+        """Run a step; the yielded callable updates its detail text ("layer 3/7")."""
+        started = time.monotonic()
+        status = None
+        if not self.quiet and self.console.is_terminal:
+            status = self.console.status(f" {title} ...")
+            status.start()
+
+        def update(detail: str) -> None:
+            if status is not None:
+                status.update(f" {title} ... {detail}")
+
+        ok = False
+        try:
+            yield update
+            ok = True
+        finally:
+            if status is not None:
+                status.stop()
+            seconds = time.monotonic() - started
+            self.timings.append(StepTiming(title, seconds, ok))
+            if not self.quiet:
+                mark = "[green]✓[/]" if ok else "[red]✗[/]"
+                self.console.print(f" {mark} {title} [dim]({seconds:.1f}s)[/]")
+
+    def info(self, message: str) -> None:
+        if not self.quiet:
+            self.console.print(f"   {message}")
+
+    def warn(self, message: str) -> None:
+        if not self.quiet:
+            self.console.print(f" [yellow]![/] {message}")
+
+
+def quiet_reporter() -> Reporter:
+    return Reporter(quiet=True, console=Console(file=sys.stderr))

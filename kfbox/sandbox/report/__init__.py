@@ -1,0 +1,1 @@
+"""The conformance bundle: report.json, junit.xml, report.html and logs/, written on every run."""
