@@ -1,4 +1,4 @@
-"""What a journey run records: steps with status, duration, metrics and reason (report.json's core)."""
+"""What a journey run records: steps with status, duration, metrics and reason."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 StepStatus = Literal["passed", "failed", "skipped", "blocked"]
+
+JOURNEY_STEPS: tuple[str, ...] = ("notebook", "build", "train", "tune", "serve")
+"""The Critical User Journey's steps, in the order they run."""
 
 
 @dataclass
@@ -18,6 +21,7 @@ class StepRecord:
     """Why it failed, was skipped, or which step blocked it."""
     started_at: str = ""
     markers: list[str] = field(default_factory=list)
+    """The pytest markers of the step's test; a profile finds its journeys through them."""
 
 
 @dataclass
@@ -28,3 +32,11 @@ class JourneyRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def markers(self) -> set[str]:
+        """Every marker any step carries: the profiles this journey can count for."""
+        return {marker for step in self.steps for marker in step.markers}
+
+    def step(self, name: str) -> StepRecord | None:
+        return next((s for s in self.steps if s.name == name), None)
