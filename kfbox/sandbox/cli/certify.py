@@ -2,8 +2,96 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+
+from kfbox.sandbox.errors import KfboxError, UsageError
+from kfbox.sandbox.report.bundle import read_bundle, write_bundle
+from kfbox.sandbox.report.console import detailed, summary
+from kfbox.sandbox.report.profiles import PROFILES, get_profile
+from kfbox.sandbox.report.run import run_profile
+
+MODES = {"summary": summary, "detailed": detailed}
+
+
+class NotCertified(KfboxError):
+    """The profile was not certified: the one line CI shows last, with the run's exit code."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def bundle_folder(out: Path, profile: str) -> Path:
+    """A new folder under --out for this run; UsageError (exit 2) before anything runs when
+    --out cannot be written."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    folder = out / f"kfbox-{profile}-{stamp}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"--out {str(out)!r} is not writable ({exc.strerror or exc})",
+                         fix="give a folder you can write, e.g. --out ./kfbox-results") from None
+    return folder
+
+
+def _kubeconfig_overrides(kubeconfig: Path | None) -> dict[str, Any]:
+    """--kubeconfig certifies that cluster: the spec's engine becomes `existing`."""
+    if kubeconfig is None:
+        return {}
+    if not kubeconfig.is_file():
+        raise UsageError(f"--kubeconfig {str(kubeconfig)!r} is not a file",
+                         fix="give the kubeconfig of the cluster to certify")
+    return {"engine": "existing", "kubeconfig": kubeconfig}
 
 
 def register(app: typer.Typer) -> None:
-    """Placeholder until the conformance commands land."""
+    @app.command()
+    def certify(
+        ctx: typer.Context,
+        profile: Annotated[
+            str, typer.Option(help=f"Conformance profile: {' | '.join(PROFILES)}")
+        ] = "core",
+        out: Annotated[Path, typer.Option(help="Folder the bundle is written under")] = Path(
+            "kfbox-results"
+        ),
+        kubeconfig: Annotated[
+            Path | None, typer.Option(help="Certify this cluster (engine 'existing') instead")
+        ] = None,
+    ) -> None:
+        """Run a profile's suites, write the bundle (folder + .tar.gz, pass or fail) and print
+        a summary; exit 0 only when the profile is certified."""
+        from kfbox.sandbox.cli import out as stdout
+
+        chosen = get_profile(profile)
+        spec = ctx.obj.spec(**_kubeconfig_overrides(kubeconfig))
+        folder = bundle_folder(out, chosen.name)
+        run = run_profile(chosen, spec, folder)
+        started = time.perf_counter()
+        paths = write_bundle(run.report, folder, junit_xml=run.junit_xml, logs_dir=run.logs_dir)
+        seconds = time.perf_counter() - started
+        stdout.print(summary(run.report.masked()))
+        stdout.print(f"bundle: {paths.folder} (+ {paths.tarball.name}), written in {seconds:.2f}s",
+                     soft_wrap=True)
+        if run.exit_code:
+            why = run.report.suite.error or "see the reasons above"
+            raise NotCertified(f"profile {chosen.name!r} is not certified: {why}", run.exit_code)
+
+    @app.command()
+    def results(
+        bundle: Annotated[Path, typer.Argument(help="A bundle folder or .tar.gz from certify")],
+        mode: Annotated[str, typer.Option(help="summary | detailed")] = "summary",
+    ) -> None:
+        """Re-read a conformance bundle and show its verdict and steps."""
+        from kfbox.sandbox.cli import out as stdout
+
+        if mode not in MODES:
+            raise UsageError(f"unknown --mode {mode!r}; use --mode {'|'.join(MODES)}")
+        stdout.print(MODES[mode](read_bundle(bundle)))

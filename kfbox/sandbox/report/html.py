@@ -31,10 +31,14 @@ class Lane:
     bars: list[Bar]
 
 
+def longest_journey_s(report: Report) -> float:
+    return max((sum(s.duration_s for s in j.steps) for j in report.journeys), default=0.0)
+
+
 def timeline(report: Report) -> list[Lane]:
     """One lane per journey, its steps laid end to end (they run in sequence), scaled so the
     longest journey fills TIMELINE_WIDTH."""
-    longest = max((sum(s.duration_s for s in j.steps) for j in report.journeys), default=0.0)
+    longest = longest_journey_s(report)
     scale = TIMELINE_WIDTH / longest if longest > 0 else 0.0
     lanes = []
     for index, journey in enumerate(report.journeys):
@@ -65,13 +69,12 @@ _ENV.filters["metric"] = _metric
 def render_html(report: Report) -> str:
     """The page; every value goes through autoescaping, secrets were masked in `report`."""
     lanes = timeline(report)
-    longest = max((sum(s.duration_s for s in j.steps) for j in report.journeys), default=0.0)
     return _ENV.get_template("report.html.j2").render(
         report=report,
         lanes=lanes,
         label_width=LABEL_WIDTH,
         axis_end=LABEL_WIDTH + TIMELINE_WIDTH,
-        longest_s=longest,
+        longest_s=longest_journey_s(report),
         bar_height=BAR_HEIGHT,
         svg_width=LABEL_WIDTH + TIMELINE_WIDTH + 80,
         svg_height=max(len(lanes), 1) * (BAR_HEIGHT + 10) + 24,
