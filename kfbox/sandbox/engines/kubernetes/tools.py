@@ -1,0 +1,73 @@
+"""The host commands the engine runs (kind, kubectl, docker): found, or how to get them."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from kfbox.sandbox.errors import PreflightError
+
+KIND_VERSION = "v0.27.0"
+KUBECTL_VERSION = "v1.32.3"
+
+INSTALL_HINTS = {
+    "kind": (
+        f"curl -Lo ./kind https://kind.sigs.k8s.io/dl/{KIND_VERSION}/kind-linux-amd64 && "
+        "chmod +x ./kind && sudo mv ./kind /usr/local/bin/kind"
+    ),
+    "kubectl": (
+        f"curl -LO https://dl.k8s.io/release/{KUBECTL_VERSION}/bin/linux/amd64/kubectl && "
+        "sudo install -m 0755 kubectl /usr/local/bin/kubectl"
+    ),
+    "docker": "run `kfbox provision` to install and start the Docker engine",
+}
+
+
+class CommandFailed(Exception):
+    """A host command exited non-zero; carries its argv and the last line it printed."""
+
+    def __init__(self, argv: Sequence[str], code: int, output: str) -> None:
+        last = output.strip().splitlines()[-1] if output.strip() else f"exit {code}"
+        super().__init__(f"`{' '.join(argv[:3])}` failed: {last}")
+        self.argv = list(argv)
+        self.code = code
+        self.output = output
+
+
+class Runner(Protocol):
+    def __call__(self, argv: Sequence[str], *, stdin: str | None = None,
+                 check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]: ...
+
+
+def run(argv: Sequence[str], *, stdin: str | None = None, check: bool = True,
+        timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run a command, capturing its output; CommandFailed (with its output) when `check`."""
+    done = subprocess.run(list(argv), input=stdin, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+    if check and done.returncode != 0:
+        raise CommandFailed(argv, done.returncode, done.stderr or done.stdout)
+    return done
+
+
+@dataclass
+class Tools:
+    """Resolves each tool once; a missing one is a PreflightError naming the install command."""
+
+    runner: Runner = run
+    which: dict[str, str | None] = field(default_factory=dict)
+
+    def path(self, name: str) -> str:
+        if name not in self.which:
+            self.which[name] = shutil.which(name)
+        found = self.which[name]
+        if not found:
+            raise PreflightError(f"`{name}` is not installed",
+                                 fix=f"install it: {INSTALL_HINTS[name]}")
+        return found
+
+    def __call__(self, tool: str, *args: str, stdin: str | None = None, check: bool = True,
+                 timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        return self.runner([self.path(tool), *args], stdin=stdin, check=check, timeout=timeout)

@@ -1,0 +1,271 @@
+"""An HTTP Kubernetes API double: kmock's emulator plus the server behaviour kfbox relies on.
+
+kmock stores objects and routes requests; this subclass adds what a real API server does and
+kmock does not: uid, resourceVersion and creationTimestamp on every object, 201 on create,
+server-side apply creating missing objects, label selectors on lists, the status subresource,
+and a configurable /version. It runs on 127.0.0.1 in a background thread so synchronous
+clients (the kubernetes package, the Kubeflow SDK, KServe's SDK) talk to it over real HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import datetime
+import itertools
+import re
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import aiohttp.web
+import attrs
+import kmock
+from kmock._internal import enums, parsing, rendering
+
+APPLY_PATCH = "application/apply-patch+yaml"
+
+
+_kmock_parse_path = parsing.parse_path
+
+
+def _parse_path(path: str) -> parsing.ParsedPath:
+    """kmock reads /api/v1/namespaces[/NAME[/status]] as a namespace prefix with nothing after
+    it (and fails); a real server treats it as the cluster-scoped `namespaces` resource."""
+    parts = path.strip("/").split("/")
+    if parts[:3] == ["api", "v1", "namespaces"] and (
+        len(parts) <= 4 or (len(parts) == 5 and parts[4] in ("status", "finalize"))
+    ):
+        name = parts[3] if len(parts) > 3 else None
+        sub = parts[4] if len(parts) > 4 else None
+        return parsing.ParsedPath("", "v1", "namespaces", None, name, sub)
+    return _kmock_parse_path(path)
+
+
+parsing.parse_path = _parse_path
+
+
+def _selector_matches(selector: str, labels: dict[str, str]) -> bool:
+    """Equality-based selectors (`a=b,c!=d,e`), the subset clients here send."""
+    for term in filter(None, (t.strip() for t in selector.split(","))):
+        if "!=" in term:
+            key, value = term.split("!=", 1)
+            if labels.get(key) == value:
+                return False
+        elif "=" in term:
+            key, value = term.split("==", 1) if "==" in term else term.split("=", 1)
+            if labels.get(key) != value:
+                return False
+        elif term not in labels:
+            return False
+    return True
+
+
+@attrs.define(kw_only=True)
+class KubeApiDouble(kmock.KubernetesEmulator):
+    """kmock's emulator with uid/resourceVersion/creationTimestamp, 201 on create, apply,
+    label selectors and the status subresource."""
+
+    server_version: tuple[int, int] = (1, 32)
+    on_write: list[Callable[[str, dict[str, Any]], None]] = attrs.field(factory=list)
+    """Hooks called after each create/update with (plural, object): they play controllers."""
+    failures: dict[tuple[str, str], list[int]] = attrs.field(factory=dict)
+    """(METHOD, path) → HTTP codes to answer with, one per request, before serving normally."""
+    _versions: Iterator[int] = attrs.field(factory=lambda: itertools.count(1000), init=False)
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        # The kubernetes client asks for /version/ (trailing slash); a real server answers both.
+        self.fallback["get", re.compile(r"/version/?")] << self._serve_server_version
+
+    async def _serve_server_version(self, request: rendering.Request) -> rendering.Payload:
+        major, minor = self.server_version
+        return {"major": str(major), "minor": str(minor), "gitVersion": f"v{major}.{minor}.0",
+                "buildDate": "2025-01-01T00:00:00Z", "compiler": "gc", "gitCommit": "0" * 40,
+                "gitTreeState": "clean", "goVersion": "go1.23", "platform": "linux/amd64"}
+
+    def _stamp(self, meta: dict[str, Any], *, new: bool) -> None:
+        meta["resourceVersion"] = str(next(self._versions))
+        if new:
+            meta["uid"] = str(uuid.uuid4())
+            meta["creationTimestamp"] = datetime.datetime.now(datetime.UTC).strftime(
+                "%Y-%m-%dT%H:%M:%SZ")
+            meta.setdefault("generation", 1)
+
+    def _exists(self, request: rendering.Request) -> bool:
+        key = (request.resource, request.namespace, request.name)
+        return key in self.objects and not self.objects[key].deleted
+
+    async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        scripted = self.failures.get((str(request.method.value), request.url.path))
+        if scripted:
+            code = scripted.pop(0)
+            return aiohttp.web.json_response(
+                {"apiVersion": "v1", "kind": "Status", "status": "Failure", "code": code,
+                 "message": f"scripted failure {code}", "metadata": {}}, status=code)
+        if request.resource is None or not isinstance(request.data, dict):
+            return await super()._handle(request)
+        data = request.data
+        is_apply = request.headers.get("Content-Type", "").startswith(APPLY_PATCH)
+        if request.action == enums.action.UPDATE and is_apply and not self._exists(request):
+            return await self._apply_create(request, data)
+        meta = data.setdefault("metadata", {})
+        if request.action == enums.action.CREATE:
+            if request.namespace:
+                meta["namespace"] = request.namespace
+            self._stamp(meta, new=True)
+            data.pop("status", None)
+        elif request.action == enums.action.UPDATE:
+            if request.subresource == "status":
+                # The status subresource changes only status.
+                for key in list(data):
+                    if key not in ("status", "metadata"):
+                        del data[key]
+            else:
+                data.pop("status", None)
+            if self._exists(request):
+                old = self.objects[request.resource, request.namespace, request.name]
+                for key in ("uid", "creationTimestamp"):
+                    meta[key] = old.get("metadata", {}).get(key)
+            self._stamp(meta, new=False)
+        response = await super()._handle(request)
+        if request.action == enums.action.CREATE and response.status == 200:
+            response.set_status(201)
+        if request.action in (enums.action.CREATE, enums.action.UPDATE) and response.status < 300:
+            name = meta.get("name") or request.name
+            key = (request.resource, request.namespace or meta.get("namespace"), name)
+            for hook in self.on_write:
+                hook(request.resource.plural, self.objects[key].raw)
+        return response
+
+    async def _apply_create(self, request: rendering.Request,
+                            data: dict[str, Any]) -> aiohttp.web.StreamResponse:
+        """Server-side apply of an absent object creates it (kmock's PATCH only updates)."""
+        meta = data.setdefault("metadata", {})
+        meta["name"] = request.name
+        if request.namespace:
+            meta["namespace"] = request.namespace
+        data.pop("status", None)
+        self._stamp(meta, new=True)
+        key = (request.resource, request.namespace, request.name)
+        async with self._lock:
+            if key in self.objects:
+                self.objects[key].create(data)
+            else:
+                self.objects[key] = data
+            raw = self.objects[key].raw
+            await self._buses[request.resource].put({"type": "ADDED", "object": raw})
+        for hook in self.on_write:
+            hook(request.resource.plural, raw)
+        return aiohttp.web.json_response(raw, status=201)
+
+    async def _serve_list(self, request: rendering.Request) -> rendering.Payload:
+        listed = await super()._serve_list(request)
+        selector = request.params.get("labelSelector")
+        if selector:
+            listed["items"] = [
+                item for item in listed["items"]
+                if _selector_matches(selector, item.get("metadata", {}).get("labels") or {})
+            ]
+        listed["metadata"]["resourceVersion"] = str(next(self._versions))
+        return listed
+
+    def declare(self, group_version: str, plural: str, kind: str, *, namespaced: bool,
+                status: bool = False) -> None:
+        """Serve a resource in discovery (as a real server does for built-ins and CRDs)."""
+        group, _, version = group_version.rpartition("/")
+        key = f"{group}/{version}/{plural}" if group else f"{version}/{plural}"
+        self.resources[key] = kmock.ResourceInfo(
+            kind=kind, namespaced=namespaced, subresources={"status"} if status else set(),
+            verbs={"get", "list", "create", "patch", "delete", "watch"})
+
+    @property
+    def log(self) -> list[rendering.Request]:
+        """Every request served so far, in order."""
+        return list(self._requests)
+
+    # ---- helpers for tests (synchronous, thread-safe enough for the test thread) ----------
+
+    def put(self, group_version: str, plural: str, obj: dict[str, Any]) -> None:
+        """Store an object as a controller would have created it."""
+        group, _, version = group_version.rpartition("/")
+        meta = obj.setdefault("metadata", {})
+        self._stamp(meta, new=True)
+        key = (kmock.resource(group, version, plural), meta.get("namespace"), meta["name"])
+        self.objects[key] = copy.deepcopy(obj)
+
+    def get(self, group_version: str, plural: str, namespace: str | None,
+            name: str) -> dict[str, Any] | None:
+        group, _, version = group_version.rpartition("/")
+        key = (kmock.resource(group, version, plural), namespace, name)
+        if key not in self.objects or self.objects[key].deleted:
+            return None
+        return self.objects[key].raw
+
+    def set_status(self, group_version: str, plural: str, namespace: str | None, name: str,
+                   status: dict[str, Any]) -> None:
+        group, _, version = group_version.rpartition("/")
+        key = (kmock.resource(group, version, plural), namespace, name)
+        self.objects[key].patch({"status": status})
+
+
+@contextmanager
+def serve(double: KubeApiDouble) -> Iterator[str]:
+    """Run the double on 127.0.0.1 in a thread; yields its base URL."""
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    stop: asyncio.Event | None = None
+    url: list[str] = []
+
+    async def main() -> None:
+        nonlocal stop
+        stop = asyncio.Event()
+        async with double, kmock.Server(double) as server:
+            url.append(str(server.url).rstrip("/"))
+            ready.set()
+            await stop.wait()
+
+    thread = threading.Thread(target=lambda: loop.run_until_complete(main()), daemon=True)
+    thread.start()
+    if not ready.wait(10):
+        raise RuntimeError("the Kubernetes API double did not start")
+    try:
+        yield url[0]
+    finally:
+        assert stop is not None
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(10)
+
+
+CORE_RESOURCES = [
+    ("v1", "namespaces", "Namespace", False),
+    ("v1", "pods", "Pod", True),
+    ("v1", "services", "Service", True),
+    ("v1", "endpoints", "Endpoints", True),
+    ("v1", "configmaps", "ConfigMap", True),
+    ("v1", "secrets", "Secret", True),
+    ("v1", "serviceaccounts", "ServiceAccount", True),
+    ("v1", "events", "Event", True),
+    ("v1", "nodes", "Node", False),
+    ("v1", "persistentvolumeclaims", "PersistentVolumeClaim", True),
+    ("apps/v1", "deployments", "Deployment", True),
+    ("apps/v1", "daemonsets", "DaemonSet", True),
+    ("apiextensions.k8s.io/v1", "customresourcedefinitions", "CustomResourceDefinition", False),
+    ("admissionregistration.k8s.io/v1", "validatingwebhookconfigurations",
+     "ValidatingWebhookConfiguration", False),
+    ("admissionregistration.k8s.io/v1", "mutatingwebhookconfigurations",
+     "MutatingWebhookConfiguration", False),
+    ("rbac.authorization.k8s.io/v1", "clusterroles", "ClusterRole", False),
+    ("rbac.authorization.k8s.io/v1", "clusterrolebindings", "ClusterRoleBinding", False),
+    ("node.k8s.io/v1", "runtimeclasses", "RuntimeClass", False),
+]
+
+
+def core_double(server_version: tuple[int, int] = (1, 32)) -> KubeApiDouble:
+    """A double serving the built-in kinds kfbox touches."""
+    double = KubeApiDouble(server_version=server_version)
+    for group_version, plural, kind, namespaced in CORE_RESOURCES:
+        double.declare(group_version, plural, kind, namespaced=namespaced, status=True)
+    return double

@@ -1,0 +1,162 @@
+"""Installer contract, against the Kubernetes API double (kmock subclass) and a local HTTP
+server for manifests. Verified here: ordering, sha256 refusal, trust-on-first-use, caching,
+readiness gates, version gates, retries. Only on a real cluster: real controllers' readiness
+and the real upstream manifests."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from manifests_server import serve_dir
+
+from kfbox.sandbox.engines.kubernetes.catalog import load_catalog, parse_lock
+from kfbox.sandbox.engines.kubernetes.installer import Installer, apply_order, parse_objects
+from kfbox.sandbox.engines.kubernetes.store import ManifestRefused, ManifestStore
+from kfbox.sandbox.engines.kubernetes.tools import Tools
+from kfbox.sandbox.errors import KfboxError, PreflightError, UsageError
+from kfbox.sandbox.progress import quiet_reporter
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def sha(name: str) -> str:
+    return hashlib.sha256((FIXTURES / name).read_bytes()).hexdigest()
+
+
+def lock(base: str, *, widgets_sha: str | None = None, gadgets_sha: str | None = None,
+         min_k8s: str = "1.30") -> dict[str, Any]:
+    return {
+        "schema": 1,
+        "components": {
+            "gadgets": {
+                "version": "v2", "min_kubernetes": "1.25", "depends": ["widgets"],
+                "manifests": [{"url": f"{base}/gadgets.yaml",
+                               "sha256": gadgets_sha or sha("gadgets.yaml")}],
+                "ready": {"deployments": ["widgets-system/gadgets"]},
+            },
+            "widgets": {
+                "version": "v1", "min_kubernetes": min_k8s, "depends": [],
+                "manifests": [{"url": f"{base}/widgets.yaml",
+                               "sha256": widgets_sha or sha("widgets.yaml")}],
+                "ready": {"crds": ["widgets.example.kfbox.dev"],
+                          "deployments": ["widgets-system/widgets-controller"],
+                          "webhooks": ["widgets.example.kfbox.dev"]},
+            },
+        },
+        "profiles": {"test": ["gadgets"]},
+    }
+
+
+def installer(cluster, tmp_path: Path, **store_args: Any) -> Installer:
+    store = ManifestStore(cache=tmp_path / "cache", tools=Tools(), **store_args)
+    store.cache.mkdir(exist_ok=True)
+    return Installer(cluster.kube, store, {}, quiet_reporter(), ready_timeout_s=3, poll_s=0.05,
+                     apply_budget_s=2)
+
+
+def test_plan_puts_dependencies_first_and_rejects_unknown() -> None:
+    catalog = parse_lock(lock("http://x"))
+    assert [c.name for c in catalog.plan(catalog.profile("test", gpu=False))] == [
+        "widgets", "gadgets"]
+    with pytest.raises(UsageError, match="unknown component 'nope'"):
+        catalog.plan(["nope"])
+
+
+def test_shipped_lock_parses_and_core_profile_orders_cert_manager_before_kserve() -> None:
+    catalog = load_catalog()
+    core = [c.name for c in catalog.plan(catalog.profile("core", gpu=False))]
+    assert core.index("cert-manager") < core.index("kserve")
+    assert core.index("trainer") < core.index("trainer-runtimes")
+    assert "device-plugin" not in core
+    assert "device-plugin" in catalog.profile("core", gpu=True)
+    # No hash is invented: every upstream manifest is either pinned to 64 hex digits or null.
+    for comp in catalog.components.values():
+        for m in comp.manifests:
+            assert m.builtin or m.url.startswith("https://") or m.kustomize.startswith("https://")
+            assert m.sha256 is None or len(m.sha256) == 64
+
+
+def test_apply_order_namespaces_then_crds() -> None:
+    objects = parse_objects((FIXTURES / "widgets.yaml").read_bytes())
+    kinds = [o["kind"] for o in apply_order(list(reversed(objects)))]
+    assert kinds[:2] == ["Namespace", "CustomResourceDefinition"]
+
+
+def test_install_against_double_applies_in_order_and_waits_ready(cluster, tmp_path) -> None:
+    with serve_dir(FIXTURES) as base:
+        catalog = parse_lock(lock(base))
+        results = installer(cluster, tmp_path).install(catalog.plan(["gadgets"]))
+    assert [r.component for r in results] == ["widgets", "gadgets"]
+    assert all(r.seconds >= 0 for r in results)
+    widget = cluster.double.get("example.kfbox.dev/v1", "widgets", "widgets-system",
+                                "default-widget")
+    assert widget is not None and widget["spec"] == {"size": 3}
+    assert widget["metadata"]["uid"]
+    patches = [r for r in cluster.double.log if r.method == "PATCH"]
+    assert patches and all(r.params.get("fieldManager") == "kfbox" for r in patches)
+    assert all(r.headers["Content-Type"].startswith("application/apply-patch+yaml")
+               for r in patches)
+
+
+def test_second_install_needs_no_network(cluster, tmp_path) -> None:
+    served = tmp_path / "served"
+    shutil.copytree(FIXTURES, served)
+    with serve_dir(served) as base:
+        catalog = parse_lock(lock(base))
+        installer(cluster, tmp_path).install(catalog.plan(["widgets"]))
+    shutil.rmtree(served)  # and the server is gone: only the cache can answer now
+    installer(cluster, tmp_path).install(catalog.plan(["widgets"]))
+
+
+def test_manifest_differing_from_lock_is_refused_before_anything_is_applied(
+        cluster, tmp_path) -> None:
+    with serve_dir(FIXTURES) as base:
+        catalog = parse_lock(lock(base, gadgets_sha="0" * 64))
+        with pytest.raises(ManifestRefused, match="differs from the lock"):
+            installer(cluster, tmp_path).install(catalog.plan(["gadgets"]))
+    assert not [r for r in cluster.double.log if r.method == "PATCH"]
+
+
+def test_unpinned_manifest_refused_unless_trust_on_first_use(cluster, tmp_path) -> None:
+    with serve_dir(FIXTURES) as base:
+        data = lock(base)
+        data["components"]["widgets"]["manifests"][0]["sha256"] = None
+        catalog = parse_lock(data)
+        with pytest.raises(ManifestRefused, match="no pinned sha256") as refused:
+            installer(cluster, tmp_path).install(catalog.plan(["widgets"]))
+        assert sha("widgets.yaml") in str(refused.value)
+        trusting = installer(cluster, tmp_path, trust_on_first_use=True)
+        trusting.install(catalog.plan(["widgets"]))
+    assert trusting.store.pins() == {f"{base}/widgets.yaml": sha("widgets.yaml")}
+
+
+def test_cluster_too_old_names_component_and_minimum(cluster, tmp_path) -> None:
+    catalog = parse_lock(lock("http://127.0.0.1:9", min_k8s="1.33"))
+    with pytest.raises(PreflightError, match=r"widgets v1 needs Kubernetes >= 1\.33; the "
+                                             r"cluster runs 1\.32"):
+        installer(cluster, tmp_path).install(catalog.plan(["widgets"]))
+
+
+def test_readiness_times_out_naming_what_is_pending(cluster, tmp_path) -> None:
+    cluster.double.on_write.pop()  # no workload controller: the Deployment never gets Available
+    with serve_dir(FIXTURES) as base:
+        catalog = parse_lock(lock(base))
+        with pytest.raises(KfboxError, match="widgets not ready after 3s; waiting for "
+                                             "deployment widgets-system/widgets-controller"):
+            installer(cluster, tmp_path).install(catalog.plan(["widgets"]))
+
+
+def test_transient_failures_are_retried(cluster, tmp_path) -> None:
+    # The first two applies of the Deployment answer 503, as an API server under load does.
+    path = "/apis/apps/v1/namespaces/widgets-system/deployments/widgets-controller"
+    cluster.double.failures["PATCH", path] = [503, 503]
+    with serve_dir(FIXTURES) as base:
+        catalog = parse_lock(lock(base))
+        installer(cluster, tmp_path).install(catalog.plan(["widgets"]))
+    deployment_patches = [r for r in cluster.double.log
+                          if r.method == "PATCH" and r.url.path.endswith("/widgets-controller")]
+    assert len(deployment_patches) == 3
