@@ -15,7 +15,7 @@ from kfbox.sandbox.errors import UsageError
 from kfbox.sandbox.report.document import Report, parse_report
 from kfbox.sandbox.report.html import render_html
 from kfbox.sandbox.report.junit import journeys_junit
-from kfbox.sandbox.report.redact import mask_text, mask_tree
+from kfbox.sandbox.report.redact import mask_bytes, mask_text, mask_tree
 
 REPORT_JSON = "report.json"
 REQUIRED_FILES = (REPORT_JSON, "junit.xml", "report.html")
@@ -30,22 +30,21 @@ class BundlePaths:
 
 def _redact_file(source: Path, dest: Path) -> None:
     """Copy one log file with secrets masked; JSON (the executed notebook) is masked value by
-    value so it stays valid JSON, and binary files are copied as they are."""
-    raw = source.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
+    value so it stays valid JSON, and binary files (a NUL byte early on, as git decides) are
+    copied as they are."""
+    data = source.read_bytes()
+    if b"\0" in data[:8192]:
         if source != dest:
             shutil.copyfile(source, dest)
         return
     if source.suffix in (".json", ".ipynb"):
         try:
-            text = json.dumps(mask_tree(json.loads(text)), indent=1, ensure_ascii=False)
-        except json.JSONDecodeError:
-            text = mask_text(text)
+            data = json.dumps(mask_tree(json.loads(data)), indent=1, ensure_ascii=False).encode()
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            data = mask_bytes(data)
     else:
-        text = mask_text(text)
-    dest.write_text(text, encoding="utf-8")
+        data = mask_bytes(data)
+    dest.write_bytes(data)
 
 
 def _collect_logs(logs_dir: Path | None, dest: Path) -> None:
