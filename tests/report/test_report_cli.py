@@ -1,0 +1,202 @@
+"""`kfbox certify` and `kfbox results` end to end through the CLI, with the journey runner
+replaced by one that returns constructed records (the runner is the lead's; its interface is
+the contract: run_suite(profile, out_dir, spec) -> SuiteOutcome)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from records import SECRET, components, journey
+
+from kfbox.sandbox.cli import main
+from kfbox.sandbox.config import SandboxSpec
+from kfbox.sandbox.engines.base import ComponentStatus
+from kfbox.sandbox.errors import PreflightError
+from kfbox.sandbox.report.model import JourneyRecord
+
+
+@dataclass
+class Outcome:
+    """The shape of the lead's SuiteOutcome."""
+
+    journeys: list[JourneyRecord]
+    junit_xml: Path
+    logs_dir: Path
+    components: list[ComponentStatus] = field(default_factory=components)
+    engine: str = "lite"
+    pytest_exit_code: int = 0
+
+
+@pytest.fixture
+def runner(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., list]:
+    """Install a runner whose run_suite calls `behave(profile, out_dir, spec)`; returns the
+    list of calls it saw."""
+    monkeypatch.chdir(tmp_path)  # no kfbox.yaml from the developer's cwd
+
+    def install(behave: Callable[[str, Path, SandboxSpec], Outcome]) -> list:
+        calls: list = []
+
+        def run_suite(profile: str, out_dir: Path, spec: SandboxSpec) -> Outcome:
+            calls.append((profile, out_dir, spec))
+            return behave(profile, out_dir, spec)
+
+        module = types.ModuleType("kfbox.cuj.runner")
+        module.run_suite = run_suite  # type: ignore[attr-defined]
+        monkeypatch.setitem(sys.modules, "kfbox.cuj.runner", module)
+        return calls
+
+    return install
+
+
+def outcome_of(*records: JourneyRecord, exit_code: int = 0) -> Callable[..., Outcome]:
+    def behave(profile: str, out_dir: Path, spec: SandboxSpec) -> Outcome:
+        logs = out_dir / "logs"  # the runner writes into the bundle folder, as agreed
+        logs.mkdir(parents=True, exist_ok=True)
+        (logs / "jupyter.log").write_text(f"http://127.0.0.1:8888/?token={SECRET}\n")
+        junit = out_dir / "pytest-junit.xml"
+        failures = sum(s.status == "failed" for r in records for s in r.steps)
+        junit.write_text(f'<testsuites><testsuite name="pytest" tests="5" failures="{failures}"'
+                         ' errors="0" skipped="0"/></testsuites>')
+        return Outcome(list(records), junit, logs, pytest_exit_code=exit_code)
+
+    return behave
+
+
+def kfbox(*argv: str) -> int:
+    with pytest.raises(SystemExit) as done:
+        main(list(argv))
+        raise SystemExit(0)  # main returns normally on success
+    return done.value.code or 0
+
+
+def only_bundle(out: Path) -> Path:
+    (folder,) = [p for p in out.iterdir() if p.is_dir()]
+    assert (out / f"{folder.name}.tar.gz").is_file()
+    return folder
+
+
+def test_certified_run_exits_0_with_bundle_and_summary(runner, tmp_path, capsys) -> None:
+    calls = runner(outcome_of(journey("core")))
+    assert kfbox("certify", "--profile", "core", "--out", str(tmp_path / "out")) == 0
+    folder = only_bundle(tmp_path / "out")
+    assert calls[0][:2] == ("core", folder)
+    report = json.loads((folder / "report.json").read_text())
+    assert report["certified"] is True and report["suite"]["tests"] == 5
+    printed = capsys.readouterr().out
+    assert "profile core: CERTIFIED" in printed and "written in" in printed
+    assert SECRET not in (folder / "logs" / "jupyter.log").read_text()
+
+
+def test_failed_step_exits_1_and_still_writes_the_bundle(runner, tmp_path, capsys) -> None:
+    runner(outcome_of(journey("core", tune="failed", serve="blocked"), exit_code=1))
+    assert kfbox("certify", "--out", str(tmp_path / "out")) == 1
+    report = json.loads((only_bundle(tmp_path / "out") / "report.json").read_text())
+    assert report["certified"] is False
+    assert report["verdicts"]["core"]["reasons"][0].startswith("core journey 'digits': step 'tune'")
+    captured = capsys.readouterr()
+    assert "NOT CERTIFIED" in captured.out
+    assert captured.err.strip() == "error: profile 'core' is not certified: see the reasons above"
+
+
+def test_skipped_gpu_step_is_not_certified(runner, tmp_path) -> None:
+    runner(outcome_of(journey("gpu", train="skipped", tune="skipped", serve="skipped")))
+    assert kfbox("certify", "--profile", "gpu", "--out", str(tmp_path / "out")) == 1
+    report = json.loads((only_bundle(tmp_path / "out") / "report.json").read_text())
+    assert "step 'train' was skipped" in report["verdicts"]["gpu"]["reasons"][0]
+
+
+def test_runner_error_keeps_its_exit_code_and_becomes_the_reason(runner, tmp_path, capsys) -> None:
+    def refuse(*_: object) -> Outcome:
+        raise PreflightError("sandbox 'kfbox' is not running", fix="run `kfbox up`")
+
+    runner(refuse)
+    assert kfbox("certify", "--out", str(tmp_path / "out")) == 3
+    folder = only_bundle(tmp_path / "out")
+    report = json.loads((folder / "report.json").read_text())
+    assert report["suite"]["exit_code"] is None
+    assert report["verdicts"]["core"]["reasons"][0] == (
+        "sandbox 'kfbox' is not running — run `kfbox up`")
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_runner_crash_is_reported_with_its_traceback(runner, tmp_path) -> None:
+    def crash(*_: object) -> Outcome:
+        raise RuntimeError("kernel died")
+
+    runner(crash)
+    assert kfbox("certify", "--out", str(tmp_path / "out")) == 1
+    folder = only_bundle(tmp_path / "out")
+    assert "RuntimeError: kernel died" in (folder / "logs" / "certify-error.txt").read_text()
+
+
+def test_missing_runner_is_a_reason_not_a_traceback(monkeypatch, tmp_path, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "kfbox.cuj.runner", None)  # import fails as if absent
+    assert kfbox("certify", "--out", str(tmp_path / "out")) == 1
+    assert "kfbox.cuj.runner" in capsys.readouterr().err
+
+
+def test_kubeconfig_certifies_an_existing_cluster(runner, tmp_path) -> None:
+    calls = runner(outcome_of(journey("core")))
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    assert kfbox("certify", "--kubeconfig", str(kubeconfig), "--out", str(tmp_path / "o")) == 0
+    spec = calls[0][2]
+    assert (spec.engine, spec.kubeconfig) == ("existing", kubeconfig)
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["certify", "--profile", "nightly"],
+         "error: unknown profile 'nightly'; use --profile quick|core|gpu|full"),
+        (["certify", "--out", "{file}/sub"], "error: --out '{file}/sub' is not writable"),
+        (["certify", "--kubeconfig", "{tmp}/none"],
+         "error: --kubeconfig '{tmp}/none' is not a file"),
+        (["results", "{tmp}/none"], "error: no bundle at '{tmp}/none'"),
+        (["results", "{file}"], "error: {file}: corrupt or truncated bundle archive"),
+        (["results", "{file}", "--mode", "json"],
+         "error: unknown --mode 'json'; use --mode summary|detailed"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(runner, tmp_path, capsys, argv, expected) -> None:
+    calls = runner(outcome_of(journey("core")))
+    afile = tmp_path / "afile"
+    afile.write_text("not a bundle")
+    fill = {"file": str(afile), "tmp": str(tmp_path)}
+    assert kfbox(*(a.format(**fill) for a in argv)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(expected.format(**fill)) and err.count("\n") == 1
+    assert calls == []  # nothing ran
+
+
+def test_results_reads_folder_and_tarball(runner, tmp_path, capsys) -> None:
+    runner(outcome_of(journey("core", serve="failed"), exit_code=1))
+    kfbox("certify", "--out", str(tmp_path / "out"))
+    folder = only_bundle(tmp_path / "out")
+    capsys.readouterr()
+    assert kfbox("results", str(folder)) == 0
+    summary = capsys.readouterr().out
+    assert "profile core: NOT CERTIFIED" in summary and "digits" in summary
+    assert kfbox("results", f"{folder}.tar.gz", "--mode", "detailed") == 0
+    detailed = capsys.readouterr().out
+    for text in ("notebook", "build", "train", "tune", "serve", "accuracy=0.95",
+                 "serve went failed on purpose", "registry", "0.1.0", "NOT CERTIFIED"):
+        assert text in detailed
+
+
+def test_results_refuses_a_newer_schema(runner, tmp_path, capsys) -> None:
+    runner(outcome_of(journey("core")))
+    kfbox("certify", "--out", str(tmp_path / "out"))
+    folder = only_bundle(tmp_path / "out")
+    document = json.loads((folder / "report.json").read_text())
+    (folder / "report.json").write_text(json.dumps({**document, "schema_version": 99}))
+    capsys.readouterr()
+    assert kfbox("results", str(folder)) == 2
+    assert "report schema version 99 is newer" in capsys.readouterr().err
