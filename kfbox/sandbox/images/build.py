@@ -1,0 +1,137 @@
+"""Image builds without pulling: one streaming `docker build` helper, and the component images
+whose tags are a hash of their inputs (nothing is rebuilt unless an input changed)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+
+import docker
+from docker.errors import APIError, BuildError
+
+from kfbox.sandbox import paths
+from kfbox.sandbox.errors import KfboxError
+from kfbox.sandbox.images.base import IMAGE_LABEL, ensure_base_image
+from kfbox.sandbox.images.ca import find_ca_bundle
+from kfbox.sandbox.images.wheelhouse import ensure_wheelhouse
+from kfbox.sandbox.progress import Reporter
+
+COMPONENTS_DIR = resources.files("kfbox.sandbox.images") / "components"
+
+
+class ImageBuildError(KfboxError):
+    """A docker build failed; `log` holds the build output for diagnostics."""
+
+    def __init__(self, message: str, log: str) -> None:
+        super().__init__(message)
+        self.log = log
+
+
+def docker_build(
+    client: docker.DockerClient,
+    context: Path,
+    tag: str,
+    *,
+    buildargs: dict[str, str] | None = None,
+    labels: dict[str, str] | None = None,
+    update: Callable[[str], None] = lambda _: None,
+) -> str:
+    """Build `context` with pull=False, streaming 'Step i/n' into `update`; return the image id.
+    A failure raises ImageBuildError whose message is the failing instruction's last line."""
+    log: list[str] = []
+    image_id = ""
+    try:
+        stream = client.api.build(
+            path=str(context), tag=tag, buildargs=buildargs or {}, labels=labels or {},
+            pull=False, rm=True, forcerm=True, decode=True,
+        )
+        for chunk in stream:
+            if "stream" in chunk:
+                text = chunk["stream"].rstrip()
+                if text:
+                    log.append(text)
+                    if text.startswith("Step "):
+                        update(text.split(" : ")[0].lower())
+            if "aux" in chunk and "ID" in chunk["aux"]:
+                image_id = chunk["aux"]["ID"]
+            if "error" in chunk:
+                log.append(chunk["error"].rstrip())
+                lines = [ln for ln in log if ln.strip()]
+                raise ImageBuildError(f"image build failed: {chunk['error'].strip()}", "\n".join(lines))
+    except (APIError, BuildError) as exc:
+        raise ImageBuildError(f"image build failed: {exc}", "\n".join(log)) from exc
+    if not image_id:
+        image_id = client.images.get(tag).id
+    return image_id
+
+
+def _component_dir(name: str) -> Path:
+    path = Path(str(COMPONENTS_DIR / name))
+    if not (path / "Dockerfile").is_file():
+        raise KfboxError(f"no component image named {name!r}")
+    return path
+
+
+def _requirements(component: Path) -> list[str]:
+    file = component / "requirements.txt"
+    if not file.exists():
+        return []
+    return [ln.strip() for ln in file.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+
+
+def _input_hash(component: Path, base: str, ca_bundle: bytes, wheels: list[str]) -> str:
+    digest = hashlib.sha256(base.encode())
+    for file in sorted(component.iterdir()):
+        digest.update(file.name.encode() + file.read_bytes())
+    digest.update(ca_bundle)
+    digest.update("\n".join(sorted(wheels)).encode())
+    return digest.hexdigest()[:12]
+
+
+def _link_or_copy(source: Path, dest: Path) -> None:
+    try:
+        os.link(source, dest)
+    except OSError:  # another filesystem: copy instead
+        shutil.copy2(source, dest)
+
+
+def ensure_component_image(
+    name: str,
+    reporter: Reporter,
+    client: docker.DockerClient,
+    *,
+    ca_bundle: Path | None = None,
+) -> str:
+    """The tag of component image `name` (kfbox/<name>:<input-hash>), built if missing."""
+    component = _component_dir(name)
+    base = ensure_base_image(reporter, client)
+    requirements = _requirements(component)
+    wheels_dir = ensure_wheelhouse(requirements, reporter, name) if requirements else None
+    wheels = sorted(p.name for p in wheels_dir.glob("*.whl")) if wheels_dir else []
+    bundle = ca_bundle or find_ca_bundle()
+    bundle_bytes = bundle.read_bytes() if bundle else b""
+    tag = f"kfbox/{name}:{_input_hash(component, base, bundle_bytes, wheels)}"
+    try:
+        client.images.get(tag)
+        return tag
+    except docker.errors.ImageNotFound:
+        pass
+    with (
+        reporter.step(f"Building image {tag}") as update,
+        tempfile.TemporaryDirectory(dir=paths.cache_dir("contexts")) as tmp,
+    ):
+        context = Path(tmp)
+        for file in component.iterdir():
+            shutil.copy2(file, context / file.name)
+        (context / "ca-bundle.crt").write_bytes(bundle_bytes)
+        (context / "wheels").mkdir()
+        for wheel in wheels:
+            _link_or_copy(wheels_dir / wheel, context / "wheels" / wheel)  # type: ignore[operator]
+        docker_build(client, context, tag, buildargs={"BASE_IMAGE": base},
+                     labels={IMAGE_LABEL: name}, update=update)
+    return tag

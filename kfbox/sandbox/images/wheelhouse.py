@@ -1,0 +1,54 @@
+"""A wheelhouse made on the host for the images' Python (cp311, manylinux x86_64), so a build
+needs no package index inside the container. pip's own host configuration (index, find-links,
+certificates) decides where wheels come from: that is how torch stays the CPU wheel here."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from kfbox.sandbox import paths
+from kfbox.sandbox.errors import KfboxError
+from kfbox.sandbox.progress import Reporter
+
+# The base image is Debian bookworm: CPython 3.11, glibc 2.36, x86_64.
+TARGET = [
+    "--only-binary=:all:", "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311",
+    "--platform", "manylinux_2_28_x86_64", "--platform", "manylinux_2_17_x86_64",
+    "--platform", "manylinux2014_x86_64", "--platform", "linux_x86_64",
+]
+DONE_MARKER = ".complete"
+
+
+def wheelhouse_dir(requirements: list[str]) -> Path:
+    key = hashlib.sha256("\n".join(sorted(requirements)).encode()).hexdigest()[:12]
+    return paths.cache_dir("wheels") / key
+
+
+def ensure_wheelhouse(requirements: list[str], reporter: Reporter, label: str) -> Path:
+    """Download the wheels for `requirements` once; later calls (and offline runs) reuse them."""
+    target = wheelhouse_dir(requirements)
+    if (target / DONE_MARKER).exists():
+        return target
+    with reporter.step(f"Downloading wheels for {label}") as update:
+        update(", ".join(requirements))
+        partial = target.with_name(target.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        command = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+                   *TARGET, "-d", str(partial), *requirements]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            errors = [ln for ln in done.stderr.splitlines() if ln.startswith("ERROR")]
+            cause = errors[0] if errors else (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise KfboxError(
+                f"pip could not download the wheels for {label}: {cause}",
+                fix="check the package index in your pip config; offline, copy a wheelhouse "
+                f"into {paths.cache_dir('wheels')}",
+            )
+        shutil.rmtree(target, ignore_errors=True)
+        partial.rename(target)
+        (target / DONE_MARKER).write_text("\n".join(requirements) + "\n")
+    return target
