@@ -86,13 +86,15 @@ class RunProgress:
 
 
 def failure_message(result: dict[str, Any]) -> str:
-    """One line from a failed task's result: its message, plus the command's last stderr line
-    when the message alone ("non-zero return code") says nothing."""
+    """One line from a failed task's result: its message, plus the last line of the command's
+    (or the module's) stderr unless the message already says it."""
     failed_items = [item for item in result.get("results", []) if item.get("failed")]
     if failed_items:  # a loop: the first failed item says more than "One or more items failed"
         result = failed_items[0]
     message = str(result.get("msg") or "").strip()
-    stderr_lines = str(result.get("stderr") or "").strip().splitlines()
-    if stderr_lines and (not message or "non-zero return code" in message):
-        message = f"{message}: {stderr_lines[-1]}" if message else stderr_lines[-1]
+    for key in ("stderr", "module_stderr"):
+        lines = str(result.get(key) or "").strip().splitlines()
+        if lines and lines[-1].strip() not in message:
+            message = f"{message}: {lines[-1].strip()}" if message else lines[-1].strip()
+            break
     return " ".join(message.split())[:MAX_MESSAGE] or "failed without a message"

@@ -24,6 +24,9 @@ from kfbox.sandbox.provision.result import ProvisionResult
 PLAYBOOKS = Path(__file__).parent / "playbooks"
 HOST_PLAYBOOK = "host.yml"
 GPU_MODES = ("auto", "on", "off")
+DEBIAN_PYTHON = "/usr/bin/python3"
+"""Tasks run with Debian's python3: the apt module needs its python3-apt, and ansible's own
+interpreter discovery can pick a pyenv shim or a venv from PATH instead."""
 KEEP_RUNS = 10
 """Artifact folders kept under the private data dir; older runs are rotated away."""
 
@@ -49,11 +52,11 @@ def wants_gpu(mode: str) -> bool:
 
 def local_target() -> Target:
     """This host, as root: directly when kfbox runs as root, else through passwordless sudo."""
-    hostvars: dict[str, Any] = {
-        "ansible_connection": "local",
-        # Debian's own python3, not kfbox's venv: the apt module needs python3-apt.
-        "ansible_python_interpreter": "auto_silent",
-    }
+    if not Path(DEBIAN_PYTHON).is_file():
+        raise KfboxError(f"provisioning runs its tasks with Debian's {DEBIAN_PYTHON}, which "
+                         "is missing", fix="apt-get install -y python3")
+    hostvars: dict[str, Any] = {"ansible_connection": "local",
+                                "ansible_python_interpreter": DEBIAN_PYTHON}
     if os.geteuid() != 0:
         sudo = shutil.which("sudo")
         if sudo is None or subprocess.run([sudo, "-n", "true"], capture_output=True).returncode:
@@ -104,8 +107,11 @@ def run_playbook(
     finally:
         progress.finish(ok)
     if not ok:
-        what = progress.failure or last_error_line(artifacts / "stdout") or f"ansible {run.status}"
-        raise KfboxError(f"provision failed at {what} (full log: {artifacts / 'stdout'})")
+        log = artifacts / "stdout"
+        if progress.failure:
+            raise KfboxError(f"provision failed at {progress.failure} (full log: {log})")
+        what = last_error_line(log) or f"ansible-playbook {run.status} (exit {run.rc})"
+        raise KfboxError(f"provision failed: {what} (full log: {log})")
     return ProvisionResult(
         ok=True, changed=progress.changed, tasks=progress.tasks, artifacts=artifacts,
         seconds=time.monotonic() - started, gpu=gpu,
