@@ -23,6 +23,12 @@ class Bar:
     width: float
     duration_s: float
 
+    @property
+    def caption(self) -> str:
+        """The bar's own text, empty when it would not fit (the hover title still says it)."""
+        text = f"{self.label} {self.duration_s:.1f}s"
+        return text if self.width >= 7 * len(text) + 8 else ""
+
 
 @dataclass
 class Lane:

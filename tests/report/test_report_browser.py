@@ -1,0 +1,152 @@
+"""report.html in a real browser: headless Chromium (Debian's `chromium`) renders the page
+offline, and the verdict and every step must be visible, with no request leaving the file.
+Under CI=true a missing chromium fails the test; elsewhere it skips with the reason."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import websocket
+from records import journey, make_report
+
+from kfbox.sandbox.report.bundle import write_bundle
+from kfbox.sandbox.report.model import JOURNEY_STEPS
+
+# The flags keep a headless chromium from reaching for the network it does not have.
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--window-size=1280,1600",
+                  "--remote-debugging-port=0")
+
+# Runs in the page: what a person sees of the verdict and of each step row.
+VISIBLE_JS = """(() => {
+  const seen = (el) => {
+    if (!el) return false;
+    const box = el.getBoundingClientRect(), style = getComputedStyle(el);
+    return box.width > 0 && box.height > 0 && style.visibility !== 'hidden'
+      && style.display !== 'none' && parseFloat(style.opacity) > 0;
+  };
+  const verdict = document.getElementById('verdict');
+  return {
+    verdict: verdict ? verdict.innerText : null, verdictVisible: seen(verdict),
+    steps: [...document.querySelectorAll('tr.step')].map((row) => ({
+      step: row.dataset.step, text: row.innerText, visible: seen(row)
+        && [...row.cells].every(seen)})),
+    bars: document.querySelectorAll('#timeline rect').length,
+  };
+})()"""
+
+
+def _chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found:
+        return found
+    reason = "chromium is not installed (apt-get install -y chromium)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+class Page:
+    """The smallest DevTools-protocol client: send a command, wait for its answer, keep events."""
+
+    def __init__(self, ws_url: str) -> None:
+        self.ws = websocket.create_connection(ws_url, timeout=30, suppress_origin=True)
+        self.events: list[dict[str, Any]] = []
+        self._next = 0
+
+    def send(self, method: str, **params: Any) -> dict[str, Any]:
+        self._next += 1
+        self.ws.send(json.dumps({"id": self._next, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.ws.recv())
+            if message.get("id") == self._next:
+                if "error" in message:
+                    raise AssertionError(f"{method}: {message['error']}")
+                return message["result"]
+            self.events.append(message)
+
+    def wait_for(self, event: str, timeout_s: float = 30) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not any(e.get("method") == event for e in self.events):
+            assert time.monotonic() < deadline, f"no {event} within {timeout_s}s"
+            self.events.append(json.loads(self.ws.recv()))
+
+
+@pytest.fixture
+def page(tmp_path: Path) -> Iterator[Page]:
+    profile = tmp_path / "chromium-profile"
+    profile.mkdir()
+    browser = subprocess.Popen([_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
+                                "about:blank"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        port_file = profile / "DevToolsActivePort"
+        deadline = time.monotonic() + 60
+        while not (port_file.is_file() and port_file.read_text().count("\n") >= 1):
+            assert browser.poll() is None, f"chromium exited {browser.returncode}"
+            assert time.monotonic() < deadline, "chromium opened no DevTools port in 60s"
+            time.sleep(0.1)
+        port = port_file.read_text().splitlines()[0]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as answer:
+            targets = json.load(answer)
+        target = next(t for t in targets if t["type"] == "page")
+        client = Page(target["webSocketDebuggerUrl"])
+        yield client
+        client.ws.close()
+    finally:
+        browser.terminate()
+        try:
+            browser.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            browser.kill()
+
+
+def _render(page: Page, html: Path) -> dict[str, Any]:
+    page.send("Network.enable")
+    page.send("Page.enable")
+    page.send("Page.navigate", url=html.as_uri())
+    page.wait_for("Page.loadEventFired")
+    result = page.send("Runtime.evaluate", expression=VISIBLE_JS, returnByValue=True)
+    return result["result"]["value"]
+
+
+def _requests(page: Page) -> list[str]:
+    return [e["params"]["request"]["url"] for e in page.events
+            if e.get("method") == "Network.requestWillBeSent"]
+
+
+def test_failed_run_shows_the_verdict_and_every_step(page: Page, tmp_path: Path) -> None:
+    report = make_report(journeys=[journey(tune="failed", serve="blocked")], exit_code=1)
+    bundle = write_bundle(report, tmp_path / "bundle")
+    seen = _render(page, bundle.folder / "report.html")
+    assert seen["verdictVisible"], seen
+    assert seen["verdict"].startswith("Profile core: NOT CERTIFIED")
+    assert "step 'tune' failed: tune went failed on purpose" in seen["verdict"]
+    assert [s["step"] for s in seen["steps"]] == [f"digits/{name}" for name in JOURNEY_STEPS]
+    assert all(s["visible"] for s in seen["steps"]), seen["steps"]
+    statuses = [s["text"].split("\t")[1] for s in seen["steps"]]
+    assert statuses == ["passed", "passed", "passed", "failed", "blocked"]
+    assert seen["bars"] == len(JOURNEY_STEPS)
+    assert _requests(page) == [(bundle.folder / "report.html").as_uri()]  # nothing else fetched
+    shot = page.send("Page.captureScreenshot", format="png")["data"]
+    assert len(shot) > 1000  # it painted something; saved for a person to look at below
+    (tmp_path / "report.png").write_bytes(base64.b64decode(shot))
+
+
+def test_certified_run_shows_certified(page: Page, tmp_path: Path) -> None:
+    report = make_report(journeys=[journey(), journey(scenario="iris")])
+    seen = _render(page, write_bundle(report, tmp_path / "b").folder / "report.html")
+    assert seen["verdict"].strip() == "Profile core: CERTIFIED"
+    assert len(seen["steps"]) == 2 * len(JOURNEY_STEPS)
+    assert all(s["visible"] for s in seen["steps"])

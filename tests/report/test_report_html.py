@@ -1,0 +1,96 @@
+"""report.html: self-contained (no scripts, no external URLs), escaped, every step and the
+verdict present, and a timeline whose bars follow the step durations."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from itertools import pairwise
+
+from records import journey, make_report
+
+from kfbox.sandbox.report.html import LABEL_WIDTH, TIMELINE_WIDTH, render_html, timeline
+from kfbox.sandbox.report.model import JOURNEY_STEPS
+
+FETCHING_TAGS = {"script", "link", "img", "iframe", "object", "embed", "audio", "video",
+                 "source", "base", "frame"}
+
+
+class _Collector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.styles: list[str] = []
+        self._in_style = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+        self._in_style = tag == "style"
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_style = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_style:
+            self.styles.append(data)
+
+
+def _parse(page: str) -> _Collector:
+    collector = _Collector()
+    collector.feed(page)
+    return collector
+
+
+def test_the_page_is_self_contained() -> None:
+    page = render_html(make_report(journeys=[journey(tune="failed", serve="blocked")]))
+    parsed = _parse(page)
+    assert not {tag for tag, _ in parsed.tags} & FETCHING_TAGS
+    for tag, attrs in parsed.tags:
+        for name, value in attrs.items():
+            assert not (name in {"href", "src", "srcset", "action", "xmlns"} or
+                        name.startswith("on")), f"<{tag} {name}={value!r}>"
+            assert "://" not in (value or ""), f"<{tag} {name}={value!r}>"
+    css = "".join(parsed.styles)
+    assert css and "url(" not in css and "@import" not in css
+    assert "http" not in page
+
+
+def test_verdict_steps_and_reasons_are_on_the_page() -> None:
+    report = make_report(journeys=[journey(tune="failed", serve="blocked")], exit_code=1)
+    page = render_html(report)
+    assert "Profile core: NOT CERTIFIED" in page
+    rows = re.findall(r'data-step="digits/(\w+)" data-status="(\w+)"', page)
+    assert rows == [("notebook", "passed"), ("build", "passed"), ("train", "passed"),
+                    ("tune", "failed"), ("serve", "blocked")]
+    assert "tune went failed on purpose" in page and "accuracy=0.95" in page
+    assert "Profile core: CERTIFIED" in render_html(make_report())
+
+
+def test_hostile_text_is_escaped() -> None:
+    record = journey(build="failed")
+    record.steps[1].reason = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+    page = render_html(make_report(journeys=[record]))
+    assert "<script>" not in page and "<img" not in page
+    assert "&lt;script&gt;" in page
+
+
+def test_timeline_bars_follow_the_durations() -> None:
+    short, long = journey(scenario="short"), journey(scenario="long")
+    for step in long.steps:
+        step.duration_s *= 2
+    lanes = timeline(make_report(journeys=[short, long]))
+    assert [lane.journey for lane in lanes] == ["short", "long"]
+    long_bars = lanes[1].bars
+    assert [bar.label for bar in long_bars] == list(JOURNEY_STEPS)
+    assert long_bars[0].x == LABEL_WIDTH
+    assert abs(long_bars[-1].x + long_bars[-1].width - (LABEL_WIDTH + TIMELINE_WIDTH)) < 1e-6
+    for a, b in pairwise(long_bars):
+        assert abs(a.x + a.width - b.x) < 1e-6  # end to end, in run order
+    assert abs(lanes[0].bars[2].width * 2 - long_bars[2].width) < 1e-6
+    page = render_html(make_report(journeys=[short, long]))
+    assert page.count('<rect class="bar-') == 10
+
+
+def test_a_run_without_journeys_says_so() -> None:
+    page = render_html(make_report(journeys=[], exit_code=None, error="sandbox is not running"))
+    assert "No journey ran." in page and "sandbox is not running" in page
