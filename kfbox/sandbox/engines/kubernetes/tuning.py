@@ -46,7 +46,8 @@ def experiment_object(exp: Experiment, namespace: str, resources: dict[str, Any]
         runtimeRef=trainer.TrainerV1alpha1RuntimeRef(name=TRAINING_RUNTIME),
         trainer=trainer.TrainerV1alpha1Trainer(
             image=job.image, command=job.command, args=fixed + tuned, numNodes=job.num_nodes,
-            resourcesPerNode=trainer.IoK8sApiCoreV1ResourceRequirements(limits=limits)),
+            resourcesPerNode=trainer.IoK8sApiCoreV1ResourceRequirements.from_dict(
+                {"limits": limits})),
     )
     spec = katib.V1beta1ExperimentSpec(
         parameters=[_parameter(p) for p in exp.parameters],
