@@ -1,0 +1,69 @@
+"""Serve the digits model with KServe: v1 `instances` and v2 FP32 [N, 64] tensors in, labels out.
+
+Loads model.pt (a state_dict saved by train.py) from $KFBOX_MODEL_DIR. `python model.py` starts
+a ModelServer on port 8080 (--http_port to change it) under --model_name (default: digits).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import kserve
+import numpy as np
+import torch
+from kserve.errors import InvalidInput
+from kserve.protocol.infer_type import InferRequest, InferResponse
+from kserve.utils.utils import get_predict_input, get_predict_response
+from torch import nn
+
+FEATURES = 64
+
+
+class DigitsModel(kserve.Model):
+    def __init__(self, name: str, model_dir: Path) -> None:
+        super().__init__(name)
+        self.model_dir = model_dir
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.net: nn.Module | None = None
+
+    def load(self) -> bool:
+        state = torch.load(self.model_dir / "model.pt", map_location="cpu", weights_only=True)
+        # The layer sizes come from the weights, so any --hidden a trial picked loads.
+        hidden, features = state["fc1.weight"].shape
+        net = nn.Sequential()
+        net.add_module("fc1", nn.Linear(features, hidden))
+        net.add_module("relu", nn.ReLU())
+        net.add_module("fc2", nn.Linear(hidden, state["fc2.weight"].shape[0]))
+        net.load_state_dict(state)
+        self.net = net.to(self.device).eval()
+        self.ready = True
+        return self.ready
+
+    async def predict(
+        self,
+        payload: dict | InferRequest,
+        headers: dict[str, str] | None = None,
+        response_headers: dict[str, str] | None = None,
+    ) -> dict | InferResponse:
+        x = np.asarray(get_predict_input(payload), dtype=np.float32)
+        if x.ndim != 2 or x.shape[1] != FEATURES:
+            raise InvalidInput(f"expected images of shape [N, {FEATURES}], got {list(x.shape)}")
+        with torch.no_grad():
+            labels = self.net(torch.from_numpy(x).to(self.device)).argmax(1).cpu().numpy()
+        return get_predict_response(payload, labels, self.name)
+
+
+def main() -> None:
+    # kserve's own parser brings --http_port, --grpc_port, --enable_grpc, --model_name, ...
+    parser = argparse.ArgumentParser(parents=[kserve.model_server.parser])
+    parser.set_defaults(model_name="digits")
+    args, _ = parser.parse_known_args()
+    model = DigitsModel(args.model_name, Path(os.environ.get("KFBOX_MODEL_DIR", "model")))
+    model.load()
+    kserve.ModelServer(http_port=args.http_port, enable_grpc=args.enable_grpc).start([model])
+
+
+if __name__ == "__main__":
+    main()

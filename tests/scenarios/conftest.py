@@ -1,0 +1,85 @@
+"""Fixtures for the scenario tests: the digits scenario, its train.py on disk, a trained model."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from kfbox.sandbox.platform import MODEL_DIR_ENV
+from kfbox.scenarios.scenario import Scenario, load_scenario
+
+METRIC_LINE = re.compile(r"^([A-Za-z_][\w-]*)=([-+0-9.eE]+)$")
+
+
+@dataclass
+class TrainRun:
+    model_dir: Path
+    stdout: str
+    metrics: dict[str, list[float]]
+    """Every value each `name=value` line printed, in order."""
+
+
+@pytest.fixture(scope="session")
+def digits() -> Scenario:
+    return load_scenario("digits")
+
+
+@pytest.fixture(scope="session")
+def train_script(digits: Scenario, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """train.py exactly as the notebook's %%writefile cell writes it."""
+    script = tmp_path_factory.mktemp("workspace") / "train.py"
+    script.write_text(digits.training_code())
+    return script
+
+
+def _run_train(
+    launcher: list[str], script: Path, args: dict[str, str], model_dir: Path
+) -> TrainRun:
+    """Run train.py for real, as a training node would: --key=value args, KFBOX_MODEL_DIR set."""
+    env = {**os.environ, MODEL_DIR_ENV: str(model_dir)}
+    for var in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(var, None)  # a stray torch.distributed env would change what is tested
+    # Its own process group, so a hung run's torchrun workers die with it.
+    proc = subprocess.Popen(
+        [*launcher, str(script), *(f"--{k}={v}" for k, v in args.items())],
+        cwd=script.parent,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 0, stdout + stderr
+    metrics: dict[str, list[float]] = {}
+    for line in stdout.splitlines():
+        if match := METRIC_LINE.match(line.strip()):
+            metrics.setdefault(match[1], []).append(float(match[2]))
+    return TrainRun(model_dir, stdout, metrics)
+
+
+@pytest.fixture(scope="session")
+def run_train() -> Callable[[list[str], Path, dict[str, str], Path], TrainRun]:
+    return _run_train
+
+
+@pytest.fixture(scope="session")
+def trained(
+    digits: Scenario, train_script: Path, tmp_path_factory: pytest.TempPathFactory
+) -> TrainRun:
+    """One process, the scenario's own hyperparameters."""
+    model_dir = tmp_path_factory.mktemp("store") / "train"
+    return _run_train([sys.executable], train_script, digits.train.args, model_dir)
