@@ -200,3 +200,12 @@ def test_results_refuses_a_newer_schema(runner, tmp_path, capsys) -> None:
     capsys.readouterr()
     assert kfbox("results", str(folder)) == 2
     assert "report schema version 99 is newer" in capsys.readouterr().err
+
+
+def test_runs_within_one_second_get_their_own_bundles(runner, tmp_path) -> None:
+    runner(outcome_of(journey("core")))
+    for _ in range(3):
+        assert kfbox("certify", "--out", str(tmp_path / "out")) == 0
+    folders = sorted(p.name for p in (tmp_path / "out").iterdir() if p.is_dir())
+    tarballs = sorted(p.name for p in (tmp_path / "out").glob("*.tar.gz"))
+    assert len(folders) == len(set(folders)) == len(tarballs) == 3

@@ -27,15 +27,15 @@ class NotCertified(KfboxError):
 
 
 def bundle_folder(out: Path, profile: str) -> Path:
-    """A new folder under --out for this run; UsageError (exit 2) before anything runs when
-    --out cannot be written."""
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    folder = out / f"kfbox-{profile}-{stamp}"
+    """A new, empty folder under --out for this run; UsageError (exit 2) before anything runs
+    when --out cannot be written."""
+    name = f"kfbox-{profile}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+    folder, attempt = out / name, 1
+    while folder.exists():  # runs within one second get their own folders: -2, -3, ...
+        attempt += 1
+        folder = out / f"{name}-{attempt}"
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
+        folder.mkdir(parents=True)
     except OSError as exc:
         raise UsageError(f"--out {str(out)!r} is not writable ({exc.strerror or exc})",
                          fix="give a folder you can write, e.g. --out ./kfbox-results") from None

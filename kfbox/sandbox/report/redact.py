@@ -17,7 +17,7 @@ _SECRET_WORD = rb"(?:token|secret|password|passwd|api[_-]?key|credential)s?"
 _PATTERNS: tuple[tuple[tuple[bytes, ...], re.Pattern[bytes]], ...] = (
     # key=value, key: value, "key": "value" (JUPYTER_TOKEN=, ?token=, "api_key": ...); the
     # value stops at whitespace, quotes, '&' and markup so JSON, XML and URLs stay valid.
-    ((b"token", b"secret", b"passw", b"api", b"credential"),
+    ((b"token", b"secret", b"passw", b"api_key", b"api-key", b"apikey", b"credential"),
      re.compile(rb"(" + _SECRET_WORD + rb"\b[\"']?\s*[=:]\s*[\"']?)[^\s\"'&<>,;}]+")),
     ((b"bearer", b"basic"), re.compile(rb"(\b(?:bearer|basic)\s+)[a-z0-9._~+/=-]{8,}")),
     ((b"://",), re.compile(rb"(://[^/\s:@]+:)[^@\s/]+(?=@)")),  # user:password@ in a URL
