@@ -16,9 +16,10 @@ import pytest
 from records import SECRET, journey, make_report
 
 import kfbox.sandbox.report as report_package
+from kfbox.sandbox.engines.base import ComponentStatus
 from kfbox.sandbox.errors import UsageError
 from kfbox.sandbox.report.bundle import read_bundle, write_bundle
-from kfbox.sandbox.report.document import SCHEMA_VERSION
+from kfbox.sandbox.report.document import SCHEMA_VERSION, ComponentRecord
 
 SCHEMA = json.loads((Path(report_package.__file__).parent / "report.schema.json").read_text())
 
@@ -197,3 +198,19 @@ def test_writing_the_bundle_costs_under_two_seconds(tmp_path: Path) -> None:
     started = time.perf_counter()
     write_bundle(report, tmp_path / "b", logs_dir=logs)
     assert time.perf_counter() - started < 2.0
+
+
+@pytest.mark.parametrize(
+    ("image", "version", "digest"),
+    [
+        (f"127.0.0.1:5000/kfbox/jupyter:0.1.0@sha256:{'ab' * 32}", "0.1.0", f"sha256:{'ab' * 32}"),
+        ("kfbox/registry:2.8", "2.8", ""),
+        ("127.0.0.1:5000/kfbox/store", "", ""),
+        (f"sha256:{'cd' * 32}", "", f"sha256:{'cd' * 32}"),
+        ("v1.16.1", "v1.16.1", ""),
+        ("", "", ""),
+    ],
+)
+def test_component_version_and_digest(image: str, version: str, digest: str) -> None:
+    record = ComponentRecord.from_status(ComponentStatus("c", True, "up", image=image))
+    assert (record.version, record.digest) == (version, digest)

@@ -36,11 +36,16 @@ class ComponentRecord:
 
     @classmethod
     def from_status(cls, status: ComponentStatus) -> ComponentRecord:
-        name, _, digest = status.image.partition("@")
-        if not digest and name.startswith("sha256:"):  # an image ID alone is a digest
-            name, digest = "", name
-        repo, _, tag = name.rpartition(":")
-        version = tag if repo and "/" not in tag else ""
+        """Version and digest from the engine's image field: `repo:tag@sha256:...`, a bare
+        image ID (`sha256:...`), or a release version alone (`v1.16.1`, as catalogs report)."""
+        reference, _, digest = status.image.partition("@")
+        if not digest and reference.startswith("sha256:"):
+            reference, digest = "", reference
+        _, colon, tag = reference.rpartition(":")
+        if colon and "/" not in tag:
+            version = tag
+        else:
+            version = reference if "/" not in reference and ":" not in reference else ""
         return cls(status.name, status.healthy, status.detail, status.image, version, digest)
 
 
