@@ -62,7 +62,9 @@ class SandboxSpec(_Strict):
     def _components(cls, value: list[str]) -> list[str]:
         unknown = [c for c in value if c not in LITE_COMPONENTS]
         if unknown:
-            raise ValueError(f"unknown component {unknown[0]!r}; allowed: {', '.join(LITE_COMPONENTS)}")
+            raise ValueError(
+                f"unknown component {unknown[0]!r}; allowed: {', '.join(LITE_COMPONENTS)}"
+            )
         return value
 
     @field_validator("ca_bundle")
@@ -128,7 +130,9 @@ def read_config_file(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         raise UsageError(f"{path}: not valid YAML ({exc.__class__.__name__})") from exc
     if not isinstance(data, dict):
-        raise UsageError(f"{path}: the top level must be a mapping of keys, not {type(data).__name__}")
+        raise UsageError(
+            f"{path}: the top level must be a mapping of keys, not {type(data).__name__}"
+        )
     return data
 
 

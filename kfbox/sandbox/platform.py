@@ -26,6 +26,14 @@ class StepFailure(Exception):
         self.logs = logs
 
 
+def error_line(logs: str) -> str:
+    """The line of a workload's output that names the real cause: the last one mentioning an
+    error (a traceback's final line), else the last line."""
+    lines = [ln.strip() for ln in logs.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if "error" in ln.lower() or "exception" in ln.lower()]
+    return (errors or lines or ["no output"])[-1]
+
+
 # ---- notebooks -------------------------------------------------------------------------------
 
 
@@ -200,6 +208,8 @@ class Platform(Protocol):
     tuning: Tuning
     serving: Serving
     artifacts: Artifacts
+    runtime_image: str
+    """The ML runtime image a scenario's Dockerfile builds FROM (its BASE_IMAGE build arg)."""
 
     def gpu_count(self) -> int:
         """GPUs a workload can request on this platform (0 when none)."""

@@ -49,15 +49,23 @@ def check_disk() -> Check:
         probe = probe.parent
     free = shutil.disk_usage(probe).free / 2**30
     if free < MIN_DISK_GIB:
-        return Check("disk", "fail", f"{free:.1f} GiB free at {probe}",
-                     fix=f"free {MIN_DISK_GIB} GiB or set KFBOX_HOME to a larger disk")
+        return Check(
+            "disk",
+            "fail",
+            f"{free:.1f} GiB free at {probe}",
+            fix=f"free {MIN_DISK_GIB} GiB or set KFBOX_HOME to a larger disk",
+        )
     return Check("disk", "pass", f"{free:.1f} GiB free at {probe}")
 
 
 def check_cpu() -> Check:
     cpus = os.cpu_count() or 1
-    return Check("cpu", "pass" if cpus >= 2 else "warn", f"{cpus} cores",
-                 fix="" if cpus >= 2 else "journeys will be slow on one core")
+    return Check(
+        "cpu",
+        "pass" if cpus >= 2 else "warn",
+        f"{cpus} cores",
+        fix="" if cpus >= 2 else "journeys will be slow on one core",
+    )
 
 
 def port_free(port: int) -> bool:
@@ -77,10 +85,14 @@ def check_ports(spec: SandboxSpec, owned: set[int] | None = None) -> list[Check]
         if port in (owned or set()) or port_free(port):
             checks.append(Check(f"port {component}", "pass", f"127.0.0.1:{port}"))
         else:
-            checks.append(Check(
-                f"port {component}", "fail", f"127.0.0.1:{port} is already in use",
-                fix=f"free it, or choose another with `--port {component}=N` / ports.{component}",
-            ))
+            checks.append(
+                Check(
+                    f"port {component}",
+                    "fail",
+                    f"127.0.0.1:{port} is already in use",
+                    fix=f"free it or pick another: `--port {component}=N` / ports.{component}",
+                )
+            )
     return checks
 
 
@@ -92,8 +104,12 @@ def check_inotify() -> Check:
         if value < minimum:
             low.append(f"{key}={value} (< {minimum})")
     if low:
-        return Check("inotify", "warn", ", ".join(low),
-                     fix="`kfbox provision` raises them (needed by kind nodes and file watchers)")
+        return Check(
+            "inotify",
+            "warn",
+            ", ".join(low),
+            fix="`kfbox provision` raises them (needed by kind nodes and file watchers)",
+        )
     return Check("inotify", "pass", "limits high enough")
 
 
@@ -102,22 +118,31 @@ def check_gpu(spec: SandboxSpec, runtimes: dict[str, object] | None = None) -> C
     if not facts.present:
         detail = facts.smi_error or "no NVIDIA GPU found (nvidia-smi absent or lists none)"
         if spec.gpu == "on":
-            return Check("gpu", "fail", detail,
-                         fix="set gpu: auto or off, or install the NVIDIA driver")
+            return Check(
+                "gpu", "fail", detail, fix="set gpu: auto or off, or install the NVIDIA driver"
+            )
         return Check("gpu", "pass", f"none; workloads run on CPU ({detail})")
     detail = f"{facts.count} x {facts.names[0]}, driver {facts.driver}"
     if runtimes is not None and not engine_has_nvidia_runtime(runtimes):
         status = "fail" if spec.gpu == "on" else "warn"
-        return Check("gpu", status, f"{detail}; the Docker engine has no nvidia runtime",
-                     fix="run `kfbox provision` to install the NVIDIA container toolkit")
+        return Check(
+            "gpu",
+            status,
+            f"{detail}; the Docker engine has no nvidia runtime",
+            fix="run `kfbox provision` to install the NVIDIA container toolkit",
+        )
     return Check("gpu", "pass", detail)
 
 
 def check_ca_bundle(spec: SandboxSpec) -> Check:
     bundle = spec.ca_bundle or find_ca_bundle()
     if bundle is None:
-        return Check("ca bundle", "warn", "no CA bundle found on the host",
-                     fix="pass --ca-bundle PATH if you are behind a TLS-inspecting proxy")
+        return Check(
+            "ca bundle",
+            "warn",
+            "no CA bundle found on the host",
+            fix="pass --ca-bundle PATH if you are behind a TLS-inspecting proxy",
+        )
     origin = "given" if spec.ca_bundle else "detected"
     return Check("ca bundle", "pass", f"{bundle} ({origin}; copied into every image)")
 

@@ -45,10 +45,12 @@ def _version(value: bool) -> None:
 def _globals(
     ctx: typer.Context,
     name: Annotated[
-        str | None, typer.Option("--name", help="Sandbox name; several can coexist. [default: kfbox]")
+        str | None,
+        typer.Option("--name", help="Sandbox name; several can coexist. [default: kfbox]"),
     ] = None,
     config: Annotated[
-        Path | None, typer.Option("--config", "-c", help="Sandbox spec file. [default: ./kfbox.yaml]")
+        Path | None,
+        typer.Option("--config", "-c", help="Sandbox spec file. [default: ./kfbox.yaml]"),
     ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
@@ -68,7 +70,10 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: every KfboxError becomes one line on stderr and its exit code."""
     _register()
     try:
-        app(args=argv, standalone_mode=False)
+        # Outside standalone mode click returns a command's exit code instead of exiting.
+        code = app(args=argv, standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except KfboxError as exc:
         err.print(f"[red]error:[/] {exc.line()}", soft_wrap=True)
         sys.exit(exc.exit_code)

@@ -1,9 +1,44 @@
-"""`kfbox test` and `kfbox run`: the Critical User Journey against the sandbox."""
+"""`kfbox test`: the Critical User Journey suites against the running sandbox."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from kfbox.sandbox.errors import UsageError
+
+JOURNEY_PROFILES = ("quick", "core", "gpu")
 
 
 def register(app: typer.Typer) -> None:
-    """Placeholder until the journey lands."""
+    @app.command()
+    def test(
+        ctx: typer.Context,
+        profile: Annotated[str, typer.Option(help="quick | core | gpu")] = "core",
+        scenario: Annotated[str, typer.Option(help="Scenario name or folder")] = "digits",
+        out: Annotated[Path, typer.Option(help="Folder for this run's logs and workspace")] = Path(
+            "kfbox-results"
+        ),
+        require_gpu: Annotated[
+            bool, typer.Option(help="Fail, rather than skip, GPU steps on a host without one")
+        ] = False,
+    ) -> None:
+        """Run the journey (notebook → build → train → tune → serve) against the sandbox;
+        each step prints its status, duration and metrics. Exits with pytest's code."""
+        from kfbox.cuj.runner import run_suite
+        from kfbox.scenarios.scenario import load_scenario
+
+        if profile not in JOURNEY_PROFILES:
+            raise UsageError(f"unknown --profile {profile!r}; use {' | '.join(JOURNEY_PROFILES)}")
+        load_scenario(scenario)  # a broken scenario is bad input: say so before anything runs
+        run_dir = out / f"test-{profile}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+        outcome = run_suite(
+            profile, run_dir, ctx.obj.spec(), scenario=scenario, require_gpu=require_gpu
+        )
+        from kfbox.sandbox.cli import err
+
+        err.print(f"run folder: {run_dir}")
+        raise typer.Exit(outcome.pytest_exit_code)

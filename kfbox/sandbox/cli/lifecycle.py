@@ -47,7 +47,9 @@ def ensure_engine_ready(engine: Engine, reporter: Reporter, *, provision: bool) 
         raise PreflightError(f"preflight: {first.name}: {first.detail}", fix=first.fix)
     for check in checks:
         if check.status == "warn":
-            reporter.warn(f"{check.name}: {check.detail}" + (f" ({check.fix})" if check.fix else ""))
+            reporter.warn(
+                f"{check.name}: {check.detail}" + (f" ({check.fix})" if check.fix else "")
+            )
     return checks
 
 
@@ -77,7 +79,9 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def provision(
         ctx: typer.Context,
-        gpu: Annotated[str | None, typer.Option(help="auto|on|off: install the NVIDIA toolkit")] = None,
+        gpu: Annotated[
+            str | None, typer.Option(help="auto|on|off: install the NVIDIA toolkit")
+        ] = None,
     ) -> None:
         """Install and start the Docker engine (and the NVIDIA toolkit when a GPU is present)
         with the host playbook (ansible-runner). Idempotent."""
@@ -92,19 +96,32 @@ def register(app: typer.Typer) -> None:
         engine: Annotated[str | None, typer.Option(help="lite | kind | existing")] = None,
         gpu: Annotated[str | None, typer.Option(help="auto | on | off")] = None,
         port: Annotated[list[str] | None, typer.Option(help="COMPONENT=PORT on 127.0.0.1")] = None,
-        ca_bundle: Annotated[Path | None, typer.Option(help="PEM bundle to trust in images")] = None,
-        kubeconfig: Annotated[Path | None, typer.Option(help="Cluster for --engine existing")] = None,
+        ca_bundle: Annotated[
+            Path | None, typer.Option(help="PEM bundle to trust in images")
+        ] = None,
+        kubeconfig: Annotated[
+            Path | None, typer.Option(help="Cluster for --engine existing")
+        ] = None,
         nodes: Annotated[int | None, typer.Option(help="kind nodes")] = None,
-        from_bundle: Annotated[Path | None, typer.Option(help="Install from an offline bundle")] = None,
-        provision: Annotated[bool, typer.Option(help="Install the Docker engine if missing")] = False,
+        from_bundle: Annotated[
+            Path | None, typer.Option(help="Install from an offline bundle")
+        ] = None,
+        provision: Annotated[
+            bool, typer.Option(help="Install the Docker engine if missing")
+        ] = False,
         as_json: JsonFlag = False,
     ) -> None:
         """Bring the sandbox up (or repair it): preflight, images, components, readiness."""
         from kfbox.sandbox.cli import out
 
         spec = ctx.obj.spec(
-            engine=engine, gpu=gpu, ca_bundle=ca_bundle, kubeconfig=kubeconfig, nodes=nodes,
-            from_bundle=from_bundle, **parse_ports(port),
+            engine=engine,
+            gpu=gpu,
+            ca_bundle=ca_bundle,
+            kubeconfig=kubeconfig,
+            nodes=nodes,
+            from_bundle=from_bundle,
+            **parse_ports(port),
         )
         reporter = Reporter(quiet=as_json)
         sandbox = bring_up(spec, reporter, provision=provision)
@@ -141,7 +158,9 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def down(
         ctx: typer.Context,
-        keep_data: Annotated[bool, typer.Option(help="Keep the workspace and model volumes")] = False,
+        keep_data: Annotated[
+            bool, typer.Option(help="Keep the workspace and model volumes")
+        ] = False,
     ) -> None:
         """Remove everything the sandbox created, then verify nothing labelled is left."""
         from kfbox.sandbox.cli import err

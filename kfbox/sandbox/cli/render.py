@@ -18,7 +18,12 @@ def checks_table(checks: list[Check]) -> Table:
     for column in ("check", "status", "detail", "fix"):
         table.add_column(column, overflow="fold")
     for check in checks:
-        table.add_row(check.name, MARKS[check.status], check.detail, check.fix if check.status != "pass" else "")
+        table.add_row(
+            check.name,
+            MARKS[check.status],
+            check.detail,
+            check.fix if check.status != "pass" else "",
+        )
     return table
 
 

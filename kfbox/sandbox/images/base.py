@@ -28,7 +28,15 @@ SUITE = "bookworm"
 PULL_REFERENCE = f"debian:{SUITE}-slim"
 # docker-registry rides in the base so the registry image needs no apt at build time; it is a
 # single static binary, cheaper than a second package path for one component.
-PACKAGES = ("python3", "python3-pip", "python3-venv", "ca-certificates", "procps", "docker-registry")
+PACKAGES = (
+    "python3",
+    "python-is-python3",
+    "python3-pip",
+    "python3-venv",
+    "ca-certificates",
+    "procps",
+    "docker-registry",
+)
 IMAGE_LABEL = "kfbox.image"
 ENV = {"LANG": "C.UTF-8", "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 
@@ -72,7 +80,10 @@ def _from_registry(client: docker.DockerClient, tag: str, update) -> bool:
         + "".join(f"ENV {k}={v}\n" for k, v in ENV.items())
     )
     client.images.build(
-        fileobj=io.BytesIO(dockerfile.encode()), tag=tag, pull=False, rm=True,
+        fileobj=io.BytesIO(dockerfile.encode()),
+        tag=tag,
+        pull=False,
+        rm=True,
         labels={IMAGE_LABEL: "base"},
     )
     return True
@@ -104,21 +115,29 @@ def _debootstrap_to(tarball: Path, update) -> None:
     tool = shutil.which("debootstrap")
     if not tool:
         raise PreflightError(
-            "no registry answers and debootstrap is not installed, so the base image cannot be built",
+            "no registry answers and debootstrap is missing, so the base image cannot be built",
             fix="apt-get install -y debootstrap (or run `kfbox provision`)",
         )
     with tempfile.TemporaryDirectory(dir=tarball.parent, prefix="rootfs-") as tmp:
         rootfs = Path(tmp) / "rootfs"
-        command = [tool, "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE,
-                   str(rootfs), mirror()]
+        command = [
+            tool,
+            "--variant=minbase",
+            f"--include={','.join(PACKAGES)}",
+            SUITE,
+            str(rootfs),
+            mirror(),
+        ]
         update(f"debootstrap {SUITE} from {mirror()} (about a minute)")
         log = Path(tmp) / "debootstrap.log"
         with log.open("w") as sink:
             done = subprocess.run(command, stdout=sink, stderr=subprocess.STDOUT, check=False)
         if done.returncode != 0:
             tail = log.read_text().strip().splitlines()[-1:] or ["(no output)"]
-            raise KfboxError(f"debootstrap failed (exit {done.returncode}): {tail[0]}",
-                             fix=f"check that {mirror()} is reachable, or set KFBOX_DEBIAN_MIRROR")
+            raise KfboxError(
+                f"debootstrap failed (exit {done.returncode}): {tail[0]}",
+                fix=f"check that {mirror()} is reachable, or set KFBOX_DEBIAN_MIRROR",
+            )
         # apt's package cache is dead weight in an image
         shutil.rmtree(rootfs / "var/cache/apt/archives", ignore_errors=True)
         (rootfs / "var/cache/apt/archives/partial").mkdir(parents=True, exist_ok=True)

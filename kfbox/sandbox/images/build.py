@@ -47,8 +47,14 @@ def docker_build(
     image_id = ""
     try:
         stream = client.api.build(
-            path=str(context), tag=tag, buildargs=buildargs or {}, labels=labels or {},
-            pull=False, rm=True, forcerm=True, decode=True,
+            path=str(context),
+            tag=tag,
+            buildargs=buildargs or {},
+            labels=labels or {},
+            pull=False,
+            rm=True,
+            forcerm=True,
+            decode=True,
         )
         for chunk in stream:
             if "stream" in chunk:
@@ -62,7 +68,9 @@ def docker_build(
             if "error" in chunk:
                 log.append(chunk["error"].rstrip())
                 lines = [ln for ln in log if ln.strip()]
-                raise ImageBuildError(f"image build failed: {chunk['error'].strip()}", "\n".join(lines))
+                raise ImageBuildError(
+                    f"image build failed: {chunk['error'].strip()}", "\n".join(lines)
+                )
     except (APIError, BuildError) as exc:
         raise ImageBuildError(f"image build failed: {exc}", "\n".join(log)) from exc
     if not image_id:
@@ -81,7 +89,9 @@ def _requirements(component: Path) -> list[str]:
     file = component / "requirements.txt"
     if not file.exists():
         return []
-    return [ln.strip() for ln in file.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    return [
+        ln.strip() for ln in file.read_text().splitlines() if ln.strip() and not ln.startswith("#")
+    ]
 
 
 def _input_hash(component: Path, base: str, ca_bundle: bytes, wheels: list[str]) -> str:
@@ -132,6 +142,14 @@ def ensure_component_image(
         (context / "wheels").mkdir()
         for wheel in wheels:
             _link_or_copy(wheels_dir / wheel, context / "wheels" / wheel)  # type: ignore[operator]
-        docker_build(client, context, tag, buildargs={"BASE_IMAGE": base},
-                     labels={IMAGE_LABEL: name}, update=update)
+        docker_build(
+            client,
+            context,
+            tag,
+            buildargs={"BASE_IMAGE": base},
+            labels={IMAGE_LABEL: name},
+            update=update,
+        )
+        # The wheel-install stage is GBs of dead weight once its files are copied out.
+        client.images.prune(filters={"dangling": True, "label": "kfbox.stage=wheels"})
     return tag

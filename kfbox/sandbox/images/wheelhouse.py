@@ -16,9 +16,21 @@ from kfbox.sandbox.progress import Reporter
 
 # The base image is Debian bookworm: CPython 3.11, glibc 2.36, x86_64.
 TARGET = [
-    "--only-binary=:all:", "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311",
-    "--platform", "manylinux_2_28_x86_64", "--platform", "manylinux_2_17_x86_64",
-    "--platform", "manylinux2014_x86_64", "--platform", "linux_x86_64",
+    "--only-binary=:all:",
+    "--python-version",
+    "3.11",
+    "--implementation",
+    "cp",
+    "--abi",
+    "cp311",
+    "--platform",
+    "manylinux_2_28_x86_64",
+    "--platform",
+    "manylinux_2_17_x86_64",
+    "--platform",
+    "manylinux2014_x86_64",
+    "--platform",
+    "linux_x86_64",
 ]
 DONE_MARKER = ".complete"
 
@@ -37,8 +49,18 @@ def ensure_wheelhouse(requirements: list[str], reporter: Reporter, label: str) -
         update(", ".join(requirements))
         partial = target.with_name(target.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
-        command = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-                   *TARGET, "-d", str(partial), *requirements]
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--disable-pip-version-check",
+            *TARGET,
+            "-d",
+            str(partial),
+            *requirements,
+        ]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             errors = [ln for ln in done.stderr.splitlines() if ln.startswith("ERROR")]

@@ -1,0 +1,105 @@
+"""The lite sandbox's components: what each container looks like and how its readiness is probed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from kfbox.sandbox.config import SandboxSpec
+from kfbox.sandbox.platform import MODEL_STORE_MOUNT
+
+JUPYTER_WORKDIR = "/home/jovyan/work"
+
+
+def prefix(sandbox: str) -> str:
+    return f"kfbox-{sandbox}"
+
+
+def network_name(sandbox: str) -> str:
+    return prefix(sandbox)
+
+
+def volume_name(sandbox: str, purpose: str) -> str:
+    """Data volumes: `workspace` (notebooks), `models` (the model store), `registry` (images)."""
+    return f"{prefix(sandbox)}-{purpose}"
+
+
+@dataclass
+class ContainerPlan:
+    """A component container as `up` wants it; `config_hash` decides whether to recreate it."""
+
+    component: str
+    image: str
+    container_port: int
+    host_port: int
+    environment: dict[str, str] = field(default_factory=dict)
+    volumes: dict[str, dict[str, str]] = field(default_factory=dict)
+    probe: Callable[[str], None] = lambda base_url: None
+    """Raises until the component really answers at base_url (http://127.0.0.1:PORT)."""
+    user: str | None = None
+
+    def name(self, sandbox: str) -> str:
+        return f"{prefix(sandbox)}-{self.component}"
+
+    def config_hash(self) -> str:
+        # The token is in the environment: hash it rather than store it in a label.
+        payload = json.dumps(
+            [self.image, self.container_port, self.host_port, self.environment, self.volumes],
+            sort_keys=True,
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.host_port}"
+
+
+def _expect_ok(url: str, headers: dict[str, str] | None = None) -> None:
+    response = requests.get(url, headers=headers or {}, timeout=5)
+    response.raise_for_status()
+
+
+def registry_plan(spec: SandboxSpec, image: str) -> ContainerPlan:
+    return ContainerPlan(
+        component="registry",
+        image=image,
+        container_port=5000,
+        host_port=spec.ports.registry,
+        volumes={volume_name(spec.name, "registry"): {"bind": "/var/lib/registry", "mode": "rw"}},
+        probe=lambda base: _expect_ok(f"{base}/v2/"),
+    )
+
+
+def jupyter_plan(spec: SandboxSpec, image: str, token: str) -> ContainerPlan:
+    return ContainerPlan(
+        component="jupyter",
+        image=image,
+        container_port=8888,
+        host_port=spec.ports.jupyter,
+        environment={"JUPYTER_TOKEN": token},
+        volumes={
+            volume_name(spec.name, "workspace"): {"bind": JUPYTER_WORKDIR, "mode": "rw"},
+            volume_name(spec.name, "models"): {"bind": MODEL_STORE_MOUNT, "mode": "ro"},
+        },
+        probe=lambda base: _expect_ok(f"{base}/api/status", {"Authorization": f"token {token}"}),
+    )
+
+
+def run_kwargs(plan: ContainerPlan, sandbox: str, labels: dict[str, str]) -> dict[str, Any]:
+    """docker-py `containers.run` arguments: private network, port on 127.0.0.1 only."""
+    return {
+        "image": plan.image,
+        "name": plan.name(sandbox),
+        "detach": True,
+        "network": network_name(sandbox),
+        "ports": {f"{plan.container_port}/tcp": ("127.0.0.1", plan.host_port)},
+        "environment": plan.environment,
+        "volumes": plan.volumes,
+        "labels": labels,
+        "restart_policy": {"Name": "unless-stopped"},
+        "hostname": plan.component,
+    }

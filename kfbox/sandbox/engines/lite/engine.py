@@ -1,0 +1,285 @@
+"""The `lite` engine: the sandbox as labelled containers on one Docker engine, no Kubernetes."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import UTC, datetime
+from pathlib import Path
+
+import docker
+from docker.errors import APIError, NotFound
+from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
+
+from kfbox.sandbox import docker_engine, paths, preflight
+from kfbox.sandbox.docker_engine import COMPONENT_LABEL, LABEL, ROLE_LABEL, connect
+from kfbox.sandbox.engines.base import Check, ComponentStatus, Engine, SandboxStatus
+from kfbox.sandbox.engines.lite import components as comp
+from kfbox.sandbox.errors import KfboxError
+from kfbox.sandbox.images.build import ensure_component_image
+from kfbox.sandbox.platform import Platform
+from kfbox.sandbox.progress import Reporter
+
+CONFIG_LABEL = "kfbox.config-hash"
+DATA_LABEL = "kfbox.data"
+READY_TIMEOUT_S = 120
+
+
+class LiteEngine(Engine):
+    name = "lite"
+
+    def __init__(self, spec) -> None:
+        super().__init__(spec)
+        self._client: docker.DockerClient | None = None
+
+    # ---- plumbing --------------------------------------------------------------------------
+
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            self._client = connect()
+        return self._client
+
+    def labels(self, **extra: str) -> dict[str, str]:
+        return {LABEL: self.spec.name, **extra}
+
+    def _filters(self) -> dict[str, list[str]]:
+        return {"label": [f"{LABEL}={self.spec.name}"]}
+
+    @property
+    def state_file(self) -> Path:
+        return paths.state_dir(self.spec.name) / "state.json"
+
+    def token(self) -> str:
+        """The Jupyter token: made once, kept 0600 in the state dir, never printed or logged."""
+        file = paths.state_dir(self.spec.name) / "jupyter-token"
+        if not file.exists():
+            file.parent.mkdir(parents=True, exist_ok=True)
+            file.touch(mode=0o600)
+            file.write_text(secrets.token_hex(24))
+        return file.read_text().strip()
+
+    def runtime_image(self, reporter: Reporter) -> str:
+        """The ML runtime image scenario images build FROM; built at `up`, it is a component."""
+        return ensure_component_image(
+            "runtime", reporter, self.client, ca_bundle=self.spec.ca_bundle
+        )
+
+    def _plans(self, reporter: Reporter) -> list[comp.ContainerPlan]:
+        plans = []
+        if "registry" in self.spec.components:
+            image = ensure_component_image(
+                "registry", reporter, self.client, ca_bundle=self.spec.ca_bundle
+            )
+            plans.append(comp.registry_plan(self.spec, image))
+        if "jupyter" in self.spec.components:
+            image = ensure_component_image(
+                "jupyter", reporter, self.client, ca_bundle=self.spec.ca_bundle
+            )
+            plans.append(comp.jupyter_plan(self.spec, image, self.token()))
+        return plans
+
+    # ---- Engine ----------------------------------------------------------------------------
+
+    def preflight(self) -> list[Check]:
+        owned = self._owned_ports() if docker_engine.reachable()[0] else set()
+        return preflight.host_checks(self.spec, owned)
+
+    def _owned_ports(self) -> set[int]:
+        """Host ports already held by this sandbox's own containers (a re-`up` is fine)."""
+        ports: set[int] = set()
+        for container in self.client.containers.list(all=True, filters=self._filters()):
+            for bindings in (container.attrs["HostConfig"].get("PortBindings") or {}).values():
+                ports.update(int(b["HostPort"]) for b in bindings or [] if b.get("HostPort"))
+        return ports
+
+    def up(self, reporter: Reporter) -> SandboxStatus:
+        plans = self._plans(reporter)
+        self.runtime_image(reporter)
+        actions: dict[str, str] = {}
+        with reporter.step(f"Network and volumes for sandbox {self.spec.name!r}"):
+            self._ensure_network()
+            for purpose in ("workspace", "models", "registry"):
+                self._ensure_volume(purpose)
+        for plan in plans:
+            with reporter.step(f"Component {plan.component}") as update:
+                actions[plan.component] = self._ensure_container(plan)
+                update(f"{actions[plan.component]}; waiting for readiness")
+                self._wait_ready(plan)
+            reporter.info(
+                f"{plan.component}: {actions[plan.component]}, ready at {plan.base_url()}"
+            )
+        self._record_state(plans)
+        status = self.status()
+        status.facts["actions"] = actions
+        return status
+
+    def _ensure_network(self) -> None:
+        if not self.client.networks.list(
+            names=[comp.network_name(self.spec.name)], filters=self._filters()
+        ):
+            self.client.networks.create(
+                comp.network_name(self.spec.name), driver="bridge", labels=self.labels()
+            )
+
+    def _ensure_volume(self, purpose: str) -> None:
+        name = comp.volume_name(self.spec.name, purpose)
+        try:
+            self.client.volumes.get(name)
+        except NotFound:
+            self.client.volumes.create(name, labels=self.labels(**{DATA_LABEL: purpose}))
+
+    def _ensure_container(self, plan: comp.ContainerPlan) -> str:
+        """Create, start, recreate or leave alone; returns which it did."""
+        wanted = plan.config_hash()
+        try:
+            container = self.client.containers.get(plan.name(self.spec.name))
+        except NotFound:
+            container = None
+        if container is not None and container.labels.get(CONFIG_LABEL) != wanted:
+            container.remove(force=True)
+            action, container = "recreated", None
+        else:
+            action = "created"
+        if container is None:
+            labels = self.labels(
+                **{COMPONENT_LABEL: plan.component, ROLE_LABEL: "component", CONFIG_LABEL: wanted}
+            )
+            try:
+                self.client.containers.run(**comp.run_kwargs(plan, self.spec.name, labels))
+            except APIError as exc:
+                raise KfboxError(f"cannot start {plan.component}: {exc.explanation}") from exc
+            return action
+        if container.status != "running":
+            container.start()
+            return "started"
+        return "unchanged"
+
+    def _wait_ready(self, plan: comp.ContainerPlan) -> None:
+        try:
+            for attempt in Retrying(
+                stop=stop_after_delay(READY_TIMEOUT_S),
+                wait=wait_fixed(0.5),
+                retry=retry_if_exception_type(Exception),
+            ):
+                with attempt:
+                    plan.probe(plan.base_url())
+        except RetryError as exc:
+            cause = exc.last_attempt.exception()
+            raise KfboxError(
+                f"{plan.component} did not become ready at {plan.base_url()} within "
+                f"{READY_TIMEOUT_S}s: {cause}",
+                fix=f"see `docker logs {plan.name(self.spec.name)}`",
+            ) from None
+
+    def _record_state(self, plans: list[comp.ContainerPlan]) -> None:
+        state = {
+            "spec": self.spec.model_dump(mode="json"),
+            "updated_at": datetime.now(UTC).isoformat(),
+            "components": {p.component: {"image": p.image, "url": p.base_url()} for p in plans},
+        }
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        self.state_file.write_text(json.dumps(state, indent=2))
+
+    def status(self) -> SandboxStatus:
+        containers = {
+            c.labels.get(COMPONENT_LABEL): c
+            for c in self.client.containers.list(
+                all=True,
+                filters={"label": [f"{LABEL}={self.spec.name}", f"{ROLE_LABEL}=component"]},
+            )
+        }
+        volumes = {v.name for v in self.client.volumes.list(filters=self._filters())}
+        if not containers and not volumes:
+            return SandboxStatus(self.spec.name, self.name, "absent")
+        result = []
+        for component in self.spec.components:
+            if component == "store":
+                name = comp.volume_name(self.spec.name, "models")
+                present = name in volumes
+                result.append(
+                    ComponentStatus(
+                        "store", present, f"volume {name}" if present else "volume missing"
+                    )
+                )
+                continue
+            container = containers.get(component)
+            if container is None:
+                result.append(ComponentStatus(component, False, "container missing"))
+                continue
+            port = _host_port(container)
+            url = f"http://127.0.0.1:{port}" if port else ""
+            healthy = container.status == "running" and self._answers(component, url)
+            result.append(
+                ComponentStatus(
+                    component,
+                    healthy,
+                    container.status,
+                    url,
+                    _image_ref(container),
+                )
+            )
+        state = "running" if all(c.healthy for c in result) else "degraded"
+        return SandboxStatus(self.spec.name, self.name, state, result)
+
+    def _answers(self, component: str, url: str) -> bool:
+        probes = {
+            "registry": lambda: comp.registry_plan(self.spec, "").probe(url),
+            "jupyter": lambda: comp.jupyter_plan(self.spec, "", self.token()).probe(url),
+        }
+        try:
+            probes[component]()
+        except Exception:
+            return False
+        return True
+
+    def login_url(self, component: str) -> str | None:
+        if component != "jupyter":
+            return None
+        return f"http://127.0.0.1:{self.spec.ports.jupyter}/lab?token={self.token()}"
+
+    def down(self, reporter: Reporter, *, keep_data: bool = False) -> list[str]:
+        filters = self._filters()
+        with reporter.step(f"Removing sandbox {self.spec.name!r}"):
+            for container in self.client.containers.list(all=True, filters=filters):
+                container.remove(force=True)
+            for network in self.client.networks.list(filters=filters):
+                network.remove()
+            if not keep_data:
+                for volume in self.client.volumes.list(filters=filters):
+                    volume.remove(force=True)
+        if not keep_data:
+            token = paths.state_dir(self.spec.name) / "jupyter-token"
+            token.unlink(missing_ok=True)
+            self.state_file.unlink(missing_ok=True)
+        return self.leftovers(keep_data=keep_data)
+
+    def leftovers(self, *, keep_data: bool = False) -> list[str]:
+        """Everything still labelled with this sandbox (data volumes allowed with keep_data)."""
+        filters = self._filters()
+        left = [
+            f"container {c.name}" for c in self.client.containers.list(all=True, filters=filters)
+        ]
+        left += [f"network {n.name}" for n in self.client.networks.list(filters=filters)]
+        if not keep_data:
+            left += [f"volume {v.name}" for v in self.client.volumes.list(filters=filters)]
+        return left
+
+    def platform(self, run_dir: Path) -> Platform:
+        from kfbox.sandbox.engines.lite.platform import LitePlatform
+
+        return LitePlatform(self, run_dir)
+
+
+def _host_port(container) -> int | None:
+    for bindings in (container.attrs["HostConfig"].get("PortBindings") or {}).values():
+        for binding in bindings or []:
+            if binding.get("HostPort"):
+                return int(binding["HostPort"])
+    return None
+
+
+def _image_ref(container) -> str:
+    """tag@content-digest of the image a container runs, as the report records it."""
+    image = container.image
+    return f"{image.tags[0] if image.tags else 'untagged'}@{image.id}"

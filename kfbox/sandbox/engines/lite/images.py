@@ -1,0 +1,49 @@
+"""Image builds on lite: `docker build` from the workspace (never pulling), pushed to the sandbox
+registry and addressed by digest, so later steps run exactly what was built."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import docker
+from docker.errors import APIError
+
+from kfbox.sandbox.images.build import ImageBuildError, docker_build
+from kfbox.sandbox.platform import BuiltImage, StepFailure
+
+
+class LiteImages:
+    def __init__(
+        self, client: docker.DockerClient, registry: str, tag: str, labels: dict[str, str]
+    ) -> None:
+        self.client = client
+        self.registry = registry
+        """host:port of the sandbox registry as the Docker engine reaches it (127.0.0.1)."""
+        self.tag = tag
+        self.labels = labels
+
+    def build(self, context: Path, repository: str, *, build_args: dict[str, str]) -> BuiltImage:
+        started = time.monotonic()
+        name = f"{self.registry}/{repository}"
+        try:
+            docker_build(
+                self.client, context, f"{name}:{self.tag}", buildargs=build_args, labels=self.labels
+            )
+        except ImageBuildError as exc:
+            raise StepFailure(str(exc), logs=exc.log) from exc
+        digest = self._push(name)
+        return BuiltImage(f"{name}@{digest}", digest, time.monotonic() - started)
+
+    def _push(self, name: str) -> str:
+        digest = ""
+        try:
+            for event in self.client.images.push(name, tag=self.tag, stream=True, decode=True):
+                if "error" in event:
+                    raise StepFailure(f"push to the sandbox registry failed: {event['error']}")
+                digest = event.get("aux", {}).get("Digest", digest)
+        except APIError as exc:
+            raise StepFailure(f"push to the sandbox registry failed: {exc.explanation}") from exc
+        if not digest:
+            raise StepFailure(f"the registry returned no digest for {name}:{self.tag}")
+        return digest

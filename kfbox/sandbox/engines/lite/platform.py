@@ -1,0 +1,126 @@
+"""The platform seam on lite: each operation on the field's own library, every workload a
+container labelled with the sandbox and the run, so `close` and `down` find all of them."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from docker.errors import APIError, NotFound
+
+from kfbox.sandbox.docker_engine import LABEL, ROLE_LABEL
+from kfbox.sandbox.engines.lite import components as comp
+from kfbox.sandbox.engines.lite.artifacts import LiteArtifacts
+from kfbox.sandbox.engines.lite.images import LiteImages
+from kfbox.sandbox.engines.lite.serving import LiteServing
+from kfbox.sandbox.engines.lite.training import LiteTraining
+from kfbox.sandbox.engines.lite.tuning import OptunaTuning
+from kfbox.sandbox.gpu import detect_gpus, engine_has_nvidia_runtime
+from kfbox.sandbox.images.base import ensure_base_image
+from kfbox.sandbox.platform import NotebookResult
+from kfbox.sandbox.progress import quiet_reporter
+
+if TYPE_CHECKING:
+    from kfbox.sandbox.engines.lite.engine import LiteEngine
+
+RUN_LABEL = "kfbox.run"
+SECRET_ENV = re.compile(r"(TOKEN|SECRET|PASSWORD|KEY)", re.IGNORECASE)
+
+
+class JupyterNotebooks:
+    """Notebooks through the sandbox's JupyterLab, as a remote client would."""
+
+    def __init__(self, base_url: str, token: str, executed_dir: Path) -> None:
+        from kfbox.sandbox.clients.jupyter import JupyterClient
+
+        self.client = JupyterClient(base_url, token, timeout_s=60)
+        self.executed_dir = executed_dir
+
+    def execute(self, notebook: Path, remote_dir: str, *, timeout_s: float) -> NotebookResult:
+        self.client.wait_ready()
+        executed = self.executed_dir / f"{notebook.stem}.executed.ipynb"
+        return self.client.execute_notebook(notebook, remote_dir, executed, timeout_s)
+
+    def fetch(self, remote_dir: str, dest: Path) -> list[Path]:
+        return self.client.fetch_dir(remote_dir, dest)
+
+
+class LitePlatform:
+    def __init__(self, engine: LiteEngine, run_dir: Path) -> None:
+        self.engine = engine
+        self.run_dir = run_dir
+        self.run_id = re.sub(r"[^a-z0-9-]", "-", run_dir.name.lower())[:40]
+        spec = engine.spec
+        client = engine.client
+        labels = engine.labels(**{ROLE_LABEL: "workload", RUN_LABEL: self.run_id})
+        self._labels = labels
+        store = comp.volume_name(spec.name, "models")
+        self.notebooks = JupyterNotebooks(
+            f"http://127.0.0.1:{spec.ports.jupyter}", engine.token(), run_dir / "notebook"
+        )
+        self.images = LiteImages(client, f"127.0.0.1:{spec.ports.registry}", self.run_id, labels)
+        self.training = LiteTraining(spec, labels, store, run_dir)
+        self.tuning = OptunaTuning(self.training)
+        self.serving = LiteServing(
+            client,
+            labels,
+            comp.network_name(spec.name),
+            store,
+            f"{comp.prefix(spec.name)}-{self.run_id}",
+        )
+        self.runtime_image = engine.runtime_image(quiet_reporter())
+        self.artifacts = LiteArtifacts(
+            client, store, ensure_base_image(quiet_reporter(), client), labels
+        )
+
+    def gpu_count(self) -> int:
+        if self.engine.spec.gpu == "off":
+            return 0
+        if not engine_has_nvidia_runtime(self.engine.client.info().get("Runtimes", {})):
+            return 0
+        return detect_gpus().count
+
+    def _run_containers(self, *, components: bool) -> list:
+        filters = [f"{RUN_LABEL}={self.run_id}"]
+        found = self.engine.client.containers.list(all=True, filters={"label": filters})
+        if components:
+            found += self.engine.client.containers.list(
+                all=True,
+                filters={"label": [f"{LABEL}={self.engine.spec.name}", f"{ROLE_LABEL}=component"]},
+            )
+        return found
+
+    def collect_diagnostics(self, dest: Path) -> None:
+        """Logs and `inspect` of every component and of this run's workloads (secrets masked)."""
+        dest.mkdir(parents=True, exist_ok=True)
+        for container in self._run_containers(components=True):
+            try:
+                logs = container.logs(timestamps=True).decode(errors="replace")
+                (dest / f"{container.name}.log").write_text(logs)
+                (dest / f"{container.name}.inspect.json").write_text(
+                    json.dumps(_mask(container.attrs), indent=2, default=str)
+                )
+            except (APIError, NotFound):
+                continue  # it went away while we looked: nothing to keep
+
+    def close(self) -> None:
+        for container in self._run_containers(components=False):
+            with contextlib.suppress(NotFound):  # already gone
+                container.remove(force=True)
+        for network in self.engine.client.networks.list(
+            filters={"label": [f"{RUN_LABEL}={self.run_id}"]}
+        ):
+            network.remove()
+
+
+def _mask(attrs: dict) -> dict:
+    """Container inspect output without secret values in its environment."""
+    env = attrs.get("Config", {}).get("Env") or []
+    masked = []
+    for item in env:
+        key, _, value = item.partition("=")
+        masked.append(f"{key}=****" if SECRET_ENV.search(key) and value else item)
+    return {**attrs, "Config": {**attrs.get("Config", {}), "Env": masked}}

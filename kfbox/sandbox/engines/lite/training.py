@@ -1,0 +1,220 @@
+"""Training on lite: the Kubeflow SDK's TrainerClient with its container backend, for real.
+
+The SDK runs one container per node on a per-job network and launches torchrun in each. Its
+Docker adapter lacks what a sandbox needs, so a thin subclass adds the sandbox labels (so `down`
+and the tests can find every container), the model store mount, GPU device requests and limits.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from docker.types import DeviceRequest
+from kubeflow.trainer import ContainerBackendConfig, CustomTrainer, TrainerClient
+from kubeflow.trainer.backends.container.adapters.docker import DockerClientAdapter
+from kubeflow.trainer.backends.container.types import TrainingRuntimeSource
+from kubeflow.trainer.constants import constants
+
+from kfbox.sandbox.config import SandboxSpec
+from kfbox.sandbox.metrics import parse_metrics
+from kfbox.sandbox.platform import (
+    MODEL_DIR_ENV,
+    MODEL_STORE_MOUNT,
+    StepFailure,
+    TrainJob,
+    TrainResult,
+    error_line,
+)
+
+RUNTIME_NAME = "kfbox-torch"
+
+
+def launch(command: list[str]) -> None:
+    """Runs inside each node under torchrun (the SDK ships this function's source): replace
+    the launcher process with the image's own training entry point, keeping torchrun's env."""
+    import os
+
+    os.execvp(command[0], command)
+
+
+class SandboxDockerAdapter(DockerClientAdapter):
+    """The SDK's Docker adapter plus sandbox labels, the model store, GPUs and limits."""
+
+    def __init__(
+        self, labels: dict[str, str], store_volume: str, gpus: int, spec: SandboxSpec
+    ) -> None:
+        super().__init__(None)
+        self.sandbox_labels = labels
+        self.store_volume = store_volume
+        self.gpus = gpus
+        self.spec = spec
+
+    def create_network(self, name: str, labels: dict[str, str]) -> str:
+        return super().create_network(name, {**labels, **self.sandbox_labels})
+
+    def create_and_start_container(
+        self, image, command, name, network_id, environment, labels, volumes, working_dir
+    ) -> str:
+        extra: dict[str, Any] = {
+            "mem_limit": self.spec.resources.memory,
+            "nano_cpus": int(self.spec.resources.cpus * 1e9),
+        }
+        if self.gpus:
+            extra["device_requests"] = [DeviceRequest(count=self.gpus, capabilities=[["gpu"]])]
+        container = self.client.containers.run(
+            image=image,
+            command=tuple(command),
+            name=name,
+            detach=True,
+            working_dir=working_dir,
+            network=network_id,
+            environment=environment,
+            labels={**labels, **self.sandbox_labels},
+            volumes={**volumes, self.store_volume: {"bind": MODEL_STORE_MOUNT, "mode": "rw"}},
+            auto_remove=False,
+            **extra,
+        )
+        return container.id
+
+
+def write_runtime(directory: Path, image: str) -> Path:
+    """A ClusterTrainingRuntime-shaped file naming the sandbox image: the SDK's container
+    backend reads its runtimes from here, never from the network."""
+    runtime = {
+        "apiVersion": "trainer.kubeflow.org/v1alpha1",
+        "kind": "ClusterTrainingRuntime",
+        "metadata": {"name": RUNTIME_NAME, "labels": {"trainer.kubeflow.org/framework": "torch"}},
+        "spec": {
+            "mlPolicy": {"numNodes": 1, "torch": {"numProcPerNode": "auto"}},
+            "template": {
+                "spec": {
+                    "replicatedJobs": [
+                        {
+                            "name": "node",
+                            "template": {
+                                "spec": {
+                                    "template": {
+                                        "spec": {
+                                            "containers": [{"name": "node", "image": image}],
+                                        }
+                                    }
+                                }
+                            },
+                        }
+                    ]
+                }
+            },
+        },
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{RUNTIME_NAME}.yaml"
+    path.write_text(yaml.safe_dump(runtime, sort_keys=False))
+    return path
+
+
+class LiteTraining:
+    def __init__(
+        self, spec: SandboxSpec, labels: dict[str, str], store_volume: str, run_dir: Path
+    ) -> None:
+        self.spec = spec
+        self.labels = labels
+        self.store_volume = store_volume
+        self.run_dir = run_dir
+
+    def client(self, image: str, gpus: int) -> TrainerClient:
+        runtime_dir = self.run_dir / "runtimes" / image.rsplit("@", 1)[-1].replace(":", "-")
+        if not (runtime_dir / f"{RUNTIME_NAME}.yaml").exists():
+            write_runtime(runtime_dir, image)
+        config = ContainerBackendConfig(
+            container_runtime="docker",
+            pull_policy="Always",  # the image comes from the sandbox registry, by digest
+            runtime_source=TrainingRuntimeSource(sources=[f"file://{runtime_dir}"]),
+        )
+        client = TrainerClient(backend_config=config)
+        client.backend._adapter = SandboxDockerAdapter(
+            self.labels, self.store_volume, gpus, self.spec
+        )
+        return client
+
+    def run(self, job: TrainJob) -> TrainResult:
+        started = time.monotonic()
+        client = self.client(job.image, job.gpus)
+        argv = [*job.command, *(f"--{k}={v}" for k, v in job.args.items())]
+        trainer = CustomTrainer(
+            func=launch,
+            func_args={"command": argv},
+            image=job.image,
+            num_nodes=job.num_nodes,
+            resources_per_node={"gpu": job.gpus} if job.gpus else None,
+            env={MODEL_DIR_ENV: f"{MODEL_STORE_MOUNT}/{job.model_key}", "PYTHONUNBUFFERED": "1"},
+        )
+        try:
+            name = client.train(
+                runtime=client.get_runtime(RUNTIME_NAME),
+                trainer=trainer,
+                options=[_named(job.name)],
+            )
+        except Exception as exc:  # the SDK wraps pull and create failures in RuntimeError
+            raise StepFailure(
+                f"training job {job.name} could not start: {_first_line(exc)}"
+            ) from exc
+        try:
+            final = _wait(client, name, job.timeout_s)
+            logs = _logs(client, name, job.num_nodes)
+        finally:
+            client.delete_job(name)
+        metrics = parse_metrics(logs.get("node-0", ""))
+        all_logs = "\n".join(f"===== {step} =====\n{text}" for step, text in logs.items())
+        if final != constants.TRAINJOB_COMPLETE:
+            raise StepFailure(
+                f"training job {job.name} {final.lower()}: {_cause(logs)}", logs=all_logs
+            )
+        return TrainResult(
+            job.name, True, metrics, job.model_key, all_logs, time.monotonic() - started
+        )
+
+
+def _named(name: str):
+    """A TrainerClient option that names the job (the SDK reads metadata.name from the spec)."""
+
+    def apply(job_spec: dict, trainer: Any, backend: Any) -> None:
+        job_spec.setdefault("metadata", {})["name"] = name
+
+    return apply
+
+
+def _wait(client: TrainerClient, name: str, timeout_s: float) -> str:
+    try:
+        job = client.wait_for_job_status(
+            name,
+            status={constants.TRAINJOB_COMPLETE, constants.TRAINJOB_FAILED},
+            timeout=int(timeout_s),
+            polling_interval=1,
+        )
+    except TimeoutError:
+        return "timed out"
+    except RuntimeError:  # the SDK raises on Failed; the status is what we report
+        return constants.TRAINJOB_FAILED
+    return job.status
+
+
+def _logs(client: TrainerClient, name: str, nodes: int) -> dict[str, str]:
+    return {
+        f"node-{rank}": "".join(client.get_job_logs(name, step=f"node-{rank}", follow=False))
+        for rank in range(nodes)
+    }
+
+
+def _cause(logs: dict[str, str]) -> str:
+    """The cause from the first node whose output names an error, else from node 0."""
+    for text in logs.values():
+        if "error" in text.lower():
+            return error_line(text)
+    return error_line(next(iter(logs.values()), ""))
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
