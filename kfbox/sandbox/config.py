@@ -57,6 +57,14 @@ class SandboxSpec(_Strict):
             raise ValueError("must be 1-30 characters of a-z, 0-9 and '-', starting with a letter")
         return value
 
+    @field_validator("gpu", mode="before")
+    @classmethod
+    def _gpu_yaml_booleans(cls, value: object) -> object:
+        # YAML 1.1 reads a bare `gpu: off` / `gpu: on` as a boolean.
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        return value
+
     @field_validator("components")
     @classmethod
     def _components(cls, value: list[str]) -> list[str]:

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from kfbox.sandbox.config import SandboxSpec
 from kfbox.sandbox.errors import KfboxError, UsageError
 from kfbox.sandbox.report.bundle import read_bundle, write_bundle
 from kfbox.sandbox.report.console import detailed, summary
@@ -37,8 +38,10 @@ def bundle_folder(out: Path, profile: str) -> Path:
     try:
         folder.mkdir(parents=True)
     except OSError as exc:
-        raise UsageError(f"--out {str(out)!r} is not writable ({exc.strerror or exc})",
-                         fix="give a folder you can write, e.g. --out ./kfbox-results") from None
+        raise UsageError(
+            f"--out {str(out)!r} is not writable ({exc.strerror or exc})",
+            fix="give a folder you can write, e.g. --out ./kfbox-results",
+        ) from None
     return folder
 
 
@@ -47,9 +50,32 @@ def _kubeconfig_overrides(kubeconfig: Path | None) -> dict[str, Any]:
     if kubeconfig is None:
         return {}
     if not kubeconfig.is_file():
-        raise UsageError(f"--kubeconfig {str(kubeconfig)!r} is not a file",
-                         fix="give the kubeconfig of the cluster to certify")
+        raise UsageError(
+            f"--kubeconfig {str(kubeconfig)!r} is not a file",
+            fix="give the kubeconfig of the cluster to certify",
+        )
     return {"engine": "existing", "kubeconfig": kubeconfig}
+
+
+def certify_sandbox(spec: SandboxSpec, profile: str, out: Path) -> None:
+    """Certify the sandbox `spec` names against `profile`: run, write the bundle, print the
+    summary and the verdict; NotCertified (non-zero exit) unless certified."""
+    from kfbox.sandbox.cli import out as stdout
+
+    chosen = get_profile(profile)
+    folder = bundle_folder(out, chosen.name)
+    run = run_profile(chosen, spec, folder)
+    started = time.perf_counter()
+    paths = write_bundle(run.report, folder, junit_xml=run.junit_xml, logs_dir=run.logs_dir)
+    seconds = time.perf_counter() - started
+    stdout.print(summary(run.report.masked()))
+    stdout.print(
+        f"bundle: {paths.folder} (+ {paths.tarball.name}), written in {seconds:.2f}s",
+        soft_wrap=True,
+    )
+    if run.exit_code:
+        why = run.report.suite.error or "see the reasons above"
+        raise NotCertified(f"profile {chosen.name!r} is not certified: {why}", run.exit_code)
 
 
 def register(app: typer.Typer) -> None:
@@ -68,21 +94,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run a profile's suites, write the bundle (folder + .tar.gz, pass or fail) and print
         a summary; exit 0 only when the profile is certified."""
-        from kfbox.sandbox.cli import out as stdout
-
-        chosen = get_profile(profile)
         spec = ctx.obj.spec(**_kubeconfig_overrides(kubeconfig))
-        folder = bundle_folder(out, chosen.name)
-        run = run_profile(chosen, spec, folder)
-        started = time.perf_counter()
-        paths = write_bundle(run.report, folder, junit_xml=run.junit_xml, logs_dir=run.logs_dir)
-        seconds = time.perf_counter() - started
-        stdout.print(summary(run.report.masked()))
-        stdout.print(f"bundle: {paths.folder} (+ {paths.tarball.name}), written in {seconds:.2f}s",
-                     soft_wrap=True)
-        if run.exit_code:
-            why = run.report.suite.error or "see the reasons above"
-            raise NotCertified(f"profile {chosen.name!r} is not certified: {why}", run.exit_code)
+        certify_sandbox(spec, profile, out)
 
     @app.command()
     def results(

@@ -1,4 +1,4 @@
-"""`kfbox test`: the Critical User Journey suites against the running sandbox."""
+"""`kfbox run` (the main job) and `kfbox test`: the Critical User Journey against the sandbox."""
 
 from __future__ import annotations
 
@@ -14,6 +14,30 @@ JOURNEY_PROFILES = ("quick", "core", "gpu")
 
 
 def register(app: typer.Typer) -> None:
+    @app.command()
+    def run(
+        ctx: typer.Context,
+        profile: Annotated[str, typer.Option(help="quick | core | gpu | full")] = "core",
+        out: Annotated[
+            Path, typer.Option(help="Folder the results bundle is written under")
+        ] = Path("kfbox-results"),
+        gpu: Annotated[str | None, typer.Option(help="auto | on | off")] = None,
+        provision: Annotated[
+            bool, typer.Option(help="Install and start the Docker engine when it is missing")
+        ] = True,
+    ) -> None:
+        """The main job: bring the sandbox up (provisioning Docker if missing), run the whole
+        journey, write the results bundle and end with the verdict. Exit 0 only if certified."""
+        from kfbox.sandbox.cli.certify import certify_sandbox
+        from kfbox.sandbox.cli.lifecycle import bring_up
+        from kfbox.sandbox.progress import Reporter
+        from kfbox.sandbox.report.profiles import get_profile
+
+        get_profile(profile)  # an unknown profile is bad input: fail before anything starts
+        spec = ctx.obj.spec(gpu=gpu)
+        bring_up(spec, Reporter(), provision=provision)
+        certify_sandbox(spec, profile, out)
+
     @app.command()
     def test(
         ctx: typer.Context,

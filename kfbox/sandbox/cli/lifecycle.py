@@ -10,7 +10,7 @@ import typer
 from kfbox.sandbox.cli.render import checks_table, print_json, status_table
 from kfbox.sandbox.config import SandboxSpec
 from kfbox.sandbox.engines import get_engine
-from kfbox.sandbox.engines.base import Check, Engine
+from kfbox.sandbox.engines.base import Check, Engine, SandboxStatus
 from kfbox.sandbox.errors import PreflightError, UsageError
 from kfbox.sandbox.progress import Reporter
 
@@ -53,12 +53,11 @@ def ensure_engine_ready(engine: Engine, reporter: Reporter, *, provision: bool) 
     return checks
 
 
-def bring_up(spec: SandboxSpec, reporter: Reporter, *, provision: bool) -> Engine:
+def bring_up(spec: SandboxSpec, reporter: Reporter, *, provision: bool) -> SandboxStatus:
     engine = get_engine(spec)
-    with reporter.step("Preflight"):
-        ensure_engine_ready(engine, reporter, provision=provision)
-    engine.up(reporter)
-    return engine
+    # No progress line for preflight: when it fails, its one error line is all the user sees.
+    ensure_engine_ready(engine, reporter, provision=provision)
+    return engine.up(reporter)
 
 
 def register(app: typer.Typer) -> None:
@@ -85,10 +84,16 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Install and start the Docker engine (and the NVIDIA toolkit when a GPU is present)
         with the host playbook (ansible-runner). Idempotent."""
+        from kfbox.sandbox.cli import err
         from kfbox.sandbox.provision.runner import provision_host
 
         spec = ctx.obj.spec(gpu=gpu)
-        provision_host(Reporter(), gpu=spec.gpu)
+        result = provision_host(Reporter(), gpu=spec.gpu)
+        changed = ", ".join(f"{t.role}: {t.task}" for t in result.changed_tasks()) or "nothing"
+        err.print(
+            f"provisioned in {result.seconds:.0f}s; changed: {changed} (log: {result.artifacts})",
+            soft_wrap=True,
+        )
 
     @app.command()
     def up(
@@ -124,8 +129,7 @@ def register(app: typer.Typer) -> None:
             **parse_ports(port),
         )
         reporter = Reporter(quiet=as_json)
-        sandbox = bring_up(spec, reporter, provision=provision)
-        status = sandbox.status()
+        status = bring_up(spec, reporter, provision=provision)
         if as_json:
             print_json(out, status.to_dict())
         else:

@@ -1,0 +1,48 @@
+"""Shared test helpers: isolated KFBOX_HOME, free ports, and the kfbox CLI as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def kfbox_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 1800
+) -> subprocess.CompletedProcess[str]:
+    """`kfbox ARGS` in a child process, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-c", "from kfbox.sandbox.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+    )
+
+
+@pytest.fixture
+def kfbox_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private KFBOX_HOME for state; the image and wheel caches stay shared (they are big and
+    keyed by their inputs, so sharing them cannot change a result)."""
+    home = tmp_path / "kfbox-home"
+    shared_cache = Path(os.environ.get("KFBOX_HOME", Path.home() / ".kfbox")) / "cache"
+    (home).mkdir()
+    shared_cache.mkdir(parents=True, exist_ok=True)
+    (home / "cache").symlink_to(shared_cache)
+    monkeypatch.setenv("KFBOX_HOME", str(home))
+    return home

@@ -1,0 +1,71 @@
+"""Bad input to `kfbox up`: one clear line, a non-zero exit, and nothing left behind."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from tests.conftest import free_port, kfbox_cli
+from tests.e2e.conftest import labelled
+
+pytestmark = pytest.mark.e2e
+
+
+def one_line(stderr: str) -> str:
+    lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--gpu", "maybe"], "gpu: 'maybe' is not valid"),
+        (["--port", "jupyter=80"], "ports.jupyter: 80 is not valid"),
+        (["--port", "notebook=9000"], "unknown key 'ports.notebook'"),
+        (["--port", "jupyter"], "--port 'jupyter' is not COMPONENT=NUMBER"),
+    ],
+)
+def test_bad_flags(docker_client, fresh_name: str, kfbox_home, args, expected) -> None:
+    done = kfbox_cli("--name", fresh_name, "up", *args)
+    assert done.returncode == 2
+    assert expected in one_line(done.stderr)
+    assert labelled(docker_client, fresh_name) == []
+
+
+def test_unknown_key_in_config_file(docker_client, fresh_name, kfbox_home, tmp_path) -> None:
+    (tmp_path / "kfbox.yaml").write_text(f"name: {fresh_name}\nengine: lite\nmemory: 8g\n")
+    done = kfbox_cli("up", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "kfbox.yaml: unknown key 'memory'" in one_line(done.stderr)
+    assert labelled(docker_client, fresh_name) == []
+
+
+def test_port_already_taken(docker_client, fresh_name: str, kfbox_home) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = kfbox_cli(
+            "--name",
+            fresh_name,
+            "up",
+            "--port",
+            f"jupyter={port}",
+            "--port",
+            f"registry={free_port()}",
+        )
+    assert done.returncode == 3
+    line = one_line(done.stderr)
+    assert f"127.0.0.1:{port} is already in use" in line and "--port jupyter=N" in line
+    assert labelled(docker_client, fresh_name) == []
+
+
+def test_no_engine_and_no_provision(docker_client, fresh_name: str, kfbox_home, tmp_path) -> None:
+    nowhere = f"unix://{tmp_path}/no-docker.sock"
+    done = kfbox_cli("--name", fresh_name, "up", env={"DOCKER_HOST": nowhere})
+    assert done.returncode == 3
+    line = one_line(done.stderr)
+    assert "docker engine" in line and "kfbox provision" in line
+    assert labelled(docker_client, fresh_name) == []

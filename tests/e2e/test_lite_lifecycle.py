@@ -1,0 +1,96 @@
+"""The lite sandbox on the real Docker engine: up, status, idempotent up, repair, down."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+
+from tests.conftest import free_port, kfbox_cli
+from tests.e2e.conftest import labelled
+
+pytestmark = pytest.mark.e2e
+
+
+def test_lifecycle_up_status_repair_down(docker_client, fresh_name: str, kfbox_home) -> None:
+    jupyter, registry = free_port(), free_port()
+    base = ["--name", fresh_name]
+    ports = ["--port", f"jupyter={jupyter}", "--port", f"registry={registry}"]
+
+    first = kfbox_cli(*base, "up", *ports, "--json")
+    assert first.returncode == 0, first.stderr
+    status = json.loads(first.stdout)
+    assert status["state"] == "running"
+    assert {c["name"]: c["healthy"] for c in status["components"]} == {
+        "jupyter": True,
+        "registry": True,
+        "store": True,
+    }
+
+    # Every published port is on 127.0.0.1, and the token never shows in status output.
+    for container in docker_client.containers.list(
+        filters={"label": f"kfbox.sandbox={fresh_name}"}
+    ):
+        for bindings in container.attrs["HostConfig"]["PortBindings"].values():
+            assert all(b["HostIp"] == "127.0.0.1" for b in bindings), container.name
+    token = (kfbox_home / "sandboxes" / fresh_name / "jupyter-token").read_text().strip()
+    shown = kfbox_cli(*base, "status", *[], "--json")
+    assert shown.returncode == 0 and token not in shown.stdout
+    revealed = kfbox_cli(*base, "status", "--json", "--show-token")
+    assert token in revealed.stdout
+
+    # Jupyter refuses requests without the token, answers with it.
+    url = f"http://127.0.0.1:{jupyter}"
+    assert requests.get(f"{url}/api/contents", timeout=10).status_code == 403
+    assert (
+        requests.get(
+            f"{url}/api/contents", timeout=10, headers={"Authorization": f"token {token}"}
+        ).status_code
+        == 200
+    )
+
+    ids = {
+        c.name: c.id
+        for c in docker_client.containers.list(filters={"label": f"kfbox.sandbox={fresh_name}"})
+    }
+    again = kfbox_cli(*base, "up", *ports, "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["facts"]["actions"] == {
+        "registry": "unchanged",
+        "jupyter": "unchanged",
+    }
+    assert ids == {
+        c.name: c.id
+        for c in docker_client.containers.list(filters={"label": f"kfbox.sandbox={fresh_name}"})
+    }
+
+    # A stopped component is started again, a removed one re-created.
+    docker_client.containers.get(f"kfbox-{fresh_name}-jupyter").stop(timeout=5)
+    docker_client.containers.get(f"kfbox-{fresh_name}-registry").remove(force=True)
+    degraded = kfbox_cli(*base, "status")
+    assert degraded.returncode == 1
+    repaired = kfbox_cli(*base, "up", *ports, "--json")
+    assert repaired.returncode == 0, repaired.stderr
+    assert json.loads(repaired.stdout)["facts"]["actions"] == {
+        "registry": "created",
+        "jupyter": "started",
+    }
+    assert json.loads(repaired.stdout)["state"] == "running"
+
+    down = kfbox_cli(*base, "down")
+    assert down.returncode == 0, down.stderr
+    assert labelled(docker_client, fresh_name) == []
+    assert kfbox_cli(*base, "status").returncode == 1
+
+
+def test_down_keep_data_keeps_only_volumes(docker_client, fresh_name: str, kfbox_home) -> None:
+    base = ["--name", fresh_name]
+    ports = ["--port", f"jupyter={free_port()}", "--port", f"registry={free_port()}"]
+    assert kfbox_cli(*base, "up", *ports).returncode == 0
+    kept = kfbox_cli(*base, "down", "--keep-data")
+    assert kept.returncode == 0, kept.stderr
+    left = labelled(docker_client, fresh_name)
+    assert left and all(item.startswith("volume ") for item in left)
+    assert kfbox_cli(*base, "down").returncode == 0
+    assert labelled(docker_client, fresh_name) == []
