@@ -2,9 +2,10 @@
 
 kmock stores objects and routes requests; this subclass adds what a real API server does and
 kmock does not: uid, resourceVersion and creationTimestamp on every object, 201 on create,
-server-side apply creating missing objects, label selectors on lists, the status subresource,
-and a configurable /version. It runs on 127.0.0.1 in a background thread so synchronous
-clients (the kubernetes package, the Kubeflow SDK, KServe's SDK) talk to it over real HTTP.
+server-side apply creating missing objects, label selectors on lists (equality- and set-based),
+the status subresource, the pods/log subresource (text set by tests), and a configurable
+/version. It runs on 127.0.0.1 in a background thread so synchronous clients (the kubernetes
+package, the Kubeflow SDK, KServe's SDK) talk to it over real HTTP.
 """
 
 from __future__ import annotations
@@ -47,20 +48,38 @@ def _parse_path(path: str) -> parsing.ParsedPath:
 parsing.parse_path = _parse_path
 
 
+SET_TERM = re.compile(r"^\s*([\w./-]+)\s+(in|notin)\s*\(([^)]*)\)\s*$")
+
+
+def _selector_terms(selector: str) -> list[str]:
+    """Split on the commas between terms, not those inside a set's parentheses."""
+    return [t.strip() for t in re.split(r",(?![^(]*\))", selector) if t.strip()]
+
+
+def _term_matches(term: str, labels: dict[str, str]) -> bool:
+    """One term of a label selector, equality-based (`a=b`, `a==b`, `a!=b`, `a`) or set-based
+    (`a in (x,y)`, `a notin (x,y)`, `!a`), with the API server's meaning for absent keys."""
+    found = SET_TERM.match(term)
+    if found:
+        key, operator, values = found.groups()
+        members = {v.strip() for v in values.split(",") if v.strip()}
+        if operator == "in":
+            return labels.get(key) in members
+        return labels.get(key) not in members
+    if term.startswith("!"):
+        return term[1:].strip() not in labels
+    if "!=" in term:
+        key, value = (part.strip() for part in term.split("!=", 1))
+        return labels.get(key) != value
+    if "=" in term:
+        key, value = (part.strip() for part in re.split(r"==?", term, maxsplit=1))
+        return labels.get(key) == value
+    return term in labels
+
+
 def _selector_matches(selector: str, labels: dict[str, str]) -> bool:
-    """Equality-based selectors (`a=b,c!=d,e`), the subset clients here send."""
-    for term in filter(None, (t.strip() for t in selector.split(","))):
-        if "!=" in term:
-            key, value = term.split("!=", 1)
-            if labels.get(key) == value:
-                return False
-        elif "=" in term:
-            key, value = term.split("==", 1) if "==" in term else term.split("=", 1)
-            if labels.get(key) != value:
-                return False
-        elif term not in labels:
-            return False
-    return True
+    """Every term of the selector holds (terms are ANDed, as on a real server)."""
+    return all(_term_matches(term, labels) for term in _selector_terms(selector))
 
 
 @attrs.define(kw_only=True)
@@ -73,6 +92,8 @@ class KubeApiDouble(kmock.KubernetesEmulator):
     """Hooks called after each create/update with (plural, object): they play controllers."""
     failures: dict[tuple[str, str], list[int]] = attrs.field(factory=dict)
     """(METHOD, path) → HTTP codes to answer with, one per request, before serving normally."""
+    pod_logs: dict[tuple[str, str, str], str] = attrs.field(factory=dict)
+    """(namespace, pod, container) → what the pods/log subresource answers (the kubelet's part)."""
     _versions: Iterator[int] = attrs.field(factory=lambda: itertools.count(1000), init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -102,9 +123,10 @@ class KubeApiDouble(kmock.KubernetesEmulator):
         scripted = self.failures.get((str(request.method.value), request.url.path))
         if scripted:
             code = scripted.pop(0)
-            return aiohttp.web.json_response(
-                {"apiVersion": "v1", "kind": "Status", "status": "Failure", "code": code,
-                 "message": f"scripted failure {code}", "metadata": {}}, status=code)
+            return self._status(code, f"scripted failure {code}")
+        if request.resource is not None and request.resource.plural == "pods" and \
+                request.subresource == "log":
+            return self._serve_pod_log(request)
         if request.resource is None or not isinstance(request.data, dict):
             return await super()._handle(request)
         data = request.data
@@ -139,6 +161,27 @@ class KubeApiDouble(kmock.KubernetesEmulator):
             for hook in self.on_write:
                 hook(request.resource.plural, self.objects[key].raw)
         return response
+
+    def _serve_pod_log(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        """Plain text, as the kubelet serves it; 404 for a pod that does not exist and 400 for
+        a container it does not have (a real server's answers)."""
+        pod = self.get("v1", "pods", request.namespace, request.name)
+        if pod is None:
+            return self._status(404, f'pods "{request.name}" not found')
+        containers = [c["name"] for c in pod["spec"]["containers"]]
+        container = request.params.get("container") or (containers[0] if len(containers) == 1
+                                                        else "")
+        if container not in containers:
+            return self._status(400, f"container {container!r} is not valid for pod "
+                                     f"{request.name}")
+        text = self.pod_logs.get((request.namespace, request.name, container), "")
+        return aiohttp.web.Response(text=text, content_type="text/plain")
+
+    @staticmethod
+    def _status(code: int, message: str) -> aiohttp.web.StreamResponse:
+        return aiohttp.web.json_response(
+            {"apiVersion": "v1", "kind": "Status", "status": "Failure", "code": code,
+             "message": message, "metadata": {}}, status=code)
 
     async def _apply_create(self, request: rendering.Request,
                             data: dict[str, Any]) -> aiohttp.web.StreamResponse:
