@@ -70,3 +70,33 @@ class RecordingRunner:
 @pytest.fixture
 def runner() -> RecordingRunner:
     return RecordingRunner()
+
+
+KUBEFLOW_KINDS = [
+    ("trainer.kubeflow.org/v1alpha1", "trainjobs", "TrainJob", True),
+    ("trainer.kubeflow.org/v1alpha1", "clustertrainingruntimes", "ClusterTrainingRuntime", False),
+    ("trainer.kubeflow.org/v1alpha1", "trainingruntimes", "TrainingRuntime", True),
+    ("kubeflow.org/v1beta1", "experiments", "Experiment", True),
+    ("kubeflow.org/v1beta1", "trials", "Trial", True),
+    ("kubeflow.org/v1", "notebooks", "Notebook", True),
+    ("serving.kserve.io/v1beta1", "inferenceservices", "InferenceService", True),
+]
+
+
+@pytest.fixture
+def kubeflow(cluster: Cluster) -> Cluster:
+    """The double serving the core profile's kinds, with what its install leaves behind that
+    clients read: the stock `torch-distributed` ClusterTrainingRuntime (a fixture shaped like
+    trainer-runtimes' own) and the Trainer's public version ConfigMap."""
+    import yaml
+
+    for group_version, plural, kind, namespaced in KUBEFLOW_KINDS:
+        cluster.double.declare(group_version, plural, kind, namespaced=namespaced, status=True)
+    runtime = yaml.safe_load((Path(__file__).parent / "fixtures" / "torch-distributed.yaml")
+                             .read_text())
+    cluster.double.put("trainer.kubeflow.org/v1alpha1", "clustertrainingruntimes", runtime)
+    cluster.double.put("v1", "configmaps", {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "kubeflow-trainer-public", "namespace": "kubeflow-system"},
+        "data": {"kubeflow_trainer_version": "v2.3.0"}})
+    return cluster

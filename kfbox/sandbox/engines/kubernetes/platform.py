@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +12,9 @@ from kubernetes import client
 
 from kfbox.sandbox.engines.kubernetes import registry
 from kfbox.sandbox.engines.kubernetes.kubeapi import KubeApi, KubeError
+from kfbox.sandbox.engines.kubernetes.storemount import trainer_options
 from kfbox.sandbox.engines.kubernetes.workspace import STORE_CLAIM, RunNamespace
+from kfbox.sandbox.metrics import parse_metrics
 from kfbox.sandbox.platform import (
     MODEL_DIR_ENV,
     MODEL_STORE_MOUNT,
@@ -23,6 +24,7 @@ from kfbox.sandbox.platform import (
     StepFailure,
     TrainJob,
     TrainResult,
+    error_line,
 )
 
 if TYPE_CHECKING:
@@ -31,23 +33,8 @@ if TYPE_CHECKING:
 
 TRAINING_RUNTIME = "torch-distributed"
 """The Trainer's stock ClusterTrainingRuntime (trainer-runtimes); the image is the job's own."""
-NODE_CONTAINER = "node"
 KEEP_ENV = "KFBOX_KEEP"
 """Set to 1 to keep the run namespace (until the journey has a --keep flag)."""
-METRIC_LINE = re.compile(r"^\s*([A-Za-z_][\w.-]*)=(-?[0-9.eE+-]+)\s*$")
-
-
-def parse_metrics(logs: str) -> dict[str, float]:
-    """The last value of each `name=value` line (Katib's StdOut metrics collector format)."""
-    metrics: dict[str, float] = {}
-    for line in logs.splitlines():
-        match = METRIC_LINE.match(line)
-        if match:
-            try:
-                metrics[match.group(1)] = float(match.group(2))
-            except ValueError:
-                continue
-    return metrics
 
 
 def node_resources(gpus: int, cpus: float, memory: str) -> dict[str, Any]:
@@ -55,35 +42,6 @@ def node_resources(gpus: int, cpus: float, memory: str) -> dict[str, Any]:
     if gpus:
         resources["gpu"] = gpus
     return resources
-
-
-def store_patch(model_key: str) -> list[Any]:
-    """Trainer options that mount the run's model store into every training node."""
-    from kubeflow.trainer.options import (
-        ContainerPatch,
-        JobSetSpecPatch,
-        JobSetTemplatePatch,
-        JobSpecPatch,
-        JobTemplatePatch,
-        PodSpecPatch,
-        PodTemplatePatch,
-        ReplicatedJobPatch,
-        RuntimePatch,
-        TrainingRuntimeSpecPatch,
-    )
-
-    pod = PodSpecPatch(
-        volumes=[{"name": "store", "persistentVolumeClaim": {"claimName": STORE_CLAIM}}],
-        containers=[ContainerPatch(
-            name=NODE_CONTAINER,
-            volume_mounts=[{"name": "store", "mountPath": MODEL_STORE_MOUNT}],
-            env=[{"name": MODEL_DIR_ENV, "value": f"{MODEL_STORE_MOUNT}/{model_key}"}],
-        )],
-    )
-    job = ReplicatedJobPatch(name=NODE_CONTAINER, template=JobTemplatePatch(
-        spec=JobSpecPatch(template=PodTemplatePatch(spec=pod))))
-    return [RuntimePatch(training_runtime_spec=TrainingRuntimeSpecPatch(
-        template=JobSetTemplatePatch(spec=JobSetSpecPatch(replicated_jobs=[job]))))]
 
 
 @dataclass
@@ -117,7 +75,7 @@ class KubeTraining:
             name = trainer_client.train(
                 runtime=TRAINING_RUNTIME, trainer=trainer,
                 options=[Name(job.name), TrainerCommand(job.command), TrainerArgs(args),
-                         *store_patch(job.model_key)],
+                         *trainer_options(job.model_key)],
             )
             final = trainer_client.wait_for_job_status(
                 name, status={"Complete", "Failed"}, timeout=int(job.timeout_s),
@@ -126,7 +84,8 @@ class KubeTraining:
             raise StepFailure(f"TrainJob {job.name}: {exc}") from exc
         logs = "\n".join(trainer_client.get_job_logs(name))
         if final.status != "Complete":
-            raise StepFailure(f"TrainJob {job.name} {final.status.lower()}", logs=logs)
+            raise StepFailure(f"TrainJob {job.name} {final.status.lower()}: {error_line(logs)}",
+                              logs=logs)
         return TrainResult(job.name, True, parse_metrics(logs), job.model_key, logs,
                            time.monotonic() - started)
 

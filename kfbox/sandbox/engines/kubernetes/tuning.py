@@ -1,9 +1,11 @@
-"""Tuning as a Katib Experiment whose trials are TrainJobs running the journey's image."""
+"""Tuning as a Katib Experiment whose trials are TrainJobs running the journey's image, each
+saving its model under its own store key."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from kubeflow_katib_api import models as katib
@@ -15,10 +17,24 @@ from kfbox.sandbox.engines.kubernetes.platform import (
     KubeTraining,
     node_resources,
 )
+from kfbox.sandbox.engines.kubernetes.storemount import NODE, runtime_patch
 from kfbox.sandbox.platform import Experiment, StepFailure, Trial, TuneResult
 
 KATIB_API = "kubeflow.org/v1beta1"
 ALGORITHMS = {"random": "random", "tpe": "tpe"}
+TRIAL_NAME = "kfboxTrialName"
+"""Trial parameter Katib fills with the trial's name (`${trialSpec.Name}`): each trial saves
+under <model_key>/<trial name>, so the best trial's model can be found and served."""
+# A TrainJob reports Complete/Failed conditions; Katib's defaults expect other kinds' names.
+SUCCESS = 'status.conditions.#(type=="Complete")#|#(status=="True")#'
+FAILURE = 'status.conditions.#(type=="Failed")#|#(status=="True")#'
+PRIMARY_POD = {"jobset.sigs.k8s.io/replicatedjob-name": NODE,
+               "batch.kubernetes.io/job-completion-index": "0"}
+"""Only node 0's metrics count (every node of a multi-node trial prints them)."""
+
+
+def trial_model_key(exp: Experiment, trial_name: str) -> str:
+    return f"{exp.trial.model_key}/{trial_name}"
 
 
 def _parameter(p: Any) -> katib.V1beta1ParameterSpec:
@@ -43,11 +59,13 @@ def experiment_object(exp: Experiment, namespace: str, resources: dict[str, Any]
     limits = {("nvidia.com/gpu" if k == "gpu" else k): str(v)
               for k, v in resources_per_node.items()}
     train_spec = trainer.TrainerV1alpha1TrainJobSpec(
-        runtimeRef=trainer.TrainerV1alpha1RuntimeRef(name=TRAINING_RUNTIME),
+        runtimeRef=trainer.TrainerV1alpha1RuntimeRef(name=TRAINING_RUNTIME,
+                                                     kind="ClusterTrainingRuntime"),
         trainer=trainer.TrainerV1alpha1Trainer(
             image=job.image, command=job.command, args=fixed + tuned, numNodes=job.num_nodes,
             resourcesPerNode=trainer.IoK8sApiCoreV1ResourceRequirements.from_dict(
                 {"limits": limits})),
+        runtimePatches=[runtime_patch(trial_model_key(exp, f"${{trialParameters.{TRIAL_NAME}}}"))],
     )
     spec = katib.V1beta1ExperimentSpec(
         parameters=[_parameter(p) for p in exp.parameters],
@@ -62,9 +80,13 @@ def experiment_object(exp: Experiment, namespace: str, resources: dict[str, Any]
         metricsCollectorSpec=katib.V1beta1MetricsCollectorSpec(
             collector=katib.V1beta1CollectorSpec(kind="StdOut")),
         trialTemplate=katib.V1beta1TrialTemplate(
-            primaryContainerName="node", retain=True,
-            trialParameters=[katib.V1beta1TrialParameterSpec(name=p.name, reference=p.name)
-                             for p in exp.parameters],
+            primaryContainerName=NODE, primaryPodLabels=PRIMARY_POD, retain=True,
+            successCondition=SUCCESS, failureCondition=FAILURE,
+            trialParameters=[
+                *(katib.V1beta1TrialParameterSpec(name=p.name, reference=p.name)
+                  for p in exp.parameters),
+                katib.V1beta1TrialParameterSpec(name=TRIAL_NAME, reference="${trialSpec.Name}"),
+            ],
             trialSpec={"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob",
                        "spec": train_spec.to_dict()},
         ),
@@ -78,14 +100,25 @@ def experiment_object(exp: Experiment, namespace: str, resources: dict[str, Any]
     return experiment.to_dict()
 
 
-def _trial(obj: dict[str, Any]) -> Trial:
+def _trial(obj: dict[str, Any], exp: Experiment) -> Trial:
     status = obj.get("status") or {}
     metrics = {m["name"]: float(m["latest"]) for m in
                (status.get("observation") or {}).get("metrics") or [] if "latest" in m}
     succeeded = any(c.get("type") == "Succeeded" and c.get("status") == "True"
                     for c in status.get("conditions") or [])
     params = {a["name"]: str(a["value"]) for a in obj["spec"].get("parameterAssignments", [])}
-    return Trial(obj["metadata"]["name"], params, metrics, succeeded, "", 0.0)
+    name = obj["metadata"]["name"]
+    return Trial(name, params, metrics, succeeded, trial_model_key(exp, name), _duration(status))
+
+
+def _duration(status: dict[str, Any]) -> float:
+    """Seconds from the trial's start to its completion, as Katib records them (0 if unknown)."""
+    try:
+        start, end = (datetime.fromisoformat(status[k].replace("Z", "+00:00"))
+                      for k in ("startTime", "completionTime"))
+    except (KeyError, AttributeError, ValueError):
+        return 0.0
+    return (end - start).total_seconds()
 
 
 @dataclass
@@ -108,7 +141,7 @@ class KubeTuning:
             if time.monotonic() > deadline:
                 raise StepFailure(f"Experiment {experiment.name} did not finish in time")
             time.sleep(self.poll_s)
-        trials = [_trial(t) for t in self.kube.list(
+        trials = [_trial(t, experiment) for t in self.kube.list(
             KATIB_API, "Trial", self.namespace,
             selector=f"katib.kubeflow.org/experiment={experiment.name}")]
         scored = [t for t in trials if t.succeeded and experiment.objective in t.metrics]
