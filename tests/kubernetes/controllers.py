@@ -234,3 +234,23 @@ class Experiments:
         if found:
             status["observation"] = {"metrics": [{"name": objective, "latest": found[-1]}]}
         self.double.set_status(KATIB_API, "trials", namespace, trial, status)
+
+
+def serve_notebooks(double: KubeApiDouble) -> None:
+    """Stand-in for the notebook controller: a Notebook gets its pod `<name>-0` (the pod
+    template it carries) and readyReplicas 1, as a StatefulSet of one would give it."""
+
+    def hook(plural: str, obj: dict[str, Any]) -> None:
+        if plural != "notebooks" or obj.get("status"):
+            return
+        meta = obj["metadata"]
+        double.put("v1", "pods", {
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": f"{meta['name']}-0", "namespace": meta["namespace"],
+                         "labels": {"notebook-name": meta["name"]}},
+            "spec": copy.deepcopy(obj["spec"]["template"]["spec"]),
+        })
+        double.set_status("kubeflow.org/v1", plural, meta["namespace"],
+                          meta["name"], {"readyReplicas": 1})
+
+    double.on_write.append(hook)

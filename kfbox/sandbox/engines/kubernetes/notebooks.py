@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -44,6 +45,17 @@ def notebook_object(namespace: str, image: str = NOTEBOOK_IMAGE) -> dict[str, An
     }
 
 
+def jupyter_session() -> requests.Session:
+    """A Jupyter API session. Kubeflow's notebook images run without a token (the cluster's
+    mesh authenticates), so jupyter_server asks every write for an XSRF token: send the
+    double-submit pair, one random value as both the `_xsrf` cookie and the X-XSRFToken header."""
+    session = requests.Session()
+    token = secrets.token_hex(16)
+    session.cookies.set("_xsrf", token)
+    session.headers["X-XSRFToken"] = token
+    return session
+
+
 @dataclass
 class KubeNotebooks:
     kube: KubeApi
@@ -52,7 +64,7 @@ class KubeNotebooks:
     kubeconfig: Path | None
     poll_s: float = 2
     forward: PortForward | None = None
-    session: requests.Session = field(default_factory=requests.Session)
+    session: requests.Session = field(default_factory=jupyter_session)
 
     @property
     def base(self) -> str:
@@ -82,7 +94,12 @@ class KubeNotebooks:
     def _api(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.session.request(method, f"{self.base}/api/{path}", timeout=60, **kwargs)
         if response.status_code >= 400:
-            raise StepFailure(f"Jupyter API {method} {path}: HTTP {response.status_code}")
+            try:
+                why = response.json().get("message") or ""
+            except ValueError:
+                why = ""
+            raise StepFailure(f"Jupyter API {method} {path}: HTTP {response.status_code}"
+                              + (f": {why.splitlines()[0]}" if why else ""))
         return response.json() if response.content else None
 
     def execute(self, notebook: Path, remote_dir: str, *, timeout_s: float) -> NotebookResult:
@@ -92,13 +109,15 @@ class KubeNotebooks:
         started = time.monotonic()
         document = json.loads(notebook.read_text())
         remote = f"{remote_dir.strip('/')}/{notebook.name}"
-        self._api("PUT", f"contents/{remote_dir.strip('/')}", json={"type": "directory"})
-        kernel = self._api("POST", "kernels", json={"name": "python3"})
+        self._make_dirs(remote_dir)
+        # The kernel starts in remote_dir (a path under the server's root), whatever the
+        # server's own working directory is.
+        kernel = self._api("POST", "kernels", json={"name": "python3",
+                                                    "path": remote_dir.strip("/")})
         ws_url = self.base.replace("http://", "ws://") + f"/api/kernels/{kernel['id']}/channels"
         ws = websocket.create_connection(ws_url, timeout=timeout_s)
         cells_run = 0
         try:
-            self._run_cell(ws, f"import os; os.chdir({remote_dir.strip('/')!r})", timeout_s)
             for cell in document["cells"]:
                 if cell["cell_type"] != "code":
                     continue
@@ -112,6 +131,12 @@ class KubeNotebooks:
         executed = notebook.with_name(notebook.stem + ".executed.ipynb")
         executed.write_text(json.dumps(document, indent=1))
         return NotebookResult(executed, cells_run, time.monotonic() - started)
+
+    def _make_dirs(self, remote_dir: str) -> None:
+        """Each folder of the path in turn: the contents API creates one level at a time."""
+        parts = [p for p in remote_dir.split("/") if p]
+        for depth in range(1, len(parts) + 1):
+            self._api("PUT", "contents/" + "/".join(parts[:depth]), json={"type": "directory"})
 
     @staticmethod
     def _run_cell(ws: Any, code: str, timeout_s: float) -> list[dict[str, Any]]:
