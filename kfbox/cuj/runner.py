@@ -16,6 +16,9 @@ from kfbox.sandbox.report.model import JourneyRecord, StepRecord
 from kfbox.sandbox.report.profiles import get_profile
 
 
+SUITE_DIR = Path(__file__).parent
+
+
 @dataclass
 class SuiteOutcome:
     journeys: list[JourneyRecord]
@@ -37,23 +40,15 @@ def pytest_command(
 ) -> list[str]:
     markers = get_profile(profile).pytest_markers
     command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "--pyargs",
-        "kfbox.cuj",
-        "-m",
-        markers,
-        "-p",
-        "no:cacheprovider",
-        "-q",
-        "--no-header",
-        "-rfE",
+        sys.executable, "-m", "pytest",
+        "-c", str(SUITE_DIR / "pytest.ini"), "--rootdir", str(SUITE_DIR), str(SUITE_DIR),
+        "-p", "no:kmock",  # kmock's plugin needs pytest-asyncio; kfbox never uses it
+        "-m", markers, "-q", "--no-header", "-rfE",
         f"--junitxml={out_dir / 'junit.xml'}",
         f"--kfbox-out={out_dir}",
         f"--kfbox-spec={spec_file}",
         f"--kfbox-scenario={scenario}",
-    ]
+    ]  # fmt: skip
     if require_gpu:
         command.append("--require-gpu")
     return command + list(extra or [])

@@ -210,7 +210,7 @@ def serve_step(journey: Journey) -> dict[str, Any]:
                 f"{protocol}: {differ} of {len(local)} served predictions "
                 "differ from the model evaluated locally"
             )
-    accuracy = float(np.mean(np.asarray(served["v2"]) == y))
+    accuracy = round(float(np.mean(np.asarray(served["v2"]) == y)), 4)
     journey.require("serve_accuracy", accuracy, "served accuracy")
     return {
         "accuracy": accuracy,

@@ -95,7 +95,7 @@ class LiteEngine(Engine):
 
     def up(self, reporter: Reporter) -> SandboxStatus:
         plans = self._plans(reporter)
-        self.runtime_image(reporter)
+        runtime = self.runtime_image(reporter)
         actions: dict[str, str] = {}
         with reporter.step(f"Network and volumes for sandbox {self.spec.name!r}"):
             self._ensure_network()
@@ -109,6 +109,9 @@ class LiteEngine(Engine):
             reporter.info(
                 f"{plan.component}: {actions[plan.component]}, ready at {plan.base_url()}"
             )
+        if "registry" in self.spec.components:
+            with reporter.step("Seeding the registry with the ML runtime") as update:
+                self._seed_registry(runtime, update)
         self._record_state(plans)
         status = self.status()
         status.facts["actions"] = actions
@@ -171,6 +174,18 @@ class LiteEngine(Engine):
                 f"{READY_TIMEOUT_S}s: {cause}",
                 fix=f"see `docker logs {plan.name(self.spec.name)}`",
             ) from None
+
+    def _seed_registry(self, image: str, update) -> None:
+        """Push the runtime image once, so the first journey's push sends only its own layer
+        (the runtime's GB of layers are already there) and a re-`up` pushes nothing."""
+        repository = f"127.0.0.1:{self.spec.ports.registry}/{image.split(':')[0]}"
+        tag = image.split(":")[1]
+        self.client.images.get(image).tag(repository, tag)
+        for event in self.client.images.push(repository, tag=tag, stream=True, decode=True):
+            if "error" in event:
+                raise KfboxError(f"cannot seed the sandbox registry: {event['error']}")
+            if event.get("status") == "Pushing" and event.get("progress"):
+                update(event["progress"].split("]")[-1].strip())
 
     def _record_state(self, plans: list[comp.ContainerPlan]) -> None:
         state = {
