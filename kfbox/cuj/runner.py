@@ -15,7 +15,6 @@ from kfbox.sandbox.engines.base import ComponentStatus
 from kfbox.sandbox.report.model import JourneyRecord, StepRecord
 from kfbox.sandbox.report.profiles import get_profile
 
-
 SUITE_DIR = Path(__file__).parent
 
 

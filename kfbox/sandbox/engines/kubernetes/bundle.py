@@ -40,7 +40,8 @@ def images_in(objects: list[dict]) -> list[str]:
 def write_bundle(dest: Path, catalog: Catalog, plan: list[Component], store: ManifestStore,
                  tools: Tools, reporter: Reporter, *, with_images: bool = True) -> list[str]:
     """Fill `dest` with the plan's verified manifests, a lock pinning each one, the list of
-    images, and the image tarballs the host can pull; returns the images it could not save."""
+    images, and the tarballs of the images the host has or can pull; returns the images it
+    could not save."""
     (dest / "manifests").mkdir(parents=True, exist_ok=True)
     images: set[str] = set()
     for comp in plan:
@@ -65,8 +66,12 @@ def write_bundle(dest: Path, catalog: Catalog, plan: list[Component], store: Man
             for image in sorted(images):
                 update(image)
                 tar = dest / "images" / (re.sub(r"[^\w.-]", "_", image) + ".tar")
+                # An image already in the host's engine is saved as it is: bundles are often
+                # made where registries are slow or out of reach.
+                local = tools("docker", "image", "inspect", image, check=False).returncode == 0
                 try:
-                    tools("docker", "pull", image, timeout=1800)
+                    if not local:
+                        tools("docker", "pull", image, timeout=1800)
                     tools("docker", "save", "-o", str(tar), image, timeout=1800)
                 except CommandFailed:
                     missing.append(image)
