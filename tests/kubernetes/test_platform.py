@@ -1,6 +1,6 @@
-"""Platform operations against the Kubernetes API double (kmock subclass): the objects sent are
-built with KServe's and Katib's typed models (Katib's also parse back). Only on a real cluster:
-KServe and Katib controllers acting on them, port-forwards, the Jupyter server."""
+"""Serving against the Kubernetes API double (kmock subclass): the InferenceService is built with
+KServe's typed models and applied to the double. Only on a real cluster: KServe's controller
+acting on it, the predictor pod and the port-forward to it."""
 
 from __future__ import annotations
 
