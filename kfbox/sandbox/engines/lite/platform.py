@@ -6,7 +6,8 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from pathlib import Path
+import secrets
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from docker.errors import APIError, NotFound
@@ -33,15 +34,19 @@ SECRET_ENV = re.compile(r"(TOKEN|SECRET|PASSWORD|KEY)", re.IGNORECASE)
 class JupyterNotebooks:
     """Notebooks through the sandbox's JupyterLab, as a remote client would."""
 
-    def __init__(self, base_url: str, token: str, executed_dir: Path) -> None:
+    def __init__(self, base_url: str, token: str, workspace: Path) -> None:
         from kfbox.sandbox.clients.jupyter import JupyterClient
 
         self.client = JupyterClient(base_url, token, timeout_s=60)
-        self.executed_dir = executed_dir
+        self.workspace = workspace
 
     def execute(self, notebook: Path, remote_dir: str, *, timeout_s: float) -> NotebookResult:
         self.client.wait_ready()
-        executed = self.executed_dir / f"{notebook.stem}.executed.ipynb"
+        # One folder per journey (remote_dir ends with its run id), where the plugin collects
+        # executed notebooks for the diagnostics; one shared folder let journeys overwrite each
+        # other's and matched no collector.
+        journey = PurePosixPath(remote_dir.strip("/")).name
+        executed = self.workspace / journey / "notebook" / f"{notebook.stem}.executed.ipynb"
         return self.client.execute_notebook(notebook, remote_dir, executed, timeout_s)
 
     def fetch(self, remote_dir: str, dest: Path) -> list[Path]:
@@ -52,14 +57,16 @@ class LitePlatform:
     def __init__(self, engine: LiteEngine, run_dir: Path) -> None:
         self.engine = engine
         self.run_dir = run_dir
-        self.run_id = re.sub(r"[^a-z0-9-]", "-", run_dir.name.lower())[:40]
+        # Unique per platform object: every run's workspace folder has the same name, so an id
+        # made from it labelled all runs alike and `close` removed other runs' workloads.
+        self.run_id = f"run-{secrets.token_hex(4)}"
         spec = engine.spec
         client = engine.client
         labels = engine.labels(**{ROLE_LABEL: "workload", RUN_LABEL: self.run_id})
         self._labels = labels
         store = comp.volume_name(spec.name, "models")
         self.notebooks = JupyterNotebooks(
-            f"http://127.0.0.1:{spec.ports.jupyter}", engine.token(), run_dir / "notebook"
+            f"http://127.0.0.1:{spec.ports.jupyter}", engine.token(), run_dir
         )
         self.images = LiteImages(client, f"127.0.0.1:{spec.ports.registry}", self.run_id, labels)
         self.training = LiteTraining(spec, labels, store, run_dir)
@@ -83,9 +90,12 @@ class LitePlatform:
             return 0
         return detect_gpus().count
 
+    def _run_filters(self) -> dict[str, list[str]]:
+        """This run's workloads, within this sandbox only (label filters are ANDed)."""
+        return {"label": [f"{LABEL}={self.engine.spec.name}", f"{RUN_LABEL}={self.run_id}"]}
+
     def _run_containers(self, *, components: bool) -> list:
-        filters = [f"{RUN_LABEL}={self.run_id}"]
-        found = self.engine.client.containers.list(all=True, filters={"label": filters})
+        found = self.engine.client.containers.list(all=True, filters=self._run_filters())
         if components:
             found += self.engine.client.containers.list(
                 all=True,
@@ -110,9 +120,7 @@ class LitePlatform:
         for container in self._run_containers(components=False):
             with contextlib.suppress(NotFound):  # already gone
                 container.remove(force=True)
-        for network in self.engine.client.networks.list(
-            filters={"label": [f"{RUN_LABEL}={self.run_id}"]}
-        ):
+        for network in self.engine.client.networks.list(filters=self._run_filters()):
             network.remove()
 
 
