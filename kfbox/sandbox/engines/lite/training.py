@@ -7,6 +7,7 @@ and the tests can find every container), the model store mount, GPU device reque
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,9 @@ from kfbox.sandbox.platform import (
 )
 
 RUNTIME_NAME = "kfbox-torch"
+TORCHRUN_FAILURE = re.compile(r"torch/distributed/elastic/\S+\] failed \(exitcode: (-?\d+)\)")
+"""torchrun's line announcing that a worker failed; its own traceback and report follow it."""
+LISTING_MISSES = 5
 
 
 def launch(command: list[str]) -> None:
@@ -187,18 +191,25 @@ def _named(name: str):
 
 
 def _wait(client: TrainerClient, name: str, timeout_s: float) -> str:
-    try:
-        job = client.wait_for_job_status(
-            name,
-            status={constants.TRAINJOB_COMPLETE, constants.TRAINJOB_FAILED},
-            timeout=int(timeout_s),
-            polling_interval=1,
-        )
-    except TimeoutError:
-        return "timed out"
-    except RuntimeError:  # the SDK raises on Failed; the status is what we report
-        return constants.TRAINJOB_FAILED
-    return job.status
+    """Poll the job until Complete or Failed. The SDK's Docker adapter reports a failed
+    container listing (an engine busy past its API timeout) as "no such job", so a few
+    misses in a row are tolerated before the job counts as gone."""
+    deadline = time.monotonic() + timeout_s
+    misses = 0
+    while time.monotonic() < deadline:
+        try:
+            status = client.get_job(name).status
+            misses = 0
+        except ValueError:
+            misses += 1
+            if misses >= LISTING_MISSES:
+                return "vanished (its containers are gone)"
+            time.sleep(2)
+            continue
+        if status in (constants.TRAINJOB_COMPLETE, constants.TRAINJOB_FAILED):
+            return status
+        time.sleep(1)
+    return "timed out"
 
 
 def _logs(client: TrainerClient, name: str, nodes: int) -> dict[str, str]:
@@ -209,11 +220,25 @@ def _logs(client: TrainerClient, name: str, nodes: int) -> dict[str, str]:
 
 
 def _cause(logs: dict[str, str]) -> str:
-    """The cause from the first node whose output names an error, else from node 0."""
-    for text in logs.values():
-        if "error" in text.lower():
-            return error_line(text)
-    return error_line(next(iter(logs.values()), ""))
+    """The cause from the first node whose own output names an error, else from node 0."""
+    own = [_workload_output(text) for text in logs.values()] or [("", None)]
+    failed = [(text, code) for text, code in own if code is not None or "error" in text.lower()]
+    text, exit_code = (failed or own)[0]
+    return _with_exit_code(error_line(text), exit_code)
+
+
+def _workload_output(text: str) -> tuple[str, str | None]:
+    """A node's output up to torchrun's failure report, and the worker's exit code from it.
+    The report ends with lines like 'traceback : To enable traceback see: ...', which would
+    otherwise pass for the cause and hide the script's own last words."""
+    found = TORCHRUN_FAILURE.search(text)
+    if found is None:
+        return text, None
+    return text[: text.rfind("\n", 0, found.start()) + 1], found.group(1)
+
+
+def _with_exit_code(line: str, exit_code: str | None) -> str:
+    return f"{line} (exit code {exit_code})" if exit_code is not None else line
 
 
 def _first_line(exc: BaseException) -> str:
