@@ -3,6 +3,7 @@ registry and addressed by digest, so later steps run exactly what was built."""
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -11,6 +12,10 @@ from docker.errors import APIError
 
 from kfbox.sandbox.images.build import ImageBuildError, docker_build
 from kfbox.sandbox.platform import BuiltImage, StepFailure
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+BUILDER_LINE = re.compile(r"^( ---> |Removing intermediate container |Step \d+/\d+ : )")
+"""The classic builder's own progress lines, as opposed to what a RUN printed."""
 
 
 class LiteImages:
@@ -31,7 +36,13 @@ class LiteImages:
                 self.client, context, f"{name}:{self.tag}", buildargs=build_args, labels=self.labels
             )
         except ImageBuildError as exc:
-            raise StepFailure(str(exc), logs=exc.log) from exc
+            log = ANSI.sub("", exc.log)
+            said = last_step_output(log)
+            # Docker's error names the command and its exit code; what the command printed
+            # (a missing module, a 404) is the real cause, so it leads.
+            detail = str(exc).removeprefix("image build failed: ")
+            message = f"image build failed: {said} ({detail})" if said else str(exc)
+            raise StepFailure(message, logs=log) from exc
         digest = self._push(name)
         return BuiltImage(f"{name}@{digest}", digest, time.monotonic() - started)
 
@@ -47,3 +58,18 @@ class LiteImages:
         if not digest:
             raise StepFailure(f"the registry returned no digest for {name}:{self.tag}")
         return digest
+
+
+def last_step_output(log: str) -> str:
+    """The last line the failing build step printed itself (empty if it printed nothing)."""
+    lines = log.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("Step ")]
+    if not starts:
+        return ""
+    # The log's last line is the builder's error; the step's output sits between the two.
+    printed = [
+        line.strip()
+        for line in lines[starts[-1] + 1 : -1]
+        if line.strip() and not BUILDER_LINE.match(line)
+    ]
+    return printed[-1] if printed else ""
