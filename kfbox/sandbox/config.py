@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -9,6 +10,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from kfbox.sandbox import paths
 from kfbox.sandbox.errors import UsageError
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
@@ -144,8 +146,36 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return data
 
 
+def recorded_spec_file(name: str) -> Path:
+    return paths.state_dir(name) / "spec.json"
+
+
+def record_spec(spec: SandboxSpec) -> None:
+    """Remember the spec a sandbox was brought up with, so later commands (`status`, `test`,
+    `certify`, a second `up`) use its ports and settings without the flags being repeated."""
+    file = recorded_spec_file(spec.name)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    file.write_text(spec.model_dump_json(indent=2))
+
+
+def forget_spec(name: str) -> None:
+    recorded_spec_file(name).unlink(missing_ok=True)
+
+
+def _recorded(name: object) -> dict[str, Any]:
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        return {}
+    file = recorded_spec_file(name)
+    try:
+        return json.loads(file.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def load_spec(config: Path | None = None, overrides: dict[str, Any] | None = None) -> SandboxSpec:
-    """Build the spec from an optional file and flag overrides (dotted keys); UsageError if bad."""
+    """Build the spec: the sandbox's recorded spec (if it was brought up before), then the file
+    (./kfbox.yaml or --config), then flag overrides (dotted keys), each over the one before.
+    UsageError, naming the source and key, for anything invalid."""
     data: dict[str, Any] = {}
     source = "flags"
     if config is None and Path(DEFAULT_CONFIG_FILE).is_file():
@@ -153,7 +183,9 @@ def load_spec(config: Path | None = None, overrides: dict[str, Any] | None = Non
     if config is not None:
         data = read_config_file(config)
         source = str(config)
-    data = _merge(data, _nest(overrides or {}))
+    flags = _nest(overrides or {})
+    name = flags.get("name", data.get("name", SandboxSpec.model_fields["name"].default))
+    data = _merge(_merge(_recorded(name), data), flags)
     try:
         return SandboxSpec.model_validate(data)
     except ValidationError as exc:

@@ -10,14 +10,14 @@ from kfbox.sandbox.config import load_spec
 from kfbox.sandbox.errors import UsageError
 
 
-def test_defaults_bind_known_ports_and_lite(tmp_path: Path, monkeypatch) -> None:
+def test_defaults_bind_known_ports_and_lite(tmp_path: Path, monkeypatch, kfbox_home) -> None:
     monkeypatch.chdir(tmp_path)
     spec = load_spec()
     assert spec.engine == "lite" and spec.name == "kfbox" and spec.gpu == "auto"
     assert set(spec.components) == {"jupyter", "registry", "store"}
 
 
-def test_flags_override_the_file(tmp_path: Path) -> None:
+def test_flags_override_the_file(tmp_path: Path, kfbox_home) -> None:
     config = tmp_path / "kfbox.yaml"
     config.write_text("name: lab\nports: {jupyter: 9001, registry: 9002}\ngpu: off\n")
     spec = load_spec(config, {"ports.jupyter": 9100, "gpu": None})
@@ -70,3 +70,19 @@ def test_unknown_key_in_the_file_names_the_file(tmp_path: Path) -> None:
     config.write_text("engine: lite\nportz: {}\n")
     with pytest.raises(UsageError, match=r"kfbox.yaml: unknown key 'portz'"):
         load_spec(config)
+
+
+def test_a_recorded_spec_is_the_base_that_file_and_flags_override(
+    tmp_path: Path, kfbox_home
+) -> None:
+    from kfbox.sandbox.config import forget_spec, record_spec
+
+    record_spec(load_spec(None, {"name": "lab", "ports.jupyter": 9300, "gpu": "off"}))
+    again = load_spec(None, {"name": "lab"})
+    assert (again.ports.jupyter, again.gpu) == (9300, "off")
+    config = tmp_path / "kfbox.yaml"
+    config.write_text("name: lab\ngpu: auto\n")
+    assert load_spec(config, {"ports.jupyter": 9400}).model_dump()["gpu"] == "auto"
+    assert load_spec(config, {"ports.jupyter": 9400}).ports.jupyter == 9400
+    forget_spec("lab")
+    assert load_spec(None, {"name": "lab"}).ports.jupyter == 8888

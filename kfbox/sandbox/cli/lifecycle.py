@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from kfbox.sandbox.cli.render import checks_table, print_json, status_table
-from kfbox.sandbox.config import SandboxSpec
+from kfbox.sandbox.config import SandboxSpec, forget_spec, record_spec
 from kfbox.sandbox.engines import get_engine
 from kfbox.sandbox.engines.base import Check, Engine, SandboxStatus
 from kfbox.sandbox.errors import PreflightError, UsageError
@@ -57,7 +57,9 @@ def bring_up(spec: SandboxSpec, reporter: Reporter, *, provision: bool) -> Sandb
     engine = get_engine(spec)
     # No progress line for preflight: when it fails, its one error line is all the user sees.
     ensure_engine_ready(engine, reporter, provision=provision)
-    return engine.up(reporter)
+    status = engine.up(reporter)
+    record_spec(spec)
+    return status
 
 
 def register(app: typer.Typer) -> None:
@@ -171,6 +173,8 @@ def register(app: typer.Typer) -> None:
 
         engine = get_engine(ctx.obj.spec())
         left = engine.down(Reporter(), keep_data=keep_data)
+        if not keep_data:
+            forget_spec(engine.spec.name)
         if left:
             err.print(f"[red]still present:[/] {', '.join(left)}")
             raise typer.Exit(1)
