@@ -35,14 +35,19 @@ def kfbox_cli(
     )
 
 
-@pytest.fixture
-def kfbox_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private KFBOX_HOME for state; the image and wheel caches stay shared (they are big and
-    keyed by their inputs, so sharing them cannot change a result)."""
-    home = tmp_path / "kfbox-home"
+def private_home(home: Path) -> Path:
+    """Make `home` a private KFBOX_HOME for state; the image and wheel caches stay shared (they
+    are big and keyed by their inputs, so sharing them cannot change a result)."""
     shared_cache = Path(os.environ.get("KFBOX_HOME", Path.home() / ".kfbox")) / "cache"
-    (home).mkdir()
+    home.mkdir(parents=True, exist_ok=True)
     shared_cache.mkdir(parents=True, exist_ok=True)
     (home / "cache").symlink_to(shared_cache)
+    return home
+
+
+@pytest.fixture
+def kfbox_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private KFBOX_HOME (see private_home) for the test's kfbox calls."""
+    home = private_home(tmp_path / "kfbox-home")
     monkeypatch.setenv("KFBOX_HOME", str(home))
     return home

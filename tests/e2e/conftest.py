@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import secrets
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import docker
 import pytest
@@ -12,6 +14,7 @@ from kfbox.fixtures.plugin import unreachable
 from kfbox.sandbox import docker_engine
 from kfbox.sandbox.config import load_spec
 from kfbox.sandbox.docker_engine import LABEL
+from kfbox.scenarios.scenario import SCENARIOS_DIR
 from tests.conftest import free_port
 
 
@@ -46,12 +49,17 @@ def fresh_name(docker_client: docker.DockerClient) -> Iterator[str]:
     """A sandbox name no one uses; anything left with its label is removed afterwards."""
     name = sandbox_name()
     yield name
+    remove_labelled(docker_client, name)
+
+
+def remove_labelled(client: docker.DockerClient, name: str) -> None:
+    """Remove every container, network and volume labelled with sandbox `name`."""
     filters = {"label": [f"{LABEL}={name}"]}
-    for container in docker_client.containers.list(all=True, filters=filters):
+    for container in client.containers.list(all=True, filters=filters):
         container.remove(force=True)
-    for network in docker_client.networks.list(filters=filters):
+    for network in client.networks.list(filters=filters):
         network.remove()
-    for volume in docker_client.volumes.list(filters=filters):
+    for volume in client.volumes.list(filters=filters):
         volume.remove(force=True)
 
 
@@ -61,3 +69,12 @@ def free_ports_args() -> list[str]:
 
 def spec_for(name: str, jupyter: int, registry: int):
     return load_spec(None, {"name": name, "ports.jupyter": jupyter, "ports.registry": registry})
+
+
+@pytest.fixture
+def digits_copy(tmp_path: Path) -> Path:
+    """A copy of the shipped digits scenario to break one thing in (the folder keeps the
+    scenario's name, as the loader requires)."""
+    folder = tmp_path / "scenario" / "digits"
+    shutil.copytree(SCENARIOS_DIR / "digits", folder, ignore=shutil.ignore_patterns("__pycache__"))
+    return folder

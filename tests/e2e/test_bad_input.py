@@ -1,11 +1,15 @@
-"""Bad input to `kfbox up`: one clear line, a non-zero exit, and nothing left behind."""
+"""Bad input to `kfbox up` and `kfbox test`: one clear line, a non-zero exit, nothing left."""
 
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+import yaml
 
+from kfbox.scenarios.scenario import SCENARIO_FILE, load_scenario
 from tests.conftest import free_port, kfbox_cli
 from tests.e2e.conftest import labelled
 
@@ -68,4 +72,48 @@ def test_no_engine_and_no_provision(docker_client, fresh_name: str, kfbox_home, 
     assert done.returncode == 3
     line = one_line(done.stderr)
     assert "docker engine" in line and "kfbox provision" in line
+    assert labelled(docker_client, fresh_name) == []
+
+
+def drop_last_threshold(folder: Path) -> str:
+    """Remove the scenario's last threshold; the loader's line names it."""
+    raw = yaml.safe_load((folder / SCENARIO_FILE).read_text())
+    name = list(raw["thresholds"])[-1]
+    del raw["thresholds"][name]
+    (folder / SCENARIO_FILE).write_text(yaml.safe_dump(raw, sort_keys=False))
+    return f"missing threshold '{name}'"
+
+
+def drop_a_build_file(folder: Path) -> str:
+    """Delete a file the scenario names (its first build file: the model server)."""
+    name = load_scenario(folder).build_files[0]
+    (folder / name).unlink()
+    return f"missing file '{name}'"
+
+
+@pytest.mark.parametrize("breaks", [drop_last_threshold, drop_a_build_file])
+def test_broken_scenario_is_refused_before_anything_runs(
+    docker_client,
+    fresh_name: str,
+    kfbox_home,
+    digits_copy: Path,
+    tmp_path: Path,
+    breaks: Callable[[Path], str],
+) -> None:
+    expected = f"scenario {digits_copy.name}: {breaks(digits_copy)}"
+    out = tmp_path / "out"
+    done = kfbox_cli(
+        "--name",
+        fresh_name,
+        "test",
+        "--profile",
+        "quick",
+        "--scenario",
+        str(digits_copy),
+        "--out",
+        str(out),
+    )
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr
+    assert expected in one_line(done.stderr)
+    assert not out.exists()  # no run folder: the journey never started
     assert labelled(docker_client, fresh_name) == []
