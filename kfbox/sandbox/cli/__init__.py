@@ -60,9 +60,9 @@ def _globals(
 
 
 def _register() -> None:
-    from kfbox.sandbox.cli import certify, journey, kube, lifecycle
+    from kfbox.sandbox.cli import bench, certify, journey, kube, lifecycle
 
-    for module in (lifecycle, journey, certify, kube):
+    for module in (lifecycle, journey, certify, kube, bench):
         module.register(app)
 
 

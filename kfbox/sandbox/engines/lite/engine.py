@@ -15,7 +15,9 @@ from kfbox.sandbox import docker_engine, paths, preflight
 from kfbox.sandbox.docker_engine import COMPONENT_LABEL, LABEL, ROLE_LABEL, connect
 from kfbox.sandbox.engines.base import Check, ComponentStatus, Engine, SandboxStatus
 from kfbox.sandbox.engines.lite import components as comp
+from kfbox.sandbox.engines.lite import registry_cache
 from kfbox.sandbox.errors import KfboxError
+from kfbox.sandbox.images.base import ensure_base_image
 from kfbox.sandbox.images.build import ensure_component_image
 from kfbox.sandbox.platform import Platform
 from kfbox.sandbox.progress import Reporter
@@ -99,8 +101,14 @@ class LiteEngine(Engine):
         actions: dict[str, str] = {}
         with reporter.step(f"Network and volumes for sandbox {self.spec.name!r}"):
             self._ensure_network()
-            for purpose in ("workspace", "models", "registry"):
-                self._ensure_volume(purpose)
+            created = {p for p in ("workspace", "models", "registry") if self._ensure_volume(p)}
+        prefilled = "registry" in created and registry_cache.prefill(
+            self.client,
+            comp.volume_name(self.spec.name, "registry"),
+            runtime,
+            ensure_base_image(reporter, self.client),
+            self.labels(),
+        )
         for plan in plans:
             with reporter.step(f"Component {plan.component}") as update:
                 actions[plan.component] = self._ensure_container(plan)
@@ -112,6 +120,15 @@ class LiteEngine(Engine):
         if "registry" in self.spec.components:
             with reporter.step("Seeding the registry with the ML runtime") as update:
                 self._seed_registry(runtime, update)
+                if "registry" in created and not prefilled:
+                    update("keeping a copy for the next sandbox")
+                    registry_cache.save(
+                        self.client,
+                        comp.volume_name(self.spec.name, "registry"),
+                        runtime,
+                        ensure_base_image(reporter, self.client),
+                        self.labels(),
+                    )
         self._record_state(plans)
         status = self.status()
         status.facts["actions"] = actions
@@ -125,12 +142,15 @@ class LiteEngine(Engine):
                 comp.network_name(self.spec.name), driver="bridge", labels=self.labels()
             )
 
-    def _ensure_volume(self, purpose: str) -> None:
+    def _ensure_volume(self, purpose: str) -> bool:
+        """True when the volume had to be created."""
         name = comp.volume_name(self.spec.name, purpose)
         try:
             self.client.volumes.get(name)
+            return False
         except NotFound:
             self.client.volumes.create(name, labels=self.labels(**{DATA_LABEL: purpose}))
+            return True
 
     def _ensure_container(self, plan: comp.ContainerPlan) -> str:
         """Create, start, recreate or leave alone; returns which it did."""

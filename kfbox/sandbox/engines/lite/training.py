@@ -34,6 +34,8 @@ RUNTIME_NAME = "kfbox-torch"
 TORCHRUN_FAILURE = re.compile(r"torch/distributed/elastic/\S+\] failed \(exitcode: (-?\d+)\)")
 """torchrun's line announcing that a worker failed; its own traceback and report follow it."""
 LISTING_MISSES = 5
+POLL_S = 0.25
+"""Job status polling: a container listing is cheap, and each poll's wait is pure overhead."""
 
 
 def launch(command: list[str]) -> None:
@@ -208,7 +210,7 @@ def _wait(client: TrainerClient, name: str, timeout_s: float) -> str:
             continue
         if status in (constants.TRAINJOB_COMPLETE, constants.TRAINJOB_FAILED):
             return status
-        time.sleep(1)
+        time.sleep(POLL_S)
     return "timed out"
 
 

@@ -1,0 +1,93 @@
+"""A host-side copy of a seeded registry's storage, per ML runtime image.
+
+Pushing the runtime (GBs, gzip-compressed by the engine on the way) into a new sandbox's empty
+registry costs a minute on a small machine; copying the already-compressed blobs costs seconds.
+The copy is a cache like the image store: keyed by the runtime image, never sandbox data.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+
+import docker
+
+from kfbox.sandbox import paths
+
+STORAGE = "/var/lib/registry"
+
+
+def cache_path(runtime_image: str) -> Path:
+    return paths.cache_dir("registry") / runtime_image.replace("/", "_").replace(":", "_")
+
+
+def _copy(
+    client: docker.DockerClient,
+    helper_image: str,
+    labels: dict[str, str],
+    source: str,
+    dest: str,
+    volumes: dict[str, dict[str, str]],
+) -> None:
+    client.containers.run(
+        helper_image,
+        ["cp", "-a", f"{source}/.", f"{dest}/"],
+        volumes=volumes,
+        labels=labels,
+        remove=True,
+        network_mode="none",
+    )
+
+
+def prefill(
+    client: docker.DockerClient,
+    volume: str,
+    runtime_image: str,
+    helper_image: str,
+    labels: dict[str, str],
+) -> bool:
+    """Copy the cached storage into an empty registry volume; False when there is no cache."""
+    cached = cache_path(runtime_image)
+    if not cached.is_dir():
+        return False
+    _copy(
+        client,
+        helper_image,
+        labels,
+        "/cache",
+        STORAGE,
+        {str(cached): {"bind": "/cache", "mode": "ro"}, volume: {"bind": STORAGE, "mode": "rw"}},
+    )
+    return True
+
+
+def save(
+    client: docker.DockerClient,
+    volume: str,
+    runtime_image: str,
+    helper_image: str,
+    labels: dict[str, str],
+) -> None:
+    """Keep a copy of a freshly seeded registry's storage (written aside, then renamed, so a
+    crash never leaves a half cache behind)."""
+    cached = cache_path(runtime_image)
+    if cached.is_dir():
+        return
+    partial = cached.with_name(f"{cached.name}.{uuid.uuid4().hex[:6]}.partial")
+    partial.mkdir(parents=True)
+    try:
+        _copy(
+            client,
+            helper_image,
+            labels,
+            STORAGE,
+            "/cache",
+            {
+                volume: {"bind": STORAGE, "mode": "ro"},
+                str(partial): {"bind": "/cache", "mode": "rw"},
+            },
+        )
+        partial.rename(cached)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
