@@ -52,6 +52,7 @@ class OptunaTuning:
             sampler=SAMPLERS[experiment.algorithm](experiment.seed),
         )
         trials: list[Trial] = []
+        failures: list[StepFailure] = []  # in the order trials failed: the first is the cause
         lock = threading.Lock()
 
         def objective(optuna_trial: optuna.Trial) -> float:
@@ -66,13 +67,14 @@ class OptunaTuning:
             trial_started = time.monotonic()
             try:
                 result = self.training.run(job)
-            except StepFailure:
+            except StepFailure as failure:
                 with lock:
                     trials.append(
                         Trial(
                             name, params, {}, False, job.model_key, time.monotonic() - trial_started
                         )
                     )
+                    failures.append(failure)
                 raise
             value = result.metrics.get(experiment.objective)
             with lock:
@@ -87,7 +89,12 @@ class OptunaTuning:
                     )
                 )
             if value is None:
-                raise StepFailure(f"trial {name} printed no {experiment.objective}=VALUE line")
+                failure = StepFailure(
+                    f"trial {name} printed no {experiment.objective}=VALUE line", logs=result.logs
+                )
+                with lock:
+                    failures.append(failure)
+                raise failure
             return value
 
         study.optimize(
@@ -98,10 +105,12 @@ class OptunaTuning:
         )
         completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         if not completed:
-            failed = next((t for t in trials if not t.succeeded), None)
+            # A trial's name alone sent the user digging; its failure's line is the cause.
+            first = failures[0] if failures else None
             raise StepFailure(
                 f"all {experiment.max_trials} trials failed"
-                + (f"; first: {failed.name}" if failed else "")
+                + (f"; first: {first}" if first else ""),
+                logs="\n".join(f"##### {f}\n{f.logs}" for f in failures),
             )
         best_name = f"{experiment.name}-trial-{study.best_trial.number}"
         best = next(t for t in trials if t.name == best_name)
