@@ -23,7 +23,7 @@ from kfbox.sandbox.engines import get_engine
 from kfbox.sandbox.engines.lite import components as comp
 from kfbox.sandbox.engines.lite.platform import RUN_LABEL
 from kfbox.scenarios.journey import STEPS
-from kfbox.scenarios.scenario import load_scenario
+from kfbox.scenarios.scenario import SCENARIO_FILE, load_scenario
 from tests.conftest import free_port, kfbox_cli, private_home
 from tests.e2e.conftest import labelled, remove_labelled, sandbox_name
 
@@ -113,6 +113,17 @@ def build_fails(folder: Path) -> str:
     return "ModuleNotFoundError: No module named 'libdigits'"
 
 
+def search_parameter_unknown_to_training(folder: Path) -> str:
+    """The search's first parameter is renamed to one the training script does not accept:
+    the train step passes, every trial fails."""
+    path = folder / SCENARIO_FILE
+    raw = yaml.safe_load(path.read_text())
+    parameter = raw["tune"]["parameters"][0]
+    parameter["name"] = f"{parameter['name']}_typo"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return f"unrecognized arguments: --{parameter['name']}="
+
+
 def model_will_not_load(folder: Path) -> str:
     """The model server's load() raises before reading the weights."""
     model = folder / load_scenario(folder).serve.command[-1].rsplit("/", 1)[-1]
@@ -165,9 +176,16 @@ def notebook_errors(executed: Path) -> list[str]:
         (cell_raises, "notebook"),
         (build_fails, "build"),
         (training_exits_non_zero, "train"),
+        (search_parameter_unknown_to_training, "tune"),
         (model_will_not_load, "serve"),
     ],
-    ids=["notebook-cell-raises", "build-run-fails", "train-exits-1", "model-will-not-load"],
+    ids=[
+        "notebook-cell-raises",
+        "build-run-fails",
+        "train-exits-1",
+        "every-trial-fails",
+        "model-will-not-load",
+    ],
 )
 def test_failed_step_names_its_cause_and_blocks_the_rest(
     sandbox: Sandbox,
