@@ -58,21 +58,18 @@ def docker_build(
         )
         for chunk in stream:
             if "stream" in chunk:
-                text = chunk["stream"].rstrip()
-                if text:
-                    log.append(text)
-                    if text.startswith("Step "):
-                        update(text.split(" : ")[0].lower())
+                # Kept as sent: a RUN's output arrives in pieces that can split a line, and
+                # stripping and re-joining them cut its last line (the cause) in two.
+                log.append(chunk["stream"])
+                if chunk["stream"].startswith("Step "):
+                    update(chunk["stream"].split(" : ")[0].lower())
             if "aux" in chunk and "ID" in chunk["aux"]:
                 image_id = chunk["aux"]["ID"]
             if "error" in chunk:
-                log.append(chunk["error"].rstrip())
-                lines = [ln for ln in log if ln.strip()]
-                raise ImageBuildError(
-                    f"image build failed: {chunk['error'].strip()}", "\n".join(lines)
-                )
+                log.append(chunk["error"].rstrip() + "\n")
+                raise ImageBuildError(f"image build failed: {chunk['error'].strip()}", "".join(log))
     except (APIError, BuildError) as exc:
-        raise ImageBuildError(f"image build failed: {exc}", "\n".join(log)) from exc
+        raise ImageBuildError(f"image build failed: {exc}", "".join(log)) from exc
     if not image_id:
         image_id = client.images.get(tag).id
     return image_id
