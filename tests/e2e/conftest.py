@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import docker
 import pytest
+from docker.errors import NotFound
 
 from kfbox.fixtures.plugin import unreachable
 from kfbox.sandbox import docker_engine
@@ -53,7 +55,8 @@ def fresh_name(docker_client: docker.DockerClient) -> Iterator[str]:
 
 
 def remove_labelled(client: docker.DockerClient, name: str) -> None:
-    """Remove every container, network and volume labelled with sandbox `name`."""
+    """Remove every container, network, volume and image labelled with sandbox `name` (its
+    journeys' images: `down` leaves them, and each run tags one)."""
     filters = {"label": [f"{LABEL}={name}"]}
     for container in client.containers.list(all=True, filters=filters):
         container.remove(force=True)
@@ -61,6 +64,19 @@ def remove_labelled(client: docker.DockerClient, name: str) -> None:
         network.remove()
     for volume in client.volumes.list(filters=filters):
         volume.remove(force=True)
+    for image in client.images.list(filters=filters):
+        with contextlib.suppress(NotFound):  # a layer of one removed just before
+            client.images.remove(image.id, force=True)
+
+
+def untag_registry(client: docker.DockerClient, registry_port: int) -> None:
+    """Drop the local tags naming a sandbox registry (the runtime tag `up` pushes from)."""
+    prefix = f"127.0.0.1:{registry_port}/"
+    for image in client.images.list():
+        for tag in image.tags:
+            if tag.startswith(prefix):
+                with contextlib.suppress(NotFound):
+                    client.images.remove(tag)
 
 
 def free_ports_args() -> list[str]:

@@ -25,7 +25,7 @@ from kfbox.sandbox.engines.lite.platform import RUN_LABEL
 from kfbox.scenarios.journey import STEPS
 from kfbox.scenarios.scenario import SCENARIO_FILE, load_scenario
 from tests.conftest import free_port, kfbox_cli, private_home
-from tests.e2e.conftest import labelled, remove_labelled, sandbox_name
+from tests.e2e.conftest import labelled, remove_labelled, sandbox_name, untag_registry
 
 pytestmark = pytest.mark.e2e
 
@@ -69,6 +69,7 @@ def sandbox(
         assert labelled(docker_client, name) == []
     finally:
         remove_labelled(docker_client, name)
+        untag_registry(docker_client, ports["registry"])
 
 
 # ---- one thing broken per scenario copy ------------------------------------------------------
