@@ -78,9 +78,22 @@ def test_lifecycle_up_status_repair_down(docker_client, fresh_name: str, kfbox_h
     }
     assert json.loads(repaired.stdout)["state"] == "running"
 
+    seeded = [
+        t
+        for i in docker_client.images.list()
+        for t in i.tags
+        if t.startswith(f"127.0.0.1:{registry}/")
+    ]
+    assert seeded, "up pushed the ML runtime into the sandbox registry"
     down = kfbox_cli(*base, "down")
     assert down.returncode == 0, down.stderr
     assert labelled(docker_client, fresh_name) == []
+    assert not [
+        t
+        for i in docker_client.images.list()
+        for t in i.tags
+        if t.startswith(f"127.0.0.1:{registry}/")
+    ]
     assert kfbox_cli(*base, "status").returncode == 1
 
 

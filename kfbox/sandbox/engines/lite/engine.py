@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 from datetime import UTC, datetime
@@ -283,11 +284,22 @@ class LiteEngine(Engine):
             if not keep_data:
                 for volume in self.client.volumes.list(filters=filters):
                     volume.remove(force=True)
+                self._untag_registry_images()
         if not keep_data:
             token = paths.state_dir(self.spec.name) / "jupyter-token"
             token.unlink(missing_ok=True)
             self.state_file.unlink(missing_ok=True)
         return self.leftovers(keep_data=keep_data)
+
+    def _untag_registry_images(self) -> None:
+        """Drop the local tags that point into this sandbox's registry (journey builds and the
+        runtime seed): with the registry's volume gone they name nothing. Shared layers stay."""
+        prefix = f"127.0.0.1:{self.spec.ports.registry}/"
+        for image in self.client.images.list():
+            for tag in image.tags:
+                if tag.startswith(prefix):
+                    with contextlib.suppress(APIError):  # still used by a leftover container
+                        self.client.images.remove(tag, noprune=False)
 
     def leftovers(self, *, keep_data: bool = False) -> list[str]:
         """Everything still labelled with this sandbox (data volumes allowed with keep_data)."""
