@@ -122,11 +122,12 @@ def _nest(overrides: dict[str, Any]) -> dict[str, Any]:
     return nested
 
 
-def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `top` applied: mappings merge key by key, anything else is replaced."""
     merged = dict(base)
     for key, value in top.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
+            merged[key] = deep_merge(merged[key], value)
         else:
             merged[key] = value
     return merged
@@ -185,7 +186,7 @@ def load_spec(config: Path | None = None, overrides: dict[str, Any] | None = Non
         source = str(config)
     flags = _nest(overrides or {})
     name = flags.get("name", data.get("name", SandboxSpec.model_fields["name"].default))
-    data = _merge(_merge(_recorded(name), data), flags)
+    data = deep_merge(deep_merge(_recorded(name), data), flags)
     try:
         return SandboxSpec.model_validate(data)
     except ValidationError as exc:

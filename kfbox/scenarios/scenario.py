@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from kfbox.sandbox import platform
+from kfbox.sandbox.config import deep_merge
 from kfbox.sandbox.errors import UsageError
 
 SCENARIOS_DIR = Path(__file__).parent
@@ -124,7 +125,7 @@ class Scenario(_Strict):
             raise UsageError(f"scenario {self.name}: unknown profile '{profile}'")
         base = {k: v for k, v in self._raw.items() if k not in OVERRIDE_KEYS}
         overrides = self._raw.get(profile) if profile in OVERRIDE_KEYS else None
-        merged = _merge(base, overrides or {})
+        merged = deep_merge(base, overrides or {})
         scenario = _validate(merged, self._root, f"scenario {self.name}: {profile}")
         scenario._profile = profile
         return scenario
@@ -234,17 +235,6 @@ def _describe(error: Any) -> str:
         return f"unknown key '{where}'"
     message = error["msg"].removeprefix("Value error, ")
     return f"'{where}': {message}" if where else message
-
-
-def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """`base` with `overrides` applied: mappings merge key by key, anything else is replaced."""
-    merged = dict(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 def _check_files(scenario: Scenario) -> None:
