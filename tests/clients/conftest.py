@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
+
+from tests.processes import stop, wait_until_answers
 
 
 @dataclass
@@ -53,21 +52,7 @@ def jupyter_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Jupyter
         )
     server = JupyterServer(f"http://127.0.0.1:{port}", token, root)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, f"jupyter server exited: {log.read_text()[-2000:]}"
-            assert time.monotonic() < deadline, f"jupyter not up: {log.read_text()[-2000:]}"
-            try:
-                requests.get(f"{server.url}/api/status", timeout=1)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.3)
+        wait_until_answers(proc, f"{server.url}/api/status", log)
         yield server
     finally:
-        proc.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=20)
-        # Anything still in the group (a kernel the server failed to stop) goes now.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        stop(proc)

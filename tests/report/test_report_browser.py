@@ -21,6 +21,7 @@ from records import journey, make_report
 
 from kfbox.sandbox.report.bundle import write_bundle
 from kfbox.sandbox.report.model import JOURNEY_STEPS
+from tests.processes import stop
 
 # The flags keep a headless chromium from reaching for the network it does not have.
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -105,11 +106,7 @@ def page(tmp_path: Path) -> Iterator[Page]:
         yield client
         client.ws.close()
     finally:
-        browser.terminate()
-        try:
-            browser.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            browser.kill()
+        stop(browser, timeout_s=10)
 
 
 def _render(page: Page, html: Path) -> dict[str, Any]:

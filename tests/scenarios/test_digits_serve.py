@@ -9,20 +9,19 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
-import requests
 from kserve import InferenceRESTClient, RESTConfig
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferInput, InferRequest, InferResponse
 
 from kfbox.sandbox.platform import MODEL_DIR_ENV
 from kfbox.scenarios.scenario import Scenario
+from tests.processes import stop, wait_until_answers
 
 
 @pytest.fixture(scope="module")
@@ -90,24 +89,10 @@ def server(
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, f"model server exited: {log.read_text()[-2000:]}"
-            assert time.monotonic() < deadline, f"model server not ready: {log.read_text()[-2000:]}"
-            try:
-                if requests.get(f"{base}/v2/health/ready", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.3)
+        wait_until_answers(proc, f"{base}/v2/health/ready", log, need_ok=True)
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 async def infer(protocol: str, base: str, data: Any, model_name: str) -> Any:
