@@ -53,6 +53,27 @@ class Journey:
     endpoint: Endpoint | None = None
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    def inputs(self) -> dict[str, Any]:
+        """What the steps so far hand on to the next: written to the diagnostics on failure."""
+        return {
+            "scenario": str(self.scenario.root),
+            "profile": self.scenario.profile,
+            "run_id": self.run_id,
+            "gpus": self.gpus,
+            "workspace": str(self.workspace) if self.workspace else None,
+            "image": self.image.reference if self.image else None,
+            "train": {"model_key": self.trained.model_key, "metrics": self.trained.metrics}
+            if self.trained
+            else None,
+            "tune_best": {
+                "parameters": self.tuned.best.parameters,
+                "model_key": self.tuned.best.model_key,
+            }
+            if self.tuned
+            else None,
+            "endpoint": self.endpoint.url if self.endpoint else None,
+        }
+
     def require(self, threshold: str, value: float | None, what: str) -> float:
         bar = getattr(self.scenario.thresholds, threshold)
         if value is None:

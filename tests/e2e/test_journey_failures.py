@@ -223,6 +223,9 @@ def test_failed_step_names_its_cause_and_blocks_the_rest(
     # notebook (with the traceback when a cell raised), the model server's logs when it died.
     logs = run / "logs"
     assert cause in (logs / f"{PROFILE}-{step}.log").read_text()
+    inputs = json.loads((logs / f"{PROFILE}-{step}.inputs.json").read_text())
+    assert inputs["profile"] == PROFILE
+    assert (inputs["image"] is None) == (step in ("notebook", "build"))
     for component in ("jupyter", "registry"):
         container = f"{comp.prefix(sandbox.name)}-{component}"
         assert (logs / "containers" / f"{container}.log").is_file()

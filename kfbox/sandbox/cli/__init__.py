@@ -67,25 +67,11 @@ def _register() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: every KfboxError becomes one line on stderr and its exit code."""
+    """Entry point: every KfboxError becomes one line on stderr and its exit code; click
+    (standalone) reports usage errors with exit 2 and turns typer.Exit into the exit code."""
     _register()
     try:
-        # Outside standalone mode click returns a command's exit code instead of exiting.
-        code = app(args=argv, standalone_mode=False)
-        if isinstance(code, int) and code:
-            sys.exit(code)
+        app(args=argv, standalone_mode=True)
     except KfboxError as exc:
         err.print(f"[red]error:[/] {exc.line()}", soft_wrap=True)
         sys.exit(exc.exit_code)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        err.print("[red]aborted[/]")
-        sys.exit(130)
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise

@@ -16,8 +16,9 @@ def register(app: typer.Typer) -> None:
         profile: Annotated[str, typer.Option(help="core | full")] = "core",
         gpu: Annotated[bool, typer.Option(help="Include the NVIDIA device plugin")] = False,
         images: Annotated[bool, typer.Option(help="Pull and save image tarballs")] = True,
-        trust_on_first_use: Annotated[bool, typer.Option(
-            help="Pin manifests the lock has no sha256 for, from this download")] = False,
+        trust_on_first_use: Annotated[
+            bool, typer.Option(help="Pin manifests the lock has no sha256 for, from this download")
+        ] = False,
     ) -> None:
         """Write an offline bundle (manifests, lock, image list, image tarballs) for
         `kfbox up --engine kind --from-bundle DIR` on a host with no network."""
@@ -32,9 +33,9 @@ def register(app: typer.Typer) -> None:
         catalog = load_catalog()
         plan = catalog.plan(catalog.profile(profile, gpu=gpu))
         tools = Tools()
-        store = ManifestStore(paths.cache_dir("manifests"), tools,
-                              trust_on_first_use=trust_on_first_use)
-        missing = write_bundle(output, catalog, plan, store, tools, Reporter(),
-                               with_images=images)
+        store = ManifestStore(
+            paths.cache_dir("manifests"), tools, trust_on_first_use=trust_on_first_use
+        )
+        missing = write_bundle(output, catalog, plan, store, tools, Reporter(), with_images=images)
         for image in missing:
             err.print(f"[yellow]![/] not saved (cannot pull here): {image}")

@@ -113,6 +113,9 @@ def register(app: typer.Typer) -> None:
         from_bundle: Annotated[
             Path | None, typer.Option(help="Install from an offline bundle")
         ] = None,
+        profile: Annotated[
+            str | None, typer.Option(help="core | full: components for kind/existing")
+        ] = None,
         provision: Annotated[
             bool, typer.Option(help="Install the Docker engine if missing")
         ] = False,
@@ -128,6 +131,7 @@ def register(app: typer.Typer) -> None:
             kubeconfig=kubeconfig,
             nodes=nodes,
             from_bundle=from_bundle,
+            profile=profile,
             **parse_ports(port),
         )
         reporter = Reporter(quiet=as_json)
