@@ -103,10 +103,11 @@ class LiteEngine(Engine):
         with reporter.step(f"Network and volumes for sandbox {self.spec.name!r}"):
             self._ensure_network()
             created = {p for p in ("workspace", "models", "registry") if self._ensure_volume(p)}
+        runtime_id = self.client.images.get(runtime).id
         prefilled = "registry" in created and registry_cache.prefill(
             self.client,
             comp.volume_name(self.spec.name, "registry"),
-            runtime,
+            runtime_id,
             ensure_base_image(reporter, self.client),
             self.labels(),
         )
@@ -126,7 +127,7 @@ class LiteEngine(Engine):
                     registry_cache.save(
                         self.client,
                         comp.volume_name(self.spec.name, "registry"),
-                        runtime,
+                        runtime_id,
                         ensure_base_image(reporter, self.client),
                         self.labels(),
                     )

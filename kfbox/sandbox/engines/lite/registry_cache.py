@@ -2,7 +2,9 @@
 
 Pushing the runtime (GBs, gzip-compressed by the engine on the way) into a new sandbox's empty
 registry costs a minute on a small machine; copying the already-compressed blobs costs seconds.
-The copy is a cache like the image store: keyed by the runtime image, never sandbox data.
+The copy is a cache like the image store, never sandbox data. It is keyed by the runtime
+image's content id, not its tag: a rebuilt image (same inputs, same tag) has new layer
+digests, and stale blobs would only make the push upload everything again.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from kfbox.sandbox import paths
 STORAGE = "/var/lib/registry"
 
 
-def cache_path(runtime_image: str) -> Path:
-    return paths.cache_dir("registry") / runtime_image.replace("/", "_").replace(":", "_")
+def cache_path(image_id: str) -> Path:
+    return paths.cache_dir("registry") / image_id.replace(":", "-")
 
 
 def _copy(
