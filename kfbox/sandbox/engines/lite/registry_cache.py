@@ -45,12 +45,12 @@ def _copy(
 def prefill(
     client: docker.DockerClient,
     volume: str,
-    runtime_image: str,
+    image_id: str,
     helper_image: str,
     labels: dict[str, str],
 ) -> bool:
     """Copy the cached storage into an empty registry volume; False when there is no cache."""
-    cached = cache_path(runtime_image)
+    cached = cache_path(image_id)
     if not cached.is_dir():
         return False
     _copy(
@@ -67,15 +67,17 @@ def prefill(
 def save(
     client: docker.DockerClient,
     volume: str,
-    runtime_image: str,
+    image_id: str,
     helper_image: str,
     labels: dict[str, str],
 ) -> None:
     """Keep a copy of a freshly seeded registry's storage (written aside, then renamed, so a
-    crash never leaves a half cache behind)."""
-    cached = cache_path(runtime_image)
+    crash never leaves a half cache behind); copies for older runtime builds go."""
+    cached = cache_path(image_id)
     if cached.is_dir():
         return
+    for stale in cached.parent.iterdir():
+        shutil.rmtree(stale, ignore_errors=True)
     partial = cached.with_name(f"{cached.name}.{uuid.uuid4().hex[:6]}.partial")
     partial.mkdir(parents=True)
     try:
