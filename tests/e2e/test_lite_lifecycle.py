@@ -26,6 +26,7 @@ def test_lifecycle_up_status_repair_down(docker_client, fresh_name: str, kfbox_h
         "jupyter": True,
         "registry": True,
         "store": True,
+        "runtime": True,
     }
 
     # Every published port is on 127.0.0.1, and the token never shows in status output.

@@ -131,7 +131,7 @@ class LiteEngine(Engine):
                         ensure_base_image(reporter, self.client),
                         self.labels(),
                     )
-        self._record_state(plans)
+        self._record_state(plans, runtime)
         status = self.status()
         status.facts["actions"] = actions
         return status
@@ -209,14 +209,25 @@ class LiteEngine(Engine):
             if event.get("status") == "Pushing" and event.get("progress"):
                 update(event["progress"].split("]")[-1].strip())
 
-    def _record_state(self, plans: list[comp.ContainerPlan]) -> None:
+    def _record_state(self, plans: list[comp.ContainerPlan], runtime: str) -> None:
+        # The spec itself is recorded by the CLI (config.record_spec) for every engine.
         state = {
-            "spec": self.spec.model_dump(mode="json"),
             "updated_at": datetime.now(UTC).isoformat(),
             "components": {p.component: {"image": p.image, "url": p.base_url()} for p in plans},
+            "runtime_image": runtime,
         }
         self.state_file.parent.mkdir(parents=True, exist_ok=True)
         self.state_file.write_text(json.dumps(state, indent=2))
+
+    def _runtime_status(self) -> ComponentStatus:
+        """The ML runtime image scenario builds start from: reported so a bundle names the
+        exact torch/KServe stack it certified."""
+        try:
+            tag = json.loads(self.state_file.read_text())["runtime_image"]
+            image = self.client.images.get(tag)
+        except (OSError, ValueError, KeyError, NotFound):
+            return ComponentStatus("runtime", False, "ML runtime image missing: run `kfbox up`")
+        return ComponentStatus("runtime", True, "ML runtime image", "", f"{tag}@{image.id}")
 
     def status(self) -> SandboxStatus:
         containers = {
@@ -256,6 +267,7 @@ class LiteEngine(Engine):
                     _image_ref(container),
                 )
             )
+        result.append(self._runtime_status())
         state = "running" if all(c.healthy for c in result) else "degraded"
         return SandboxStatus(self.spec.name, self.name, state, result)
 
