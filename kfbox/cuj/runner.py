@@ -35,6 +35,7 @@ def pytest_command(
     *,
     scenario: str,
     require_gpu: bool,
+    keep: bool = False,
     extra: list[str] | None = None,
 ) -> list[str]:
     markers = get_profile(profile).pytest_markers
@@ -50,6 +51,8 @@ def pytest_command(
     ]  # fmt: skip
     if require_gpu:
         command.append("--require-gpu")
+    if keep:
+        command.append("--kfbox-keep")
     return command + list(extra or [])
 
 
@@ -60,6 +63,7 @@ def run_suite(
     *,
     scenario: str = "digits",
     require_gpu: bool = False,
+    keep: bool = False,
 ) -> SuiteOutcome:
     """Run the profile's suites against the sandbox `spec` names, writing junit.xml, logs/ and
     workspace/ into `out_dir`; pytest's output goes to this terminal as it happens."""
@@ -70,7 +74,9 @@ def run_suite(
     # The profile's own requirement: a gpu profile without a GPU is not a pass either way, but
     # --require-gpu makes the steps fail rather than skip, which is what a GPU gate wants.
     done = subprocess.run(
-        pytest_command(profile, out_dir, spec_file, scenario=scenario, require_gpu=require_gpu),
+        pytest_command(
+            profile, out_dir, spec_file, scenario=scenario, require_gpu=require_gpu, keep=keep
+        ),
         check=False,
     )
     engine = get_engine(spec)

@@ -219,6 +219,7 @@ class Platform(Protocol):
         """Write component and workload logs, inspect output, events, into `dest`."""
         ...
 
-    def close(self) -> None:
-        """Remove everything this platform object started for the run (never user data)."""
+    def close(self, *, keep: bool = False) -> None:
+        """Remove everything this platform object started for the run (never user data);
+        with `keep`, leave the run's workloads for inspection and stop only local helpers."""
         ...

@@ -49,6 +49,9 @@ def register(app: typer.Typer) -> None:
         require_gpu: Annotated[
             bool, typer.Option(help="Fail, rather than skip, GPU steps on a host without one")
         ] = False,
+        keep: Annotated[
+            bool, typer.Option(help="Keep the run's workloads (model server, run namespace)")
+        ] = False,
     ) -> None:
         """Run the journey (notebook → build → train → tune → serve) against the sandbox;
         each step prints its status, duration and metrics. Exits with pytest's code."""
@@ -60,7 +63,7 @@ def register(app: typer.Typer) -> None:
         load_scenario(scenario)  # a broken scenario is bad input: say so before anything runs
         run_dir = out / f"test-{profile}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
         outcome = run_suite(
-            profile, run_dir, ctx.obj.spec(), scenario=scenario, require_gpu=require_gpu
+            profile, run_dir, ctx.obj.spec(), scenario=scenario, require_gpu=require_gpu, keep=keep
         )
         from kfbox.sandbox.cli import err
 

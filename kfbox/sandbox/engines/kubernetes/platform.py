@@ -33,8 +33,6 @@ if TYPE_CHECKING:
 
 TRAINING_RUNTIME = "torch-distributed"
 """The Trainer's stock ClusterTrainingRuntime (trainer-runtimes); the image is the job's own."""
-KEEP_ENV = "KFBOX_KEEP"
-"""Set to 1 to keep the run namespace (until the journey has a --keep flag)."""
 
 
 def node_resources(gpus: int, cpus: float, memory: str) -> dict[str, Any]:
@@ -57,8 +55,11 @@ class KubeTraining:
         from kubeflow.common.types import KubernetesBackendConfig
         from kubeflow.trainer import TrainerClient
 
-        return TrainerClient(backend_config=KubernetesBackendConfig(
-            namespace=self.namespace, client_configuration=self.kube.api.configuration))
+        return TrainerClient(
+            backend_config=KubernetesBackendConfig(
+                namespace=self.namespace, client_configuration=self.kube.api.configuration
+            )
+        )
 
     def run(self, job: TrainJob) -> TrainResult:
         from kubeflow.trainer import CustomTrainerContainer
@@ -67,27 +68,38 @@ class KubeTraining:
         trainer_client = self.client()
         started = time.monotonic()
         trainer = CustomTrainerContainer(
-            image=job.image, num_nodes=job.num_nodes,
+            image=job.image,
+            num_nodes=job.num_nodes,
             resources_per_node=node_resources(job.gpus, **self.resources),
         )
         args = [f"--{k}={v}" for k, v in job.args.items()]
         try:
             name = trainer_client.train(
-                runtime=TRAINING_RUNTIME, trainer=trainer,
-                options=[Name(job.name), TrainerCommand(job.command), TrainerArgs(args),
-                         *trainer_options(job.model_key)],
+                runtime=TRAINING_RUNTIME,
+                trainer=trainer,
+                options=[
+                    Name(job.name),
+                    TrainerCommand(job.command),
+                    TrainerArgs(args),
+                    *trainer_options(job.model_key),
+                ],
             )
             final = trainer_client.wait_for_job_status(
-                name, status={"Complete", "Failed"}, timeout=int(job.timeout_s),
-                polling_interval=max(1, int(self.poll_s)))
+                name,
+                status={"Complete", "Failed"},
+                timeout=int(job.timeout_s),
+                polling_interval=max(1, int(self.poll_s)),
+            )
         except (RuntimeError, TimeoutError, ValueError) as exc:
             raise StepFailure(f"TrainJob {job.name}: {exc}") from exc
         logs = "\n".join(trainer_client.get_job_logs(name))
         if final.status != "Complete":
-            raise StepFailure(f"TrainJob {job.name} {final.status.lower()}: {error_line(logs)}",
-                              logs=logs)
-        return TrainResult(job.name, True, parse_metrics(logs), job.model_key, logs,
-                           time.monotonic() - started)
+            raise StepFailure(
+                f"TrainJob {job.name} {final.status.lower()}: {error_line(logs)}", logs=logs
+            )
+        return TrainResult(
+            job.name, True, parse_metrics(logs), job.model_key, logs, time.monotonic() - started
+        )
 
 
 @dataclass
@@ -109,30 +121,48 @@ class KubeServing:
             V1beta1PredictorSpec,
         )
 
-        limits: dict[str, Any] = {"cpu": str(self.resources["cpus"]),
-                                  "memory": self.resources["memory"].upper() + "i"}
+        limits: dict[str, Any] = {
+            "cpu": str(self.resources["cpus"]),
+            "memory": self.resources["memory"].upper() + "i",
+        }
         if request.gpus:
             limits["nvidia.com/gpu"] = str(request.gpus)
         container = client.V1Container(
-            name="kserve-container", image=request.image, command=request.command,
-            env=[client.V1EnvVar(name=MODEL_DIR_ENV,
-                                 value=f"{MODEL_STORE_MOUNT}/{request.model_key}")],
+            name="kserve-container",
+            image=request.image,
+            command=request.command,
+            env=[
+                client.V1EnvVar(
+                    name=MODEL_DIR_ENV, value=f"{MODEL_STORE_MOUNT}/{request.model_key}"
+                )
+            ],
             ports=[client.V1ContainerPort(container_port=8080, protocol="TCP")],
-            volume_mounts=[client.V1VolumeMount(name="store", mount_path=MODEL_STORE_MOUNT,
-                                                read_only=True)],
+            volume_mounts=[
+                client.V1VolumeMount(name="store", mount_path=MODEL_STORE_MOUNT, read_only=True)
+            ],
             resources=client.V1ResourceRequirements(limits=limits),
         )
         isvc = V1beta1InferenceService(
-            api_version="serving.kserve.io/v1beta1", kind="InferenceService",
+            api_version="serving.kserve.io/v1beta1",
+            kind="InferenceService",
             metadata=client.V1ObjectMeta(
-                name=request.name, namespace=self.namespace,
-                annotations={"serving.kserve.io/deploymentMode": "RawDeployment"}),
-            spec=V1beta1InferenceServiceSpec(predictor=V1beta1PredictorSpec(
-                containers=[container],
-                volumes=[client.V1Volume(name="store", persistent_volume_claim=client.
-                                         V1PersistentVolumeClaimVolumeSource(
-                                             claim_name=STORE_CLAIM))],
-            )),
+                name=request.name,
+                namespace=self.namespace,
+                annotations={"serving.kserve.io/deploymentMode": "RawDeployment"},
+            ),
+            spec=V1beta1InferenceServiceSpec(
+                predictor=V1beta1PredictorSpec(
+                    containers=[container],
+                    volumes=[
+                        client.V1Volume(
+                            name="store",
+                            persistent_volume_claim=client.V1PersistentVolumeClaimVolumeSource(
+                                claim_name=STORE_CLAIM
+                            ),
+                        )
+                    ],
+                )
+            ),
         )
         return client.ApiClient().sanitize_for_serialization(isvc)
 
@@ -140,17 +170,24 @@ class KubeServing:
         self.kube.apply(self.inference_service(request))
         deadline = time.monotonic() + request.timeout_s
         while True:
-            isvc = self.kube.get("serving.kserve.io/v1beta1", "InferenceService", request.name,
-                                 self.namespace) or {}
+            isvc = (
+                self.kube.get(
+                    "serving.kserve.io/v1beta1", "InferenceService", request.name, self.namespace
+                )
+                or {}
+            )
             conditions = (isvc.get("status") or {}).get("conditions") or []
             if any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
                 break
             if time.monotonic() > deadline:
-                waiting = [c.get("message") or c["type"] for c in conditions
-                           if c.get("status") != "True"]
+                waiting = [
+                    c.get("message") or c["type"] for c in conditions if c.get("status") != "True"
+                ]
                 why = "; ".join(waiting[:2]) or "no status"
-                raise StepFailure(f"InferenceService {request.name} not ready after "
-                                  f"{request.timeout_s:.0f}s: {why}")
+                raise StepFailure(
+                    f"InferenceService {request.name} not ready after "
+                    f"{request.timeout_s:.0f}s: {why}"
+                )
             time.sleep(self.poll_s)
         url = self.port_forward(f"svc/{request.name}-predictor", 80)
         return Endpoint(request.name, url, request.model_name)
@@ -207,14 +244,21 @@ class KubeDiagnostics:
         except KubeError as exc:
             (dest / "events.txt").write_text(f"cannot list events: {exc}\n")
             events = []
-        (dest / "events.txt").write_text("".join(
-            f"{e.get('lastTimestamp') or ''} {e.get('type', '')} "
-            f"{(e.get('involvedObject') or {}).get('kind', '')}/"
-            f"{(e.get('involvedObject') or {}).get('name', '')}: {e.get('message', '')}\n"
-            for e in events))
-        kinds = [("v1", "Pod"), ("trainer.kubeflow.org/v1alpha1", "TrainJob"),
-                 ("kubeflow.org/v1beta1", "Experiment"),
-                 ("serving.kserve.io/v1beta1", "InferenceService"), ("kubeflow.org/v1", "Notebook")]
+        (dest / "events.txt").write_text(
+            "".join(
+                f"{e.get('lastTimestamp') or ''} {e.get('type', '')} "
+                f"{(e.get('involvedObject') or {}).get('kind', '')}/"
+                f"{(e.get('involvedObject') or {}).get('name', '')}: {e.get('message', '')}\n"
+                for e in events
+            )
+        )
+        kinds = [
+            ("v1", "Pod"),
+            ("trainer.kubeflow.org/v1alpha1", "TrainJob"),
+            ("kubeflow.org/v1beta1", "Experiment"),
+            ("serving.kserve.io/v1beta1", "InferenceService"),
+            ("kubeflow.org/v1", "Notebook"),
+        ]
         for api_version, kind in kinds:
             try:
                 objects = self.kube.list(api_version, kind, self.namespace)
@@ -246,7 +290,6 @@ class KubePlatform:
     notebooks: Any
     artifacts: Any
     diagnostics: KubeDiagnostics
-    keep: bool = False
 
     @classmethod
     def open(cls, engine: KubernetesEngine, run_dir: Path) -> KubePlatform:
@@ -262,14 +305,28 @@ class KubePlatform:
         training = KubeTraining(kube, ns, resources)
         notebooks = KubeNotebooks(kube, ns, engine.tools, engine.kubeconfig)
         return cls(
-            engine=engine, run_dir=run_dir, workspace=workspace, training=training,
+            engine=engine,
+            run_dir=run_dir,
+            workspace=workspace,
+            training=training,
             tuning=KubeTuning(kube, ns, training),
             serving=KubeServing(kube, ns, engine.tools, engine.kubeconfig, resources),
             images=KubeImages(engine.tools, registry_host),
             notebooks=notebooks,
             artifacts=KubeArtifacts(notebooks),
             diagnostics=KubeDiagnostics(kube, ns),
-            keep=os.environ.get(KEEP_ENV) == "1",
+        )
+
+    @property
+    def runtime_image(self) -> str:
+        """The ML runtime scenario images build FROM: built on the host like the lite engine's
+        (images are built on the host and pushed to the cluster's registry)."""
+        from kfbox.sandbox.docker_engine import connect
+        from kfbox.sandbox.images.build import ensure_component_image
+        from kfbox.sandbox.progress import quiet_reporter
+
+        return ensure_component_image(
+            "runtime", quiet_reporter(), connect(), ca_bundle=self.engine.spec.ca_bundle
         )
 
     def gpu_count(self) -> int:
@@ -280,9 +337,9 @@ class KubePlatform:
     def collect_diagnostics(self, dest: Path) -> None:
         self.diagnostics.collect(dest)
 
-    def close(self) -> None:
+    def close(self, *, keep: bool = False) -> None:
         for forward in list(self.serving.forwards.values()):
             forward.stop()
         self.notebooks.close()
-        if not self.keep:
+        if not keep:
             self.workspace.delete()

@@ -116,7 +116,10 @@ class LitePlatform:
             except (APIError, NotFound):
                 continue  # it went away while we looked: nothing to keep
 
-    def close(self) -> None:
+    def close(self, *, keep: bool = False) -> None:
+        # Kept workloads stay labelled with the sandbox, so `kfbox down` still removes them.
+        if keep:
+            return
         for container in self._run_containers(components=False):
             with contextlib.suppress(NotFound):  # already gone
                 container.remove(force=True)
