@@ -41,8 +41,36 @@ IMAGE_LABEL = "kfbox.image"
 ENV = {"LANG": "C.UTF-8", "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 
 
+APT_SOURCES = Path("/etc/apt")
+
+
 def mirror() -> str:
-    return os.environ.get("KFBOX_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+    """KFBOX_DEBIAN_MIRROR, else the Debian archive the host's apt already uses, so a
+    corporate mirror or caching proxy keeps working for the base image too."""
+    if os.environ.get("KFBOX_DEBIAN_MIRROR"):
+        return os.environ["KFBOX_DEBIAN_MIRROR"]
+    for uri in apt_uris(APT_SOURCES):
+        if uri.rstrip("/").endswith("/debian"):  # the main archive, not debian-security
+            return uri.rstrip("/")
+    raise PreflightError(
+        "no Debian archive is configured in this host's apt sources",
+        fix="set KFBOX_DEBIAN_MIRROR to the URL of a Debian archive",
+    )
+
+
+def apt_uris(root: Path) -> list[str]:
+    """Archive URIs from sources.list (one-line `deb URI suite ...`) and deb822 .sources."""
+    uris: list[str] = []
+    for file in [root / "sources.list", *sorted((root / "sources.list.d").glob("*"))]:
+        if not file.is_file():
+            continue
+        for line in file.read_text(errors="replace").splitlines():
+            words = line.split("#", 1)[0].split()
+            if words[:1] == ["deb"]:
+                uris += [w for w in words[1:] if "://" in w][:1]
+            elif words[:1] == ["URIs:"]:
+                uris += words[1:]
+    return uris
 
 
 def base_tag() -> str:
