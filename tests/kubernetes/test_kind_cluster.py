@@ -150,3 +150,19 @@ def test_kubeconfig_pointing_nowhere_is_one_line_exit_2(tmp_path: Path) -> None:
         engine.kube()
     assert nowhere.value.exit_code == 2
     assert "127.0.0.1:9" in nowhere.value.line() and "\n" not in nowhere.value.line()
+
+
+def test_a_failing_host_command_is_one_kfbox_error_line(tmp_path: Path) -> None:
+    """Outside cluster.create nothing wraps a failing call: it must still print one line."""
+    from kfbox.sandbox.engines.kubernetes.tools import run
+
+    script = tmp_path / "docker"
+    script.write_text("#!/bin/sh\necho pulling >&2\necho 'Error: no such network: kind' >&2\n"
+                      "exit 3\n")
+    script.chmod(0o755)
+    tools = Tools(runner=run, which={"docker": str(script)})
+    with pytest.raises(KfboxError) as failed:
+        tools("docker", "network", "connect", "kind", "box-registry")
+    assert failed.value.line() == ("`docker network connect` failed (exit 3): "
+                                   "Error: no such network: kind")
+    assert failed.value.code == 3

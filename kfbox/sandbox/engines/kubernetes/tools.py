@@ -6,9 +6,10 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
-from kfbox.sandbox.errors import PreflightError
+from kfbox.sandbox.errors import KfboxError, PreflightError
 
 KIND_VERSION = "v0.27.0"
 KUBECTL_VERSION = "v1.32.3"
@@ -26,12 +27,16 @@ INSTALL_HINTS = {
 }
 
 
-class CommandFailed(Exception):
-    """A host command exited non-zero; carries its argv and the last line it printed."""
+class CommandFailed(KfboxError):
+    """A host command exited non-zero: one line naming the command, its exit code and the
+    last line it printed (a KfboxError, so an uncaught one is printed, not a traceback)."""
 
     def __init__(self, argv: Sequence[str], code: int, output: str) -> None:
-        last = output.strip().splitlines()[-1] if output.strip() else f"exit {code}"
-        super().__init__(f"`{' '.join(argv[:3])}` failed: {last}")
+        lines = output.strip().splitlines()
+        # argv[0] is the resolved path; its name and the subcommand say which call it was.
+        command = " ".join([Path(argv[0]).name, *argv[1:3]]) if argv else "?"
+        message = f"`{command}` failed (exit {code})"
+        super().__init__(f"{message}: {lines[-1].strip()}" if lines else message)
         self.argv = list(argv)
         self.code = code
         self.output = output
