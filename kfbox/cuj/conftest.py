@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-JOURNEY_PROFILES = ("quick", "core", "gpu")
+from kfbox.sandbox.report.profiles import JOURNEY_PROFILES
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -28,6 +28,12 @@ class SuiteOutcome:
     pytest_exit_code: int
 
 
+def workspace_for(out_dir: Path) -> Path:
+    """A run's own files (build contexts, fetched models) sit beside its output folder, not in
+    it: that folder becomes the results bundle, which holds only masked logs and reports."""
+    return out_dir.with_name(f"{out_dir.name}.workspace")
+
+
 def pytest_command(
     profile: str,
     out_dir: Path,
@@ -46,6 +52,7 @@ def pytest_command(
         "-m", markers, "-q", "--no-header", "-rfE",
         f"--junitxml={out_dir / 'junit.xml'}",
         f"--kfbox-out={out_dir}",
+        f"--kfbox-workspace={workspace_for(out_dir)}",
         f"--kfbox-spec={spec_file}",
         f"--kfbox-scenario={scenario}",
     ]  # fmt: skip

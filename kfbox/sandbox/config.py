@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any, Literal
 
@@ -50,6 +51,8 @@ class SandboxSpec(_Strict):
     nodes: int = Field(default=1, ge=1, le=8)
     from_bundle: Path | None = None
     """An offline bundle (`kfbox bundle`) to install the Kubernetes components from."""
+    trust_on_first_use: bool = False
+    """Kubernetes engines: accept a manifest the lock has no sha256 for, and pin that hash."""
     profile: Literal["core", "full"] = "core"
 
     @field_validator("name")
@@ -76,6 +79,12 @@ class SandboxSpec(_Strict):
                 f"unknown component {unknown[0]!r}; allowed: {', '.join(LITE_COMPONENTS)}"
             )
         return value
+
+    @field_validator("ca_bundle", "kubeconfig", "from_bundle")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        # Recorded with the spec and read by later commands, maybe from another folder.
+        return value.expanduser().resolve() if value is not None else None
 
     @field_validator("ca_bundle")
     @classmethod
@@ -159,8 +168,9 @@ def record_spec(spec: SandboxSpec) -> None:
     file.write_text(spec.model_dump_json(indent=2))
 
 
-def forget_spec(name: str) -> None:
-    recorded_spec_file(name).unlink(missing_ok=True)
+def forget_sandbox(name: str) -> None:
+    """Remove the sandbox's state folder: its recorded spec, token and engine state."""
+    shutil.rmtree(paths.state_dir(name), ignore_errors=True)
 
 
 def _recorded(name: object) -> dict[str, Any]:

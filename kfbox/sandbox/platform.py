@@ -34,6 +34,12 @@ def error_line(logs: str) -> str:
     return (errors or lines or ["no output"])[-1]
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception as one line for a report: its message's first line, or its type's name."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:500] if text else type(exc).__name__
+
+
 # ---- notebooks -------------------------------------------------------------------------------
 
 

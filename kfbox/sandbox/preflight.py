@@ -18,9 +18,8 @@ MIN_DISK_GIB = 10
 INOTIFY_MINIMUMS = {"fs.inotify.max_user_watches": 524288, "fs.inotify.max_user_instances": 512}
 
 
-def check_docker() -> Check:
-    ok, detail = docker_engine.reachable()
-    if ok:
+def check_docker(reachable: bool, detail: str) -> Check:
+    if reachable:
         return Check("docker engine", "pass", f"version {detail}")
     return Check(
         "docker engine",
@@ -114,6 +113,8 @@ def check_inotify() -> Check:
 
 
 def check_gpu(spec: SandboxSpec, runtimes: dict[str, object] | None = None) -> Check:
+    if spec.gpu == "off":
+        return Check("gpu", "pass", "not used (gpu: off)")
     facts = detect_gpus()
     if not facts.present:
         detail = facts.smi_error or "no NVIDIA GPU found (nvidia-smi absent or lists none)"
@@ -149,12 +150,10 @@ def check_ca_bundle(spec: SandboxSpec) -> Check:
 
 def host_checks(spec: SandboxSpec, owned_ports: set[int] | None = None) -> list[Check]:
     """The checks every engine runs; engine-specific ones are added by the engine."""
-    runtimes = None
-    ok, _ = docker_engine.reachable()
-    if ok:
-        runtimes = docker_engine.connect().info().get("Runtimes", {})
+    ok, detail = docker_engine.reachable()
+    runtimes = docker_engine.connect().info().get("Runtimes", {}) if ok else None
     return [
-        check_docker(),
+        check_docker(ok, detail),
         check_memory(),
         check_disk(),
         check_cpu(),

@@ -31,7 +31,6 @@ from kfbox.sandbox.platform import (
 )
 from kfbox.scenarios.scenario import Scenario
 
-STEPS = ("notebook", "build", "train", "tune", "serve")
 NOTEBOOK_TIMEOUT_S = 600
 
 

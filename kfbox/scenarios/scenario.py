@@ -58,9 +58,7 @@ class ParameterSpec(_Strict):
         return self
 
     def to_platform(self) -> platform.Parameter:
-        return platform.Parameter(
-            self.name, self.type, self.min, self.max, list(self.values), self.log
-        )
+        return platform.Parameter(**self.model_dump())
 
 
 class TuneSpec(_Strict):

@@ -17,12 +17,13 @@ import pytest
 import yaml
 from docker.errors import NotFound
 
+from kfbox.cuj.runner import workspace_for
 from kfbox.sandbox.config import load_spec
 from kfbox.sandbox.docker_engine import LABEL, ROLE_LABEL
 from kfbox.sandbox.engines import get_engine
 from kfbox.sandbox.engines.lite import components as comp
 from kfbox.sandbox.engines.lite.platform import RUN_LABEL
-from kfbox.scenarios.journey import STEPS
+from kfbox.sandbox.report.model import JOURNEY_STEPS as STEPS
 from kfbox.scenarios.scenario import SCENARIO_FILE, load_scenario
 from tests.conftest import free_port, kfbox_cli, private_home
 from tests.e2e.conftest import labelled, remove_labelled, sandbox_name, untag_registry
@@ -238,11 +239,12 @@ def test_failed_step_names_its_cause_and_blocks_the_rest(
         assert served[0].with_suffix(".inspect.json").is_file()
 
     # Nothing of the run is left in the engine, and the notebook token is in no file.
-    journeys = [p.name for p in (run / "workspace").glob(f"{PROFILE}-*")]
+    journeys = [p.name for p in workspace_for(run).glob(f"{PROFILE}-*")]
     assert journeys, "no journey folder in the run's workspace"
     assert leftovers(docker_client, sandbox.name, journeys) == []
     token = sandbox.token()
-    leaked = [p for p in run.rglob("*") if p.is_file() and token.encode() in p.read_bytes()]
+    files = [*run.rglob("*"), *workspace_for(run).rglob("*")]
+    leaked = [p for p in files if p.is_file() and token.encode() in p.read_bytes()]
     assert not leaked, leaked
 
 

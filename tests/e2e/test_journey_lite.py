@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from kfbox.sandbox.gpu import detect_gpus
-from kfbox.scenarios.journey import STEPS
+from kfbox.sandbox.report.model import JOURNEY_STEPS as STEPS
 from kfbox.scenarios.scenario import load_scenario
 from tests.conftest import free_port, kfbox_cli
 from tests.e2e.conftest import labelled, sandbox_name
@@ -72,6 +72,7 @@ def test_core_profile_is_certified_with_every_step_measured(sandbox, tmp_path: P
     # The bundle: folder and tarball, the executed notebook among the logs, no token anywhere.
     assert (folder / "junit.xml").is_file() and (folder / "report.html").is_file()
     assert list((folder / "logs").rglob("*.executed.ipynb"))
+    assert not (folder / "workspace").exists(), "the run's own files stay out of the bundle"
     with tarfile.open(f"{folder}.tar.gz") as archive:
         assert any(n.endswith("report.json") for n in archive.getnames())
     token = (Path(sandbox[-1]) / "sandboxes" / sandbox[1] / "jupyter-token").read_text().strip()

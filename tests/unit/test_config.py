@@ -75,7 +75,7 @@ def test_unknown_key_in_the_file_names_the_file(tmp_path: Path) -> None:
 def test_a_recorded_spec_is_the_base_that_file_and_flags_override(
     tmp_path: Path, kfbox_home
 ) -> None:
-    from kfbox.sandbox.config import forget_spec, record_spec
+    from kfbox.sandbox.config import forget_sandbox, record_spec
 
     record_spec(load_spec(None, {"name": "lab", "ports.jupyter": 9300, "gpu": "off"}))
     again = load_spec(None, {"name": "lab"})
@@ -84,5 +84,5 @@ def test_a_recorded_spec_is_the_base_that_file_and_flags_override(
     config.write_text("name: lab\ngpu: auto\n")
     assert load_spec(config, {"ports.jupyter": 9400}).model_dump()["gpu"] == "auto"
     assert load_spec(config, {"ports.jupyter": 9400}).ports.jupyter == 9400
-    forget_spec("lab")
+    forget_sandbox("lab")
     assert load_spec(None, {"name": "lab"}).ports.jupyter == 8888

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from docker.errors import DockerException
 from rich.console import Console
 
 from kfbox import __version__
@@ -75,3 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     except KfboxError as exc:
         err.print(f"[red]error:[/] {exc.line()}", soft_wrap=True)
         sys.exit(exc.exit_code)
+    except DockerException as exc:  # an engine error no step turned into a KfboxError
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        err.print(f"[red]error:[/] docker: {first}", soft_wrap=True)
+        sys.exit(1)

@@ -10,8 +10,6 @@ import typer
 
 from kfbox.sandbox.errors import UsageError
 
-JOURNEY_PROFILES = ("quick", "core", "gpu")
-
 
 def register(app: typer.Typer) -> None:
     @app.command()
@@ -56,6 +54,7 @@ def register(app: typer.Typer) -> None:
         """Run the journey (notebook → build → train → tune → serve) against the sandbox;
         each step prints its status, duration and metrics. Exits with pytest's code."""
         from kfbox.cuj.runner import run_suite
+        from kfbox.sandbox.report.profiles import JOURNEY_PROFILES
         from kfbox.scenarios.scenario import load_scenario
 
         if profile not in JOURNEY_PROFILES:

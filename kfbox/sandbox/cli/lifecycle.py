@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from kfbox.sandbox.cli.render import checks_table, print_json, status_table
-from kfbox.sandbox.config import SandboxSpec, forget_spec, record_spec
+from kfbox.sandbox.config import SandboxSpec, forget_sandbox, record_spec
 from kfbox.sandbox.engines import get_engine
 from kfbox.sandbox.engines.base import Check, Engine, SandboxStatus
 from kfbox.sandbox.errors import PreflightError, UsageError
@@ -116,6 +116,10 @@ def register(app: typer.Typer) -> None:
         profile: Annotated[
             str | None, typer.Option(help="core | full: components for kind/existing")
         ] = None,
+        trust_on_first_use: Annotated[
+            bool | None,
+            typer.Option(help="kind/existing: pin unpinned manifests from this download"),
+        ] = None,
         provision: Annotated[
             bool, typer.Option(help="Install the Docker engine if missing")
         ] = False,
@@ -132,6 +136,7 @@ def register(app: typer.Typer) -> None:
             nodes=nodes,
             from_bundle=from_bundle,
             profile=profile,
+            trust_on_first_use=trust_on_first_use,
             **parse_ports(port),
         )
         reporter = Reporter(quiet=as_json)
@@ -178,7 +183,7 @@ def register(app: typer.Typer) -> None:
         engine = get_engine(ctx.obj.spec())
         left = engine.down(Reporter(), keep_data=keep_data)
         if not keep_data:
-            forget_spec(engine.spec.name)
+            forget_sandbox(engine.spec.name)
         if left:
             err.print(f"[red]still present:[/] {', '.join(left)}")
             raise typer.Exit(1)

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kfbox.sandbox.errors import UsageError
+from kfbox.sandbox.redact import mask_bytes, mask_text, mask_tree
 from kfbox.sandbox.report.document import Report, parse_report
 from kfbox.sandbox.report.html import render_html
 from kfbox.sandbox.report.junit import journeys_junit
-from kfbox.sandbox.report.redact import mask_bytes, mask_text, mask_tree
 
 REPORT_JSON = "report.json"
 REQUIRED_FILES = (REPORT_JSON, "junit.xml", "report.html")

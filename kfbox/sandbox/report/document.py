@@ -13,10 +13,10 @@ from pydantic import TypeAdapter, ValidationError
 from kfbox import __version__
 from kfbox.sandbox.engines.base import ComponentStatus
 from kfbox.sandbox.errors import UsageError
+from kfbox.sandbox.redact import mask_tree
 from kfbox.sandbox.report.host import HostFacts
 from kfbox.sandbox.report.model import JourneyRecord
 from kfbox.sandbox.report.profiles import Profile, Verdict, verdicts
-from kfbox.sandbox.report.redact import mask_tree
 
 SCHEMA_VERSION = 1
 """Bumped on any change a reader of the previous version could misread (SCHEMA.md)."""

@@ -45,6 +45,11 @@ PROFILES: dict[str, Profile] = {
     )
 }
 
+JOURNEY_PROFILES: tuple[str, ...] = tuple(
+    name for name, profile in PROFILES.items() if profile.journeys == (name,)
+)
+"""Profiles that are one journey each (quick, core, gpu): what `kfbox test` runs."""
+
 # pytest's exit codes that mean the suite itself did not run to completion.
 _SUITE_BROKEN = {2: "was interrupted", 3: "hit an internal error", 4: "was called wrongly",
                  5: "collected no tests"}

@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import requests
+from docker.types import DeviceRequest
 
-from kfbox.sandbox.config import SandboxSpec
+from kfbox.sandbox.config import Resources, SandboxSpec
 from kfbox.sandbox.platform import MODEL_STORE_MOUNT
 
 JUPYTER_WORKDIR = "/home/jovyan/work"
@@ -41,7 +42,6 @@ class ContainerPlan:
     volumes: dict[str, dict[str, str]] = field(default_factory=dict)
     probe: Callable[[str], None] = lambda base_url: None
     """Raises until the component really answers at base_url (http://127.0.0.1:PORT)."""
-    user: str | None = None
 
     def name(self, sandbox: str) -> str:
         return f"{prefix(sandbox)}-{self.component}"
@@ -87,6 +87,18 @@ def jupyter_plan(spec: SandboxSpec, image: str, token: str) -> ContainerPlan:
         },
         probe=lambda base: _expect_ok(f"{base}/api/status", {"Authorization": f"token {token}"}),
     )
+
+
+def workload_limits(resources: Resources, gpus: int) -> dict[str, Any]:
+    """docker-py arguments every workload container gets: the spec's memory and CPU limits,
+    and a device request when it asks for GPUs (the NVIDIA runtime turns it into devices)."""
+    limits: dict[str, Any] = {
+        "mem_limit": resources.memory,
+        "nano_cpus": int(resources.cpus * 1e9),
+    }
+    if gpus:
+        limits["device_requests"] = [DeviceRequest(count=gpus, capabilities=[["gpu"]])]
+    return limits
 
 
 def run_kwargs(plan: ContainerPlan, sandbox: str, labels: dict[str, str]) -> dict[str, Any]:

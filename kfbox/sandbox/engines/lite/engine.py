@@ -9,10 +9,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import docker
-from docker.errors import APIError, NotFound
+from docker.errors import APIError, DockerException, NotFound
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from kfbox.sandbox import docker_engine, paths, preflight
+from kfbox.sandbox import paths, preflight
+from kfbox.sandbox.config import forget_sandbox
 from kfbox.sandbox.docker_engine import COMPONENT_LABEL, LABEL, ROLE_LABEL, connect
 from kfbox.sandbox.engines.base import Check, ComponentStatus, Engine, SandboxStatus
 from kfbox.sandbox.engines.lite import components as comp
@@ -46,8 +47,9 @@ class LiteEngine(Engine):
     def labels(self, **extra: str) -> dict[str, str]:
         return {LABEL: self.spec.name, **extra}
 
-    def _filters(self) -> dict[str, list[str]]:
-        return {"label": [f"{LABEL}={self.spec.name}"]}
+    def _filters(self, **labels: str) -> dict[str, list[str]]:
+        """Docker filters for this sandbox's resources, narrowed by more labels if given."""
+        return {"label": [f"{LABEL}={self.spec.name}", *(f"{k}={v}" for k, v in labels.items())]}
 
     @property
     def state_file(self) -> Path:
@@ -85,16 +87,20 @@ class LiteEngine(Engine):
     # ---- Engine ----------------------------------------------------------------------------
 
     def preflight(self) -> list[Check]:
-        owned = self._owned_ports() if docker_engine.reachable()[0] else set()
+        try:
+            owned = self._owned_ports()
+        except (DockerException, KfboxError):  # no engine: host_checks says so, with the fix
+            owned = set()
         return preflight.host_checks(self.spec, owned)
 
     def _owned_ports(self) -> set[int]:
-        """Host ports already held by this sandbox's own containers (a re-`up` is fine)."""
-        ports: set[int] = set()
-        for container in self.client.containers.list(all=True, filters=self._filters()):
-            for bindings in (container.attrs["HostConfig"].get("PortBindings") or {}).values():
-                ports.update(int(b["HostPort"]) for b in bindings or [] if b.get("HostPort"))
-        return ports
+        """Host ports held by this sandbox's running containers (a re-`up` is fine). A stopped
+        one holds nothing: its port must be free for `up` to start it again."""
+        return {
+            port
+            for container in self.client.containers.list(filters=self._filters())
+            for _, port in bindings(container)
+        }
 
     def up(self, reporter: Reporter) -> SandboxStatus:
         plans = self._plans(reporter)
@@ -104,12 +110,8 @@ class LiteEngine(Engine):
             self._ensure_network()
             created = {p for p in ("workspace", "models", "registry") if self._ensure_volume(p)}
         runtime_id = self.client.images.get(runtime).id
-        prefilled = "registry" in created and registry_cache.prefill(
-            self.client,
-            comp.volume_name(self.spec.name, "registry"),
-            runtime_id,
-            ensure_base_image(reporter, self.client),
-            self.labels(),
+        prefilled = "registry" in created and self._cache_step(
+            reporter, registry_cache.prefill, runtime_id
         )
         for plan in plans:
             with reporter.step(f"Component {plan.component}") as update:
@@ -124,13 +126,7 @@ class LiteEngine(Engine):
                 self._seed_registry(runtime, update)
                 if "registry" in created and not prefilled:
                     update("keeping a copy for the next sandbox")
-                    registry_cache.save(
-                        self.client,
-                        comp.volume_name(self.spec.name, "registry"),
-                        runtime_id,
-                        ensure_base_image(reporter, self.client),
-                        self.labels(),
-                    )
+                    self._cache_step(reporter, registry_cache.save, runtime_id)
         self._record_state(plans, runtime)
         status = self.status()
         status.facts["actions"] = actions
@@ -176,7 +172,10 @@ class LiteEngine(Engine):
                 raise KfboxError(f"cannot start {plan.component}: {exc.explanation}") from exc
             return action
         if container.status != "running":
-            container.start()
+            try:
+                container.start()
+            except APIError as exc:
+                raise KfboxError(f"cannot start {plan.component}: {exc.explanation}") from exc
             return "started"
         return "unchanged"
 
@@ -196,6 +195,22 @@ class LiteEngine(Engine):
                 f"{READY_TIMEOUT_S}s: {cause}",
                 fix=f"see `docker logs {plan.name(self.spec.name)}`",
             ) from None
+
+    def _cache_step(self, reporter: Reporter, action, runtime_id: str) -> bool:
+        """Run a registry-cache action; the cache only saves time, so its failure is a warning."""
+        try:
+            return bool(
+                action(
+                    self.client,
+                    comp.volume_name(self.spec.name, "registry"),
+                    runtime_id,
+                    ensure_base_image(reporter, self.client),
+                    self.labels(),
+                )
+            )
+        except (OSError, DockerException) as exc:
+            reporter.warn(f"registry cache skipped: {str(exc).splitlines()[0][:160]}")
+            return False
 
     def _seed_registry(self, image: str, update) -> None:
         """Push the runtime image once, so the first journey's push sends only its own layer
@@ -234,7 +249,7 @@ class LiteEngine(Engine):
             c.labels.get(COMPONENT_LABEL): c
             for c in self.client.containers.list(
                 all=True,
-                filters={"label": [f"{LABEL}={self.spec.name}", f"{ROLE_LABEL}=component"]},
+                filters=self._filters(**{ROLE_LABEL: "component"}),
             )
         }
         volumes = {v.name for v in self.client.volumes.list(filters=self._filters())}
@@ -255,8 +270,10 @@ class LiteEngine(Engine):
             if container is None:
                 result.append(ComponentStatus(component, False, "container missing"))
                 continue
-            port = _host_port(container)
-            url = f"http://127.0.0.1:{port}" if port else ""
+            # The URL shows the address the engine really bound, so a check that every URL is
+            # on loopback can fail.
+            published = bindings(container)
+            url = f"http://{published[0][0]}:{published[0][1]}" if published else ""
             healthy = container.status == "running" and self._answers(component, url)
             result.append(
                 ComponentStatus(
@@ -299,9 +316,7 @@ class LiteEngine(Engine):
                     volume.remove(force=True)
                 self._untag_registry_images()
         if not keep_data:
-            token = paths.state_dir(self.spec.name) / "jupyter-token"
-            token.unlink(missing_ok=True)
-            self.state_file.unlink(missing_ok=True)
+            forget_sandbox(self.spec.name)
         return self.leftovers(keep_data=keep_data)
 
     def _untag_registry_images(self) -> None:
@@ -331,12 +346,14 @@ class LiteEngine(Engine):
         return LitePlatform(self, run_dir)
 
 
-def _host_port(container) -> int | None:
-    for bindings in (container.attrs["HostConfig"].get("PortBindings") or {}).values():
-        for binding in bindings or []:
-            if binding.get("HostPort"):
-                return int(binding["HostPort"])
-    return None
+def bindings(container) -> list[tuple[str, int]]:
+    """(host address, host port) of each published port, as the engine bound them."""
+    return [
+        (binding.get("HostIp") or "0.0.0.0", int(binding["HostPort"]))
+        for items in (container.attrs["HostConfig"].get("PortBindings") or {}).values()
+        for binding in items or []
+        if binding.get("HostPort")
+    ]
 
 
 def _image_ref(container) -> str:

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import secrets
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from docker.errors import APIError, NotFound
 
-from kfbox.sandbox.docker_engine import LABEL, ROLE_LABEL
+from kfbox.sandbox.docker_engine import ROLE_LABEL
 from kfbox.sandbox.engines.lite import components as comp
 from kfbox.sandbox.engines.lite.artifacts import LiteArtifacts
 from kfbox.sandbox.engines.lite.images import LiteImages
@@ -23,12 +22,12 @@ from kfbox.sandbox.gpu import detect_gpus, engine_has_nvidia_runtime
 from kfbox.sandbox.images.base import ensure_base_image
 from kfbox.sandbox.platform import NotebookResult
 from kfbox.sandbox.progress import quiet_reporter
+from kfbox.sandbox.redact import mask_text, mask_tree
 
 if TYPE_CHECKING:
     from kfbox.sandbox.engines.lite.engine import LiteEngine
 
 RUN_LABEL = "kfbox.run"
-SECRET_ENV = re.compile(r"(TOKEN|SECRET|PASSWORD|KEY)", re.IGNORECASE)
 
 
 class JupyterNotebooks:
@@ -77,6 +76,7 @@ class LitePlatform:
             comp.network_name(spec.name),
             store,
             f"{comp.prefix(spec.name)}-{self.run_id}",
+            spec.resources,
         )
         self.runtime_image = engine.runtime_image(quiet_reporter())
         self.artifacts = LiteArtifacts(
@@ -92,14 +92,13 @@ class LitePlatform:
 
     def _run_filters(self) -> dict[str, list[str]]:
         """This run's workloads, within this sandbox only (label filters are ANDed)."""
-        return {"label": [f"{LABEL}={self.engine.spec.name}", f"{RUN_LABEL}={self.run_id}"]}
+        return self.engine._filters(**{RUN_LABEL: self.run_id})
 
     def _run_containers(self, *, components: bool) -> list:
         found = self.engine.client.containers.list(all=True, filters=self._run_filters())
         if components:
             found += self.engine.client.containers.list(
-                all=True,
-                filters={"label": [f"{LABEL}={self.engine.spec.name}", f"{ROLE_LABEL}=component"]},
+                all=True, filters=self.engine._filters(**{ROLE_LABEL: "component"})
             )
         return found
 
@@ -108,10 +107,10 @@ class LitePlatform:
         dest.mkdir(parents=True, exist_ok=True)
         for container in self._run_containers(components=True):
             try:
-                logs = container.logs(timestamps=True).decode(errors="replace")
+                logs = mask_text(container.logs(timestamps=True).decode(errors="replace"))
                 (dest / f"{container.name}.log").write_text(logs)
                 (dest / f"{container.name}.inspect.json").write_text(
-                    json.dumps(_mask(container.attrs), indent=2, default=str)
+                    json.dumps(mask_tree(container.attrs), indent=2, default=str)
                 )
             except (APIError, NotFound):
                 continue  # it went away while we looked: nothing to keep
@@ -125,13 +124,3 @@ class LitePlatform:
                 container.remove(force=True)
         for network in self.engine.client.networks.list(filters=self._run_filters()):
             network.remove()
-
-
-def _mask(attrs: dict) -> dict:
-    """Container inspect output without secret values in its environment."""
-    env = attrs.get("Config", {}).get("Env") or []
-    masked = []
-    for item in env:
-        key, _, value = item.partition("=")
-        masked.append(f"{key}=****" if SECRET_ENV.search(key) and value else item)
-    return {**attrs, "Config": {**attrs.get("Config", {}), "Env": masked}}

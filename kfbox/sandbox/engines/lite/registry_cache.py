@@ -77,7 +77,8 @@ def save(
     if cached.is_dir():
         return
     for stale in cached.parent.iterdir():
-        shutil.rmtree(stale, ignore_errors=True)
+        if not stale.name.endswith(".partial"):  # another sandbox may be writing that one
+            shutil.rmtree(stale, ignore_errors=True)
     partial = cached.with_name(f"{cached.name}.{uuid.uuid4().hex[:6]}.partial")
     partial.mkdir(parents=True)
     try:
@@ -92,6 +93,7 @@ def save(
                 str(partial): {"bind": "/cache", "mode": "rw"},
             },
         )
-        partial.rename(cached)
+        if not cached.exists():  # a sandbox seeding at the same time may have won the race
+            partial.rename(cached)
     finally:
         shutil.rmtree(partial, ignore_errors=True)

@@ -8,8 +8,9 @@ import time
 import docker
 import requests
 from docker.errors import APIError, NotFound
-from docker.types import DeviceRequest
 
+from kfbox.sandbox.config import Resources
+from kfbox.sandbox.engines.lite.components import workload_limits
 from kfbox.sandbox.platform import (
     MODEL_DIR_ENV,
     MODEL_STORE_MOUNT,
@@ -30,8 +31,10 @@ class LiteServing:
         network: str,
         store_volume: str,
         prefix: str,
+        resources: Resources,
     ) -> None:
         self.client = client
+        self.resources = resources
         self.labels = labels
         self.network = network
         self.store_volume = store_volume
@@ -45,9 +48,6 @@ class LiteServing:
             self.client.images.pull(request.image)
         except APIError as exc:
             raise StepFailure(f"cannot pull {request.image}: {exc.explanation}") from exc
-        extra = {}
-        if request.gpus:
-            extra["device_requests"] = [DeviceRequest(count=request.gpus, capabilities=[["gpu"]])]
         container = self.client.containers.run(
             request.image,
             command=[
@@ -65,7 +65,7 @@ class LiteServing:
             volumes={self.store_volume: {"bind": MODEL_STORE_MOUNT, "mode": "ro"}},
             ports={f"{SERVER_PORT}/tcp": ("127.0.0.1", None)},  # a free port, loopback only
             labels=self.labels,
-            **extra,
+            **workload_limits(self.resources, request.gpus),
         )
         url = self._wait_ready(container, request)
         return Endpoint(request.name, url, request.model_name)

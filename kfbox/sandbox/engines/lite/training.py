@@ -7,19 +7,20 @@ and the tests can find every container), the model store mount, GPU device reque
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from pathlib import Path
 from typing import Any
 
 import yaml
-from docker.types import DeviceRequest
 from kubeflow.trainer import ContainerBackendConfig, CustomTrainer, TrainerClient
 from kubeflow.trainer.backends.container.adapters.docker import DockerClientAdapter
 from kubeflow.trainer.backends.container.types import TrainingRuntimeSource
 from kubeflow.trainer.constants import constants
 
 from kfbox.sandbox.config import SandboxSpec
+from kfbox.sandbox.engines.lite.components import workload_limits
 from kfbox.sandbox.metrics import parse_metrics
 from kfbox.sandbox.platform import (
     MODEL_DIR_ENV,
@@ -28,9 +29,12 @@ from kfbox.sandbox.platform import (
     TrainJob,
     TrainResult,
     error_line,
+    first_line,
 )
 
 RUNTIME_NAME = "kfbox-torch"
+TRAINER_LABEL = "trainer.kubeflow.org"
+"""The SDK's label prefix on job containers (trainjob-name, step)."""
 TORCHRUN_FAILURE = re.compile(r"torch/distributed/elastic/\S+\] failed \(exitcode: (-?\d+)\)")
 """torchrun's line announcing that a worker failed; its own traceback and report follow it."""
 LISTING_MISSES = 5
@@ -64,12 +68,6 @@ class SandboxDockerAdapter(DockerClientAdapter):
     def create_and_start_container(
         self, image, command, name, network_id, environment, labels, volumes, working_dir
     ) -> str:
-        extra: dict[str, Any] = {
-            "mem_limit": self.spec.resources.memory,
-            "nano_cpus": int(self.spec.resources.cpus * 1e9),
-        }
-        if self.gpus:
-            extra["device_requests"] = [DeviceRequest(count=self.gpus, capabilities=[["gpu"]])]
         container = self.client.containers.run(
             image=image,
             command=tuple(command),
@@ -81,7 +79,7 @@ class SandboxDockerAdapter(DockerClientAdapter):
             labels={**labels, **self.sandbox_labels},
             volumes={**volumes, self.store_volume: {"bind": MODEL_STORE_MOUNT, "mode": "rw"}},
             auto_remove=False,
-            **extra,
+            **workload_limits(self.spec.resources, self.gpus),
         )
         return container.id
 
@@ -165,13 +163,14 @@ class LiteTraining:
             )
         except Exception as exc:  # the SDK wraps pull and create failures in RuntimeError
             raise StepFailure(
-                f"training job {job.name} could not start: {_first_line(exc)}"
+                f"training job {job.name} could not start: {first_line(exc)}"
             ) from exc
         try:
             final = _wait(client, name, job.timeout_s)
-            logs = _logs(client, name, job.num_nodes)
+            logs = node_logs(client.backend._adapter, name)
         finally:
-            client.delete_job(name)
+            with contextlib.suppress(ValueError):  # the SDK's "no such job": nothing to delete
+                client.delete_job(name)
         metrics = parse_metrics(logs.get("node-0", ""))
         all_logs = "\n".join(f"===== {step} =====\n{text}" for step, text in logs.items())
         if final != constants.TRAINJOB_COMPLETE:
@@ -214,10 +213,17 @@ def _wait(client: TrainerClient, name: str, timeout_s: float) -> str:
     return "timed out"
 
 
-def _logs(client: TrainerClient, name: str, nodes: int) -> dict[str, str]:
+def node_logs(adapter: DockerClientAdapter, name: str) -> dict[str, str]:
+    """Each node's own output, by its step label. (The SDK's get_job_logs(step="node-0")
+    returns every node's output, which would mix rank 1's lines into rank 0's metrics.)"""
+    containers = adapter.list_containers(
+        filters={"label": [f"{TRAINER_LABEL}/trainjob-name={name}"]}
+    )
     return {
-        f"node-{rank}": "".join(client.get_job_logs(name, step=f"node-{rank}", follow=False))
-        for rank in range(nodes)
+        c["labels"].get(f"{TRAINER_LABEL}/step", c["name"]): "".join(
+            adapter.container_logs(c["id"], follow=False)
+        )
+        for c in sorted(containers, key=lambda c: c["name"])
     }
 
 
@@ -241,7 +247,3 @@ def _workload_output(text: str) -> tuple[str, str | None]:
 
 def _with_exit_code(line: str, exit_code: str | None) -> str:
     return f"{line} (exit code {exit_code})" if exit_code is not None else line
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
