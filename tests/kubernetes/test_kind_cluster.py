@@ -166,3 +166,9 @@ def test_a_failing_host_command_is_one_kfbox_error_line(tmp_path: Path) -> None:
     assert failed.value.line() == ("`docker network connect` failed (exit 3): "
                                    "Error: no such network: kind")
     assert failed.value.code == 3
+
+
+def test_trust_on_first_use_comes_from_the_spec_not_the_environment(monkeypatch) -> None:
+    monkeypatch.setenv("KFBOX_TRUST_ON_FIRST_USE", "1")  # the old stand-in must do nothing
+    assert not KubernetesEngine(spec()).store().trust_on_first_use
+    assert KubernetesEngine(spec(trust_on_first_use=True)).store().trust_on_first_use

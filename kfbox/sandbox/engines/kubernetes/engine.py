@@ -4,7 +4,6 @@ component catalog installed and the platform seam on Kubeflow's APIs."""
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -28,8 +27,6 @@ from kfbox.sandbox.progress import Reporter
 
 STATE_FILE = "kubernetes.json"
 GPU_WAIT_S = 300
-TOFU_ENV = "KFBOX_TRUST_ON_FIRST_USE"
-"""Set to 1 to pin unpinned manifests on first download (until `up` has its own flag)."""
 KIND_ONLY = {"registry"}
 """Components that only make sense on a kind cluster kfbox made."""
 
@@ -142,7 +139,7 @@ class KubernetesEngine(Engine):
     def store(self) -> ManifestStore:
         return ManifestStore(
             cache=paths.cache_dir("manifests"), tools=self.tools,
-            trust_on_first_use=os.environ.get(TOFU_ENV) == "1",
+            trust_on_first_use=self.spec.trust_on_first_use,
             offline=self.spec.from_bundle / "manifests" if self.spec.from_bundle else None,
         )
 
