@@ -172,3 +172,45 @@ def test_trust_on_first_use_comes_from_the_spec_not_the_environment(monkeypatch)
     monkeypatch.setenv("KFBOX_TRUST_ON_FIRST_USE", "1")  # the old stand-in must do nothing
     assert not KubernetesEngine(spec()).store().trust_on_first_use
     assert KubernetesEngine(spec(trust_on_first_use=True)).store().trust_on_first_use
+
+
+def test_repair_up_counts_its_own_registry_and_node_ports_as_owned(runner, cluster) -> None:
+    """A second `up --engine kind` finds its ports held by its own registry and kind node: not
+    "in use". On `existing` no host port is published, so none is checked."""
+    import socket
+
+    from kfbox.sandbox.config import Ports
+
+    held = [socket.socket() for _ in range(2)]
+    for sock in held:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+    jupyter, registry_port = (s.getsockname()[1] for s in held)
+    try:
+        runner.script = [
+            (("docker", "ps", "-aq", "--filter", "label=kfbox.sandbox=box"), 0, "reg1\n"),
+            (("docker", "ps", "-aq", "--filter", "label=io.x-k8s.kind.cluster=box"), 0, "cp1\n"),
+            (("docker", "inspect", "-f"), 0,
+             f'{{"5000/tcp":[{{"HostIp":"127.0.0.1","HostPort":"{registry_port}"}}]}}\n'
+             f'{{"30888/tcp":[{{"HostIp":"127.0.0.1","HostPort":"{jupyter}"}}],'
+             '"6443/tcp":[{"HostIp":"127.0.0.1","HostPort":"40001"}]}\n')]
+        tools = Tools(runner=runner, which={t: f"/usr/bin/{t}" for t in ("kind", "kubectl",
+                                                                          "docker")})
+        ports = Ports(jupyter=jupyter, registry=registry_port)
+        kind = KubernetesEngine(spec(gpu="off", ports=ports), tools=tools)
+        checks = {c.name: c for c in kind.preflight()}
+        assert checks["port jupyter"].status == "pass"
+        assert checks["port registry"].status == "pass"
+        assert ["docker", "inspect", "-f", "{{json .HostConfig.PortBindings}}", "reg1",
+                "cp1"] in runner.calls
+
+        no_docker = KubernetesEngine(spec(ports=ports), tools=Tools(which={"docker": None}))
+        assert no_docker._owned_ports() == set()  # its own preflight check names the problem
+
+        existing = KubernetesEngine(
+            SandboxSpec(name="box", engine="existing", gpu="off", ports=ports),
+            tools=tools, kube=cluster.kube)
+        assert not [c for c in existing.preflight() if c.name.startswith("port ")]
+    finally:
+        for sock in held:
+            sock.close()

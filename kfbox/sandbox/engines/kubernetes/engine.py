@@ -4,6 +4,7 @@ component catalog installed and the platform seam on Kubeflow's APIs."""
 from __future__ import annotations
 
 import json
+import subprocess
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from kfbox.sandbox import paths, preflight
+from kfbox.sandbox.docker_engine import LABEL
 from kfbox.sandbox.engines.base import Check, ComponentStatus, Engine, SandboxStatus
 from kfbox.sandbox.engines.kubernetes import nvkind, readiness, registry
 from kfbox.sandbox.engines.kubernetes.catalog import Catalog, Component, load_catalog
@@ -27,6 +29,8 @@ from kfbox.sandbox.progress import Reporter
 
 STATE_FILE = "kubernetes.json"
 GPU_WAIT_S = 300
+KIND_CLUSTER_LABEL = "io.x-k8s.kind.cluster"
+"""The label kind puts on every node container, valued with the cluster's name."""
 KIND_ONLY = {"registry"}
 """Components that only make sense on a kind cluster kfbox made."""
 
@@ -70,7 +74,12 @@ class KubernetesEngine(Engine):
     # ---- preflight -------------------------------------------------------------------------
 
     def preflight(self) -> list[Check]:
-        checks = preflight.host_checks(self.spec)
+        if self.spec.engine == "kind":
+            checks = preflight.host_checks(self.spec, self._owned_ports())
+        else:
+            # kfbox publishes no host port for someone else's cluster: there is none to check.
+            checks = [c for c in preflight.host_checks(self.spec)
+                      if not c.name.startswith("port ")]
         checks += [self._tool_check(t) for t in self._tools_needed()]
         if self.spec.engine == "kind":
             checks = [self._inotify_required(c) for c in checks]
@@ -79,6 +88,26 @@ class KubernetesEngine(Engine):
         else:
             self.kube()
         return checks
+
+    def _owned_ports(self) -> set[int]:
+        """Host ports this sandbox's own containers publish: the registry (labelled
+        kfbox.sandbox=<name>) and the kind nodes (labelled by kind with the cluster name), so a
+        repairing `up` does not find its own ports "in use"."""
+        selectors = [f"{LABEL}={self.spec.name}", f"{KIND_CLUSTER_LABEL}={self.cluster.name}"]
+        try:
+            ids = [i for s in selectors for i in self.tools(
+                "docker", "ps", "-aq", "--filter", f"label={s}", timeout=30).stdout.split()]
+            if not ids:
+                return set()
+            bound = self.tools("docker", "inspect", "-f", "{{json .HostConfig.PortBindings}}",
+                               *ids, timeout=30).stdout
+        except (KfboxError, subprocess.TimeoutExpired):
+            return set()  # Docker missing or unreachable: its own check says so
+        ports: set[int] = set()
+        for line in bound.splitlines():
+            for bindings in (json.loads(line) or {}).values():
+                ports.update(int(b["HostPort"]) for b in bindings or [] if b.get("HostPort"))
+        return ports
 
     def _tools_needed(self) -> list[str]:
         return ["kind", "kubectl"] if self.spec.engine == "kind" else ["kubectl"]
