@@ -214,3 +214,49 @@ def test_repair_up_counts_its_own_registry_and_node_ports_as_owned(runner, clust
     finally:
         for sock in held:
             sock.close()
+
+
+def test_jupyter_is_healthy_only_when_it_answers(runner, cluster, tmp_path, monkeypatch) -> None:
+    """status probes `<url>/api/status` (tokenless, as Kubeflow's notebook images run)."""
+    import json
+    import socket
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from kfbox.sandbox.config import Ports
+
+    class Jupyter(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            found = self.path == "/api/status" and "Authorization" not in self.headers
+            body = json.dumps({"started": "2026-01-01T00:00:00Z"}).encode()
+            self.send_response(200 if found else 404)
+            self.end_headers()
+            self.wfile.write(body if found else b"")
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    monkeypatch.setenv("KFBOX_HOME", str(tmp_path))
+    runner.script = [(("kind", "get", "clusters"), 0, "box\n")]
+    tools = Tools(runner=runner, which={"kind": "/usr/bin/kind"})
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        silent = sock.getsockname()[1]  # closed again: nothing answers there
+    engine = KubernetesEngine(spec(ports=Ports(jupyter=silent)), tools=tools, kube=cluster.kube)
+    engine.cluster.kubeconfig.parent.mkdir(parents=True)
+    engine.cluster.kubeconfig.write_text("")
+    down = engine.status()
+    jupyter = next(c for c in down.components if c.name == "jupyter")
+    assert (down.state, jupyter.healthy) == ("degraded", False)
+    assert f"127.0.0.1:{silent}/api/status" in jupyter.detail
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Jupyter)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        engine.spec.ports.jupyter = server.server_address[1]
+        up = engine.status()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert up.state == "running"
+    assert next(c for c in up.components if c.name == "jupyter").healthy
