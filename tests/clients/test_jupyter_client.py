@@ -137,3 +137,23 @@ def test_the_digits_notebook_writes_the_training_code(
                    for o in c.get("outputs", []))
     baseline = float(re.search(r"^baseline_accuracy=([0-9.]+)$", text, re.M)[1])
     assert baseline >= digits.thresholds.baseline_accuracy
+
+
+def test_a_failed_upload_after_a_cell_error_does_not_hide_it(
+    client: JupyterClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server dying with the cell: the executed notebook's upload fails, but the error
+    shown is still the cell's, and the local executed copy is saved."""
+    upload = client._put_notebook
+
+    def server_gone_after_the_run(notebook: dict[str, Any], remote_path: str) -> None:
+        if remote_path.endswith(".executed.ipynb"):
+            raise StepFailure(f"jupyter at {client.base_url}: PUT failed: connection refused")
+        upload(notebook, remote_path)
+
+    monkeypatch.setattr(client, "_put_notebook", server_gone_after_the_run)
+    notebook = write_notebook(tmp_path / "dies.ipynb", new_code_cell("raise SystemError('gone')"))
+    executed = tmp_path / "dies.executed.ipynb"
+    with pytest.raises(StepFailure, match=r"^cell 1: SystemError: gone$"):
+        client.execute_notebook(notebook, "work/dies", executed, timeout_s=60)
+    assert json.loads(executed.read_text())["cells"][0]["outputs"][0]["ename"] == "SystemError"

@@ -144,10 +144,15 @@ class JupyterClient:
 
         executed_out.parent.mkdir(parents=True, exist_ok=True)
         executed_out.write_text(json.dumps(notebook, indent=1) + "\n")
-        self._put_notebook(notebook, _join(remote_dir, f"{local_path.stem}.executed.ipynb"))
-        if failure:
-            raise failure
-        return NotebookResult(executed_out, cells_run, time.monotonic() - started)
+        remote_copy = _join(remote_dir, f"{local_path.stem}.executed.ipynb")
+        if failure is None:
+            self._put_notebook(notebook, remote_copy)
+            return NotebookResult(executed_out, cells_run, time.monotonic() - started)
+        # The cell error (or the lost kernel) is the cause: if the server died with it, this
+        # upload fails too and must not replace it. The local executed copy is saved already.
+        with contextlib.suppress(StepFailure):
+            self._put_notebook(notebook, remote_copy)
+        raise failure
 
     # ---- plumbing --------------------------------------------------------------------------
 
