@@ -1,13 +1,20 @@
-"""The base image's Debian mirror: the explicit setting, else the host's own apt sources."""
+"""The base image: its Debian mirror (the explicit setting, else the host's own apt sources),
+and the fallback to debootstrap when installing packages into the pulled image fails."""
 
 from __future__ import annotations
 
+import io
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from docker.errors import BuildError, ImageNotFound
+from rich.console import Console
 
 from kfbox.sandbox.errors import PreflightError
 from kfbox.sandbox.images import base
+from kfbox.sandbox.progress import Reporter
 
 
 def apt_root(tmp_path: Path, sources_list: str = "", deb822: str = "") -> Path:
@@ -51,3 +58,57 @@ def test_the_setting_wins_and_no_source_is_one_clear_error(tmp_path, monkeypatch
     with pytest.raises(PreflightError, match="no Debian archive") as caught:
         base.mirror()
     assert "KFBOX_DEBIAN_MIRROR" in caught.value.line()
+
+
+class FakeDocker:
+    """An engine whose pull works and whose build answers as the Docker API streams it, or
+    raises BuildError as the high-level `images.build` does."""
+
+    def __init__(self, build_stream: list[dict]) -> None:
+        self.images = self
+        self.api = self
+        self.build_stream = build_stream
+        self.dockerfiles: list[str] = []
+
+    def get(self, tag: str) -> None:
+        raise ImageNotFound(tag)
+
+    def pull(self, reference: str) -> None:
+        pass
+
+    def build(self, path: str | None = None, fileobj: Any = None, **_: Any) -> Iterator[dict]:
+        if path is None:  # the images.build path: a failure is an uncaught BuildError
+            raise BuildError("apt-get returned a non-zero code: 100", iter(()))
+        self.dockerfiles.append((Path(path) / "Dockerfile").read_text())
+        return iter(self.build_stream)
+
+
+def warnings_of(reporter: Reporter) -> str:
+    return reporter.console.file.getvalue()
+
+
+def recording_reporter() -> Reporter:
+    return Reporter(console=Console(file=io.StringIO(), width=400))
+
+
+def test_a_failing_package_install_falls_back_to_debootstrap(monkeypatch) -> None:
+    fallback: list[str] = []
+    monkeypatch.setattr(base, "_from_debootstrap", lambda _c, tag, _u: fallback.append(tag))
+    client = FakeDocker([
+        {"stream": "Step 2/4 : RUN apt-get update\n"},
+        {"error": "The command '/bin/sh -c apt-get update' returned a non-zero code: 100"},
+    ])
+    reporter = recording_reporter()
+    assert base.ensure_base_image(reporter, client) == base.base_tag()
+    assert fallback == [base.base_tag()]
+    assert client.dockerfiles[0].startswith(f"FROM {base.PULL_REFERENCE}\n")
+    warned = warnings_of(reporter)
+    assert "image build failed" in warned and "returned a non-zero code: 100" in warned
+    assert "debootstrap instead" in warned
+
+
+def test_a_good_package_install_needs_no_debootstrap(monkeypatch) -> None:
+    monkeypatch.setattr(base, "_from_debootstrap", lambda *_: pytest.fail("debootstrap ran"))
+    client = FakeDocker([{"stream": "Step 1/4 : FROM debian\n"}, {"aux": {"ID": "sha256:ab"}}])
+    assert base.ensure_base_image(recording_reporter(), client) == base.base_tag()
+    assert len(client.dockerfiles) == 1

@@ -8,7 +8,6 @@ re-creating the image after `docker rmi` needs no network at all.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import shutil
 import subprocess
@@ -88,13 +87,17 @@ def ensure_base_image(reporter: Reporter, client: docker.DockerClient | None = N
     except ImageNotFound:
         pass
     with reporter.step(f"Preparing base image {tag}") as update:
-        if not _from_registry(client, tag, update):
+        if not _from_registry(client, tag, update, reporter):
             _from_debootstrap(client, tag, update)
     return tag
 
 
-def _from_registry(client: docker.DockerClient, tag: str, update) -> bool:
-    """Pull debian-slim and add the packages; False (quietly) when no registry answers."""
+def _from_registry(client: docker.DockerClient, tag: str, update, reporter: Reporter) -> bool:
+    """Pull debian-slim and add the packages. False when no registry answers (quietly), or
+    when installing the packages fails (with a warning): debootstrap may still get there."""
+    # build imports this module (component images build FROM the base): import it here.
+    from kfbox.sandbox.images.build import ImageBuildError, docker_build
+
     try:
         update(f"pulling {PULL_REFERENCE}")
         client.images.pull(PULL_REFERENCE)
@@ -107,13 +110,13 @@ def _from_registry(client: docker.DockerClient, tag: str, update) -> bool:
         f"{' '.join(PACKAGES)} && rm -rf /var/lib/apt/lists/*\n"
         + "".join(f"ENV {k}={v}\n" for k, v in ENV.items())
     )
-    client.images.build(
-        fileobj=io.BytesIO(dockerfile.encode()),
-        tag=tag,
-        pull=False,
-        rm=True,
-        labels={IMAGE_LABEL: "base"},
-    )
+    with tempfile.TemporaryDirectory(prefix="kfbox-base-") as context:
+        (Path(context) / "Dockerfile").write_text(dockerfile)
+        try:
+            docker_build(client, Path(context), tag, labels={IMAGE_LABEL: "base"}, update=update)
+        except ImageBuildError as exc:
+            reporter.warn(f"{exc.line()}; building the base with debootstrap instead")
+            return False
     return True
 
 
