@@ -7,6 +7,7 @@ address a model by a store key (a relative path), never by an engine-specific UR
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
@@ -32,6 +33,14 @@ def error_line(logs: str) -> str:
     lines = [ln.strip() for ln in logs.splitlines() if ln.strip()]
     errors = [ln for ln in lines if "error" in ln.lower() or "exception" in ln.lower()]
     return (errors or lines or ["no output"])[-1]
+
+
+ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def plain(text: str) -> str:
+    """Text without terminal colour codes (tracebacks and build logs carry them)."""
+    return ANSI_COLOUR.sub("", text)
 
 
 def first_line(exc: BaseException) -> str:

@@ -94,3 +94,10 @@ def digits_copy(tmp_path: Path) -> Path:
     folder = tmp_path / "scenario" / "digits"
     shutil.copytree(SCENARIOS_DIR / "digits", folder, ignore=shutil.ignore_patterns("__pycache__"))
     return folder
+
+
+def run_folder(out: Path) -> Path:
+    """The one run (or bundle) folder a `kfbox test`/`certify` made under `out`, leaving out
+    its `.workspace` sibling (the run's own files)."""
+    [folder] = [p for p in out.iterdir() if p.is_dir() and not p.name.endswith(".workspace")]
+    return folder

@@ -26,7 +26,7 @@ from kfbox.sandbox.engines.lite.platform import RUN_LABEL
 from kfbox.sandbox.report.model import JOURNEY_STEPS as STEPS
 from kfbox.scenarios.scenario import SCENARIO_FILE, load_scenario
 from tests.conftest import free_port, kfbox_cli, private_home
-from tests.e2e.conftest import labelled, remove_labelled, sandbox_name, untag_registry
+from tests.e2e.conftest import labelled, remove_labelled, run_folder, sandbox_name, untag_registry
 
 pytestmark = pytest.mark.e2e
 
@@ -203,7 +203,7 @@ def test_failed_step_names_its_cause_and_blocks_the_rest(
         "test", "--profile", PROFILE, "--scenario", str(digits_copy), "--out", str(out)
     )
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-2000:]
-    [run] = [p for p in out.iterdir() if p.is_dir()]
+    run = run_folder(out)
 
     # The failing step: failed, with the real cause on one line; earlier ones passed, later
     # ones blocked by it rather than failing on their own.

@@ -14,7 +14,7 @@ from kfbox.sandbox.gpu import detect_gpus
 from kfbox.sandbox.report.model import JOURNEY_STEPS as STEPS
 from kfbox.scenarios.scenario import load_scenario
 from tests.conftest import free_port, kfbox_cli
-from tests.e2e.conftest import labelled, sandbox_name
+from tests.e2e.conftest import labelled, run_folder, sandbox_name
 
 pytestmark = pytest.mark.e2e
 
@@ -47,7 +47,7 @@ def cli(sandbox: list[str], *args: str):
 
 
 def bundle_report(out: Path) -> tuple[Path, dict]:
-    [folder] = [p for p in out.iterdir() if p.is_dir()]
+    folder = run_folder(out)
     return folder, json.loads((folder / "report.json").read_text())
 
 
@@ -86,7 +86,7 @@ def test_core_profile_is_certified_with_every_step_measured(sandbox, tmp_path: P
 def test_gpu_profile_without_a_gpu_skips_and_is_not_certified(sandbox, tmp_path: Path) -> None:
     done = cli(sandbox, "test", "--profile", "gpu", "--out", str(tmp_path))
     assert done.returncode == 0, done.stdout[-2000:]
-    [run] = list(tmp_path.iterdir())
+    run = run_folder(tmp_path)
     [journey] = json.loads((run / "journeys.json").read_text())
     assert {s["status"] for s in journey["steps"]} == {"skipped"}
     assert all("no GPU" in s["reason"] for s in journey["steps"])
@@ -98,6 +98,6 @@ def test_gpu_profile_without_a_gpu_skips_and_is_not_certified(sandbox, tmp_path:
 def test_require_gpu_turns_the_skips_into_failures(sandbox, tmp_path: Path) -> None:
     done = cli(sandbox, "test", "--profile", "gpu", "--require-gpu", "--out", str(tmp_path))
     assert done.returncode == 1
-    [run] = list(tmp_path.iterdir())
+    run = run_folder(tmp_path)
     [journey] = json.loads((run / "journeys.json").read_text())
     assert {s["status"] for s in journey["steps"]} == {"failed"}

@@ -22,9 +22,8 @@ import requests
 import websocket
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from kfbox.sandbox.platform import NotebookResult, StepFailure
+from kfbox.sandbox.platform import NotebookResult, StepFailure, plain
 
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
 OUTPUT_MESSAGES = ("stream", "execute_result", "display_data", "error")
 
 
@@ -251,7 +250,7 @@ class _KernelChannels:
             elif kind in OUTPUT_MESSAGES:
                 _add_output(outputs, kind, content)
                 if kind == "error":
-                    logs = ANSI.sub("", "\n".join(content["traceback"]))
+                    logs = plain("\n".join(content["traceback"]))
                     failure = StepFailure(
                         f"cell {number}: {content['ename']}: {content['evalue']}", logs=logs
                     )

@@ -9,7 +9,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import requests
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from kfbox.sandbox import paths, preflight
@@ -19,7 +18,6 @@ from kfbox.sandbox.engines.kubernetes import nvkind, readiness, registry
 from kfbox.sandbox.engines.kubernetes.catalog import Catalog, Component, load_catalog
 from kfbox.sandbox.engines.kubernetes.cluster import KindCluster
 from kfbox.sandbox.engines.kubernetes.installer import Builtins, Installer, InstallResult
-from kfbox.sandbox.engines.kubernetes.kindconfig import JUPYTER_NODE_PORT
 from kfbox.sandbox.engines.kubernetes.kubeapi import KubeApi, KubeError, client_from_kubeconfig
 from kfbox.sandbox.engines.kubernetes.store import ManifestStore
 from kfbox.sandbox.engines.kubernetes.tools import Tools
@@ -34,17 +32,6 @@ KIND_CLUSTER_LABEL = "io.x-k8s.kind.cluster"
 """The label kind puts on every node container, valued with the cluster's name."""
 KIND_ONLY = {"registry"}
 """Components that only make sense on a kind cluster kfbox made."""
-
-
-def jupyter_answers(url: str, timeout_s: float = 5) -> bool:
-    """Whether a Jupyter server answers `GET <url>/api/status`. No token: Kubeflow's notebook
-    images run tokenless (see notebooks.jupyter_session); `started` tells Jupyter's answer
-    from any other HTTP server on the port."""
-    try:
-        response = requests.get(f"{url}/api/status", timeout=timeout_s)
-        return response.ok and "started" in response.json()
-    except (requests.RequestException, ValueError):
-        return False
 
 
 class KubernetesEngine(Engine):
@@ -266,14 +253,9 @@ class KubernetesEngine(Engine):
             components.append(ComponentStatus(
                 name, not waiting, "ready" if not waiting else "waiting for " + waiting[0],
                 image=comp.version))
-        if self.spec.engine == "kind":
-            url = f"http://127.0.0.1:{self.spec.ports.jupyter}"
-            answers = jupyter_answers(url)
-            components.append(ComponentStatus(
-                "jupyter", answers,
-                f"notebook server NodePort {JUPYTER_NODE_PORT}" if answers else
-                f"no notebook server answers at {url}/api/status (NodePort {JUPYTER_NODE_PORT})",
-                url=url))
+        # No sandbox-wide notebook server on Kubernetes: each run gets its own Notebook CR
+        # (through the notebook controller, a catalog component) and reaches it by
+        # port-forward, so status lists the installed components only.
         healthy = all(c.healthy for c in components)
         major, minor = kube.server_version()
         return SandboxStatus(self.spec.name, self.spec.engine,

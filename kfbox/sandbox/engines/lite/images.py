@@ -11,9 +11,8 @@ import docker
 from docker.errors import APIError
 
 from kfbox.sandbox.images.build import ImageBuildError, docker_build
-from kfbox.sandbox.platform import BuiltImage, StepFailure
+from kfbox.sandbox.platform import BuiltImage, StepFailure, plain
 
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
 BUILDER_LINE = re.compile(r"^( ---> |Removing intermediate container |Step \d+/\d+ : )")
 """The classic builder's own progress lines, as opposed to what a RUN printed."""
 
@@ -36,7 +35,7 @@ class LiteImages:
                 self.client, context, f"{name}:{self.tag}", buildargs=build_args, labels=self.labels
             )
         except ImageBuildError as exc:
-            log = ANSI.sub("", exc.log)
+            log = plain(exc.log)
             said = last_step_output(log)
             # Docker's error names the command and its exit code; what the command printed
             # (a missing module, a 404) is the real cause, so it leads.
