@@ -1,8 +1,10 @@
 """Run a notebook on a remote Jupyter server as a remote client would: REST API, kernel websocket.
 
-Engine-agnostic: it needs only the server's base URL and token. Files move through the contents
-API, code runs in a kernel started through the kernels API and driven over its websocket channels
-with the Jupyter messaging protocol. The token travels in the Authorization header, never in a URL.
+Engine-agnostic: it needs only the server's base URL (a path prefix such as Kubeflow's NB_PREFIX
+included) and token. Files move through the contents API, code runs in a kernel started through
+the kernels API and driven over its websocket channels with the Jupyter messaging protocol. The
+token travels in the Authorization header, never in a URL; a tokenless server (Kubeflow's notebook
+images: the cluster's mesh authenticates) gets an XSRF double-submit pair on writes instead.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import base64
 import contextlib
 import json
 import re
+import secrets
 import time
 import uuid
 from datetime import UTC, datetime
@@ -32,12 +35,23 @@ class _NotReady(Exception):
 
 
 class JupyterClient:
-    def __init__(self, base_url: str, token: str, timeout_s: float = 60.0) -> None:
+    def __init__(self, base_url: str, token: str | None, timeout_s: float = 60.0) -> None:
+        """`token` None: a tokenless server."""
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
-        self._auth = f"token {token}"
         self._http = requests.Session()
-        self._http.headers["Authorization"] = self._auth
+        self._ws_headers: list[str] = []
+        # What a 401/403 means: a tokenless server has no token to reject.
+        self._refused = "rejected the token" if token is not None else "refused the request"
+        if token is None:
+            # Without a token jupyter_server asks every write for an XSRF token: send the
+            # double-submit pair, one random value as both the `_xsrf` cookie and the header.
+            xsrf = secrets.token_hex(16)
+            self._http.cookies.set("_xsrf", xsrf)
+            self._http.headers["X-XSRFToken"] = xsrf
+        else:
+            self._http.headers["Authorization"] = f"token {token}"
+            self._ws_headers.append(f"Authorization: token {token}")
 
     # ---- server ----------------------------------------------------------------------------
 
@@ -127,7 +141,7 @@ class JupyterClient:
         cells_run = 0
         deadline = started + timeout_s
         try:
-            with _KernelChannels(self._ws_url(kernel["id"]), self._auth) as channels:
+            with _KernelChannels(self._ws_url(kernel["id"]), self._ws_headers) as channels:
                 channels.wait_started(deadline)
                 for number, cell in enumerate(notebook["cells"], start=1):
                     if cell["cell_type"] != "code":
@@ -178,7 +192,7 @@ class JupyterClient:
     def _check(self, response: requests.Response, what: str) -> None:
         if response.status_code in (401, 403):
             raise StepFailure(
-                f"jupyter at {self.base_url} rejected the token (HTTP {response.status_code})"
+                f"jupyter at {self.base_url} {self._refused} (HTTP {response.status_code})"
             )
         if not response.ok:
             try:
@@ -191,16 +205,16 @@ class JupyterClient:
 class _KernelChannels:
     """One kernel's websocket: send execute requests, gather their outputs (messaging v5.3)."""
 
-    def __init__(self, url: str, auth: str) -> None:
+    def __init__(self, url: str, headers: list[str]) -> None:
         self.url = url
-        self.auth = auth
+        self.headers = headers
         self.session = uuid.uuid4().hex
         self.ws: websocket.WebSocket
 
     def __enter__(self) -> _KernelChannels:
         try:
             self.ws = websocket.create_connection(
-                self.url, header=[f"Authorization: {self.auth}"], timeout=30
+                self.url, header=self.headers, timeout=30
             )
         except (websocket.WebSocketException, OSError) as e:
             raise StepFailure(f"kernel websocket: {e}") from e
