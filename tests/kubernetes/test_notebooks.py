@@ -83,7 +83,8 @@ def notebooks(kubeflow, jupyter, tmp_path, monkeypatch, runner) -> KubeNotebooks
     serve_notebooks(kubeflow.double)
     kubeflow.kube.apply(namespace_object(NAMESPACE, "box"))
     tools = Tools(runner=runner, which={"kubectl": str(kubectl)})
-    nb = KubeNotebooks(kubeflow.kube, NAMESPACE, tools, tmp_path / "kubeconfig", poll_s=0.05)
+    nb = KubeNotebooks(kubeflow.kube, NAMESPACE, tools, tmp_path / "kubeconfig",
+                       tmp_path / "run", poll_s=0.05)
     yield nb
     nb.close()
 
@@ -97,24 +98,31 @@ def write_notebook(path: Path, *sources: str) -> Path:
     return path
 
 
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*")
+            if p.is_file()}
+
+
 def test_notebook_cr_then_cells_run_through_the_jupyter_api_over_the_port_forward(
         notebooks, kubeflow, jupyter, tmp_path) -> None:
     _, root = jupyter
-    notebook = write_notebook(tmp_path / "explore.ipynb",
+    (tmp_path / "scenario").mkdir()
+    notebook = write_notebook(tmp_path / "scenario" / "explore.ipynb",
                               "print('baseline_accuracy=0.91')",
                               "open('train.py', 'w').write('print(1)\\n')",
                               "6 * 7")
     result = notebooks.execute(notebook, "kfbox-runs/r1", timeout_s=60)
 
     assert result.cells_run == 3
+    assert result.executed == tmp_path / "run" / "r1" / "notebook" / "explore.executed.ipynb"
     executed = json.loads(result.executed.read_text())["cells"]
     assert executed[1]["outputs"][0]["text"] == "baseline_accuracy=0.91\n"
     assert executed[3]["outputs"][0]["data"]["text/plain"] == "42"
     assert (root / "kfbox-runs/r1/train.py").read_text() == "print(1)\n"
-    uploaded = json.loads((root / "kfbox-runs/r1/explore.ipynb").read_text())
+    uploaded = json.loads((root / "kfbox-runs/r1/explore.executed.ipynb").read_text())
     assert "".join(uploaded["cells"][1]["outputs"][0]["text"]) == "baseline_accuracy=0.91\n"
     fetched = notebooks.fetch("kfbox-runs/r1", tmp_path / "workspace")
-    assert sorted(p.name for p in fetched) == ["explore.ipynb", "train.py"]
+    assert [p.name for p in fetched] == ["explore.executed.ipynb", "explore.ipynb", "train.py"]
     assert (tmp_path / "workspace" / "train.py").read_text() == "print(1)\n"
 
     forwards = [json.loads(line) for line in (tmp_path / "kubectl.log").read_text().splitlines()]
@@ -131,10 +139,28 @@ def test_notebook_cr_then_cells_run_through_the_jupyter_api_over_the_port_forwar
 
 def test_a_failing_cell_is_one_line_with_the_traceback(notebooks, tmp_path) -> None:
     notebook = write_notebook(tmp_path / "bad.ipynb", "x = 1", "x / 0", "print('not reached')")
-    with pytest.raises(StepFailure, match="notebook cell failed: ZeroDivisionError: division "
-                                          "by zero") as failed:
+    with pytest.raises(StepFailure) as failed:
         notebooks.execute(notebook, "kfbox-runs/bad", timeout_s=60)
+    assert str(failed.value) == "cell 3: ZeroDivisionError: division by zero"
     assert "ZeroDivisionError" in failed.value.logs
+    executed = tmp_path / "run" / "bad" / "notebook" / "bad.executed.ipynb"
+    assert json.loads(executed.read_text())["cells"][2]["outputs"][0]["ename"] == \
+        "ZeroDivisionError"
+
+
+def test_the_scenario_folder_is_never_written(notebooks, tmp_path) -> None:
+    """Scenario folders are package data: executed notebooks go under the run dir."""
+    scenario = tmp_path / "scenario"
+    scenario.mkdir()
+    good = write_notebook(scenario / "good.ipynb", "print('ok')")
+    bad = write_notebook(scenario / "bad.ipynb", "1 / 0")
+    before = snapshot(scenario)
+    notebooks.execute(good, "kfbox-runs/good", timeout_s=60)
+    with pytest.raises(StepFailure, match=r"^cell 2: ZeroDivisionError"):
+        notebooks.execute(bad, "kfbox-runs/bad2", timeout_s=60)
+    assert snapshot(scenario) == before
+    assert sorted(snapshot(tmp_path / "run")) == ["bad2/notebook/bad.executed.ipynb",
+                                                  "good/notebook/good.executed.ipynb"]
 
 
 def test_artifacts_are_read_through_the_notebook_pod(notebooks, runner, tmp_path) -> None:

@@ -3,18 +3,15 @@ port-forward; the run's model store is mounted in it, which also serves the arti
 
 from __future__ import annotations
 
-import json
 import os
-import secrets
 import time
-import uuid
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-import requests
 from kubernetes import client
 
+from kfbox.sandbox.clients.jupyter import JupyterClient
 from kfbox.sandbox.engines.kubernetes.kubeapi import KubeApi
 from kfbox.sandbox.engines.kubernetes.portforward import PortForward
 from kfbox.sandbox.engines.kubernetes.tools import Tools
@@ -45,32 +42,19 @@ def notebook_object(namespace: str, image: str = NOTEBOOK_IMAGE) -> dict[str, An
     }
 
 
-def jupyter_session() -> requests.Session:
-    """A Jupyter API session. Kubeflow's notebook images run without a token (the cluster's
-    mesh authenticates), so jupyter_server asks every write for an XSRF token: send the
-    double-submit pair, one random value as both the `_xsrf` cookie and the X-XSRFToken header."""
-    session = requests.Session()
-    token = secrets.token_hex(16)
-    session.cookies.set("_xsrf", token)
-    session.headers["X-XSRFToken"] = token
-    return session
-
-
 @dataclass
 class KubeNotebooks:
+    """The Notebook CR's Jupyter server, driven with JupyterClient over a port-forward."""
+
     kube: KubeApi
     namespace: str
     tools: Tools
     kubeconfig: Path | None
+    run_dir: Path
+    """Where executed notebooks are saved: never beside the scenario's own (package data)."""
     poll_s: float = 2
     forward: PortForward | None = None
-    session: requests.Session = field(default_factory=jupyter_session)
-
-    @property
-    def base(self) -> str:
-        # The notebook controller serves Jupyter under NB_PREFIX=/notebook/<ns>/<name>.
-        assert self.forward is not None
-        return f"{self.forward.url}/notebook/{self.namespace}/{NOTEBOOK_NAME}"
+    client: JupyterClient | None = None
 
     def pod(self) -> str:
         return f"{NOTEBOOK_NAME}-0"
@@ -90,104 +74,32 @@ class KubeNotebooks:
             time.sleep(self.poll_s)
         self.forward = PortForward.start(self.tools, self.kubeconfig, self.namespace,
                                          f"svc/{NOTEBOOK_NAME}", 80)
+        # The notebook controller serves Jupyter under NB_PREFIX=/notebook/<ns>/<name>, without
+        # a token: Kubeflow's notebook images leave authentication to the cluster's mesh.
+        self.client = JupyterClient(
+            f"{self.forward.url}/notebook/{self.namespace}/{NOTEBOOK_NAME}", None)
+        self.client.wait_ready()
 
-    def _api(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self.session.request(method, f"{self.base}/api/{path}", timeout=60, **kwargs)
-        if response.status_code >= 400:
-            try:
-                why = response.json().get("message") or ""
-            except ValueError:
-                why = ""
-            raise StepFailure(f"Jupyter API {method} {path}: HTTP {response.status_code}"
-                              + (f": {why.splitlines()[0]}" if why else ""))
-        return response.json() if response.content else None
+    def _client(self) -> JupyterClient:
+        self.ensure_server()
+        assert self.client is not None
+        return self.client
 
     def execute(self, notebook: Path, remote_dir: str, *, timeout_s: float) -> NotebookResult:
-        import websocket
-
-        self.ensure_server()
-        started = time.monotonic()
-        document = json.loads(notebook.read_text())
-        remote = f"{remote_dir.strip('/')}/{notebook.name}"
-        self._make_dirs(remote_dir)
-        # The kernel starts in remote_dir (a path under the server's root), whatever the
-        # server's own working directory is.
-        kernel = self._api("POST", "kernels", json={"name": "python3",
-                                                    "path": remote_dir.strip("/")})
-        ws_url = self.base.replace("http://", "ws://") + f"/api/kernels/{kernel['id']}/channels"
-        ws = websocket.create_connection(ws_url, timeout=timeout_s)
-        cells_run = 0
-        try:
-            for cell in document["cells"]:
-                if cell["cell_type"] != "code":
-                    continue
-                cell["outputs"] = self._run_cell(ws, "".join(cell["source"]), timeout_s)
-                cells_run += 1
-        finally:
-            ws.close()
-            self._api("DELETE", f"kernels/{kernel['id']}")
-        self._api("PUT", f"contents/{remote}",
-                  json={"type": "notebook", "format": "json", "content": document})
-        executed = notebook.with_name(notebook.stem + ".executed.ipynb")
-        executed.write_text(json.dumps(document, indent=1))
-        return NotebookResult(executed, cells_run, time.monotonic() - started)
-
-    def _make_dirs(self, remote_dir: str) -> None:
-        """Each folder of the path in turn: the contents API creates one level at a time."""
-        parts = [p for p in remote_dir.split("/") if p]
-        for depth in range(1, len(parts) + 1):
-            self._api("PUT", "contents/" + "/".join(parts[:depth]), json={"type": "directory"})
-
-    @staticmethod
-    def _run_cell(ws: Any, code: str, timeout_s: float) -> list[dict[str, Any]]:
-        msg_id = uuid.uuid4().hex
-        ws.send(json.dumps({
-            "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "kfbox",
-                       "session": msg_id, "version": "5.3"},
-            "parent_header": {}, "metadata": {}, "channel": "shell",
-            "content": {"code": code, "silent": False, "store_history": True,
-                        "user_expressions": {}, "allow_stdin": False},
-        }))
-        outputs: list[dict[str, Any]] = []
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            msg = json.loads(ws.recv())
-            if msg.get("parent_header", {}).get("msg_id") != msg_id:
-                continue
-            kind, content = msg["msg_type"], msg["content"]
-            if kind == "stream":
-                outputs.append({"output_type": "stream", "name": content["name"],
-                                "text": content["text"]})
-            elif kind in ("execute_result", "display_data"):
-                outputs.append({"output_type": kind, "data": content["data"], "metadata": {},
-                                **({"execution_count": content["execution_count"]}
-                                   if kind == "execute_result" else {})})
-            elif kind == "error":
-                raise StepFailure(f"notebook cell failed: {content['ename']}: "
-                                  f"{content['evalue']}", logs="\n".join(content["traceback"]))
-            elif kind == "execute_reply":
-                return outputs
-        raise StepFailure(f"notebook cell did not finish in {timeout_s:.0f}s")
+        # As the lite engine: one folder per journey (remote_dir ends with its run id), where
+        # the plugin collects executed notebooks for the diagnostics.
+        journey = PurePosixPath(remote_dir.strip("/")).name
+        executed = self.run_dir / journey / "notebook" / f"{notebook.stem}.executed.ipynb"
+        return self._client().execute_notebook(notebook, remote_dir, executed, timeout_s)
 
     def fetch(self, remote_dir: str, dest: Path) -> list[Path]:
-        self.ensure_server()
-        listing = self._api("GET", f"contents/{remote_dir.strip('/')}")
-        dest.mkdir(parents=True, exist_ok=True)
-        fetched = []
-        for item in listing.get("content") or []:
-            if item["type"] == "directory":
-                continue
-            body = self._api("GET", f"contents/{item['path']}", params={"format": "text"})
-            target = dest / item["name"]
-            content = body["content"]
-            target.write_text(content if isinstance(content, str) else json.dumps(content))
-            fetched.append(target)
-        return fetched
+        return self._client().fetch_dir(remote_dir, dest)
 
     def close(self) -> None:
         if self.forward is not None:
             self.forward.stop()
             self.forward = None
+            self.client = None
 
 
 @dataclass

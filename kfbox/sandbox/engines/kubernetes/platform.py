@@ -303,7 +303,7 @@ class KubePlatform:
         resources = {"cpus": spec.resources.cpus, "memory": spec.resources.memory}
         registry_host = os.environ.get("KFBOX_REGISTRY") or registry.host_address(spec)
         training = KubeTraining(kube, ns, resources)
-        notebooks = KubeNotebooks(kube, ns, engine.tools, engine.kubeconfig)
+        notebooks = KubeNotebooks(kube, ns, engine.tools, engine.kubeconfig, run_dir)
         return cls(
             engine=engine,
             run_dir=run_dir,
