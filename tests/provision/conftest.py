@@ -12,6 +12,7 @@ import docker
 import pytest
 from docker.errors import DockerException
 
+from kfbox.fixtures.plugin import unreachable
 from kfbox.sandbox.docker_engine import LABEL
 from kfbox.sandbox.images.base import ensure_base_image
 from kfbox.sandbox.progress import quiet_reporter
@@ -34,10 +35,7 @@ def engine() -> docker.DockerClient:
         client = docker.from_env(timeout=300)
         client.ping()
     except DockerException as exc:
-        reason = f"no Docker engine answers: {str(exc).splitlines()[0]}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        unreachable(f"no Docker engine answers: {str(exc).splitlines()[0]}")
     return client
 
 
@@ -99,7 +97,9 @@ def debian_target(debian_host: str) -> Target:
     """`debian_host` as an ansible inventory host, reached through the kfbox_docker plugin."""
     return Target(
         host=debian_host,
-        hostvars={"ansible_connection": "kfbox_docker",
-                  "ansible_python_interpreter": "/usr/bin/python3"},
+        hostvars={
+            "ansible_connection": "kfbox_docker",
+            "ansible_python_interpreter": "/usr/bin/python3",
+        },
         envvars={"ANSIBLE_CONNECTION_PLUGINS": str(CONNECTION_PLUGINS)},
     )

@@ -8,8 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
+from kfbox.fixtures.plugin import unreachable
 from kfbox.sandbox.provision.runner import HOST_PLAYBOOK, PLAYBOOKS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,10 +19,7 @@ def vagrant() -> str:
     """Debian's `vagrant` package; under CI=true its absence is a failure, not a skip."""
     found = shutil.which("vagrant")
     if found is None:
-        reason = "vagrant is not installed (apt-get install vagrant)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        unreachable("vagrant is not installed (apt-get install vagrant)")
     return found
 
 
@@ -31,11 +27,19 @@ def test_vagrant_validates_the_vagrantfile(tmp_path: Path):
     # No provider (VirtualBox, libvirt) runs on a CI machine: validate everything else. Vagrant's
     # state and its .vagrant/ folder go to tmp_path, not into the checkout.
     env = os.environ | {
-        "VAGRANT_CWD": str(ROOT), "VAGRANT_HOME": str(tmp_path / "home"),
-        "VAGRANT_DOTFILE_PATH": str(tmp_path / "dot"), "VAGRANT_CHECKPOINT_DISABLE": "1",
+        "VAGRANT_CWD": str(ROOT),
+        "VAGRANT_HOME": str(tmp_path / "home"),
+        "VAGRANT_DOTFILE_PATH": str(tmp_path / "dot"),
+        "VAGRANT_CHECKPOINT_DISABLE": "1",
     }
-    done = subprocess.run([vagrant(), "validate", "--ignore-provider"], env=env, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [vagrant(), "validate", "--ignore-provider"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "validated successfully" in done.stdout
 
