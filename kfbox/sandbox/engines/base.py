@@ -34,6 +34,36 @@ class ComponentStatus:
 
 
 @dataclass
+class Access:
+    """Something a person opens from this host: where it answers and how it authenticates."""
+
+    url: str
+    auth: Literal["token", "none"]
+    """`token`: refused without the sandbox's token (`kfbox status --show-token` shows the URL
+    with it); `none`: open to anyone who reaches `url`."""
+
+
+@dataclass
+class Capabilities:
+    """What an engine's sandbox exposes. The harness derives its component checks and the
+    certificate's contents from this declaration, never from one engine's habits."""
+
+    notebook: Access | None = None
+    """A notebook server a person can open; None when notebooks run only inside journeys."""
+    registry: str = ""
+    """host:port of the image registry workloads pull from, as this host reaches it."""
+    model_store: str = ""
+    """What holds the models (a volume, a claim), in words; empty when there is none."""
+    gpus: int = 0
+    """GPUs a workload can request."""
+    listen: str = "127.0.0.1"
+    """The host address every published port binds to (loopback unless the user named one)."""
+    software: dict[str, str] = field(default_factory=dict)
+    """name → version of what the platform runs: jupyterlab, jupyter_server, python, torch,
+    kserve, kubeflow (the SDK), optuna, docker, kubernetes and each installed component."""
+
+
+@dataclass
 class SandboxStatus:
     name: str
     engine: str
@@ -70,6 +100,10 @@ class Engine(ABC):
     def down(self, reporter: Reporter, *, keep_data: bool = False) -> list[str]:
         """Remove everything labelled with the sandbox name (data volumes unless keep_data)
         and return what is still left (empty on success)."""
+
+    @abstractmethod
+    def capabilities(self) -> Capabilities:
+        """What this sandbox exposes (see Capabilities); only called on a running sandbox."""
 
     def login_url(self, component: str) -> str | None:
         """The component's URL with its secret (e.g. the Jupyter token); shown only on request."""

@@ -13,7 +13,7 @@ from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wa
 
 from kfbox.sandbox import paths, preflight
 from kfbox.sandbox.docker_engine import LABEL
-from kfbox.sandbox.engines.base import Check, ComponentStatus, Engine, SandboxStatus
+from kfbox.sandbox.engines.base import Capabilities, Check, ComponentStatus, Engine, SandboxStatus
 from kfbox.sandbox.engines.kubernetes import nvkind, readiness, registry
 from kfbox.sandbox.engines.kubernetes.catalog import Catalog, Component, load_catalog
 from kfbox.sandbox.engines.kubernetes.cluster import KindCluster
@@ -262,6 +262,16 @@ class KubernetesEngine(Engine):
                              "running" if healthy else "degraded", components,
                              facts={"kubernetes": f"{major}.{minor}", "gpu": record.get("gpu"),
                                     "install": record.get("install", [])})
+
+    def capabilities(self) -> Capabilities:
+        record = self.recorded()
+        software = {name: self.catalog.components[name].version
+                    for name in record.get("components", [])}
+        return Capabilities(
+            registry=registry.host_address(self.spec) if self.spec.engine == "kind" else "",
+            model_store="a PersistentVolumeClaim per run namespace",
+            software=software,
+        )
 
     def down(self, reporter: Reporter, *, keep_data: bool = False) -> list[str]:
         """kind: delete the cluster (and the registry unless keep_data). existing: delete only

@@ -15,7 +15,14 @@ from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_d
 from kfbox.sandbox import paths, preflight
 from kfbox.sandbox.config import forget_sandbox
 from kfbox.sandbox.docker_engine import COMPONENT_LABEL, LABEL, ROLE_LABEL, connect
-from kfbox.sandbox.engines.base import Check, ComponentStatus, Engine, SandboxStatus
+from kfbox.sandbox.engines.base import (
+    Access,
+    Capabilities,
+    Check,
+    ComponentStatus,
+    Engine,
+    SandboxStatus,
+)
 from kfbox.sandbox.engines.lite import components as comp
 from kfbox.sandbox.engines.lite import registry_cache
 from kfbox.sandbox.errors import KfboxError
@@ -298,6 +305,18 @@ class LiteEngine(Engine):
         except Exception:
             return False
         return True
+
+    def capabilities(self) -> Capabilities:
+        spec = self.spec
+        return Capabilities(
+            notebook=Access(f"http://127.0.0.1:{spec.ports.jupyter}", "token")
+            if "jupyter" in spec.components
+            else None,
+            registry=f"127.0.0.1:{spec.ports.registry}" if "registry" in spec.components else "",
+            model_store=f"volume {comp.volume_name(spec.name, 'models')}"
+            if "store" in spec.components
+            else "",
+        )
 
     def login_url(self, component: str) -> str | None:
         if component != "jupyter":
