@@ -1,7 +1,8 @@
 """Load and validate a scenario folder (scenario.yaml and the files it names) into a Scenario.
 
 A scenario is a folder under kfbox/scenarios/ holding scenario.yaml; adding a folder adds a
-scenario, with no code change. Every problem is reported as one line naming the scenario.
+scenario, with no code change. Every problem is reported as one line naming the scenario. The
+format is documented in docs/scenarios.md; files in the first format (`thresholds:`) still load.
 """
 
 from __future__ import annotations
@@ -15,7 +16,15 @@ from types import ModuleType
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from kfbox.sandbox import platform
 from kfbox.sandbox.config import deep_merge
@@ -23,9 +32,15 @@ from kfbox.sandbox.errors import UsageError
 
 SCENARIOS_DIR = Path(__file__).parent
 SCENARIO_FILE = "scenario.yaml"
-Profile = Literal["quick", "core", "gpu"]
-OVERRIDE_KEYS = ("quick", "gpu")
-"""Top-level blocks overriding the rest for a profile; core runs the file as written."""
+FORMAT_DOC = "docs/scenarios.md"
+Variant = Literal["quick", "core", "gpu"]
+VARIANTS: tuple[Variant, ...] = ("quick", "core", "gpu")
+"""The ways a journey runs a scenario: quick (minimal trials), core (as written, on CPU), gpu
+(with GPU requests). A conformance profile says which variants it needs."""
+OVERRIDE_KEYS: tuple[Variant, ...] = ("quick", "gpu")
+"""Top-level blocks overriding the rest for a variant; core runs the file as written."""
+CHECKED_STEPS = ("notebook", "train", "tune", "serve")
+"""The steps a scenario states conditions for (build has no metric to judge)."""
 
 
 class _Strict(BaseModel):
@@ -76,15 +91,70 @@ class TuneSpec(_Strict):
 class ServeSpec(_Strict):
     command: list[str] = Field(min_length=1)
     model_name: str
+    answers: Literal["labels", "numbers"] = "labels"
+    """How served answers are compared with the model evaluated locally: `labels` must be
+    equal, `numbers` may differ by at most `tolerance`."""
+    tolerance: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _tolerance(self) -> ServeSpec:
+        if self.answers == "numbers" and self.tolerance is None:
+            raise ValueError("answers: numbers needs a tolerance (the largest difference allowed)")
+        if self.answers == "labels" and self.tolerance is not None:
+            raise ValueError("a tolerance applies to answers: numbers only; labels must be equal")
+        return self
 
 
-class Thresholds(_Strict):
-    """Held-out accuracy each step must reach (0..1)."""
+class Condition(_Strict):
+    """A condition on one named metric, with its direction: `at_least` or `at_most` a bar."""
 
-    baseline_accuracy: float = Field(ge=0, le=1)
-    train_accuracy: float = Field(ge=0, le=1)
-    tune_accuracy: float = Field(ge=0, le=1)
-    serve_accuracy: float = Field(ge=0, le=1)
+    metric: str = Field(min_length=1)
+    at_least: float | None = None
+    at_most: float | None = None
+
+    @model_validator(mode="after")
+    def _one_bar(self) -> Condition:
+        if (self.at_least is None) == (self.at_most is None):
+            raise ValueError(
+                f"the condition on '{self.metric}' needs exactly one of at_least, at_most"
+            )
+        return self
+
+    @property
+    def goal(self) -> Literal["maximize", "minimize"]:
+        return "maximize" if self.at_least is not None else "minimize"
+
+    def holds(self, value: float) -> bool:
+        if self.at_least is not None:
+            return value >= self.at_least
+        return value <= self.at_most  # type: ignore[operator]  # one of the two is set
+
+    def __str__(self) -> str:
+        if self.at_least is not None:
+            return f"{self.metric} >= {self.at_least:g}"
+        return f"{self.metric} <= {self.at_most:g}"
+
+
+def _one_or_more(value: Any) -> Any:
+    return [value] if isinstance(value, dict) else value
+
+
+class Checks(_Strict):
+    """What each step's result must meet; every step with a metric has at least one condition."""
+
+    notebook: list[Condition] = Field(min_length=1)
+    """On the `name=value` lines the notebook prints (its baseline)."""
+    train: list[Condition] = Field(min_length=1)
+    """On the `name=value` lines the training job prints (its last value of each)."""
+    tune: list[Condition] = Field(min_length=1)
+    """On the best trial's metrics; one of them is the tuning objective, in the goal's direction."""
+    serve: list[Condition] = Field(min_length=1)
+    """On the served answers scored against the held-out truth (see docs/scenarios.md)."""
+
+    @field_validator("notebook", "train", "tune", "serve", mode="before")
+    @classmethod
+    def _listed(cls, value: Any) -> Any:
+        return _one_or_more(value)
 
 
 class Scenario(_Strict):
@@ -101,31 +171,46 @@ class Scenario(_Strict):
     train: TrainSpec
     tune: TuneSpec
     serve: ServeSpec
-    thresholds: Thresholds
+    checks: Checks
     quick: dict[str, Any] | None = None
     gpu: dict[str, Any] | None = None
 
     _root: Path = PrivateAttr()
     _raw: dict[str, Any] = PrivateAttr()
-    _profile: str = PrivateAttr(default="core")
+    _variant: Variant = PrivateAttr(default="core")
+
+    @model_validator(mode="after")
+    def _objective_is_checked(self) -> Scenario:
+        """The best trial is judged on the tuning objective, in the direction of its goal."""
+        tune = self.tune
+        on_objective = [c for c in self.checks.tune if c.metric == tune.objective]
+        if not on_objective:
+            raise ValueError(f"checks.tune has no condition on the objective '{tune.objective}'")
+        wrong = [c for c in on_objective if c.goal != tune.goal]
+        if wrong:
+            bar = "at_most" if tune.goal == "minimize" else "at_least"
+            raise ValueError(
+                f"checks.tune: '{wrong[0]}' runs against the goal '{tune.goal}'; use {bar}"
+            )
+        return self
 
     @property
     def root(self) -> Path:
         return self._root
 
     @property
-    def profile(self) -> str:
-        return self._profile
+    def variant(self) -> Variant:
+        return self._variant
 
-    def for_profile(self, profile: Profile) -> Scenario:
-        """This scenario with the profile's override block merged in (core: unchanged)."""
-        if profile not in ("quick", "core", "gpu"):
-            raise UsageError(f"scenario {self.name}: unknown profile '{profile}'")
+    def for_variant(self, variant: Variant) -> Scenario:
+        """This scenario with the variant's override block merged in (core: unchanged)."""
+        if variant not in VARIANTS:
+            raise UsageError(f"scenario {self.name}: unknown variant '{variant}'")
         base = {k: v for k, v in self._raw.items() if k not in OVERRIDE_KEYS}
-        overrides = self._raw.get(profile) if profile in OVERRIDE_KEYS else None
+        overrides = self._raw.get(variant) if variant in OVERRIDE_KEYS else None
         merged = deep_merge(base, overrides or {})
-        scenario = _validate(merged, self._root, f"scenario {self.name}: {profile}")
-        scenario._profile = profile
+        scenario = _validate(merged, self._root, f"scenario {self.name}: {variant}")
+        scenario._variant = variant
         return scenario
 
     def path(self, file: str) -> Path:
@@ -199,16 +284,54 @@ def load_scenario(path_or_name: str | Path) -> Scenario:
         ) from e
     if not isinstance(raw, dict):
         raise UsageError(f"scenario '{root.name}': {SCENARIO_FILE} must be a mapping")
-    scenario = _validate(raw, root, f"scenario {raw.get('name') or root.name}")
+    label = f"scenario {raw.get('name') or root.name}"
+    scenario = _validate(_from_first_format(raw, label), root, label)
     if scenario.name != root.name:
         raise UsageError(
             f"scenario {scenario.name}: its folder is named '{root.name}'",
             fix="name the folder after the scenario",
         )
     _check_files(scenario)
-    for profile in OVERRIDE_KEYS:  # a broken override must fail now, not mid-journey
-        scenario.for_profile(profile)
+    for variant in OVERRIDE_KEYS:  # a broken override must fail now, not mid-journey
+        scenario.for_variant(variant)
     return scenario
+
+
+FIRST_FORMAT = {
+    "baseline_accuracy": ("notebook", "baseline_accuracy"),
+    "train_accuracy": ("train", "accuracy"),
+    "tune_accuracy": ("tune", None),  # the tuning objective, whatever its name
+    "serve_accuracy": ("serve", "accuracy"),
+}
+"""The first format's `thresholds:` keys: the step each one judged and the metric it read."""
+
+
+def _from_first_format(raw: dict[str, Any], label: str) -> dict[str, Any]:
+    """A scenario.yaml in the first format (`thresholds:`, every bar an 'at least') as `checks:`.
+    It only ever judged classification: a minimizing objective cannot be read from it."""
+    if "thresholds" not in raw:
+        return raw
+    thresholds = raw["thresholds"]
+    rewrite = f"rewrite 'thresholds:' as 'checks:' ({FORMAT_DOC})"
+    if "checks" in raw:
+        raise UsageError(f"{label}: has both 'thresholds' and 'checks'", fix=rewrite)
+    if not isinstance(thresholds, dict):
+        raise UsageError(f"{label}: 'thresholds' must be a mapping", fix=rewrite)
+    unknown = sorted(set(thresholds) - set(FIRST_FORMAT))
+    if unknown:
+        raise UsageError(f"{label}: unknown threshold '{unknown[0]}'", fix=rewrite)
+    missing = [key for key in FIRST_FORMAT if key not in thresholds]
+    if missing:
+        raise UsageError(f"{label}: missing threshold '{missing[0]}'", fix=rewrite)
+    tune = raw.get("tune") if isinstance(raw.get("tune"), dict) else {}
+    if tune.get("goal") == "minimize":
+        raise UsageError(
+            f"{label}: 'thresholds' are 'at least' bars, but tune.goal is minimize", fix=rewrite
+        )
+    checks: dict[str, Any] = {}
+    for key, (step, metric) in FIRST_FORMAT.items():
+        checks[step] = {"metric": metric or tune.get("objective"), "at_least": thresholds[key]}
+    return {**{k: v for k, v in raw.items() if k != "thresholds"}, "checks": checks}
 
 
 def _validate(raw: dict[str, Any], root: Path, label: str) -> Scenario:
@@ -226,8 +349,6 @@ def _validate(raw: dict[str, Any], root: Path, label: str) -> Scenario:
 def _describe(error: Any) -> str:
     where = ".".join(str(part) for part in error["loc"])
     if error["type"] == "missing":
-        if error["loc"][0] == "thresholds" and len(error["loc"]) == 2:
-            return f"missing threshold '{error['loc'][1]}'"
         return f"missing key '{where}'"
     if error["type"] == "extra_forbidden":
         return f"unknown key '{where}'"
