@@ -9,11 +9,16 @@ PAIR = re.compile(
 )
 
 
+def parse_series(text: str) -> dict[str, list[float]]:
+    """Every value of every `name=value` pair in `text`, in the order printed."""
+    series: dict[str, list[float]] = {}
+    for line in text.splitlines():
+        for name, value in PAIR.findall(line):
+            series.setdefault(name, []).append(float(value))
+    return series
+
+
 def parse_metrics(text: str) -> dict[str, float]:
     """Last value of every `name=value` pair in `text`; later lines override earlier ones,
     as Katib keeps the latest observation of a metric."""
-    metrics: dict[str, float] = {}
-    for line in text.splitlines():
-        for name, value in PAIR.findall(line):
-            metrics[name] = float(value)
-    return metrics
+    return {name: values[-1] for name, values in parse_series(text).items()}

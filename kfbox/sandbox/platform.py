@@ -156,6 +156,8 @@ class Trial:
     succeeded: bool
     model_key: str
     duration_s: float
+    logs: str = ""
+    """The trial's own output (its training job's), kept with the run's logs."""
 
 
 @dataclass
@@ -197,6 +199,10 @@ class Endpoint:
 class Serving(Protocol):
     def deploy(self, request: ServeRequest) -> Endpoint:
         """Start the model server and wait until /v2/health/ready answers."""
+        ...
+
+    def logs(self, name: str) -> str:
+        """The model server's output so far (empty when it is gone)."""
         ...
 
     def delete(self, name: str) -> None: ...

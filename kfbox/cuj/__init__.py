@@ -1,1 +1,0 @@
-"""The Critical User Journey as pytest suites: one test per step, profile markers, a runner."""

@@ -1,0 +1,354 @@
+"""The Critical User Journey, engine-agnostic: notebook → build → train → tune → serve.
+
+Each step reads what earlier steps left in the Journey (the notebook's workspace is what gets
+built, the built image is what trains and tunes, the best trial's model is what gets served),
+records a check against each requirement it proves, keeps its workloads' logs, and returns its
+metrics. A step fails by raising StepFailure (the platform could not do it) or JourneyCheckFailed
+(it ran, but a MUST requirement did not hold); a failed SHOULD check is recorded, not raised.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kfbox.harness import answers
+from kfbox.harness.records import CheckRecord, TrialRecord
+from kfbox.harness.requirements import REQUIREMENTS, STEPS
+from kfbox.sandbox.metrics import parse_metrics, parse_series
+from kfbox.sandbox.platform import (
+    BuiltImage,
+    Endpoint,
+    Experiment,
+    Platform,
+    ServeRequest,
+    TrainJob,
+    TrainResult,
+    TuneResult,
+)
+from kfbox.scenarios.scenario import Condition, Scenario
+
+NOTEBOOK_TIMEOUT_S = 600
+MODEL_SERVER = "model"
+"""The name of the journey's model server on the platform."""
+
+
+class JourneyCheckFailed(AssertionError):
+    """A step ran but a MUST requirement did not hold (a check, a comparison)."""
+
+
+@dataclass
+class Journey:
+    scenario: Scenario
+    platform: Platform
+    run_dir: Path
+    """The journey's own files (build context, fetched models); never in the bundle."""
+    logs_dir: Path
+    """The journey's workload logs (training nodes, trials, model server): in the bundle."""
+    run_id: str
+    gpus: int = 0
+    workspace: Path | None = None
+    image: BuiltImage | None = None
+    trained: TrainResult | None = None
+    tuned: TuneResult | None = None
+    endpoint: Endpoint | None = None
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    checks: dict[str, list[CheckRecord]] = field(default_factory=dict)
+    curve: dict[str, list[float]] = field(default_factory=dict)
+    trials: list[TrialRecord] = field(default_factory=list)
+    step_name: str = ""
+
+    def run(self, step: str) -> None:
+        """Run one step; its metrics and checks stay in the journey for the recorder."""
+        self.step_name = step
+        self.checks[step] = []
+        self.metrics[step] = STEP_FUNCTIONS[step](self)
+
+    def check(self, requirement: str, passed: bool, detail: str) -> None:
+        """Record a check of `requirement`; a failed MUST check fails the step."""
+        self.checks.setdefault(self.step_name, []).append(
+            CheckRecord(requirement, passed, detail)
+        )
+        if not passed and REQUIREMENTS[requirement].level == "MUST":
+            raise JourneyCheckFailed(detail)
+
+    def meets(
+        self, requirement: str, conditions: list[Condition], metrics: dict[str, float], what: str
+    ) -> None:
+        """Check each of the scenario's conditions on `metrics`."""
+        for condition in conditions:
+            value = metrics.get(condition.metric)
+            if value is None:
+                self.check(requirement, False, f"{what}: no {condition.metric} reported "
+                                               f"(the scenario needs {condition})")
+                continue
+            verb = "meets" if condition.holds(value) else "misses"
+            self.check(requirement, condition.holds(value),
+                       f"{what}: {condition.metric}={value:.4g} {verb} {condition}")
+
+    def keep_log(self, name: str, text: str) -> None:
+        """A workload's output, kept with the run's logs (pass or fail)."""
+        path = self.logs_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+    def inputs(self) -> dict[str, Any]:
+        """What the steps so far hand on to the next: written to the diagnostics on failure."""
+        return {
+            "scenario": str(self.scenario.root),
+            "variant": self.scenario.variant,
+            "run_id": self.run_id,
+            "gpus": self.gpus,
+            "workspace": str(self.workspace) if self.workspace else None,
+            "image": self.image.reference if self.image else None,
+            "train": {"model_key": self.trained.model_key, "metrics": self.trained.metrics}
+            if self.trained
+            else None,
+            "tune_best": {
+                "parameters": self.tuned.best.parameters,
+                "model_key": self.tuned.best.model_key,
+            }
+            if self.tuned
+            else None,
+            "endpoint": self.endpoint.url if self.endpoint else None,
+        }
+
+    def gpu_check(self, what: str, requested: int) -> None:
+        if self.gpus:
+            self.check("gpu.workloads", requested >= 1,
+                       f"{what} requested {requested} GPU(s); the platform offers {self.gpus}")
+
+
+def notebook_step(journey: Journey) -> dict[str, Any]:
+    """Run the scenario notebook in the sandbox's notebook server; fetch what it wrote."""
+    scenario = journey.scenario
+    remote_dir = f"kfbox-runs/{journey.run_id}"
+    result = journey.platform.notebooks.execute(
+        scenario.path(scenario.notebook), remote_dir, timeout_s=NOTEBOOK_TIMEOUT_S
+    )
+    journey.workspace = journey.run_dir / "workspace"
+    fetched = {p.name for p in journey.platform.notebooks.fetch(remote_dir, journey.workspace)}
+    missing = [name for name in scenario.notebook_outputs if name not in fetched]
+    journey.check(
+        "notebook.executes",
+        not missing,
+        f"the notebook did not write {', '.join(missing)}" if missing else
+        f"{result.cells_run} cells ran; it wrote {', '.join(scenario.notebook_outputs)}",
+    )
+    printed = notebook_metrics(result.executed)
+    journey.meets("notebook.baseline", scenario.checks.notebook, printed, "notebook")
+    return {"cells_run": result.cells_run, **printed}
+
+
+def notebook_metrics(executed: Path) -> dict[str, float]:
+    """`name=value` lines the notebook printed (stream outputs), in cell order."""
+    cells = json.loads(executed.read_text())["cells"]
+    text = []
+    for cell in cells:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream":
+                body = output.get("text", "")
+                text.append("".join(body) if isinstance(body, list) else body)
+    return parse_metrics("\n".join(text))
+
+
+def build_step(journey: Journey) -> dict[str, Any]:
+    """Build the notebook's output with the scenario's Dockerfile; push to the sandbox registry."""
+    if journey.workspace is None:
+        raise JourneyCheckFailed("no workspace: the notebook step did not run")
+    context = journey.scenario.build_context(journey.workspace, journey.run_dir / "build")
+    journey.image = journey.platform.images.build(
+        context,
+        f"kfbox/{journey.scenario.name}",
+        build_args={"BASE_IMAGE": journey.platform.runtime_image},
+    )
+    pinned = "@sha256:" in journey.image.reference
+    journey.check("build.pushed", pinned, f"pushed as {journey.image.reference}" if pinned
+                  else f"{journey.image.reference} is not pinned by a digest")
+    return {
+        "image": journey.image.reference,
+        "digest": journey.image.digest,
+        "build_s": round(journey.image.duration_s, 2),
+    }
+
+
+def _job(journey: Journey, name: str, nodes: int, model_key: str) -> TrainJob:
+    scenario = journey.scenario
+    assert journey.image is not None
+    return TrainJob(
+        name=name,
+        image=journey.image.reference,
+        command=list(scenario.train.command),
+        args=dict(scenario.train.args),
+        num_nodes=nodes,
+        gpus=journey.gpus,
+        model_key=model_key,
+    )
+
+
+def train_step(journey: Journey) -> dict[str, Any]:
+    """Train the built image on the scenario's node count; the model lands in the store."""
+    if journey.image is None:
+        raise JourneyCheckFailed("no image: the build step did not run")
+    job = _job(
+        journey, f"{journey.run_id}-train", journey.scenario.train.nodes, f"{journey.run_id}/train"
+    )
+    journey.gpu_check("the training job", job.gpus)
+    try:
+        journey.trained = journey.platform.training.run(job)
+    finally:  # a failed job's logs are in its StepFailure, which the diagnostics keep
+        if journey.trained is not None:
+            journey.keep_log("train.log", journey.trained.logs)
+    trained = journey.trained
+    journey.curve = parse_series(trained.logs)
+    # torch.distributed's world: one process per node on CPU, one per GPU on a GPU node.
+    expected = job.num_nodes * max(job.gpus, 1)
+    world = trained.metrics.get("world_size")
+    journey.check(
+        "train.process-group",
+        world == expected,
+        f"world_size={world:g} for {job.num_nodes} node(s)" if world is not None
+        else "the training script reported no world_size=N line",
+    )
+    saved = journey.platform.artifacts.list(job.model_key)
+    journey.check("train.model", bool(saved),
+                  f"{len(saved)} file(s) saved under {job.model_key}" if saved
+                  else f"training saved nothing under {job.model_key} in the model store")
+    journey.meets("train.model", journey.scenario.checks.train, trained.metrics, "trained model")
+    return {
+        **trained.metrics,
+        "nodes": job.num_nodes,
+        "gpus": job.gpus,
+        "model_files": len(saved),
+        "train_s": round(trained.duration_s, 2),
+    }
+
+
+def tune_step(journey: Journey) -> dict[str, Any]:
+    """Search the scenario's parameters; each trial is a training job of the built image."""
+    if journey.image is None:
+        raise JourneyCheckFailed("no image: the build step did not run")
+    tune = journey.scenario.tune
+    # Trials run single-node: a search explores hyperparameters, not the distributed setup
+    # that the train step already proved, and parallel multi-node trials would not fit 2 cores.
+    experiment = Experiment(
+        name=f"{journey.run_id}-tune",
+        trial=_job(journey, "trial", 1, f"{journey.run_id}/tune"),
+        parameters=tune.platform_parameters(),
+        objective=tune.objective,
+        goal=tune.goal,
+        algorithm=tune.algorithm,
+        max_trials=tune.max_trials,
+        parallel_trials=tune.parallel_trials,
+    )
+    journey.gpu_check("each trial", experiment.trial.gpus)
+    tuned = journey.tuned = journey.platform.tuning.run(experiment)
+    for trial in tuned.trials:
+        journey.keep_log(f"tune/{trial.name}.log", trial.logs)
+    journey.trials = [
+        TrialRecord(t.name, t.parameters, t.metrics.get(tune.objective), t.succeeded,
+                    best=t.name == tuned.best.name)
+        for t in tuned.trials
+    ]
+    silent = [t.name for t in journey.trials if t.objective is None]
+    journey.check(
+        "tune.every-trial",
+        not silent and len(tuned.trials) == tune.max_trials,
+        f"{len(tuned.trials)} of {tune.max_trials} trials ran; none reported {tune.objective}: "
+        f"{', '.join(silent)}" if silent else
+        f"{len(tuned.trials)} of {tune.max_trials} trials reported {tune.objective}",
+    )
+    values = [t.objective for t in journey.trials if t.objective is not None]
+    best_value = tuned.best.metrics.get(tune.objective)
+    truly_best = (max if tune.goal == "maximize" else min)(values)
+    journey.check(
+        "tune.best",
+        best_value == truly_best,
+        f"best trial {tuned.best.name}: {tune.objective}={best_value} ({tune.goal})"
+        if best_value == truly_best else
+        f"the best trial reported {tune.objective}={best_value}, but another reached "
+        f"{truly_best} ({tune.goal})",
+    )
+    journey.meets("tune.best", journey.scenario.checks.tune, tuned.best.metrics, "best trial")
+    return {
+        f"best_{tune.objective}": best_value,
+        "best_parameters": tuned.best.parameters,
+        "trials": len(tuned.trials),
+        "trials_succeeded": sum(t.succeeded for t in tuned.trials),
+        "algorithm": tune.algorithm,
+        "goal": tune.goal,
+        "tune_s": round(tuned.duration_s, 2),
+    }
+
+
+def serve_step(journey: Journey) -> dict[str, Any]:
+    """Serve the best trial's model; its v1 and v2 answers must be the model's evaluated locally
+    on held-out data, and they must meet the scenario's checks."""
+    if journey.image is None or journey.tuned is None:
+        raise JourneyCheckFailed("no tuned model: the tune step did not succeed")
+    scenario = journey.scenario
+    best = journey.tuned.best
+    journey.gpu_check("the model server", journey.gpus)
+    serving = journey.platform.serving
+    try:
+        endpoint = journey.endpoint = serving.deploy(
+            ServeRequest(
+                name=MODEL_SERVER,
+                image=journey.image.reference,
+                command=list(scenario.serve.command),
+                model_name=scenario.serve.model_name,
+                model_key=best.model_key,
+                gpus=journey.gpus,
+            )
+        )
+        return _judge_answers(journey, endpoint, best.model_key)
+    finally:
+        journey.keep_log("serve.log", serving.logs(MODEL_SERVER))
+
+
+def _judge_answers(journey: Journey, endpoint: Endpoint, model_key: str) -> dict[str, Any]:
+    serve = journey.scenario.serve
+    declared = answers.metadata(endpoint)
+    journey.check(
+        "serve.metadata",
+        declared.declared,
+        f"declares inputs {[i.get('name') for i in declared.inputs]} and outputs "
+        f"{[o.get('name') for o in declared.outputs]}" if declared.declared else
+        declared.error or "the model declares no inputs or outputs",
+    )
+    reference = journey.scenario.reference_module()
+    x, truth = reference.held_out()
+    model_dir = journey.platform.artifacts.fetch(model_key, journey.run_dir / "model")
+    local = list(reference.predict(model_dir, x))
+    served = {protocol: answers.ask(protocol, endpoint, x, declared) for protocol in ("v1", "v2")}
+    for protocol, said in served.items():
+        seen = answers.compare(said, local, serve.answers, serve.tolerance or 0.0)
+        how = "equal" if serve.answers == "labels" else f"within {serve.tolerance:g}"
+        journey.check(
+            "serve.same-answers",
+            seen.differ == 0,
+            f"{protocol}: all {len(local)} answers {how} the local model's"
+            + (f" (largest difference {seen.largest:.3g})" if serve.answers == "numbers" else "")
+            if seen.differ == 0 else
+            f"{protocol}: {seen.differ} of {len(local)} served answers differ from the model "
+            "evaluated locally" + (f" (largest difference {seen.largest:.3g} > "
+                                   f"{serve.tolerance:g})" if serve.answers == "numbers" else ""),
+        )
+    scores = answers.score(serve.answers, truth, served["v2"])
+    if hasattr(reference, "score"):  # a scenario's own measures, beside the harness's
+        scores.update(reference.score(truth, served["v2"]))
+    journey.meets("serve.quality", journey.scenario.checks.serve, scores, "served model")
+    return {**scores, "samples": len(local), "protocols": sorted(served), "model_key": model_key}
+
+
+STEP_FUNCTIONS: dict[str, Callable[[Journey], dict[str, Any]]] = {
+    "notebook": notebook_step,
+    "build": build_step,
+    "train": train_step,
+    "tune": tune_step,
+    "serve": serve_step,
+}
+assert tuple(STEP_FUNCTIONS) == STEPS, "a step without a body, or a body without a step"

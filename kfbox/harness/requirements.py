@@ -1,0 +1,87 @@
+"""The requirements a certificate proves: stable ids, MUST/SHOULD levels, and what each one says.
+
+A journey step or a component test records a check against a requirement id; the verdict is
+judged per requirement from those checks (`verdict.py`). Ids never change meaning: a new or
+changed promise gets a new id, so certificates from different kfbox releases compare.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Level = Literal["MUST", "SHOULD"]
+
+STEPS: tuple[str, ...] = ("notebook", "build", "train", "tune", "serve")
+"""The Critical User Journey's steps, in the order they run."""
+COMPONENTS = "components"
+"""Where the platform's own requirements are checked (the component tests, not a step)."""
+
+
+@dataclass(frozen=True)
+class Requirement:
+    id: str
+    level: Level
+    where: str
+    """The journey step that checks it (the first, when several do), or COMPONENTS; when no
+    check was recorded, that step's outcome says why."""
+    text: str
+    gpu_only: bool = False
+    """Checked by the GPU journey only."""
+
+
+REQUIREMENTS: dict[str, Requirement] = {
+    r.id: r
+    for r in (
+        Requirement("notebook.executes", "MUST", "notebook",
+                    "The scenario notebook runs, every cell, in the sandbox's notebook server, "
+                    "and writes the training code."),
+        Requirement("notebook.baseline", "MUST", "notebook",
+                    "The notebook's baseline meets the scenario's checks."),
+        Requirement("build.pushed", "MUST", "build",
+                    "The notebook's output builds into an image, pushed to the sandbox registry "
+                    "and pinned by digest."),
+        Requirement("train.process-group", "MUST", "train",
+                    "Training runs the built image on the scenario's nodes as one process group "
+                    "(the world size the script reports equals the node count)."),
+        Requirement("train.model", "MUST", "train",
+                    "The trained model meets the scenario's checks and is saved to the model "
+                    "store."),
+        Requirement("tune.every-trial", "MUST", "tune",
+                    "Every trial runs the built image and reports the tuning objective."),
+        Requirement("tune.best", "MUST", "tune",
+                    "The best trial is the best on the objective in its goal's direction, and "
+                    "meets the scenario's checks."),
+        Requirement("serve.same-answers", "MUST", "serve",
+                    "The best trial's model serves over the v1 and v2 protocols, answering as "
+                    "the model evaluated locally does."),
+        Requirement("serve.quality", "MUST", "serve",
+                    "The served answers meet the scenario's checks on held-out data."),
+        Requirement("serve.metadata", "SHOULD", "serve",
+                    "The model server declares its inputs and outputs (open inference protocol "
+                    "model metadata), so a generic client can call it."),
+        Requirement("gpu.workloads", "MUST", "train",
+                    "Training, trials and the model server request a GPU, and the platform offers "
+                    "one.", gpu_only=True),
+        Requirement("platform.healthy", "MUST", COMPONENTS,
+                    "Every component of the sandbox reports healthy."),
+        Requirement("platform.listen-address", "MUST", COMPONENTS,
+                    "Every published port listens on the address the sandbox declares: 127.0.0.1 "
+                    "unless the user named another."),
+        Requirement("platform.notebook-access", "MUST", COMPONENTS,
+                    "A person can open the notebook server, and it enforces the authentication "
+                    "the engine declares (a token: refused without it)."),
+        Requirement("platform.registry", "MUST", COMPONENTS,
+                    "The image registry that workloads pull from answers the registry API."),
+        Requirement("platform.model-store", "MUST", COMPONENTS,
+                    "The engine names the model store that holds the models."),
+        Requirement("platform.software", "SHOULD", COMPONENTS,
+                    "The platform names the versions of the software it runs (Python, torch, "
+                    "KServe, the Kubeflow SDK, the notebook server, the engine)."),
+    )
+}  # fmt: skip
+
+
+def for_step(step: str, *, gpu: bool) -> list[Requirement]:
+    """The requirements a journey's step checks (the GPU ones only in the GPU journey)."""
+    return [r for r in REQUIREMENTS.values() if r.where == step and (gpu or not r.gpu_only)]
