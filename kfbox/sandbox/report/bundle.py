@@ -11,9 +11,10 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from kfbox.harness.certify import Certificate
 from kfbox.sandbox.errors import UsageError
 from kfbox.sandbox.redact import mask_bytes, mask_text, mask_tree
-from kfbox.sandbox.report.document import Report, parse_report
+from kfbox.sandbox.report.document import masked, parse_report, to_document
 from kfbox.sandbox.report.html import render_html
 from kfbox.sandbox.report.junit import journeys_junit
 
@@ -72,7 +73,7 @@ def _write_tarball(folder: Path, tarball: Path) -> None:
 
 
 def write_bundle(
-    report: Report,
+    certificate: Certificate,
     folder: Path,
     *,
     junit_xml: Path | None = None,
@@ -82,7 +83,7 @@ def write_bundle(
     beside it. Everything is masked for secrets. pytest's junit.xml is kept when it exists,
     else one is built from the journey records so CI always has one."""
     folder.mkdir(parents=True, exist_ok=True)
-    safe = report.masked()
+    safe = masked(certificate)
     _collect_logs(logs_dir, folder / LOGS)
     junit_dest = folder / "junit.xml"
     if junit_xml is not None and junit_xml.is_file():
@@ -92,13 +93,14 @@ def write_bundle(
         junit_dest.write_bytes(journeys_junit(safe.journeys, f"kfbox.{safe.profile}",
                                               safe.suite.error))
     (folder / "report.html").write_text(render_html(safe), encoding="utf-8")
-    (folder / REPORT_JSON).write_text(json.dumps(safe.to_dict(), indent=2) + "\n", encoding="utf-8")
+    (folder / REPORT_JSON).write_text(json.dumps(to_document(safe), indent=2) + "\n",
+                                      encoding="utf-8")
     tarball = folder.with_name(folder.name + ".tar.gz")
     _write_tarball(folder, tarball)
     return BundlePaths(folder, tarball)
 
 
-def _read_folder(path: Path) -> Report:
+def _read_folder(path: Path) -> Certificate:
     missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
     if missing:
         raise UsageError(f"{path}: not a complete kfbox bundle (missing {', '.join(missing)})",
@@ -106,7 +108,7 @@ def _read_folder(path: Path) -> Report:
     return parse_report((path / REPORT_JSON).read_bytes(), str(path))
 
 
-def _read_tarball(path: Path) -> Report:
+def _read_tarball(path: Path) -> Certificate:
     try:
         with tarfile.open(path, "r:gz") as tar:
             # Reading every member header walks the whole archive, so truncation shows here.
@@ -127,7 +129,7 @@ def _read_tarball(path: Path) -> Report:
     return parse_report(raw, str(path))
 
 
-def read_bundle(path: Path) -> Report:
+def read_bundle(path: Path) -> Certificate:
     """The report of a bundle folder or .tar.gz; UsageError (exit 2) when it is missing,
     corrupt, truncated, incomplete or from a newer schema version."""
     if path.is_dir():

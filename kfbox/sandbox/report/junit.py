@@ -1,23 +1,11 @@
-"""junit.xml for the bundle: pytest's own when it wrote one, else one built from the journeys."""
+"""junit.xml for a bundle whose pytest wrote none: one test case per journey step."""
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
-from pathlib import Path
 
-from kfbox.sandbox.report.model import JourneyRecord
-
-
-def junit_counts(path: Path) -> dict[str, int] | None:
-    """tests/failures/errors/skipped summed over the file's test suites; None if unreadable."""
-    try:
-        root = ET.parse(path).getroot()
-    except (OSError, ET.ParseError):
-        return None
-    suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
-    keys = ("tests", "failures", "errors", "skipped")
-    return {key: sum(int(s.get(key, "0") or 0) for s in suites) for key in keys}
+from kfbox.harness.records import JourneyRecord
 
 
 def journeys_junit(journeys: Sequence[JourneyRecord], suite_name: str, error: str = "") -> bytes:
@@ -33,13 +21,17 @@ def journeys_junit(journeys: Sequence[JourneyRecord], suite_name: str, error: st
     total_time = 0.0
     for journey in journeys:
         for step in journey.steps:
-            case = ET.SubElement(suite, "testcase", classname=f"kfbox.cuj.{journey.scenario}",
+            case = ET.SubElement(suite, "testcase",
+                                 classname=f"kfbox.cuj.{journey.scenario}.{journey.variant}",
                                  name=step.name, time=f"{step.duration_s:.3f}")
             counts["tests"] += 1
             total_time += step.duration_s
             if step.status == "failed":
                 ET.SubElement(case, "failure", message=step.reason)
                 counts["failures"] += 1
+            elif step.status == "interrupted":
+                ET.SubElement(case, "error", message=step.reason)
+                counts["errors"] += 1
             elif step.status in ("skipped", "blocked"):
                 ET.SubElement(case, "skipped", message=f"{step.status}: {step.reason}")
                 counts["skipped"] += 1
