@@ -9,12 +9,13 @@ from typing import Annotated, Any
 
 import typer
 
+from kfbox.harness.certify import certify
+from kfbox.harness.profiles import PROFILES, get_profile
+from kfbox.sandbox.cli.journey import require_running, scenario_option
 from kfbox.sandbox.config import SandboxSpec
 from kfbox.sandbox.errors import KfboxError, UsageError
 from kfbox.sandbox.report.bundle import read_bundle, write_bundle
 from kfbox.sandbox.report.console import detailed, summary
-from kfbox.sandbox.report.profiles import PROFILES, get_profile
-from kfbox.sandbox.report.run import run_profile
 
 MODES = {"summary": summary, "detailed": detailed}
 
@@ -57,24 +58,29 @@ def _kubeconfig_overrides(kubeconfig: Path | None) -> dict[str, Any]:
     return {"engine": "existing", "kubeconfig": kubeconfig}
 
 
-def certify_sandbox(spec: SandboxSpec, profile: str, out: Path) -> None:
-    """Certify the sandbox `spec` names against `profile`: run, write the bundle, print the
-    summary and the verdict; NotCertified (non-zero exit) unless certified."""
+def certify_sandbox(spec: SandboxSpec, profile: str, out: Path, scenario: str) -> None:
+    """Certify the sandbox `spec` names against `profile` with `scenario`: run, write the
+    bundle, print the summary and the verdict; NotCertified (non-zero exit) unless certified.
+    Bad input and a sandbox that cannot be tested fail before anything is written."""
     from kfbox.sandbox.cli import out as stdout
+    from kfbox.sandbox.report.document import masked
 
     chosen = get_profile(profile)
+    scenario_option(scenario)
+    require_running(spec)
     folder = bundle_folder(out, chosen.name)
-    run = run_profile(chosen, spec, folder)
+    run = certify(chosen, spec, folder, scenario=scenario)
     started = time.perf_counter()
-    paths = write_bundle(run.report, folder, junit_xml=run.junit_xml, logs_dir=run.logs_dir)
+    paths = write_bundle(run.certificate, folder, junit_xml=run.junit_xml,
+                         logs_dir=run.logs_dir)
     seconds = time.perf_counter() - started
-    stdout.print(summary(run.report.masked()))
+    stdout.print(summary(masked(run.certificate)))
     stdout.print(
         f"bundle: {paths.folder} (+ {paths.tarball.name}), written in {seconds:.2f}s",
         soft_wrap=True,
     )
     if run.exit_code:
-        why = run.report.suite.error or "see the reasons above"
+        why = run.certificate.suite.error or "see the reasons above"
         raise NotCertified(f"profile {chosen.name!r} is not certified: {why}", run.exit_code)
 
 
@@ -91,11 +97,12 @@ def register(app: typer.Typer) -> None:
         kubeconfig: Annotated[
             Path | None, typer.Option(help="Certify this cluster (engine 'existing') instead")
         ] = None,
+        scenario: Annotated[str, typer.Option(help="Scenario name or folder")] = "digits",
     ) -> None:
         """Run a profile's suites, write the bundle (folder + .tar.gz, pass or fail) and print
         a summary; exit 0 only when the profile is certified."""
         spec = ctx.obj.spec(**_kubeconfig_overrides(kubeconfig))
-        certify_sandbox(spec, profile, out)
+        certify_sandbox(spec, profile, out, scenario)
 
     @app.command()
     def results(

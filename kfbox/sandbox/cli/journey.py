@@ -8,7 +8,38 @@ from typing import Annotated
 
 import typer
 
-from kfbox.sandbox.errors import UsageError
+from kfbox.sandbox.config import SandboxSpec
+from kfbox.sandbox.engines import get_engine
+from kfbox.sandbox.engines.base import Engine
+from kfbox.sandbox.errors import KfboxError, PreflightError
+
+
+def scenario_option(scenario: str) -> None:
+    """A broken scenario is bad input: say so in one line before anything runs."""
+    from kfbox.scenarios.scenario import load_scenario
+
+    load_scenario(scenario)
+
+
+def require_running(spec: SandboxSpec) -> Engine:
+    """The sandbox's engine when the sandbox answers and is healthy; else one line naming the
+    sandbox and the fix (exit 3). A journey that cannot run is never a pass."""
+    from docker.errors import DockerException
+
+    engine = get_engine(spec)
+    fix = "run `kfbox up`" + (f" (with --name {spec.name})" if spec.name != "kfbox" else "")
+    try:
+        status = engine.status()
+    except (KfboxError, DockerException) as exc:
+        detail = exc.line() if isinstance(exc, KfboxError) else str(exc).splitlines()[0]
+        raise PreflightError(f"sandbox {spec.name!r} cannot be reached: {detail}") from None
+    if status.state == "absent":
+        raise PreflightError(f"sandbox {spec.name!r} does not exist", fix=fix)
+    if status.state != "running":
+        broken = ", ".join(c.name for c in status.components if not c.healthy)
+        raise PreflightError(f"sandbox {spec.name!r} is {status.state} ({broken} unhealthy)",
+                             fix=fix + " to repair it")
+    return engine
 
 
 def register(app: typer.Typer) -> None:
@@ -19,6 +50,7 @@ def register(app: typer.Typer) -> None:
         out: Annotated[
             Path, typer.Option(help="Folder the results bundle is written under")
         ] = Path("kfbox-results"),
+        scenario: Annotated[str, typer.Option(help="Scenario name or folder")] = "digits",
         gpu: Annotated[str | None, typer.Option(help="auto | on | off")] = None,
         provision: Annotated[
             bool, typer.Option(help="Install and start the Docker engine when it is missing")
@@ -26,15 +58,16 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """The main job: bring the sandbox up (provisioning Docker if missing), run the whole
         journey, write the results bundle and end with the verdict. Exit 0 only if certified."""
+        from kfbox.harness.profiles import get_profile
         from kfbox.sandbox.cli.certify import certify_sandbox
         from kfbox.sandbox.cli.lifecycle import bring_up
         from kfbox.sandbox.progress import Reporter
-        from kfbox.sandbox.report.profiles import get_profile
 
-        get_profile(profile)  # an unknown profile is bad input: fail before anything starts
+        get_profile(profile)  # bad input fails before anything starts
+        scenario_option(scenario)
         spec = ctx.obj.spec(gpu=gpu)
         bring_up(spec, Reporter(), provision=provision)
-        certify_sandbox(spec, profile, out)
+        certify_sandbox(spec, profile, out, scenario)
 
     @app.command()
     def test(
@@ -53,16 +86,18 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run the journey (notebook → build → train → tune → serve) against the sandbox;
         each step prints its status, duration and metrics. Exits with pytest's code."""
-        from kfbox.cuj.runner import run_suite
-        from kfbox.sandbox.report.profiles import JOURNEY_PROFILES
-        from kfbox.scenarios.scenario import load_scenario
+        from kfbox.harness.profiles import JOURNEY_PROFILES, PROFILES
+        from kfbox.harness.runner import run_suite
+        from kfbox.sandbox.errors import UsageError
 
         if profile not in JOURNEY_PROFILES:
             raise UsageError(f"unknown --profile {profile!r}; use {' | '.join(JOURNEY_PROFILES)}")
-        load_scenario(scenario)  # a broken scenario is bad input: say so before anything runs
+        scenario_option(scenario)
+        spec = ctx.obj.spec()
+        require_running(spec)
         run_dir = out / f"test-{profile}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
         outcome = run_suite(
-            profile, run_dir, ctx.obj.spec(), scenario=scenario, require_gpu=require_gpu, keep=keep
+            PROFILES[profile], run_dir, spec, scenario=scenario, require_gpu=require_gpu, keep=keep
         )
         from kfbox.sandbox.cli import err
 
