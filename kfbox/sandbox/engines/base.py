@@ -58,6 +58,8 @@ class Capabilities:
     """GPUs a workload can request."""
     listen: str = "127.0.0.1"
     """The host address every published port binds to (loopback unless the user named one)."""
+    bundle: str = ""
+    """sha256 of the offline bundle the sandbox was installed from; empty when online."""
     software: dict[str, str] = field(default_factory=dict)
     """name → version of what the platform runs: jupyterlab, jupyter_server, python, torch,
     kserve, kubeflow (the SDK), optuna, docker, kubernetes and each installed component."""

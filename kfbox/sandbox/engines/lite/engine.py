@@ -26,14 +26,18 @@ from kfbox.sandbox.engines.base import (
 from kfbox.sandbox.engines.lite import components as comp
 from kfbox.sandbox.engines.lite import registry_cache
 from kfbox.sandbox.errors import KfboxError
+from kfbox.sandbox.gpu import detect_gpus, engine_has_nvidia_runtime
 from kfbox.sandbox.images.base import ensure_base_image
 from kfbox.sandbox.images.build import ensure_component_image
+from kfbox.sandbox.images.versions import image_versions, installed_versions
 from kfbox.sandbox.platform import Platform
 from kfbox.sandbox.progress import Reporter
 
 CONFIG_LABEL = "kfbox.config-hash"
 DATA_LABEL = "kfbox.data"
 READY_TIMEOUT_S = 120
+RUNTIME_PACKAGES = ["torch", "kserve", "scikit-learn", "numpy"]
+"""The ML runtime's packages a certificate names (the scenarios' code runs on them)."""
 
 
 class LiteEngine(Engine):
@@ -316,7 +320,35 @@ class LiteEngine(Engine):
             model_store=f"volume {comp.volume_name(spec.name, 'models')}"
             if "store" in spec.components
             else "",
+            gpus=self.gpus(),
+            software=self.software(),
         )
+
+    def gpus(self) -> int:
+        """GPUs a workload can request: the host's, when the engine has the nvidia runtime."""
+        if self.spec.gpu == "off":
+            return 0
+        if not engine_has_nvidia_runtime(self.client.info().get("Runtimes", {})):
+            return 0
+        return detect_gpus().count
+
+    def software(self) -> dict[str, str]:
+        """What the sandbox runs: the packages in its notebook and ML runtime images, the
+        Kubeflow SDK and Optuna that drive training and tuning from the host, the engine."""
+        try:
+            images = json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            images = {}
+        labels = self.labels(**{ROLE_LABEL: "probe"})
+        found: dict[str, str] = {}
+        jupyter = images.get("components", {}).get("jupyter", {}).get("image")
+        if jupyter:
+            found |= image_versions(self.client, jupyter, ["jupyterlab", "jupyter_server"], labels)
+        if images.get("runtime_image"):
+            found |= image_versions(self.client, images["runtime_image"], RUNTIME_PACKAGES, labels)
+        found |= installed_versions(["kubeflow", "optuna"])
+        found["docker"] = self.client.version().get("Version", "")
+        return found
 
     def login_url(self, component: str) -> str | None:
         if component != "jupyter":

@@ -18,7 +18,6 @@ from kfbox.sandbox.engines.lite.images import LiteImages
 from kfbox.sandbox.engines.lite.serving import LiteServing
 from kfbox.sandbox.engines.lite.training import LiteTraining
 from kfbox.sandbox.engines.lite.tuning import OptunaTuning
-from kfbox.sandbox.gpu import detect_gpus, engine_has_nvidia_runtime
 from kfbox.sandbox.images.base import ensure_base_image
 from kfbox.sandbox.platform import NotebookResult
 from kfbox.sandbox.progress import quiet_reporter
@@ -68,7 +67,7 @@ class LitePlatform:
             f"http://127.0.0.1:{spec.ports.jupyter}", engine.token(), run_dir
         )
         self.images = LiteImages(client, f"127.0.0.1:{spec.ports.registry}", self.run_id, labels)
-        self.training = LiteTraining(spec, labels, store, run_dir)
+        self.training = LiteTraining(client, spec, labels, store, run_dir)
         self.tuning = OptunaTuning(self.training)
         self.serving = LiteServing(
             client,
@@ -84,11 +83,7 @@ class LitePlatform:
         )
 
     def gpu_count(self) -> int:
-        if self.engine.spec.gpu == "off":
-            return 0
-        if not engine_has_nvidia_runtime(self.engine.client.info().get("Runtimes", {})):
-            return 0
-        return detect_gpus().count
+        return self.engine.gpus()
 
     def _run_filters(self) -> dict[str, list[str]]:
         """This run's workloads, within this sandbox only (label filters are ANDed)."""

@@ -13,13 +13,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import docker
 import yaml
 from kubeflow.trainer import ContainerBackendConfig, CustomTrainer, TrainerClient
 from kubeflow.trainer.backends.container.adapters.docker import DockerClientAdapter
 from kubeflow.trainer.backends.container.types import TrainingRuntimeSource
 from kubeflow.trainer.constants import constants
 
-from kfbox.sandbox.config import SandboxSpec
+from kfbox.sandbox.config import Resources, SandboxSpec
 from kfbox.sandbox.engines.lite.components import workload_limits
 from kfbox.sandbox.metrics import parse_metrics
 from kfbox.sandbox.platform import (
@@ -32,6 +33,10 @@ from kfbox.sandbox.platform import (
     first_line,
 )
 
+WRITTEN_FOR_SDK = ("0.5.0",)
+"""Kubeflow SDK releases whose container backend this driver was written against: it replaces
+the backend's private `_adapter` with a subclass of the SDK's Docker adapter that sets the
+attributes the SDK's own constructor sets. A test fails on any other installed release."""
 RUNTIME_NAME = "kfbox-torch"
 TRAINER_LABEL = "trainer.kubeflow.org"
 """The SDK's label prefix on job containers (trainjob-name, step)."""
@@ -54,13 +59,21 @@ class SandboxDockerAdapter(DockerClientAdapter):
     """The SDK's Docker adapter plus sandbox labels, the model store, GPUs and limits."""
 
     def __init__(
-        self, labels: dict[str, str], store_volume: str, gpus: int, spec: SandboxSpec
+        self,
+        client: docker.DockerClient,
+        labels: dict[str, str],
+        store_volume: str,
+        gpus: int,
+        resources: Resources,
     ) -> None:
-        super().__init__(None)
+        # The engine's own client, rather than the base class's second connection: the same
+        # two attributes the SDK's constructor sets (WRITTEN_FOR_SDK guards that).
+        self.client = client
+        self._runtime_type = "docker"
         self.sandbox_labels = labels
         self.store_volume = store_volume
         self.gpus = gpus
-        self.spec = spec
+        self.resources = resources
 
     def create_network(self, name: str, labels: dict[str, str]) -> str:
         return super().create_network(name, {**labels, **self.sandbox_labels})
@@ -79,7 +92,7 @@ class SandboxDockerAdapter(DockerClientAdapter):
             labels={**labels, **self.sandbox_labels},
             volumes={**volumes, self.store_volume: {"bind": MODEL_STORE_MOUNT, "mode": "rw"}},
             auto_remove=False,
-            **workload_limits(self.spec.resources, self.gpus),
+            **workload_limits(self.resources, self.gpus),
         )
         return container.id
 
@@ -121,8 +134,14 @@ def write_runtime(directory: Path, image: str) -> Path:
 
 class LiteTraining:
     def __init__(
-        self, spec: SandboxSpec, labels: dict[str, str], store_volume: str, run_dir: Path
+        self,
+        client: docker.DockerClient,
+        spec: SandboxSpec,
+        labels: dict[str, str],
+        store_volume: str,
+        run_dir: Path,
     ) -> None:
+        self.docker = client
         self.spec = spec
         self.labels = labels
         self.store_volume = store_volume
@@ -139,7 +158,7 @@ class LiteTraining:
         )
         client = TrainerClient(backend_config=config)
         client.backend._adapter = SandboxDockerAdapter(
-            self.labels, self.store_volume, gpus, self.spec
+            self.docker, self.labels, self.store_volume, gpus, self.spec.resources
         )
         return client
 

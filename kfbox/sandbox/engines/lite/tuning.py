@@ -71,7 +71,13 @@ class OptunaTuning:
                 with lock:
                     trials.append(
                         Trial(
-                            name, params, {}, False, job.model_key, time.monotonic() - trial_started
+                            name,
+                            params,
+                            {},
+                            False,
+                            job.model_key,
+                            time.monotonic() - trial_started,
+                            failure.logs,
                         )
                     )
                     failures.append(failure)
@@ -86,6 +92,7 @@ class OptunaTuning:
                         value is not None,
                         job.model_key,
                         result.duration_s,
+                        result.logs,
                     )
                 )
             if value is None:
