@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
 from docker.errors import NotFound
 
-from kfbox.fixtures.plugin import unreachable
+from kfbox.harness.fixtures.plugin import RECORD_FILE
+from kfbox.harness.runner import workspace_for
 from kfbox.sandbox import docker_engine
 from kfbox.sandbox.config import load_spec
 from kfbox.sandbox.docker_engine import LABEL
 from kfbox.scenarios.scenario import SCENARIOS_DIR
-from tests.conftest import free_port
+from tests.conftest import free_port, unreachable
 
 
 @pytest.fixture(scope="session")
@@ -101,3 +104,8 @@ def run_folder(out: Path) -> Path:
     its `.workspace` sibling (the run's own files)."""
     [folder] = [p for p in out.iterdir() if p.is_dir() and not p.name.endswith(".workspace")]
     return folder
+
+
+def run_record(run: Path) -> dict[str, Any]:
+    """What the run's plugin recorded (kept beside the run folder, with the run's own files)."""
+    return json.loads((workspace_for(run) / RECORD_FILE).read_text())

@@ -75,13 +75,13 @@ def test_no_engine_and_no_provision(docker_client, fresh_name: str, kfbox_home, 
     assert labelled(docker_client, fresh_name) == []
 
 
-def drop_last_threshold(folder: Path) -> str:
-    """Remove the scenario's last threshold; the loader's line names it."""
+def drop_last_check(folder: Path) -> str:
+    """Remove the scenario's last step check; the loader's line names it."""
     raw = yaml.safe_load((folder / SCENARIO_FILE).read_text())
-    name = list(raw["thresholds"])[-1]
-    del raw["thresholds"][name]
+    name = list(raw["checks"])[-1]
+    del raw["checks"][name]
     (folder / SCENARIO_FILE).write_text(yaml.safe_dump(raw, sort_keys=False))
-    return f"missing threshold '{name}'"
+    return f"missing key 'checks.{name}'"
 
 
 def drop_a_build_file(folder: Path) -> str:
@@ -91,7 +91,7 @@ def drop_a_build_file(folder: Path) -> str:
     return f"missing file '{name}'"
 
 
-@pytest.mark.parametrize("breaks", [drop_last_threshold, drop_a_build_file])
+@pytest.mark.parametrize("breaks", [drop_last_check, drop_a_build_file])
 def test_broken_scenario_is_refused_before_anything_runs(
     docker_client,
     fresh_name: str,

@@ -17,20 +17,27 @@ import pytest
 import yaml
 from docker.errors import NotFound
 
-from kfbox.cuj.runner import workspace_for
+from kfbox.harness.requirements import STEPS
+from kfbox.harness.runner import workspace_for
 from kfbox.sandbox.config import load_spec
 from kfbox.sandbox.docker_engine import LABEL, ROLE_LABEL
 from kfbox.sandbox.engines import get_engine
 from kfbox.sandbox.engines.lite import components as comp
 from kfbox.sandbox.engines.lite.platform import RUN_LABEL
-from kfbox.sandbox.report.model import JOURNEY_STEPS as STEPS
 from kfbox.scenarios.scenario import SCENARIO_FILE, load_scenario
 from tests.conftest import free_port, kfbox_cli, private_home
-from tests.e2e.conftest import labelled, remove_labelled, run_folder, sandbox_name, untag_registry
+from tests.e2e.conftest import (
+    labelled,
+    remove_labelled,
+    run_folder,
+    run_record,
+    sandbox_name,
+    untag_registry,
+)
 
 pytestmark = pytest.mark.e2e
 
-PROFILE = "quick"
+PROFILE = VARIANT = "quick"
 TRAINJOB_LABEL = "trainer.kubeflow.org/trainjob-name"
 
 
@@ -207,7 +214,7 @@ def test_failed_step_names_its_cause_and_blocks_the_rest(
 
     # The failing step: failed, with the real cause on one line; earlier ones passed, later
     # ones blocked by it rather than failing on their own.
-    [journey] = json.loads((run / "journeys.json").read_text())
+    [journey] = run_record(run)["journeys"]
     steps = {s["name"]: s for s in journey["steps"]}
     assert list(steps) == list(STEPS)
     failed_at = STEPS.index(step)
@@ -223,9 +230,9 @@ def test_failed_step_names_its_cause_and_blocks_the_rest(
     # Diagnostics: the step's own log, every component's logs and inspect output, the executed
     # notebook (with the traceback when a cell raised), the model server's logs when it died.
     logs = run / "logs"
-    assert cause in (logs / f"{PROFILE}-{step}.log").read_text()
-    inputs = json.loads((logs / f"{PROFILE}-{step}.inputs.json").read_text())
-    assert inputs["profile"] == PROFILE
+    assert cause in (logs / f"{VARIANT}-{step}.log").read_text()
+    inputs = json.loads((logs / f"{VARIANT}-{step}.inputs.json").read_text())
+    assert inputs["variant"] == VARIANT
     assert (inputs["image"] is None) == (step in ("notebook", "build"))
     for component in ("jupyter", "registry"):
         container = f"{comp.prefix(sandbox.name)}-{component}"
@@ -237,9 +244,10 @@ def test_failed_step_names_its_cause_and_blocks_the_rest(
         served = list((logs / "containers").glob("*-serve-model.log"))
         assert served and cause in served[0].read_text()
         assert served[0].with_suffix(".inspect.json").is_file()
+        assert cause in (logs / VARIANT / "serve.log").read_text()
 
     # Nothing of the run is left in the engine, and the notebook token is in no file.
-    journeys = [p.name for p in workspace_for(run).glob(f"{PROFILE}-*")]
+    journeys = [p.name for p in workspace_for(run).glob(f"{VARIANT}-*")]
     assert journeys, "no journey folder in the run's workspace"
     assert leftovers(docker_client, sandbox.name, journeys) == []
     token = sandbox.token()

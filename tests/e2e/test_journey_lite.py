@@ -1,5 +1,7 @@
-"""The whole journey on a real lite sandbox, certified through `kfbox certify`, re-read with
-`kfbox results`, and the GPU profile's behaviour on a host without a GPU."""
+"""The whole journey on a real lite sandbox, certified through `kfbox certify` for every shipped
+scenario (classification and regression), re-read with `kfbox results`; the full profile's
+platform requirements; the GPU profile's behaviour on a host without a GPU; and a sandbox that
+does not exist failing `test` and `certify` in one line."""
 
 from __future__ import annotations
 
@@ -10,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from kfbox.harness.requirements import STEPS
 from kfbox.sandbox.gpu import detect_gpus
-from kfbox.sandbox.report.model import JOURNEY_STEPS as STEPS
-from kfbox.scenarios.scenario import load_scenario
+from kfbox.scenarios.scenario import list_scenarios, load_scenario
 from tests.conftest import free_port, kfbox_cli
-from tests.e2e.conftest import labelled, run_folder, sandbox_name
+from tests.e2e.conftest import labelled, run_folder, run_record, sandbox_name
 
 pytestmark = pytest.mark.e2e
 
@@ -51,28 +53,55 @@ def bundle_report(out: Path) -> tuple[Path, dict]:
     return folder, json.loads((folder / "report.json").read_text())
 
 
-def test_core_profile_is_certified_with_every_step_measured(sandbox, tmp_path: Path) -> None:
-    scenario = load_scenario("digits")
-    done = cli(sandbox, "certify", "--profile", "core", "--out", str(tmp_path))
+@pytest.mark.parametrize("name", list_scenarios())
+def test_core_profile_certifies_each_scenario_with_every_step_measured(
+    sandbox, tmp_path: Path, name: str
+) -> None:
+    scenario = load_scenario(name)
+    done = cli(sandbox, "certify", "--profile", "core", "--scenario", name, "--out", str(tmp_path))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     folder, report = bundle_report(tmp_path)
     assert report["certified"] is True and report["profile"] == "core"
+    assert report["configuration"] | {"sandbox": ""} == {
+        "engine": "lite", "sandbox": "", "profile": "core", "scenario": name, "gpus": 0,
+        "source": "online", "bundle": "", "listen": "127.0.0.1"}
+    # The certificate names the software it certified, read from the images and the host.
+    for software in ("python", "torch", "kserve", "kubeflow", "optuna", "jupyterlab",
+                     "jupyter_server", "docker", "kfbox"):
+        assert report["software"].get(software), software
+    # Every requirement passed, with evidence from the test that checked it.
+    assert {r["status"] for r in report["requirements"]} == {"passed"}
+    assert all(r["evidence"] and r["evidence"][0]["test_id"] for r in report["requirements"])
+    group = next(r for r in report["requirements"] if r["id"] == "train.process-group")
+    assert group["evidence"][0]["detail"] == f"world_size={scenario.train.nodes} for " \
+                                             f"{scenario.train.nodes} node(s)"
     [journey] = report["journeys"]
     steps = {s["name"]: s for s in journey["steps"]}
     assert list(steps) == list(STEPS)
     assert all(s["status"] == "passed" and s["duration_s"] > 0 for s in steps.values())
-    thresholds = scenario.thresholds
-    assert steps["notebook"]["metrics"]["baseline_accuracy"] >= thresholds.baseline_accuracy
-    assert steps["train"]["metrics"]["accuracy"] >= thresholds.train_accuracy
+    for step, conditions in scenario.checks.model_dump().items():
+        for condition in conditions:
+            value = steps[step]["metrics"].get(condition["metric"]) if step != "tune" else \
+                steps["tune"]["metrics"][f"best_{scenario.tune.objective}"]
+            assert value is not None, (step, condition)
     assert steps["train"]["metrics"]["nodes"] == scenario.train.nodes
     assert steps["tune"]["metrics"]["trials"] == scenario.tune.max_trials
-    assert steps["tune"]["metrics"]["best_accuracy"] >= thresholds.tune_accuracy
-    assert steps["serve"]["metrics"]["accuracy"] >= thresholds.serve_accuracy
     assert steps["build"]["metrics"]["digest"].startswith("sha256:")
-    # The bundle: folder and tarball, the executed notebook among the logs, no token anywhere.
+    # The plots' data: a training curve per epoch, every trial with the best marked.
+    epochs = int(scenario.train.args["epochs"])
+    assert journey["curve"]["epoch"] == [float(e) for e in range(1, epochs + 1)]
+    assert len(journey["trials"]) == scenario.tune.max_trials
+    assert sum(t["best"] for t in journey["trials"]) == 1
+    # The bundle: folder and tarball, every workload's log, no workspace, no token anywhere.
     assert (folder / "junit.xml").is_file() and (folder / "report.html").is_file()
-    assert list((folder / "logs").rglob("*.executed.ipynb"))
+    logs = folder / "logs"
+    assert list(logs.rglob("*.executed.ipynb"))
+    assert "world_size=" in (logs / "core" / "train.log").read_text()
+    assert len(list((logs / "core" / "tune").glob("*.log"))) == scenario.tune.max_trials
+    assert "ready" in (logs / "core" / "serve.log").read_text().lower()
     assert not (folder / "workspace").exists(), "the run's own files stay out of the bundle"
+    assert sorted(p.name for p in folder.iterdir()) == ["junit.xml", "logs", "report.html",
+                                                        "report.json"]
     with tarfile.open(f"{folder}.tar.gz") as archive:
         assert any(n.endswith("report.json") for n in archive.getnames())
     token = (Path(sandbox[-1]) / "sandboxes" / sandbox[1] / "jupyter-token").read_text().strip()
@@ -82,12 +111,37 @@ def test_core_profile_is_certified_with_every_step_measured(sandbox, tmp_path: P
     assert reread.returncode == 0 and "certified" in reread.stdout.lower()
 
 
+def test_the_platform_requirements_hold_on_lite(sandbox, tmp_path: Path) -> None:
+    """The full profile's component tests (derived from the engine's declaration) all pass on
+    lite; only the GPU journey keeps full from certifying on a host without a GPU."""
+    done = cli(sandbox, "certify", "--profile", "full", "--out", str(tmp_path / "full"))
+    _, report = bundle_report(tmp_path / "full")
+    platform = {r["id"]: r for r in report["requirements"] if r["where"] == "components"}
+    assert {r["status"] for r in platform.values()} == {"passed"}, platform
+    access = platform["platform.notebook-access"]["evidence"][0]["detail"]
+    assert "answers 403 without its token and 200 with it" in access
+    assert report["verdicts"]["core"]["certified"] is True
+    if not detect_gpus().present:
+        assert done.returncode != 0 and report["verdicts"]["gpu"]["certified"] is False
+
+
+@pytest.mark.parametrize("command", ["test", "certify"])
+def test_a_sandbox_that_does_not_exist_fails_in_one_line(
+    command: str, tmp_path: Path, docker_client
+) -> None:
+    done = kfbox_cli("--name", "nosuch", command, "--profile", "quick", "--out", str(tmp_path),
+                     env={"KFBOX_HOME": str(tmp_path / "home")})
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert done.stderr == "error: sandbox 'nosuch' does not exist — run `kfbox up` " \
+                          "(with --name nosuch)\n"
+    assert done.stdout == "" and not list(tmp_path.glob("kfbox-*"))
+
+
 @pytest.mark.skipif(detect_gpus().present, reason="this host has a GPU: the gpu journey runs")
 def test_gpu_profile_without_a_gpu_skips_and_is_not_certified(sandbox, tmp_path: Path) -> None:
     done = cli(sandbox, "test", "--profile", "gpu", "--out", str(tmp_path))
     assert done.returncode == 0, done.stdout[-2000:]
-    run = run_folder(tmp_path)
-    [journey] = json.loads((run / "journeys.json").read_text())
+    [journey] = run_record(run_folder(tmp_path))["journeys"]
     assert {s["status"] for s in journey["steps"]} == {"skipped"}
     assert all("no GPU" in s["reason"] for s in journey["steps"])
     certify = cli(sandbox, "certify", "--profile", "gpu", "--out", str(tmp_path / "bundle"))
@@ -98,6 +152,5 @@ def test_gpu_profile_without_a_gpu_skips_and_is_not_certified(sandbox, tmp_path:
 def test_require_gpu_turns_the_skips_into_failures(sandbox, tmp_path: Path) -> None:
     done = cli(sandbox, "test", "--profile", "gpu", "--require-gpu", "--out", str(tmp_path))
     assert done.returncode == 1
-    run = run_folder(tmp_path)
-    [journey] = json.loads((run / "journeys.json").read_text())
+    [journey] = run_record(run_folder(tmp_path))["journeys"]
     assert {s["status"] for s in journey["steps"]} == {"failed"}

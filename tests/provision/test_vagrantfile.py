@@ -8,8 +8,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from kfbox.fixtures.plugin import unreachable
 from kfbox.sandbox.provision.runner import HOST_PLAYBOOK, PLAYBOOKS
+from tests.conftest import unreachable
 
 ROOT = Path(__file__).resolve().parents[2]
 VAGRANTFILE = ROOT / "Vagrantfile"

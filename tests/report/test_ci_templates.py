@@ -13,8 +13,8 @@ from typing import Any
 import jsonschema
 import yaml
 
-from kfbox.fixtures.plugin import unreachable
-from kfbox.sandbox.report.profiles import PROFILES
+from kfbox.harness.profiles import PROFILES
+from tests.conftest import unreachable
 
 CI = Path(__file__).resolve().parents[2] / "ci"
 GITHUB = CI / "github" / "kfbox-certify.yml"

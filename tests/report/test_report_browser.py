@@ -1,6 +1,7 @@
 """report.html in a real browser: headless Chromium (Debian's `chromium`) renders the page
-offline, and the verdict and every step must be visible, with no request leaving the file.
-Under CI=true a missing chromium fails the test; elsewhere it skips with the reason."""
+offline, and the verdict, every requirement, every step and the plots (training curve, trials)
+must be visible, with no request leaving the file. Under CI=true a missing chromium fails the
+test; elsewhere it skips with the reason."""
 
 from __future__ import annotations
 
@@ -16,11 +17,11 @@ from typing import Any
 
 import pytest
 import websocket
-from records import journey, make_report
 
-from kfbox.fixtures.plugin import unreachable
+from kfbox.harness.requirements import STEPS
 from kfbox.sandbox.report.bundle import write_bundle
-from kfbox.sandbox.report.model import JOURNEY_STEPS
+from tests.conftest import unreachable
+from tests.harness.records import journey, make_certificate
 from tests.processes import stop
 
 # The flags keep a headless chromium from reaching for the network it does not have.
@@ -52,6 +53,12 @@ VISIBLE_JS = """(() => {
       step: row.dataset.step, text: row.innerText, visible: seen(row)
         && [...row.cells].every(seen)})),
     bars: document.querySelectorAll('#timeline rect').length,
+    requirements: [...document.querySelectorAll('tr.requirement')].map((row) => ({
+      id: row.dataset.requirement, status: row.dataset.status, visible: seen(row)})),
+    plots: [...document.querySelectorAll('svg.plot')].map((svg) => ({
+      label: svg.getAttribute('aria-label'), visible: seen(svg),
+      points: [...svg.querySelectorAll('circle')].filter(seen).length,
+      line: seen(svg.querySelector('polyline'))})),
   };
 })()"""
 
@@ -134,17 +141,23 @@ def _requests(page: Page) -> list[str]:
 
 
 def test_failed_run_shows_the_verdict_and_every_step(page: Page, tmp_path: Path) -> None:
-    report = make_report(journeys=[journey(tune="failed", serve="blocked")], exit_code=1)
+    report = make_certificate(journeys=[journey(tune="failed", serve="blocked")], exit_code=1)
     bundle = write_bundle(report, tmp_path / "bundle")
     seen = _render(page, bundle.folder / "report.html")
     assert seen["verdictVisible"], seen
     assert seen["verdict"].startswith("Profile core: NOT CERTIFIED")
-    assert "step 'tune' failed: tune went failed on purpose" in seen["verdict"]
-    assert [s["step"] for s in seen["steps"]] == [f"digits/{name}" for name in JOURNEY_STEPS]
+    assert "step 'tune' failed before checking it: tune went failed on purpose" in seen["verdict"]
+    assert [s["step"] for s in seen["steps"]] == [f"digits/{name}" for name in STEPS]
     assert all(s["visible"] for s in seen["steps"]), seen["steps"]
     statuses = [s["text"].split("\t")[1] for s in seen["steps"]]
     assert statuses == ["passed", "passed", "passed", "failed", "blocked"]
-    assert seen["bars"] == len(JOURNEY_STEPS)
+    assert seen["bars"] == len(STEPS)
+    assert seen["requirements"] and all(r["visible"] for r in seen["requirements"])
+    assert {r["status"] for r in seen["requirements"]} == {"passed", "blocked"}
+    assert [p["label"] for p in seen["plots"]] == ["loss", "accuracy",
+                                                   "accuracy per trial (maximize)"]
+    assert all(p["visible"] and p["line"] for p in seen["plots"]), seen["plots"]
+    assert [p["points"] for p in seen["plots"]] == [3, 3, 2]
     assert _requests(page) == [(bundle.folder / "report.html").as_uri()]  # nothing else fetched
     shot = page.send("Page.captureScreenshot", format="png")["data"]
     assert len(shot) > 1000  # it painted something; saved for a person to look at below
@@ -152,8 +165,8 @@ def test_failed_run_shows_the_verdict_and_every_step(page: Page, tmp_path: Path)
 
 
 def test_certified_run_shows_certified(page: Page, tmp_path: Path) -> None:
-    report = make_report(journeys=[journey(), journey(scenario="iris")])
+    report = make_certificate(journeys=[journey(), journey(scenario="iris")])
     seen = _render(page, write_bundle(report, tmp_path / "b").folder / "report.html")
     assert seen["verdict"].strip() == "Profile core: CERTIFIED"
-    assert len(seen["steps"]) == 2 * len(JOURNEY_STEPS)
+    assert len(seen["steps"]) == 2 * len(STEPS)
     assert all(s["visible"] for s in seen["steps"])

@@ -1,69 +1,58 @@
 """`kfbox certify` and `kfbox results` end to end through the CLI, with the journey runner
-replaced by one that returns constructed records (the runner is the lead's; its interface is
-the contract: run_suite(profile, out_dir, spec) -> SuiteOutcome)."""
+replaced by one that returns constructed records and the sandbox check by one that says it runs
+(both have their own tests: the plugin in tests/harness, the real run in tests/e2e)."""
 
 from __future__ import annotations
 
 import json
-import sys
-import types
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from records import SECRET, components, journey
 
+from kfbox.harness import runner as runner_module
+from kfbox.harness.profiles import Profile
+from kfbox.harness.records import JourneyRecord, RunRecord
+from kfbox.harness.runner import SuiteOutcome
+from kfbox.sandbox.cli import journey as journey_cli
 from kfbox.sandbox.cli import main
 from kfbox.sandbox.config import SandboxSpec
-from kfbox.sandbox.engines.base import ComponentStatus
 from kfbox.sandbox.errors import PreflightError
-from kfbox.sandbox.report.model import JourneyRecord
-
-
-@dataclass
-class Outcome:
-    """The shape of the lead's SuiteOutcome."""
-
-    journeys: list[JourneyRecord]
-    junit_xml: Path
-    logs_dir: Path
-    components: list[ComponentStatus] = field(default_factory=components)
-    engine: str = "lite"
-    pytest_exit_code: int = 0
+from tests.harness.records import SECRET, component_checks, journey, sandbox
 
 
 @pytest.fixture
 def runner(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., list]:
-    """Install a runner whose run_suite calls `behave(profile, out_dir, spec)`; returns the
-    list of calls it saw."""
+    """Install a runner whose run_suite calls `behave(profile, out_dir, spec)`, and a sandbox
+    that runs; returns the list of calls the runner saw."""
     monkeypatch.chdir(tmp_path)  # no kfbox.yaml from the developer's cwd
+    monkeypatch.setattr(journey_cli, "require_running", lambda spec: None)
 
-    def install(behave: Callable[[str, Path, SandboxSpec], Outcome]) -> list:
+    def install(behave: Callable[[Profile, Path, SandboxSpec], SuiteOutcome]) -> list:
         calls: list = []
 
-        def run_suite(profile: str, out_dir: Path, spec: SandboxSpec) -> Outcome:
-            calls.append((profile, out_dir, spec))
+        def run_suite(profile: Profile, out_dir: Path, spec: SandboxSpec, *,
+                      scenario: str) -> SuiteOutcome:
+            calls.append((profile.name, out_dir, spec, scenario))
             return behave(profile, out_dir, spec)
 
-        module = types.ModuleType("kfbox.cuj.runner")
-        module.run_suite = run_suite  # type: ignore[attr-defined]
-        monkeypatch.setitem(sys.modules, "kfbox.cuj.runner", module)
+        monkeypatch.setattr(runner_module, "run_suite", run_suite)
         return calls
 
     return install
 
 
-def outcome_of(*records: JourneyRecord, exit_code: int = 0) -> Callable[..., Outcome]:
-    def behave(profile: str, out_dir: Path, spec: SandboxSpec) -> Outcome:
+def outcome_of(*records: JourneyRecord, exit_code: int = 0) -> Callable[..., SuiteOutcome]:
+    def behave(profile: Profile, out_dir: Path, spec: SandboxSpec) -> SuiteOutcome:
         logs = out_dir / "logs"  # the runner writes into the bundle folder, as agreed
         logs.mkdir(parents=True, exist_ok=True)
         (logs / "jupyter.log").write_text(f"http://127.0.0.1:8888/?token={SECRET}\n")
-        junit = out_dir / "pytest-junit.xml"
+        junit = out_dir / "junit.xml"
         failures = sum(s.status == "failed" for r in records for s in r.steps)
         junit.write_text(f'<testsuites><testsuite name="pytest" tests="5" failures="{failures}"'
                          ' errors="0" skipped="0"/></testsuites>')
-        return Outcome(list(records), junit, logs, pytest_exit_code=exit_code)
+        record = RunRecord("digits", list(records), component_checks(), sandbox())
+        return SuiteOutcome(record, junit, logs, exit_code, runner_module.junit_counts(junit))
 
     return behave
 
@@ -85,7 +74,7 @@ def test_certified_run_exits_0_with_bundle_and_summary(runner, tmp_path, capsys)
     calls = runner(outcome_of(journey("core")))
     assert kfbox("certify", "--profile", "core", "--out", str(tmp_path / "out")) == 0
     folder = only_bundle(tmp_path / "out")
-    assert calls[0][:2] == ("core", folder)
+    assert calls[0][:2] == ("core", folder) and calls[0][3] == "digits"
     report = json.loads((folder / "report.json").read_text())
     assert report["certified"] is True and report["suite"]["tests"] == 5
     printed = capsys.readouterr().out
@@ -98,7 +87,7 @@ def test_failed_step_exits_1_and_still_writes_the_bundle(runner, tmp_path, capsy
     assert kfbox("certify", "--out", str(tmp_path / "out")) == 1
     report = json.loads((only_bundle(tmp_path / "out") / "report.json").read_text())
     assert report["certified"] is False
-    assert report["verdicts"]["core"]["reasons"][0].startswith("core journey 'digits': step 'tune'")
+    assert report["verdicts"]["core"]["reasons"][0].startswith("tune.every-trial [core] blocked")
     captured = capsys.readouterr()
     assert "NOT CERTIFIED" in captured.out
     assert captured.err.strip() == "error: profile 'core' is not certified: see the reasons above"
@@ -108,11 +97,11 @@ def test_skipped_gpu_step_is_not_certified(runner, tmp_path) -> None:
     runner(outcome_of(journey("gpu", train="skipped", tune="skipped", serve="skipped")))
     assert kfbox("certify", "--profile", "gpu", "--out", str(tmp_path / "out")) == 1
     report = json.loads((only_bundle(tmp_path / "out") / "report.json").read_text())
-    assert "step 'train' was skipped" in report["verdicts"]["gpu"]["reasons"][0]
+    assert "step 'train' skipped" in report["verdicts"]["gpu"]["reasons"][0]
 
 
 def test_runner_error_keeps_its_exit_code_and_becomes_the_reason(runner, tmp_path, capsys) -> None:
-    def refuse(*_: object) -> Outcome:
+    def refuse(*_: object) -> SuiteOutcome:
         raise PreflightError("sandbox 'kfbox' is not running", fix="run `kfbox up`")
 
     runner(refuse)
@@ -126,20 +115,13 @@ def test_runner_error_keeps_its_exit_code_and_becomes_the_reason(runner, tmp_pat
 
 
 def test_runner_crash_is_reported_with_its_traceback(runner, tmp_path) -> None:
-    def crash(*_: object) -> Outcome:
+    def crash(*_: object) -> SuiteOutcome:
         raise RuntimeError("kernel died")
 
     runner(crash)
     assert kfbox("certify", "--out", str(tmp_path / "out")) == 1
     folder = only_bundle(tmp_path / "out")
     assert "RuntimeError: kernel died" in (folder / "logs" / "certify-error.txt").read_text()
-
-
-def test_missing_runner_is_a_reason_not_a_traceback(monkeypatch, tmp_path, capsys) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setitem(sys.modules, "kfbox.cuj.runner", None)  # import fails as if absent
-    assert kfbox("certify", "--out", str(tmp_path / "out")) == 1
-    assert "kfbox.cuj.runner" in capsys.readouterr().err
 
 
 def test_kubeconfig_certifies_an_existing_cluster(runner, tmp_path) -> None:
@@ -187,7 +169,8 @@ def test_results_reads_folder_and_tarball(runner, tmp_path, capsys) -> None:
     assert kfbox("results", f"{folder}.tar.gz", "--mode", "detailed") == 0
     detailed = capsys.readouterr().out
     for text in ("notebook", "build", "train", "tune", "serve", "accuracy=0.95",
-                 "serve went failed on purpose", "registry", "0.1.0", "NOT CERTIFIED"):
+                 "serve went failed on purpose", "registry", "torch", "2.13.0",
+                 "train.process-group", "NOT CERTIFIED"):
         assert text in detailed
 
 

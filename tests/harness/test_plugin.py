@@ -1,0 +1,238 @@
+"""The kfbox pytest plugin tested as a plugin (pytester): step records and their checks, blocking
+after a failure, an absent sandbox failing every test, the GPU journey's skip, component checks,
+an interrupted run, and the run record written at the session's end.
+
+The engine is a stand-in installed by the test's conftest (get_engine patched): the plugin's own
+behaviour is under test, not an engine's, and the steps are stand-ins that record checks.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+CONFTEST = '''
+import pytest
+
+import kfbox.harness.journey as journey_module
+import kfbox.sandbox.engines as engines
+from kfbox.harness.cuj.conftest import pytest_generate_tests  # noqa: F401
+from kfbox.sandbox.engines.base import Access, Capabilities, ComponentStatus, SandboxStatus
+
+STATE = {{"state": {state!r}, "gpus": {gpus}, "fail": {fail!r}, "interrupt": {interrupt!r},
+         "unreachable_at_end": {unreachable_at_end!r}, "looks": 0}}
+
+
+class Platform:
+    runtime_image = "runtime"
+
+    def gpu_count(self):
+        return STATE["gpus"]
+
+    def collect_diagnostics(self, dest):
+        dest.mkdir(parents=True, exist_ok=True)
+        (dest / "component.log").write_text("component log")
+
+    def close(self, *, keep=False):
+        pass
+
+
+class Engine:
+    def __init__(self, spec):
+        self.spec = spec
+
+    def status(self):
+        from kfbox.sandbox.errors import PreflightError
+
+        STATE["looks"] += 1
+        if STATE["unreachable_at_end"] and STATE["looks"] > 1:
+            raise PreflightError("no Docker engine answers")
+        comps = [ComponentStatus("jupyter", True, "running", "http://127.0.0.1:1", "img")]
+        return SandboxStatus(self.spec.name, "lite", STATE["state"],
+                             comps if STATE["state"] != "absent" else [])
+
+    def capabilities(self):
+        return Capabilities(notebook=Access("http://127.0.0.1:1", "token"), gpus=STATE["gpus"],
+                            software={{"torch": "2.13.0"}})
+
+    def platform(self, run_dir):
+        return Platform()
+
+
+def stand_in(step):
+    def body(journey):
+        if STATE["interrupt"] == step:
+            raise KeyboardInterrupt
+        journey.check(f"{{step}}.stand-in", STATE["fail"] != step, f"{{step}} checked")
+        return {{"seconds": 1.5}}
+    return body
+
+
+def pytest_configure(config):
+    engines.get_engine = Engine
+    for step in journey_module.STEP_FUNCTIONS:
+        journey_module.STEP_FUNCTIONS[step] = stand_in(step)
+    from kfbox.harness import requirements
+    for step in journey_module.STEP_FUNCTIONS:
+        requirements.REQUIREMENTS[f"{{step}}.stand-in"] = requirements.Requirement(
+            f"{{step}}.stand-in", "MUST", step, "A stand-in.")
+    requirements.REQUIREMENTS["platform.stand-in-should"] = requirements.Requirement(
+        "platform.stand-in-should", "SHOULD", "components", "A stand-in.")
+'''
+
+JOURNEY_TESTS = '''
+import pytest
+
+from kfbox.harness.requirements import STEPS
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_step(journey, step):
+    journey.run(step)
+'''
+
+COMPONENT_TESTS = '''
+import pytest
+
+pytestmark = pytest.mark.components
+
+
+@pytest.mark.requirement("platform.healthy")
+def test_healthy(kfbox_engine, kfbox_check):
+    kfbox_check(True, "all healthy")
+
+
+@pytest.mark.requirement("platform.stand-in-should")
+def test_should(kfbox_engine, kfbox_check):
+    kfbox_check(False, "recommended, not met")
+
+
+def test_unmarked(kfbox_check):
+    pass
+'''
+
+
+def setup(pytester: pytest.Pytester, *, state: str = "running", gpus: int = 0,
+          fail: str = "", interrupt: str = "", unreachable_at_end: bool = False) -> None:
+    pytester.makeconftest(CONFTEST.format(state=state, gpus=gpus, fail=fail, interrupt=interrupt,
+                                          unreachable_at_end=unreachable_at_end))
+    pytester.makepyfile(test_journey=JOURNEY_TESTS)
+
+
+def run(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunResult, dict]:
+    record = pytester.path / "record.json"
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-p", "no:kmock", f"--kfbox-out={pytester.path / 'out'}",
+        f"--kfbox-record={record}", *args,
+    )
+    return result, json.loads(record.read_text()) if record.is_file() else {}
+
+
+def statuses(record: dict, variant: str = "core") -> dict[str, str]:
+    [journey] = [j for j in record["journeys"] if j["variant"] == variant]
+    return {s["name"]: s["status"] for s in journey["steps"]}
+
+
+def test_every_step_is_recorded_with_its_checks_and_test_id(pytester: pytest.Pytester) -> None:
+    setup(pytester)
+    result, record = run(pytester, "-m", "core")
+    assert result.ret == 0
+    assert statuses(record) == dict.fromkeys(("notebook", "build", "train", "tune", "serve"),
+                                             "passed")
+    [journey] = record["journeys"]
+    train = journey["steps"][2]
+    assert train["test_id"] == "test_journey.py::test_step[core-train]"
+    assert train["checks"] == [{"requirement": "train.stand-in", "passed": True,
+                                "detail": "train checked", "test_id": train["test_id"]}]
+    assert train["metrics"] == {"seconds": 1.5}
+    assert (journey["scenario"], journey["objective"], journey["goal"]) == (
+        "digits", "accuracy", "maximize")
+    assert record["sandbox"]["state"] == "running"
+    assert record["sandbox"]["capabilities"]["software"] == {"torch": "2.13.0"}
+    result.stdout.fnmatch_lines(["*train*passed*seconds=1.5*"])
+
+
+def test_a_failed_step_blocks_the_rest_and_keeps_diagnostics(pytester: pytest.Pytester) -> None:
+    setup(pytester, fail="train")
+    result, record = run(pytester, "-m", "core")
+    assert result.ret == 1
+    assert statuses(record) == {"notebook": "passed", "build": "passed", "train": "failed",
+                                "tune": "blocked", "serve": "blocked"}
+    [journey] = record["journeys"]
+    assert journey["steps"][2]["reason"] == "train checked"
+    assert journey["steps"][3]["reason"] == "blocked by step 'train'"
+    logs = pytester.path / "out" / "logs"
+    assert (logs / "core-train.inputs.json").is_file()
+    assert (logs / "containers" / "component.log").is_file()
+
+
+@pytest.mark.parametrize("state", ["absent", "degraded"])
+def test_a_sandbox_not_running_fails_every_test_in_one_line(
+    pytester: pytest.Pytester, state: str
+) -> None:
+    setup(pytester, state=state)
+    result, record = run(pytester, "-m", "core")
+    assert result.ret == 1
+    assert set(statuses(record).values()) == {"failed"}
+    reason = record["journeys"][0]["steps"][0]["reason"]
+    assert reason.startswith("sandbox 'kfbox' is ") and "kfbox up" in reason
+    assert record["sandbox"]["state"] == state
+
+
+def test_the_gpu_journey_skips_without_a_gpu_and_fails_when_required(
+    pytester: pytest.Pytester,
+) -> None:
+    setup(pytester)
+    result, record = run(pytester, "-m", "gpu")
+    assert result.ret == 0  # pytest's view; the verdict never counts a skip as a pass
+    assert set(statuses(record, "gpu").values()) == {"skipped"}
+    assert record["journeys"][0]["steps"][0]["reason"].startswith("no GPU")
+    result, record = run(pytester, "-m", "gpu", "--require-gpu")
+    assert result.ret == 1
+    assert set(statuses(record, "gpu").values()) == {"failed"}
+
+
+def test_component_checks_are_recorded_and_a_should_only_warns(pytester: pytest.Pytester) -> None:
+    setup(pytester)
+    pytester.makepyfile(test_components=COMPONENT_TESTS)
+    result, record = run(pytester, "-m", "components", "test_components.py")
+    outcomes = result.parseoutcomes()
+    assert outcomes["passed"] == 2 and outcomes["errors"] == 1  # the unmarked test
+    checks = {c["requirement"]: c for c in record["checks"]}
+    assert checks["platform.healthy"]["passed"] is True
+    assert checks["platform.stand-in-should"] == {
+        "requirement": "platform.stand-in-should", "passed": False,
+        "detail": "recommended, not met",
+        "test_id": "test_components.py::test_should"}
+    result.stdout.fnmatch_lines(["*kfbox_check needs @pytest.mark.requirement(ID)*"])
+
+
+def test_an_interrupted_step_is_recorded_as_interrupted(pytester: pytest.Pytester) -> None:
+    setup(pytester, interrupt="tune")
+    result, record = run(pytester, "-m", "core")
+    assert result.ret == 2
+    assert statuses(record) == {"notebook": "passed", "build": "passed", "train": "passed",
+                                "tune": "interrupted"}
+
+
+def test_the_sandbox_is_looked_at_again_at_the_end_and_kept_if_gone(
+    pytester: pytest.Pytester,
+) -> None:
+    setup(pytester, unreachable_at_end=True)
+    result, record = run(pytester, "-m", "core")
+    assert result.ret == 0
+    sandbox = record["sandbox"]
+    assert sandbox["state"] == "running" and sandbox["components"][0]["name"] == "jupyter"
+    assert "no Docker engine answers" in sandbox["error"]
+    assert statuses(record)["serve"] == "passed"  # the journey is never thrown away
+
+
+def test_no_record_without_an_out_folder_or_record_option(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_plain="def test_plain():\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:kmock")
+    assert result.ret == 0
+    assert not list(Path(pytester.path).rglob("run-record.json"))
