@@ -1,4 +1,5 @@
-"""Fixtures for the scenario tests: the digits scenario, its train.py on disk, a trained model."""
+"""Fixtures for the scenario tests: every shipped scenario (tests taking `scenario` run once per
+scenario), its train.py on disk, a model trained by it for real."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from kfbox.sandbox.platform import MODEL_DIR_ENV
-from kfbox.scenarios.scenario import Scenario, load_scenario
+from kfbox.scenarios.scenario import Scenario, list_scenarios, load_scenario
 
 METRIC_LINE = re.compile(r"^([A-Za-z_][\w-]*)=([-+0-9.eE]+)$")
 
@@ -26,6 +27,15 @@ class TrainRun:
     metrics: dict[str, list[float]]
     """Every value each `name=value` line printed, in order."""
 
+    def last(self) -> dict[str, float]:
+        """The last value of each metric: what a training step is judged on."""
+        return {name: values[-1] for name, values in self.metrics.items()}
+
+
+@pytest.fixture(scope="session", params=list_scenarios())
+def scenario(request: pytest.FixtureRequest) -> Scenario:
+    return load_scenario(request.param)
+
 
 @pytest.fixture(scope="session")
 def digits() -> Scenario:
@@ -33,10 +43,15 @@ def digits() -> Scenario:
 
 
 @pytest.fixture(scope="session")
-def train_script(digits: Scenario, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def diabetes() -> Scenario:
+    return load_scenario("diabetes")
+
+
+@pytest.fixture(scope="session")
+def train_script(scenario: Scenario, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """train.py exactly as the notebook's %%writefile cell writes it."""
-    script = tmp_path_factory.mktemp("workspace") / "train.py"
-    script.write_text(digits.training_code())
+    script = tmp_path_factory.mktemp(f"{scenario.name}-workspace") / "train.py"
+    script.write_text(scenario.training_code())
     return script
 
 
@@ -78,8 +93,8 @@ def run_train() -> Callable[[list[str], Path, dict[str, str], Path], TrainRun]:
 
 @pytest.fixture(scope="session")
 def trained(
-    digits: Scenario, train_script: Path, tmp_path_factory: pytest.TempPathFactory
+    scenario: Scenario, train_script: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> TrainRun:
     """One process, the scenario's own hyperparameters."""
-    model_dir = tmp_path_factory.mktemp("store") / "train"
-    return _run_train([sys.executable], train_script, digits.train.args, model_dir)
+    model_dir = tmp_path_factory.mktemp(f"{scenario.name}-store") / "train"
+    return _run_train([sys.executable], train_script, scenario.train.args, model_dir)

@@ -1,7 +1,9 @@
 """Serve the digits model with KServe: v1 `instances` and v2 FP32 [N, 64] tensors in, labels out.
 
-Loads model.pt (a state_dict saved by train.py) from $KFBOX_MODEL_DIR. `python model.py` starts
-a ModelServer on port 8080 (--http_port to change it) under --model_name (default: digits).
+Loads model.pt (a state_dict saved by train.py) from $KFBOX_MODEL_DIR. It declares its open
+inference protocol metadata, so GET /v2/models/<name> tells a v2 client the input's name,
+datatype and shape. `python model.py` starts a ModelServer on port 8080 (--http_port to change
+it) under --model_name (default: digits).
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ import kserve
 import numpy as np
 import torch
 from kserve.errors import InvalidInput
-from kserve.protocol.infer_type import InferRequest, InferResponse
-from kserve.utils.utils import get_predict_input, get_predict_response
+from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+from kserve.utils.utils import generate_uuid, get_predict_input
 from torch import nn
 
 FEATURES = 64
+# The open inference protocol's tensor metadata; -1 is the batch, of any size.
+INPUT = {"name": "images", "datatype": "FP32", "shape": [-1, FEATURES]}
+OUTPUT = {"name": "labels", "datatype": "INT64", "shape": [-1]}
 
 
 class DigitsModel(kserve.Model):
@@ -41,6 +46,12 @@ class DigitsModel(kserve.Model):
         self.ready = True
         return self.ready
 
+    def get_input_types(self) -> list[dict]:
+        return [INPUT]
+
+    def get_output_types(self) -> list[dict]:
+        return [OUTPUT]
+
     async def predict(
         self,
         payload: dict | InferRequest,
@@ -52,7 +63,19 @@ class DigitsModel(kserve.Model):
             raise InvalidInput(f"expected images of shape [N, {FEATURES}], got {list(x.shape)}")
         with torch.no_grad():
             labels = self.net(torch.from_numpy(x).to(self.device)).argmax(1).cpu().numpy()
-        return get_predict_response(payload, labels, self.name)
+        if not isinstance(payload, InferRequest):
+            return {"predictions": labels.tolist()}
+        # Named as declared in the metadata (kserve's get_predict_response says "output-0").
+        output = InferOutput(
+            name=OUTPUT["name"], shape=list(labels.shape), datatype=OUTPUT["datatype"]
+        )
+        output.set_data_from_numpy(labels, binary_data=payload.use_binary_outputs)
+        return InferResponse(
+            response_id=payload.id or generate_uuid(),
+            model_name=self.name,
+            infer_outputs=[output],
+            use_binary_outputs=payload.use_binary_outputs,
+        )
 
 
 def main() -> None:
