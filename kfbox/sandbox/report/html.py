@@ -17,6 +17,8 @@ TIMELINE_WIDTH = 720
 BAR_HEIGHT = 22
 LABEL_WIDTH = 160
 PLOT_WIDTH, PLOT_HEIGHT, PLOT_MARGIN = 300, 150, 36
+PLOT_TOP = 26
+"""Pixels above the highest point: the plot's title sits there."""
 NOT_PLOTTED = {"epoch", "world_size"}
 """Series a training job prints that are not a curve (the x axis, a constant)."""
 
@@ -86,8 +88,8 @@ def _scaled(values: list[float]) -> tuple[list[float], float, float]:
     """y pixels for `values`, highest at the top, and the range they span."""
     low, high = min(values), max(values)
     span = (high - low) or 1.0
-    inner = PLOT_HEIGHT - 2 * PLOT_MARGIN // 3
-    return [PLOT_MARGIN // 3 + inner * (high - v) / span for v in values], low, high
+    inner = PLOT_HEIGHT - PLOT_TOP - 8
+    return [PLOT_TOP + inner * (high - v) / span for v in values], low, high
 
 
 def _x(index: int, count: int) -> float:
@@ -155,4 +157,5 @@ def render_html(certificate: Certificate) -> str:
         plot_width=PLOT_WIDTH,
         plot_height=PLOT_HEIGHT,
         plot_margin=PLOT_MARGIN,
+        plot_top=PLOT_TOP,
     )
