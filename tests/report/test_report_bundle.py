@@ -17,7 +17,7 @@ import kfbox.sandbox.report as report_package
 from kfbox.harness.certify import SCHEMA_VERSION
 from kfbox.sandbox.errors import UsageError
 from kfbox.sandbox.report.bundle import read_bundle, write_bundle
-from kfbox.sandbox.report.document import masked, to_document
+from kfbox.sandbox.report.document import masked, parse_report, to_document
 from tests.harness.records import SECRET, journey, make_certificate
 
 SCHEMA = json.loads((Path(report_package.__file__).parent / "report.schema.json").read_text())
@@ -207,3 +207,12 @@ def test_a_schema_1_report_still_reads(tmp_path: Path) -> None:
     assert old.certified and old.requirements == []
     assert old.journeys[0].variant == "core" and old.journeys[0].steps[0].name == "train"
     assert old.sandbox is not None and old.sandbox.components[0].name == "jupyter"
+
+
+def test_the_documented_example_is_a_valid_report() -> None:
+    """SCHEMA.md's example is a real report: it must stay valid as the schema moves on."""
+    text = (Path(report_package.__file__).parent / "SCHEMA.md").read_text()
+    example = text.split("```json\n", 1)[1].split("```", 1)[0]
+    document = json.loads(example)
+    jsonschema.Draft202012Validator(SCHEMA).validate(document)
+    assert parse_report(example.encode(), "SCHEMA.md").certified
