@@ -37,6 +37,22 @@ class Resources(_Strict):
     cpus: float = Field(default=2.0, gt=0, le=256)
 
 
+KUBEFLOW_NOTEBOOK_IMAGE = "ghcr.io/kubeflow/kubeflow/notebook-servers/jupyter-scipy:v1.10.0"
+"""Kubeflow v1.10's default notebook server (kubeflow/kubeflow v1.10.0, the Jupyter web app's
+spawner_ui_config.yaml)."""
+IMAGE_PATTERN = r"^[a-z0-9][a-z0-9._/:@-]*$"
+
+
+class Kubernetes(_Strict):
+    """Settings only the Kubernetes engines (kind, existing) read."""
+
+    registry: str | None = Field(default=None, pattern=r"^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._/-]+)?$")
+    """host[:port][/path] the cluster pulls journey images from and this host pushes them to;
+    required on `existing` (kind runs its own, localhost:<ports.registry>)."""
+    notebook_image: str = Field(default=KUBEFLOW_NOTEBOOK_IMAGE, pattern=IMAGE_PATTERN)
+    """The notebook server image (a Kubeflow notebook-server image or one built like them)."""
+
+
 class SandboxSpec(_Strict):
     """Everything `kfbox up` needs to know; recorded in the sandbox state on success."""
 
@@ -54,6 +70,7 @@ class SandboxSpec(_Strict):
     trust_on_first_use: bool = False
     """Kubernetes engines: accept a manifest the lock has no sha256 for, and pin that hash."""
     profile: Literal["core", "full"] = "core"
+    kubernetes: Kubernetes = Field(default_factory=Kubernetes)
 
     @field_validator("name")
     @classmethod
