@@ -272,7 +272,7 @@ def test_the_platform_is_built_from_what_the_provider_hands_it(kubeflow, tmp_pat
     existing = ExistingEngine(SandboxSpec(name="box", engine="existing"), kube=kubeflow.kube)
     platform = existing.platform(tmp_path / "run")
     assert platform.serving.gpu_runtime_class is None
-    with pytest.raises(StepFailure, match="set kubernetes.registry in kfbox.yaml"):
+    with pytest.raises(StepFailure, match=r"set kubernetes\.registry in kfbox\.yaml"):
         platform.images.build(tmp_path, "digits", build_args={})
     platform.close(keep=True)
     assert kubeflow.double.get("v1", "namespaces", None, platform.workspace.name)

@@ -21,7 +21,7 @@ class KubeImages:
     def build(self, context: Path, repository: str, *, build_args: dict[str, str]) -> BuiltImage:
         if not self.registry:
             raise StepFailure("no registry the cluster pulls from: set kubernetes.registry in "
-                              "kfbox.yaml (host:port[/path]) for --engine existing")
+                              "kfbox.yaml (host:port/path) for --engine existing")
         started = time.monotonic()
         tag = f"{self.registry}/{repository}:latest"
         try:
