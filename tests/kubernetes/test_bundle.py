@@ -20,7 +20,12 @@ import yaml
 from manifests_server import serve_dir
 
 from kfbox.sandbox.config import SandboxSpec
-from kfbox.sandbox.engines.kubernetes.bundle import load_bundle, tarball, write_bundle
+from kfbox.sandbox.engines.kubernetes.bundle import (
+    bundle_catalog,
+    load_images,
+    tarball,
+    write_bundle,
+)
 from kfbox.sandbox.engines.kubernetes.catalog import parse_lock
 from kfbox.sandbox.engines.kubernetes.hostdocker import HostDocker
 from kfbox.sandbox.engines.kubernetes.installer import Installer
@@ -140,8 +145,8 @@ def test_bundle_holds_verified_manifests_a_full_lock_and_the_images(bundle, runn
 
 
 def test_install_from_the_bundle_needs_no_network(bundle, kubeflow, tmp_path, runner) -> None:
-    catalog = load_bundle(bundle, HostDocker(Tools(runner=runner, which=dict(TOOLS))),
-                          quiet_reporter())
+    load_images(bundle, HostDocker(Tools(runner=runner, which=dict(TOOLS))), quiet_reporter())
+    catalog = bundle_catalog(bundle)
     store = ManifestStore(tmp_path / "empty-cache", Tools(), offline=bundle / "manifests")
     store.cache.mkdir()
     results = Installer(kubeflow.kube, store, {}, quiet_reporter(), ready_timeout_s=3,
@@ -153,7 +158,7 @@ def test_install_from_the_bundle_needs_no_network(bundle, kubeflow, tmp_path, ru
 
 def test_a_manifest_missing_from_the_bundle_is_refused(bundle, tmp_path) -> None:
     (bundle / "manifests" / f"{sha('gadgets.yaml')}.yaml").unlink()
-    catalog = load_bundle(bundle, HostDocker(Tools()), quiet_reporter())
+    catalog = bundle_catalog(bundle)
     store = ManifestStore(tmp_path / "c", Tools(), offline=bundle / "manifests")
     store.cache.mkdir()
     with pytest.raises(UsageError, match=r"the bundle has no manifest for http://127\.0\.0\.1:"
@@ -163,7 +168,7 @@ def test_a_manifest_missing_from_the_bundle_is_refused(bundle, tmp_path) -> None
 
 def test_not_a_bundle_is_one_line(tmp_path) -> None:
     with pytest.raises(UsageError, match="is not a kfbox bundle"):
-        load_bundle(tmp_path, HostDocker(Tools()), quiet_reporter())
+        bundle_catalog(tmp_path)
 
 
 def test_kind_up_from_bundle_loads_its_images_then_installs_offline(

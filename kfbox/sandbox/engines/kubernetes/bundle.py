@@ -136,21 +136,24 @@ def make_bundle(dest: Path, spec: SandboxSpec, *, gpu: bool, with_images: bool,
                         host_images=[NODE_IMAGE, REGISTRY_IMAGE], with_images=with_images)
 
 
-def load_bundle(path: Path, docker: HostDocker, reporter: Reporter) -> Catalog:
-    """The bundle's catalog (every manifest pinned); its image tarballs are loaded into the
-    host's Docker engine, from where kind nodes get them with `kind load`."""
+def bundle_catalog(path: Path) -> Catalog:
+    """The bundle's catalog: every manifest pinned, each served from the bundle."""
     lock = path / BUNDLE_LOCK
     if not lock.is_file():
         raise UsageError(f"{str(path)!r} is not a kfbox bundle (no {BUNDLE_LOCK})",
                          fix="make one with `kfbox bundle --output DIR`")
-    catalog = parse_lock(yaml.safe_load(lock.read_text()))
+    return parse_lock(yaml.safe_load(lock.read_text()))
+
+
+def load_images(path: Path, docker: HostDocker, reporter: Reporter) -> None:
+    """The bundle's image tarballs into the host's Docker engine, from where kind makes its
+    nodes (the node image) and `kind load` copies the rest into them."""
     tars = sorted((path / "images").glob("*.tar")) if (path / "images").is_dir() else []
     if tars:
         with reporter.step(f"Loading {len(tars)} images from the bundle") as update:
             for tar in tars:
                 update(tar.name)
                 docker.load(tar)
-    return catalog
 
 
 def bundle_images(path: Path, *, nodes: bool) -> list[str]:
