@@ -18,7 +18,7 @@ from manifests_server import serve_dir
 from kfbox.sandbox.config import Ports, SandboxSpec
 from kfbox.sandbox.engines import get_engine
 from kfbox.sandbox.engines.kubernetes import jupyter, kindconfig
-from kfbox.sandbox.engines.kubernetes.catalog import parse_lock
+from kfbox.sandbox.engines.kubernetes.catalog import load_catalog, lock_data, parse_lock
 from kfbox.sandbox.engines.kubernetes.existing import ExistingEngine
 from kfbox.sandbox.engines.kubernetes.kind import KindEngine
 from kfbox.sandbox.engines.kubernetes.tools import Tools
@@ -155,6 +155,18 @@ def test_preflight_checks_git_where_kustomize_renders_remote_bases(tmp_path,
     kustomize_free = parse_lock(lock("http://127.0.0.1:9"))
     engine = KindEngine(kind_spec(), tools=Tools(which={**TOOLS, "git": None}),
                         catalog=kustomize_free)
+    assert engine.git_check() == []
+    # From a bundle, its lock pins every target and the bundle holds each: no git needed.
+    bundle = tmp_path / "bundle"
+    (bundle / "manifests").mkdir(parents=True)
+    pinned = lock_data(load_catalog(), {})
+    for comp in pinned["components"].values():
+        for manifest in comp["manifests"]:
+            if "kustomize" in manifest:
+                manifest["sha256"] = hashlib.sha256(manifest["kustomize"].encode()).hexdigest()
+                (bundle / "manifests" / f"{manifest['sha256']}.yaml").write_text("")
+    (bundle / "components.lock.yaml").write_text(yaml.safe_dump(pinned))
+    engine = KindEngine(kind_spec(from_bundle=bundle), tools=Tools(which={**TOOLS, "git": None}))
     assert engine.git_check() == []
 
 

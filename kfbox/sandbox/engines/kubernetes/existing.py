@@ -10,7 +10,6 @@ from pathlib import Path
 from kfbox.sandbox import preflight
 from kfbox.sandbox.engines.base import Check, SandboxStatus
 from kfbox.sandbox.engines.kubernetes import readiness
-from kfbox.sandbox.engines.kubernetes.bundle import bundle_catalog
 from kfbox.sandbox.engines.kubernetes.installer import InstallResult
 from kfbox.sandbox.engines.kubernetes.kubeapi import KubeApi
 from kfbox.sandbox.engines.kubernetes.platform import ClusterAccess
@@ -55,8 +54,6 @@ class ExistingEngine(KubernetesProvider):
     def up(self, reporter: Reporter) -> SandboxStatus:
         gpu = self.wants_gpu()
         kube = self.kube()
-        if self.spec.from_bundle is not None:  # its manifests; the nodes are not kfbox's
-            self.catalog = bundle_catalog(self.spec.from_bundle)
         installed_before = set(self.recorded().get("installed", []))
         plan = self.plan(gpu)
         found = [c for c in plan if c.name not in installed_before

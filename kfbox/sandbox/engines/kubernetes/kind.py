@@ -15,7 +15,7 @@ from kfbox.sandbox.config import SandboxSpec
 from kfbox.sandbox.docker_engine import LABEL
 from kfbox.sandbox.engines.base import Access, Capabilities, Check, ComponentStatus, SandboxStatus
 from kfbox.sandbox.engines.kubernetes import jupyter, nvkind, registry
-from kfbox.sandbox.engines.kubernetes.bundle import bundle_catalog, bundle_images, load_images
+from kfbox.sandbox.engines.kubernetes.bundle import bundle_images, load_images
 from kfbox.sandbox.engines.kubernetes.catalog import Catalog
 from kfbox.sandbox.engines.kubernetes.cluster import KindCluster
 from kfbox.sandbox.engines.kubernetes.installer import Builtins
@@ -115,7 +115,6 @@ class KindEngine(KubernetesProvider):
     def up(self, reporter: Reporter) -> SandboxStatus:
         gpu = self.wants_gpu()
         if self.spec.from_bundle is not None:
-            self.catalog = bundle_catalog(self.spec.from_bundle)
             load_images(self.spec.from_bundle, self.docker, reporter)
         plan = self.plan(gpu)
         with reporter.step("Starting the local registry"):

@@ -15,6 +15,7 @@ from kfbox.sandbox import paths
 from kfbox.sandbox.config import SandboxSpec
 from kfbox.sandbox.engines.base import Capabilities, Check, ComponentStatus, Engine, SandboxStatus
 from kfbox.sandbox.engines.kubernetes import nvkind, readiness
+from kfbox.sandbox.engines.kubernetes.bundle import bundle_catalog
 from kfbox.sandbox.engines.kubernetes.catalog import Catalog, Component, load_catalog
 from kfbox.sandbox.engines.kubernetes.hostdocker import HostDocker
 from kfbox.sandbox.engines.kubernetes.installer import Builtins, Installer, InstallResult
@@ -39,7 +40,9 @@ class KubernetesProvider(Engine):
         super().__init__(spec)
         self.tools = tools or Tools()
         self.docker = HostDocker(self.tools)
-        self.catalog = catalog or load_catalog()
+        # A bundle brings its own lock, every hash filled in.
+        self.catalog = catalog or (bundle_catalog(spec.from_bundle) if spec.from_bundle
+                                   else load_catalog())
         self._kube = kube
         self.state = paths.state_dir(spec.name)
 

@@ -3,7 +3,7 @@ and kfbox's checks of a component's configuration."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import yaml
@@ -103,7 +103,7 @@ def present(kube: KubeApi, ready: Readiness) -> bool:
             for namespace, name in map(_split, refs))
 
 
-def pending(kube: KubeApi, ready: Readiness, extra_crds: list[str]) -> list[str]:
+def pending(kube: KubeApi, ready: Readiness, extra_crds: Sequence[str]) -> list[str]:
     """What is not ready yet, as short labels; empty when the component is ready."""
     waiting = [f"crd {c}" for c in dict.fromkeys([*ready.crds, *extra_crds])
                if not crd_established(kube, c)]
