@@ -13,6 +13,7 @@ from kubernetes import client
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import upstream
 from controllers import (
     installed_configs,
     run_workloads,
@@ -108,10 +109,11 @@ def kubeflow(cluster: Cluster) -> Cluster:
     runtime = yaml.safe_load((Path(__file__).parent / "fixtures" / "torch-distributed.yaml")
                              .read_text())
     cluster.double.create("trainer.kubeflow.org/v1alpha1", "clustertrainingruntimes", runtime)
+    public = upstream.component("trainer")["public_configmap"]
+    namespace, name = public["name"].split("/")
     cluster.double.put("v1", "configmaps", {
         "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": "kubeflow-trainer-public", "namespace": "kubeflow-system"},
-        "data": {"kubeflow_trainer_version": "v2.3.0"}})
+        "metadata": {"name": name, "namespace": namespace}, "data": public["data"]})
     installed_configs(cluster.double)
     serve_inference_services(cluster.double)
     serve_notebooks(cluster.double)

@@ -117,3 +117,25 @@ def test_each_crd_schema_comes_from_the_pinned_release(path) -> None:
              "kubeflow/kubeflow": "notebook-controller"}[data["source"]["repo"]]
     assert data["source"]["tag"] == CATALOG.components[owner].version
     assert data["crd"] in facts_of(owner)["crds"]
+
+
+def test_the_doubles_fixtures_have_upstreams_shape() -> None:
+    """The stand-in runtime and KServe config the tests install are shaped as the pinned
+    releases' own."""
+    import yaml
+
+    runtime = yaml.safe_load((CRDS.parent.parent / "fixtures" / "torch-distributed.yaml")
+                             .read_text())
+    shape = facts_of("trainer-runtimes")["torch_distributed"]
+    job = runtime["spec"]["template"]["spec"]["replicatedJobs"][0]
+    assert (runtime["metadata"]["name"], runtime["metadata"]["labels"][
+        "trainer.kubeflow.org/framework"], job["name"],
+        job["template"]["spec"]["template"]["spec"]["containers"][0]["name"]) == (
+        training.TRAINING_RUNTIME, shape["framework_label"], shape["replicated_job"],
+        shape["container"])
+    kserve = yaml.safe_load_all((CRDS.parent.parent / "fixtures" / "kserve-config.yaml")
+                                .read_text())
+    config = next(d for d in kserve if d["kind"] == "ConfigMap")
+    assert set(config["data"]) <= set(facts_of("kserve")["config"]["keys"])
+    assert "/".join((config["metadata"]["namespace"], config["metadata"]["name"])) == \
+        facts_of("kserve")["config"]["name"]
