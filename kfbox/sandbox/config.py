@@ -37,6 +37,38 @@ class Resources(_Strict):
     cpus: float = Field(default=2.0, gt=0, le=256)
 
 
+KUBEFLOW_NOTEBOOK_IMAGE = "ghcr.io/kubeflow/kubeflow/notebook-servers/jupyter-scipy:v1.10.0"
+"""Kubeflow v1.10's default notebook server (kubeflow/kubeflow v1.10.0, the Jupyter web app's
+spawner_ui_config.yaml)."""
+REGISTRY_PATTERN = re.compile(r"^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._/-]+)?$")
+IMAGE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._/:@-]*$")
+
+
+class Kubernetes(_Strict):
+    """Settings only the Kubernetes engines (kind, existing) read."""
+
+    registry: str | None = None
+    """host[:port][/path] the cluster pulls journey images from and this host pushes them to;
+    required on `existing` (kind runs its own, localhost:<ports.registry>)."""
+    notebook_image: str = KUBEFLOW_NOTEBOOK_IMAGE
+    """The notebook server image (a Kubeflow notebook-server image or one built like them)."""
+
+    @field_validator("registry")
+    @classmethod
+    def _registry(cls, value: str | None) -> str | None:
+        if value is not None and not REGISTRY_PATTERN.match(value):
+            raise ValueError("give host, host:port or host:port/path without a scheme, e.g. "
+                             "registry.example:5000/team")
+        return value
+
+    @field_validator("notebook_image")
+    @classmethod
+    def _image(cls, value: str) -> str:
+        if not IMAGE_PATTERN.match(value):
+            raise ValueError("give an image reference, e.g. registry.example/notebook:v1")
+        return value
+
+
 class SandboxSpec(_Strict):
     """Everything `kfbox up` needs to know; recorded in the sandbox state on success."""
 
@@ -54,6 +86,7 @@ class SandboxSpec(_Strict):
     trust_on_first_use: bool = False
     """Kubernetes engines: accept a manifest the lock has no sha256 for, and pin that hash."""
     profile: Literal["core", "full"] = "core"
+    kubernetes: Kubernetes = Field(default_factory=Kubernetes)
 
     @field_validator("name")
     @classmethod

@@ -13,8 +13,16 @@ from kubernetes import client
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from controllers import run_workloads, serve_crds
+import upstream
+from controllers import (
+    installed_configs,
+    run_workloads,
+    serve_crds,
+    serve_inference_services,
+    serve_notebooks,
+)
 from kapi_double import KubeApiDouble, core_double, serve
+from webhooks import crd_schema, experiment, trainjob
 
 from kfbox.sandbox.engines.kubernetes.kubeapi import KubeApi
 
@@ -28,8 +36,10 @@ class Cluster:
 
 @pytest.fixture
 def cluster() -> Iterator[Cluster]:
-    """A Kubernetes API double (kmock subclass) on 127.0.0.1 with CRD and workload controllers."""
+    """A Kubernetes API double (kmock subclass) on 127.0.0.1 with CRD and workload controllers;
+    custom resources are checked against the upstream CRD schemas at the pinned tags."""
     double = core_double()
+    double.admission.append(crd_schema)
     serve_crds(double)
     run_workloads(double)
     with serve(double) as url:
@@ -85,18 +95,26 @@ KUBEFLOW_KINDS = [
 
 @pytest.fixture
 def kubeflow(cluster: Cluster) -> Cluster:
-    """The double serving the core profile's kinds, with what its install leaves behind that
-    clients read: the stock `torch-distributed` ClusterTrainingRuntime (a fixture shaped like
-    trainer-runtimes' own) and the Trainer's public version ConfigMap."""
+    """The double as a cluster with the core profile installed: its kinds served, the
+    Trainer's and Katib's validating webhooks, KServe's and the notebook controller's
+    stand-ins, and what the install leaves that clients and controllers read (the stock
+    `torch-distributed` ClusterTrainingRuntime, a fixture shaped like trainer-runtimes' own and
+    checked against its CRD; the Trainer's public version ConfigMap; katib-config, Katib's
+    controller role and inferenceservice-config, from the upstream facts)."""
     import yaml
 
     for group_version, plural, kind, namespaced in KUBEFLOW_KINDS:
         cluster.double.declare(group_version, plural, kind, namespaced=namespaced, status=True)
+    cluster.double.admission += [trainjob, experiment]
     runtime = yaml.safe_load((Path(__file__).parent / "fixtures" / "torch-distributed.yaml")
                              .read_text())
-    cluster.double.put("trainer.kubeflow.org/v1alpha1", "clustertrainingruntimes", runtime)
+    cluster.double.create("trainer.kubeflow.org/v1alpha1", "clustertrainingruntimes", runtime)
+    public = upstream.component("trainer")["public_configmap"]
+    namespace, name = public["name"].split("/")
     cluster.double.put("v1", "configmaps", {
         "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": "kubeflow-trainer-public", "namespace": "kubeflow-system"},
-        "data": {"kubeflow_trainer_version": "v2.3.0"}})
+        "metadata": {"name": name, "namespace": namespace}, "data": public["data"]})
+    installed_configs(cluster.double)
+    serve_inference_services(cluster.double)
+    serve_notebooks(cluster.double)
     return cluster

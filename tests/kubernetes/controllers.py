@@ -1,10 +1,12 @@
-"""Stand-ins for the controllers of a real cluster, driving the API double's object status.
+"""Stand-ins for the controllers of a real cluster, driving the API double's objects.
 
 The double only stores objects; on a real cluster the API server serves a CRD's kind once it is
 created, controllers mark Deployments Available, the Trainer and JobSet turn a TrainJob into
-Pods, Katib turns an Experiment into Trials. These hooks do that much, so readiness gates and
-the platform's waits can pass (or, when a hook is left out, time out) in tests. They act on
-the stored objects synchronously, inside the request that wrote them.
+Pods, Katib turns an Experiment into Trials, KServe an InferenceService into a predictor, the
+notebook controller a Notebook into a pod. These hooks do that much, with the upstream
+behaviour kfbox depends on written as rules (each naming its repository, tag and file), so
+readiness gates and the platform's waits pass, time out, or fail as they would there. They act
+on the stored objects synchronously, inside the request that wrote them.
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kapi_double import KubeApiDouble
+import upstream
+import yaml
+from kapi_double import Denied, KubeApiDouble
+from webhooks import KATIB_API, TRAINER_API, katib_config
 
 
 def serve_crds(double: KubeApiDouble) -> None:
@@ -60,34 +65,71 @@ def run_workloads(double: KubeApiDouble) -> None:
     double.on_write.append(hook)
 
 
-TRAINER_API = "trainer.kubeflow.org/v1alpha1"
-KATIB_API = "kubeflow.org/v1beta1"
-Program = Callable[[dict[str, Any]], tuple[str, bool]]
-"""What a training node's container does in a test: its Pod in, (stdout, succeeded) out."""
+# ---- Kubeflow Trainer v2.3.0 + JobSet + the kubelet ---------------------------------------
+
+Run = tuple[str, bool]
+"""A node container's output and whether it exited 0."""
+Kubelet = Callable[[list[dict[str, Any]]], list[Run]]
+"""Runs a job's node Pods together (they rendezvous), returning each one's Run."""
+COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
+
+
+def each(program: Callable[[dict[str, Any]], Run]) -> Kubelet:
+    """A kubelet running `program` for every Pod in turn (for programs that need no peers)."""
+    return lambda pods: [program(pod) for pod in pods]
 
 
 def _merge_pod_patch(pod_spec: dict[str, Any], patch: dict[str, Any]) -> None:
-    """A runtimePatches pod patch merged into a pod spec; a container the runtime does not
-    have is refused, as the Trainer's webhook refuses it."""
+    """A runtime patch merged into the pod spec (the Trainer applies it over the runtime's
+    template; containers are matched by name)."""
     pod_spec.setdefault("volumes", []).extend(patch.get("volumes") or [])
     for container_patch in patch.get("containers") or []:
-        target = next((c for c in pod_spec["containers"]
-                       if c["name"] == container_patch["name"]), None)
-        if target is None:
-            raise ValueError(f"runtime has no container {container_patch['name']!r}")
+        target = next(c for c in pod_spec["containers"] if c["name"] == container_patch["name"])
         for key in ("env", "volumeMounts"):
             target.setdefault(key, []).extend(container_patch.get(key) or [])
+
+
+def _cpu_count(quantity: Any) -> int:
+    """resource.Quantity.Value(): the quantity rounded up to a whole number."""
+    text = str(quantity)
+    value = float(text[:-1]) / 1000 if text.endswith("m") else float(text)
+    return int(-(-value // 1))
+
+
+def torch_env(trainjob: dict[str, Any], num_nodes: int) -> list[dict[str, Any]]:
+    """What the torch plugin adds to the node container (kubeflow/trainer v2.3.0
+    pkg/runtime/framework/plugins/torch/torch.go, EnforceMLPolicy): PET_NNODES,
+    PET_NPROC_PER_NODE (numProcPerNode, else "auto" with a GPU, else the CPU count), the node
+    rank from the Job's completion index, node 0's address and port."""
+    facts = upstream.component("trainer")
+    trainer = trainjob["spec"].get("trainer") or {}
+    limits = (trainer.get("resourcesPerNode") or {}).get("limits") or {}
+    requests = (trainer.get("resourcesPerNode") or {}).get("requests") or {}
+    nproc = trainer.get("numProcPerNode")
+    if nproc is None:
+        gpus = int(limits.get("nvidia.com/gpu", 0))
+        cpus = requests.get("cpu") or limits.get("cpu")
+        nproc = "auto" if gpus else max(1, _cpu_count(cpus) if cpus else 0)
+    name = trainjob["metadata"]["name"]
+    return [
+        {"name": "PET_NNODES", "value": str(num_nodes)},
+        {"name": "PET_NPROC_PER_NODE", "value": str(nproc)},
+        {"name": "PET_NODE_RANK", "valueFrom": {"fieldRef": {
+            "fieldPath": f"metadata.annotations['{COMPLETION_INDEX}']"}}},
+        {"name": "PET_MASTER_ADDR", "value": f"{name}-{facts['node']}-0-0.{name}"},
+        {"name": "PET_MASTER_PORT", "value": str(facts["master_port"])},
+    ]
 
 
 @dataclass
 class TrainJobs:
     """Stand-in for the Trainer, JobSet and the kubelet: a TrainJob's node Pods are rendered
-    from its ClusterTrainingRuntime, its trainer fields and its runtimePatches, labelled as
-    JobSet labels them; each Pod "runs" `program` (its logs and phase), then the TrainJob gets
-    a Complete or Failed condition."""
+    from its ClusterTrainingRuntime, its trainer fields (image, command, args, resources, env),
+    the torch plugin's env and its runtimePatches, labelled as JobSet labels them; `kubelet`
+    runs them, then the TrainJob gets a Complete or Failed condition."""
 
     double: KubeApiDouble
-    program: Program
+    kubelet: Kubelet
     pods: list[dict[str, Any]] = field(default_factory=list)
 
     def install(self) -> TrainJobs:
@@ -102,19 +144,20 @@ class TrainJobs:
         meta, spec = trainjob["metadata"], trainjob["spec"]
         runtime = self.double.get(TRAINER_API, "clustertrainingruntimes", None,
                                   spec["runtimeRef"]["name"])
-        if runtime is None:
-            raise ValueError(f"ClusterTrainingRuntime {spec['runtimeRef']['name']} not found")
         rjob = next(r for r in runtime["spec"]["template"]["spec"]["replicatedJobs"]
                     if r["name"] == "node")
         trainer = spec.get("trainer") or {}
+        num_nodes = trainer.get("numNodes") or runtime["spec"]["mlPolicy"]["numNodes"]
         pods = []
-        for index in range(trainer.get("numNodes") or runtime["spec"]["mlPolicy"]["numNodes"]):
+        for index in range(num_nodes):
             pod_spec = copy.deepcopy(rjob["template"]["spec"]["template"]["spec"])
             node = next(c for c in pod_spec["containers"] if c["name"] == "node")
             node.update({k: v for k, v in (
                 ("image", trainer.get("image")), ("command", trainer.get("command")),
                 ("args", trainer.get("args")), ("resources", trainer.get("resourcesPerNode")),
             ) if v})
+            node["env"] = [*(trainer.get("env") or []), *torch_env(trainjob, num_nodes)]
+            node["ports"] = [{"containerPort": upstream.component("trainer")["master_port"]}]
             for runtime_patch in spec.get("runtimePatches") or []:
                 template = (runtime_patch.get("trainingRuntimeSpec") or {}).get("template") or {}
                 for job_patch in (template.get("spec") or {}).get("replicatedJobs") or []:
@@ -126,37 +169,35 @@ class TrainJobs:
                 "apiVersion": "v1", "kind": "Pod",
                 "metadata": {"name": f"{meta['name']}-node-0-{index}", "namespace":
                              meta["namespace"],
+                             "annotations": {COMPLETION_INDEX: str(index)},
                              "labels": {"jobset.sigs.k8s.io/jobset-name": meta["name"],
                                         "jobset.sigs.k8s.io/replicatedjob-name": "node",
-                                        "batch.kubernetes.io/job-completion-index": str(index)}},
+                                        COMPLETION_INDEX: str(index)}},
                 "spec": pod_spec,
             })
         return pods
 
     def reconcile(self, trainjob: dict[str, Any]) -> bool:
         meta = trainjob["metadata"]
-        try:
-            pods = self.node_pods(trainjob)
-        except ValueError as exc:
-            self._finish(meta, "Failed", str(exc))
-            return False
-        succeeded = True
+        pods = self.node_pods(trainjob)
         for pod in pods:
             self.double.put("v1", "pods", pod)
             self.pods.append(pod)
-            logs, ok = self.program(pod)
+        runs = self.kubelet(pods)
+        for pod, (logs, ok) in zip(pods, runs, strict=True):
             self.double.pod_logs[meta["namespace"], pod["metadata"]["name"], "node"] = logs
             self.double.set_status("v1", "pods", meta["namespace"], pod["metadata"]["name"],
                                    {"phase": "Succeeded" if ok else "Failed"})
-            succeeded = succeeded and ok
-        self._finish(meta, "Complete" if succeeded else "Failed",
-                     "" if succeeded else "node-0 exited with code 1")
+        succeeded = all(ok for _, ok in runs)
+        self.double.set_status(TRAINER_API, "trainjobs", meta["namespace"], meta["name"], {
+            "conditions": [{"type": "Complete" if succeeded else "Failed", "status": "True",
+                            "message": "" if succeeded else "node-0 exited with code 1",
+                            "reason": "Complete" if succeeded else "Failed",
+                            "lastTransitionTime": "2025-01-01T00:00:00Z"}]})
         return succeeded
 
-    def _finish(self, meta: dict[str, Any], condition: str, message: str) -> None:
-        self.double.set_status(TRAINER_API, "trainjobs", meta["namespace"], meta["name"], {
-            "conditions": [{"type": condition, "status": "True", "message": message,
-                            "reason": condition, "lastTransitionTime": "2025-01-01T00:00:00Z"}]})
+
+# ---- Katib v0.19.0 ----------------------------------------------------------------------------
 
 
 def _spread(parameter: dict[str, Any], index: int, count: int) -> str:
@@ -170,12 +211,35 @@ def _spread(parameter: dict[str, Any], index: int, count: int) -> str:
     return str(round(value)) if parameter["parameterType"] == "int" else f"{value:.6g}"
 
 
+def katib_runs(double: KubeApiDouble, kind: str, group_version: str) -> str | None:
+    """Why Katib's controller cannot run trials of this kind; None when it can.
+
+    kubeflow/katib v0.19.0: cmd/katib-controller/v1beta1/main.go and pkg/controller.v1beta1/
+    trial/trial_controller.go watch only the kinds katib-config lists in trialResources (a
+    trial of another kind never completes); the controller creates the trial's object with its
+    ClusterRole (manifests/v1beta1/components/controller/rbac.yaml)."""
+    group, _, version = group_version.rpartition("/")
+    resource = f"{kind}.{version}.{group}"
+    trials = ((katib_config(double).get("init") or {}).get("controller") or {}) \
+        .get("trialResources") or []
+    if resource not in trials:
+        return f"{resource} is not in katib-config trialResources"
+    role = double.get("rbac.authorization.k8s.io/v1", "clusterroles", None,
+                      upstream.component("katib")["controller_cluster_role"]) or {}
+    plural = kind.lower() + "s"
+    if not any(group in r.get("apiGroups", []) and plural in r.get("resources", []) and
+               "create" in r.get("verbs", []) for r in role.get("rules") or []):
+        return f"katib-controller may not create {plural}.{group}"
+    return None
+
+
 @dataclass
 class Experiments:
     """Stand-in for Katib: an Experiment's trials get assignments from `_spread`, their
     TrainJob is the trial template with every `${trialParameters.*}` replaced (as Katib's
-    trial controller does, including the `${trialSpec.Name}` metadata reference), and the
-    objective is read from the primary pod's `name=value` stdout lines (the StdOut collector)."""
+    trial controller does, including the `${trialSpec.Name}` metadata reference) and is created
+    through admission, and the objective is read from the primary pod's `name=value` lines by
+    the StdOut collector, which Katib injects only in labelled namespaces."""
 
     double: KubeApiDouble
     trainjobs: TrainJobs
@@ -191,6 +255,9 @@ class Experiments:
     def reconcile(self, experiment: dict[str, Any]) -> None:
         meta, spec = experiment["metadata"], experiment["spec"]
         template = spec["trialTemplate"]
+        if katib_runs(self.double, template["trialSpec"]["kind"],
+                      template["trialSpec"]["apiVersion"]):
+            return  # no trial ever completes: the Experiment stays running
         count = spec["maxTrialCount"]
         for index in range(count):
             trial_name = f"{meta['name']}-{index:04x}"
@@ -210,14 +277,38 @@ class Experiments:
                                                   for k, v in assignments.items()],
                          "runSpec": run_spec},
             })
-            self.double.put(TRAINER_API, "trainjobs", run_spec)
+            try:
+                self.double.create(TRAINER_API, "trainjobs", run_spec)
+            except Denied as denied:
+                # A real Katib retries the create and the trial never runs; the stand-in
+                # fails it with the refusal, so a test sees why.
+                self._finish(trial_name, meta["namespace"], False, denied.message)
+                continue
             succeeded = self.trainjobs.reconcile(run_spec)
             self._observe(trial_name, meta["namespace"], template, spec, succeeded)
         self.double.set_status(KATIB_API, "experiments", meta["namespace"], meta["name"], {
             "conditions": [{"type": "Succeeded", "status": "True"}]})
 
+    def _finish(self, trial: str, namespace: str, succeeded: bool, message: str = "",
+                observation: dict[str, Any] | None = None) -> None:
+        status: dict[str, Any] = {
+            "startTime": "2025-01-01T00:00:00Z", "completionTime": "2025-01-01T00:00:07Z",
+            "conditions": [{"type": "Succeeded" if succeeded else "Failed", "status": "True",
+                            "message": message}]}
+        if observation:
+            status["observation"] = observation
+        self.double.set_status(KATIB_API, "trials", namespace, trial, status)
+
     def _observe(self, trial: str, namespace: str, template: dict[str, Any],
                  spec: dict[str, Any], succeeded: bool) -> None:
+        # pkg/webhook/v1beta1/pod/inject_webhook.go: the collector sidecar goes only into the
+        # primary pod (primaryPodLabels), and the mutating webhook's namespaceSelector
+        # (katib.kubeflow.org/metrics-collector-injection: enabled) limits it to labelled
+        # namespaces.
+        labels = (self.double.get("v1", "namespaces", None, namespace) or {}).get(
+            "metadata", {}).get("labels") or {}
+        injected = all(labels.get(k) == v for k, v in
+                       upstream.component("katib")["metrics_collector_label"].items())
         primary = next(
             p for p in self.trainjobs.pods
             if p["metadata"]["namespace"] == namespace
@@ -228,29 +319,150 @@ class Experiments:
                                     template["primaryContainerName"]]
         objective = spec["objective"]["objectiveMetricName"]
         found = re.findall(rf"^{re.escape(objective)}=(\S+)$", logs, re.MULTILINE)
-        status: dict[str, Any] = {
-            "startTime": "2025-01-01T00:00:00Z", "completionTime": "2025-01-01T00:00:07Z",
-            "conditions": [{"type": "Succeeded" if succeeded else "Failed", "status": "True"}]}
-        if found:
-            status["observation"] = {"metrics": [{"name": objective, "latest": found[-1]}]}
-        self.double.set_status(KATIB_API, "trials", namespace, trial, status)
+        observation = {"metrics": [{"name": objective, "latest": found[-1]}]} \
+            if found and injected else None
+        self._finish(trial, namespace, succeeded, observation=observation)
+
+
+# ---- KServe v0.15.2 ---------------------------------------------------------------------------
+
+
+def kserve_config(double: KubeApiDouble) -> dict[str, Any] | None:
+    namespace, name = upstream.component("kserve")["config"]["name"].split("/")
+    config = double.get("v1", "configmaps", namespace, name)
+    return None if config is None else config.get("data") or {}
+
+
+def _fqdn(domain: str) -> bool:
+    """k8s.io/apimachinery validation.IsFullyQualifiedDomainName: two labels at least, each a
+    DNS-1123 label of at most 63 characters, 253 in all."""
+    labels = domain.split(".")
+    return len(labels) >= 2 and len(domain) <= 253 and all(
+        re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", label) and len(label) <= 63
+        for label in labels)
+
+
+def inference_service_url(double: KubeApiDouble, isvc: dict[str, Any]) -> tuple[str, str]:
+    """(url, "") for an InferenceService KServe serves raw, or ("", why) when it does not.
+
+    kserve/kserve v0.15.2: pkg/apis/serving/v1beta1/configmap.go (NewDeployConfig: a deploy
+    key must name Serverless, RawDeployment or ModelMesh; NewIngressConfig: an ingress key must
+    be JSON with an ingressGateway, an absent one means the defaults);
+    pkg/controller/v1beta1/inferenceservice/utils/utils.go (GetDeploymentMode: the
+    annotation, else the config's default; Serverless needs Knative, absent here);
+    reconcilers/ingress/domain.go (GenerateDomainName: the domain template's result must be a
+    fully qualified domain name)."""
+    facts = upstream.component("kserve")
+    data = kserve_config(double)
+    if data is None:
+        return "", "unable to get configmap kserve/inferenceservice-config"
+    try:
+        deploy = json.loads(data["deploy"]) if "deploy" in data else {}
+        ingress = json.loads(data["ingress"]) if "ingress" in data else {}
+    except json.JSONDecodeError as exc:
+        return "", f"unable to parse config json: {exc}"
+    default_mode = deploy.get("defaultDeploymentMode")
+    if "deploy" in data and default_mode not in facts["deployment_modes"]:
+        return "", "invalid deploy config, defaultDeploymentMode is required"
+    if "ingress" in data and not ingress.get("ingressGateway"):
+        return "", "invalid ingress config - ingressGateway is required"
+    annotations = isvc["metadata"].get("annotations") or {}
+    mode = annotations.get(facts["deployment_mode_annotation"])
+    if mode not in facts["deployment_modes"]:
+        mode = default_mode
+    if mode != "RawDeployment":
+        return "", f"deployment mode {mode}: no Knative Service kind is served here"
+    template = ingress.get("domainTemplate") or facts["default_domain_template"]
+    domain = (template.replace("{{ .Name }}", isvc["metadata"]["name"])
+              .replace("{{ .Namespace }}", isvc["metadata"]["namespace"])
+              .replace("{{ .IngressDomain }}",
+                       ingress.get("ingressDomain") or facts["default_ingress_domain"]))
+    if not _fqdn(domain):
+        return "", f'invalid domain name "{domain}"'
+    return f"{ingress.get('urlScheme') or 'http'}://{domain}", ""
+
+
+def serve_inference_services(double: KubeApiDouble) -> None:
+    """Stand-in for KServe's controller: a raw-deployment InferenceService gets its predictor
+    Service (`<name>-predictor`, port 80) and Ready with its URL; one KServe cannot serve gets
+    Ready False with the reason."""
+    suffix = upstream.component("kserve")["predictor_service_suffix"]
+
+    def hook(plural: str, obj: dict[str, Any]) -> None:
+        if plural != "inferenceservices" or obj.get("status"):
+            return
+        meta = obj["metadata"]
+        url, why = inference_service_url(double, obj)
+        if why:
+            status = {"conditions": [{"type": "Ready", "status": "False", "message": why}]}
+        else:
+            double.put("v1", "services", {
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": meta["name"] + suffix, "namespace": meta["namespace"]},
+                "spec": {"ports": [{"port": 80, "targetPort": 8080}]}})
+            status = {"url": url, "conditions": [{"type": "Ready", "status": "True"}]}
+        double.set_status("serving.kserve.io/v1beta1", plural, meta["namespace"], meta["name"],
+                          status)
+
+    double.on_write.append(hook)
+
+
+# ---- the notebook controller (kubeflow/kubeflow v1.10.0) -----------------------------------
 
 
 def serve_notebooks(double: KubeApiDouble) -> None:
-    """Stand-in for the notebook controller: a Notebook gets its pod `<name>-0` (the pod
-    template it carries) and readyReplicas 1, as a StatefulSet of one would give it."""
+    """Stand-in for the notebook controller (components/notebook-controller/controllers/
+    notebook_controller.go): a Notebook gets a StatefulSet of one (pod `<name>-0`, labelled
+    statefulset and notebook-name) whose container gets NB_PREFIX=/notebook/<ns>/<name>, a
+    Service named as the Notebook (port 80 to 8888), and readyReplicas 1."""
+    facts = upstream.component("notebook-controller")
 
     def hook(plural: str, obj: dict[str, Any]) -> None:
         if plural != "notebooks" or obj.get("status"):
             return
         meta = obj["metadata"]
+        pod_spec = copy.deepcopy(obj["spec"]["template"]["spec"])
+        pod_spec["containers"][0].setdefault("env", []).append(
+            {"name": facts["prefix_env"],
+             "value": f"/notebook/{meta['namespace']}/{meta['name']}"})
         double.put("v1", "pods", {
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": f"{meta['name']}-0", "namespace": meta["namespace"],
-                         "labels": {"notebook-name": meta["name"]}},
-            "spec": copy.deepcopy(obj["spec"]["template"]["spec"]),
+                         "labels": {"statefulset": meta["name"], "notebook-name": meta["name"]}},
+            "spec": pod_spec,
         })
+        double.put("v1", "services", {
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+            "spec": {"selector": {"statefulset": meta["name"]},
+                     "ports": [{"port": facts["serving_port"],
+                                "targetPort": facts["container_port"]}]}})
         double.set_status("kubeflow.org/v1", plural, meta["namespace"],
                           meta["name"], {"readyReplicas": 1})
 
     double.on_write.append(hook)
+
+
+def installed_configs(double: KubeApiDouble) -> None:
+    """What the core profile's install leaves that controllers read, from the upstream facts:
+    katib-config (trial resources, suggestions), the katib-controller ClusterRole's rules, and
+    KServe's inferenceservice-config with raw deployment as its default (as kfbox installs
+    it)."""
+    katib = upstream.component("katib")
+    namespace, name = katib["config"]["name"].split("/")
+    double.put("v1", "configmaps", {
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name,
+                                                            "namespace": namespace},
+        "data": {katib["config"]["key"]: yaml.safe_dump({
+            "init": {"controller": {"trialResources": katib["trial_resources"]}},
+            "runtime": {"suggestions": [{"algorithmName": a}
+                                        for a in katib["suggestion_algorithms"]]}})}})
+    double.put("rbac.authorization.k8s.io/v1", "clusterroles", {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": katib["controller_cluster_role"]}, "rules": katib["controller_rbac"]})
+    kserve = upstream.component("kserve")
+    namespace, name = kserve["config"]["name"].split("/")
+    double.put("v1", "configmaps", {
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name,
+                                                            "namespace": namespace},
+        "data": {"deploy": json.dumps({"defaultDeploymentMode": "RawDeployment"})}})

@@ -2,10 +2,12 @@
 
 kmock stores objects and routes requests; this subclass adds what a real API server does and
 kmock does not: uid, resourceVersion and creationTimestamp on every object, 201 on create,
-server-side apply creating missing objects, label selectors on lists (equality- and set-based),
-the status subresource, the pods/log subresource (text set by tests), and a configurable
-/version. It runs on 127.0.0.1 in a background thread so synchronous clients (the kubernetes
-package, the Kubeflow SDK, KServe's SDK) talk to it over real HTTP.
+server-side apply with field ownership per manager (ssa.py), admission (the CRD schemas of
+schemas.py and the upstream webhooks of webhooks.py, registered by the tests), label selectors
+on lists (equality- and set-based), the status subresource, the pods/log subresource (text set
+by tests), and a configurable /version. It runs on 127.0.0.1 in a background thread so
+synchronous clients (the kubernetes package, the Kubeflow SDK, KServe's SDK) talk to it over
+real HTTP.
 """
 
 from __future__ import annotations
@@ -19,14 +21,41 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp.web
 import attrs
 import kmock
-from kmock._internal import enums, parsing, rendering
+import ssa
+from kmock._internal import dicts, enums, parsing, rendering
 
 APPLY_PATCH = "application/apply-patch+yaml"
+
+
+class Denied(Exception):
+    """An admission refusal: what a real server answers (code and message)."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class Write:
+    """An object about to be stored: what admission (schemas, webhooks) sees."""
+
+    group_version: str
+    plural: str
+    namespace: str | None
+    obj: dict[str, Any]
+    old: dict[str, Any] | None
+    """The stored object before this write; None on create."""
+
+
+Admission = Callable[["KubeApiDouble", Write], None]
+"""Raises Denied to refuse a write, as a CRD schema or a validating webhook would."""
 
 
 _kmock_parse_path = parsing.parse_path
@@ -94,6 +123,11 @@ class KubeApiDouble(kmock.KubernetesEmulator):
     """(METHOD, path) → HTTP codes to answer with, one per request, before serving normally."""
     pod_logs: dict[tuple[str, str, str], str] = attrs.field(factory=dict)
     """(namespace, pod, container) → what the pods/log subresource answers (the kubelet's part)."""
+    admission: list[Admission] = attrs.field(factory=list)
+    """Checks every create and update runs before it is stored (over HTTP or by a stand-in)."""
+    owners: dict[tuple[Any, str | None, str], dict[str, set[ssa.Path]]] = attrs.field(
+        factory=dict)
+    """Field ownership per object and manager, from server-side applies."""
     _versions: Iterator[int] = attrs.field(factory=lambda: itertools.count(1000), init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -129,11 +163,25 @@ class KubeApiDouble(kmock.KubernetesEmulator):
             return self._serve_pod_log(request)
         if request.resource is None or not isinstance(request.data, dict):
             return await super()._handle(request)
+        if request.action == enums.action.UPDATE and \
+                request.headers.get("Content-Type", "").startswith(APPLY_PATCH):
+            return await self._serve_apply(request)
         data = request.data
-        is_apply = request.headers.get("Content-Type", "").startswith(APPLY_PATCH)
-        if request.action == enums.action.UPDATE and is_apply and not self._exists(request):
-            return await self._apply_create(request, data)
         meta = data.setdefault("metadata", {})
+        if request.action in (enums.action.CREATE, enums.action.UPDATE) and \
+                request.subresource != "status":
+            name = request.name or meta.get("name")
+            namespace = request.namespace or meta.get("namespace")
+            old = self.get(self._group_version(request), request.resource.plural, namespace,
+                           name) if name else None
+            new = copy.deepcopy(data) if request.action == enums.action.CREATE or old is None \
+                else dicts.patch_dict(copy.deepcopy(old), data)
+            try:
+                self.admit(Write(self._group_version(request), request.resource.plural,
+                                 namespace, new, None if request.action == enums.action.CREATE
+                                 else old))
+            except Denied as denied:
+                return self._status(denied.code, denied.message)
         if request.action == enums.action.CREATE:
             if request.namespace:
                 meta["namespace"] = request.namespace
@@ -148,10 +196,12 @@ class KubeApiDouble(kmock.KubernetesEmulator):
             else:
                 data.pop("status", None)
             if self._exists(request):
-                old = self.objects[request.resource, request.namespace, request.name]
+                old_obj = self.objects[request.resource, request.namespace, request.name]
                 for key in ("uid", "creationTimestamp"):
-                    meta[key] = old.get("metadata", {}).get(key)
+                    meta[key] = old_obj.get("metadata", {}).get(key)
             self._stamp(meta, new=False)
+        elif request.action == enums.action.DELETE:
+            self.owners.pop((request.resource, request.namespace, request.name), None)
         response = await super()._handle(request)
         if request.action == enums.action.CREATE and response.status == 200:
             response.set_status(201)
@@ -161,6 +211,59 @@ class KubeApiDouble(kmock.KubernetesEmulator):
             for hook in self.on_write:
                 hook(request.resource.plural, self.objects[key].raw)
         return response
+
+    @staticmethod
+    def _group_version(request: rendering.Request) -> str:
+        group, version = request.resource.group, request.resource.version
+        return f"{group}/{version}" if group else version
+
+    def admit(self, write: Write) -> None:
+        """Run every admission check on a write; Denied when one refuses it."""
+        for check in self.admission:
+            check(self, write)
+
+    async def _serve_apply(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        """Server-side apply (ssa.py): merge, ownership per manager, pruning, conflicts;
+        admission sees the merged object, and a refused apply changes nothing."""
+        manager = request.params.get("fieldManager")
+        if not manager:  # a real server requires one on every apply
+            return self._status(422, "PATCH /apply requires a fieldManager")
+        applied = copy.deepcopy(request.data)
+        applied.pop("status", None)  # status has its own subresource
+        key = (request.resource, request.namespace, request.name)
+        async with self._lock:
+            live = self.objects[key].raw if self._exists(request) else None
+            owners = copy.deepcopy(self.owners.get(key, {})) if live is not None else {}
+            try:
+                new = ssa.apply(live, applied, owners, manager,
+                                force=request.params.get("force") == "true")
+            except ssa.Conflict as conflict:
+                return self._status(409, str(conflict))
+            meta = new.setdefault("metadata", {})
+            meta["name"] = request.name
+            if request.namespace:
+                meta["namespace"] = request.namespace
+            try:
+                self.admit(Write(self._group_version(request), request.resource.plural,
+                                 request.namespace, new, live))
+            except Denied as denied:
+                return self._status(denied.code, denied.message)
+            if live is None:
+                self._stamp(meta, new=True)
+                if key in self.objects:
+                    self.objects[key].create(new)
+                else:
+                    self.objects[key] = new
+            else:
+                self._stamp(meta, new=False)
+                self.objects[key].history.append(new)
+            self.owners[key] = owners
+            raw = self.objects[key].raw
+            event = "ADDED" if live is None else "MODIFIED"
+            await self._buses[request.resource].put({"type": event, "object": raw})
+        for hook in self.on_write:
+            hook(request.resource.plural, raw)
+        return aiohttp.web.json_response(raw, status=201 if live is None else 200)
 
     def _serve_pod_log(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
         """Plain text, as the kubelet serves it; 404 for a pod that does not exist and 400 for
@@ -182,27 +285,6 @@ class KubeApiDouble(kmock.KubernetesEmulator):
         return aiohttp.web.json_response(
             {"apiVersion": "v1", "kind": "Status", "status": "Failure", "code": code,
              "message": message, "metadata": {}}, status=code)
-
-    async def _apply_create(self, request: rendering.Request,
-                            data: dict[str, Any]) -> aiohttp.web.StreamResponse:
-        """Server-side apply of an absent object creates it (kmock's PATCH only updates)."""
-        meta = data.setdefault("metadata", {})
-        meta["name"] = request.name
-        if request.namespace:
-            meta["namespace"] = request.namespace
-        data.pop("status", None)
-        self._stamp(meta, new=True)
-        key = (request.resource, request.namespace, request.name)
-        async with self._lock:
-            if key in self.objects:
-                self.objects[key].create(data)
-            else:
-                self.objects[key] = data
-            raw = self.objects[key].raw
-            await self._buses[request.resource].put({"type": "ADDED", "object": raw})
-        for hook in self.on_write:
-            hook(request.resource.plural, raw)
-        return aiohttp.web.json_response(raw, status=201)
 
     async def _serve_list(self, request: rendering.Request) -> rendering.Payload:
         listed = await super()._serve_list(request)
@@ -231,8 +313,15 @@ class KubeApiDouble(kmock.KubernetesEmulator):
 
     # ---- helpers for tests (synchronous, thread-safe enough for the test thread) ----------
 
+    def create(self, group_version: str, plural: str, obj: dict[str, Any]) -> None:
+        """Create an object as a controller does, through admission (Denied if refused)."""
+        meta = obj.get("metadata", {})
+        self.admit(Write(group_version, plural, meta.get("namespace"), obj,
+                         self.get(group_version, plural, meta.get("namespace"), meta["name"])))
+        self.put(group_version, plural, obj)
+
     def put(self, group_version: str, plural: str, obj: dict[str, Any]) -> None:
-        """Store an object as a controller would have created it."""
+        """Store an object as the cluster's installed state, past admission."""
         group, _, version = group_version.rpartition("/")
         meta = obj.setdefault("metadata", {})
         self._stamp(meta, new=True)

@@ -1,10 +1,12 @@
 """The offline bundle: `kfbox bundle` (write_bundle) from fixture manifests served on 127.0.0.1,
 then `kfbox up --from-bundle` with that server gone, against the API double (kmock subclass).
 Verified here: manifests stored by sha256, a lock with every hash filled (trust-on-first-use
-included), the image list, tarballs only for images the host has or can pull, refusal of a
-manifest the bundle lacks, and the kind bring-up loading the bundle's images (docker and kind
-checked as commands by a recording runner). Only on a real host: docker pull/save/load and
-`kind load` moving real images, and the real upstream manifests."""
+included), the image lists (pod templates, the images named in the data of the ConfigMaps the
+lock names, such as every image Katib v0.19.0's katib-config starts, kfbox's notebook image;
+kind's node image and the registry for the host), tarballs only for images the host has or can
+pull, refusal of a manifest the bundle lacks, and the kind bring-up loading the bundle's images
+(docker and kind checked as commands by a recording runner). Only on a real host: docker
+pull/save/load and `kind load` moving real images, and the real upstream manifests."""
 
 from __future__ import annotations
 
@@ -13,14 +15,22 @@ import shutil
 from pathlib import Path
 
 import pytest
+import upstream
 import yaml
 from manifests_server import serve_dir
 
 from kfbox.sandbox.config import SandboxSpec
-from kfbox.sandbox.engines.kubernetes.bundle import load_bundle, write_bundle
+from kfbox.sandbox.engines.kubernetes.bundle import (
+    bundle_catalog,
+    load_images,
+    tarball,
+    write_bundle,
+)
 from kfbox.sandbox.engines.kubernetes.catalog import parse_lock
-from kfbox.sandbox.engines.kubernetes.engine import KubernetesEngine
+from kfbox.sandbox.engines.kubernetes.hostdocker import HostDocker
 from kfbox.sandbox.engines.kubernetes.installer import Installer
+from kfbox.sandbox.engines.kubernetes.kind import KindEngine
+from kfbox.sandbox.engines.kubernetes.kindconfig import NODE_IMAGE
 from kfbox.sandbox.engines.kubernetes.store import ManifestStore
 from kfbox.sandbox.engines.kubernetes.tools import Tools
 from kfbox.sandbox.errors import UsageError
@@ -28,14 +38,34 @@ from kfbox.sandbox.progress import quiet_reporter
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TOOLS = {"docker": "/usr/bin/docker", "kind": "/usr/local/bin/kind", "kubectl": "/usr/bin/kubectl"}
+NOTEBOOK_IMAGE = "ghcr.io/kubeflow/kubeflow/notebook-servers/jupyter-scipy:v1.10.0"
 
 
 def sha(name: str) -> str:
     return hashlib.sha256((FIXTURES / name).read_bytes()).hexdigest()
 
 
+def katib_like(folder: Path) -> None:
+    """A component whose controller starts images named only in its ConfigMap's data, as
+    Katib's katib-config names its suggestion and metrics-collector images (the images are
+    v0.19.0's, from the upstream facts); a second ConfigMap (examples) is not one to bundle."""
+    images = upstream.component("katib")["config_images"]["kubeflow/katib-config"]
+    config = {"runtime": {"metricsCollectors": [{"kind": "StdOut", "image": images[0]}],
+                          "suggestions": [{"algorithmName": f"a{i}", "image": image}
+                                          for i, image in enumerate(images[1:])]}}
+    objects = [
+        {"apiVersion": "v1", "kind": "ConfigMap",
+         "metadata": {"name": "katib-config", "namespace": "kubeflow"},
+         "data": {"katib-config.yaml": yaml.safe_dump(config)}},
+        {"apiVersion": "v1", "kind": "ConfigMap",
+         "metadata": {"name": "trial-templates", "namespace": "kubeflow"},
+         "data": {"example.yaml": yaml.safe_dump({"image": "example.invalid/example:v1"})}},
+    ]
+    (folder / "katib-like.yaml").write_text(yaml.safe_dump_all(objects))
+
+
 def lock(base: str) -> dict:
-    """widgets pinned in the lock; gadgets unpinned (learned on first use)."""
+    """widgets pinned in the lock; gadgets and katib-like unpinned (learned on first use)."""
     return {
         "schema": 1,
         "components": {
@@ -50,21 +80,28 @@ def lock(base: str) -> dict:
                 "manifests": [{"url": f"{base}/gadgets.yaml", "sha256": None}],
                 "ready": {"deployments": ["widgets-system/gadgets"]},
             },
+            "katib-like": {
+                "version": "v0", "min_kubernetes": "1.25", "depends": [],
+                "manifests": [{"url": f"{base}/katib-like.yaml", "sha256": None}],
+                "image_configs": ["kubeflow/katib-config"],
+            },
             "unused": {
                 "version": "v0", "min_kubernetes": "1.25", "depends": [],
                 "manifests": [{"url": f"{base}/absent.yaml", "sha256": None}],
             },
         },
-        "profiles": {"core": ["gadgets"], "full": ["gadgets", "unused"]},
+        "profiles": {"core": ["gadgets", "katib-like"],
+                     "full": ["gadgets", "katib-like", "unused"]},
     }
 
 
 @pytest.fixture
 def bundle(tmp_path, runner) -> Path:
     """A bundle written from manifests served on 127.0.0.1; the server is gone afterwards.
-    The host has widgets' image; gadgets' cannot be pulled here."""
+    The host has widgets' image; no other can be pulled here."""
     served = tmp_path / "served"
     shutil.copytree(FIXTURES, served)
+    katib_like(served)
     runner.script += [
         (("docker", "image", "inspect", "example.invalid/widgets:v1"), 0, "[{}]"),
         (("docker", "image", "inspect"), 1, "No such image"),
@@ -73,50 +110,55 @@ def bundle(tmp_path, runner) -> Path:
     dest = tmp_path / "bundle"
     with serve_dir(served) as base:
         catalog = parse_lock(lock(base))
-        store = ManifestStore(tmp_path / "cache", Tools(runner=runner, which=dict(TOOLS)),
-                              trust_on_first_use=True)
+        tools = Tools(runner=runner, which=dict(TOOLS))
+        store = ManifestStore(tmp_path / "cache", tools, trust_on_first_use=True)
         store.cache.mkdir()
         missing = write_bundle(dest, catalog, catalog.plan(catalog.profile("core", gpu=False)),
-                               store, store.tools, quiet_reporter())
+                               store, HostDocker(tools), quiet_reporter(),
+                               extra_images=[NOTEBOOK_IMAGE],
+                               host_images=[NODE_IMAGE, "registry:2"])
     shutil.rmtree(served)
-    assert missing == ["example.invalid/gadgets:v1"]
+    assert "example.invalid/widgets:v1" not in missing
     return dest
 
 
 def test_bundle_holds_verified_manifests_a_full_lock_and_the_images(bundle, runner) -> None:
-    assert sorted(p.name for p in (bundle / "manifests").iterdir()) == sorted(
-        [f"{sha('widgets.yaml')}.yaml", f"{sha('gadgets.yaml')}.yaml"])
+    assert len(list((bundle / "manifests").iterdir())) == 3
+    assert (bundle / "manifests" / f"{sha('widgets.yaml')}.yaml").is_file()
     written = yaml.safe_load((bundle / "components.lock.yaml").read_text())
-    assert set(written["components"]) == {"widgets", "gadgets"}  # the plan only
-    assert written["profiles"] == {"core": ["gadgets"], "full": ["gadgets"]}
-    hashes = {name: comp["manifests"][0]["sha256"] for name, comp in
-              written["components"].items()}
-    assert hashes == {"widgets": sha("widgets.yaml"), "gadgets": sha("gadgets.yaml")}
-    assert (bundle / "images.txt").read_text().split() == [
-        "example.invalid/gadgets:v1", "example.invalid/widgets:v1"]
+    assert set(written["components"]) == {"widgets", "gadgets", "katib-like"}  # the plan only
+    assert written["profiles"] == {"core": ["gadgets", "katib-like"],
+                                   "full": ["gadgets", "katib-like"]}
+    assert all(len(comp["manifests"][0]["sha256"]) == 64
+               for comp in written["components"].values())
+    listed = (bundle / "images.txt").read_text().split()
+    katib_images = upstream.component("katib")["config_images"]["kubeflow/katib-config"]
+    assert set(katib_images) <= set(listed)  # named only inside katib-config's data
+    assert NOTEBOOK_IMAGE in listed  # kfbox's own
+    assert {"example.invalid/gadgets:v1", "example.invalid/widgets:v1"} <= set(listed)
+    assert "example.invalid/example:v1" not in listed  # a ConfigMap the lock does not name
+    assert (bundle / "host-images.txt").read_text().split() == sorted([NODE_IMAGE, "registry:2"])
     tar = str(bundle / "images" / "example.invalid_widgets_v1.tar")
-    assert runner.commands("docker") == [
-        ["docker", "image", "inspect", "example.invalid/gadgets:v1"],
-        ["docker", "pull", "example.invalid/gadgets:v1"],
-        ["docker", "image", "inspect", "example.invalid/widgets:v1"],
-        ["docker", "save", "-o", tar, "example.invalid/widgets:v1"],
-    ]
+    assert ["docker", "save", "-o", tar, "example.invalid/widgets:v1"] in runner.calls
+    assert ["docker", "pull", NOTEBOOK_IMAGE] in runner.calls
+    assert ["docker", "pull", NODE_IMAGE] in runner.calls
 
 
 def test_install_from_the_bundle_needs_no_network(bundle, kubeflow, tmp_path, runner) -> None:
-    catalog = load_bundle(bundle, Tools(runner=runner, which=dict(TOOLS)), quiet_reporter())
+    load_images(bundle, HostDocker(Tools(runner=runner, which=dict(TOOLS))), quiet_reporter())
+    catalog = bundle_catalog(bundle)
     store = ManifestStore(tmp_path / "empty-cache", Tools(), offline=bundle / "manifests")
     store.cache.mkdir()
     results = Installer(kubeflow.kube, store, {}, quiet_reporter(), ready_timeout_s=3,
                         poll_s=0.05).install(catalog.plan(catalog.profile("core", gpu=False)))
-    assert [r.component for r in results] == ["widgets", "gadgets"]
+    assert [r.component for r in results] == ["widgets", "gadgets", "katib-like"]
     assert kubeflow.double.get("apps/v1", "deployments", "widgets-system", "gadgets")
     assert not list(store.cache.iterdir())  # nothing fetched or cached: the bundle served all
 
 
 def test_a_manifest_missing_from_the_bundle_is_refused(bundle, tmp_path) -> None:
     (bundle / "manifests" / f"{sha('gadgets.yaml')}.yaml").unlink()
-    catalog = load_bundle(bundle, Tools(), quiet_reporter())
+    catalog = bundle_catalog(bundle)
     store = ManifestStore(tmp_path / "c", Tools(), offline=bundle / "manifests")
     store.cache.mkdir()
     with pytest.raises(UsageError, match=r"the bundle has no manifest for http://127\.0\.0\.1:"
@@ -126,14 +168,14 @@ def test_a_manifest_missing_from_the_bundle_is_refused(bundle, tmp_path) -> None
 
 def test_not_a_bundle_is_one_line(tmp_path) -> None:
     with pytest.raises(UsageError, match="is not a kfbox bundle"):
-        load_bundle(tmp_path, Tools(), quiet_reporter())
+        bundle_catalog(tmp_path)
 
 
 def test_kind_up_from_bundle_loads_its_images_then_installs_offline(
         bundle, kubeflow, tmp_path, monkeypatch, runner) -> None:
     monkeypatch.setenv("KFBOX_HOME", str(tmp_path / "home"))
-    tar = bundle / "images" / "example.invalid_widgets_v1.tar"
-    tar.write_bytes(b"")  # what `docker save` wrote (the recording runner wrote nothing)
+    for image in ("example.invalid/widgets:v1", NOTEBOOK_IMAGE, NODE_IMAGE):
+        tarball(bundle, image).write_bytes(b"")  # what `docker save` wrote
     runner.calls.clear()
     runner.script[:] = [
         (("kind", "get", "clusters"), 0, ""),
@@ -143,15 +185,17 @@ def test_kind_up_from_bundle_loads_its_images_then_installs_offline(
         (("docker", "inspect"), 0, '{"kind":{}}'),
     ]
     spec = SandboxSpec(name="box", engine="kind", from_bundle=bundle, gpu="off")
-    engine = KubernetesEngine(spec, tools=Tools(runner=runner, which=dict(TOOLS)),
-                              kube=kubeflow.kube)
+    engine = KindEngine(spec, tools=Tools(runner=runner, which=dict(TOOLS)), kube=kubeflow.kube)
     engine.up(quiet_reporter())
-    assert ["docker", "load", "-i", str(tar)] in runner.calls
+    loaded = [c[-1] for c in runner.calls if c[:3] == ["docker", "load", "-i"]]
+    assert len(loaded) == 3
     loads = [c for c in runner.calls if c[:3] == ["kind", "load", "docker-image"]]
+    # Into the nodes: the bundle's node images it has tarballs of; the node image itself
+    # stays in the host's Docker (kind creates the nodes from it).
     assert loads == [["kind", "load", "docker-image", image, "--name", "box"]
-                     for image in ("example.invalid/gadgets:v1", "example.invalid/widgets:v1")]
+                     for image in ("example.invalid/widgets:v1", NOTEBOOK_IMAGE)]
     create = runner.calls.index(next(c for c in runner.calls if c[:3] == ["kind", "create",
                                                                           "cluster"]))
     assert runner.calls.index(loads[0]) > create  # nodes exist before images go into them
     assert kubeflow.double.get("apps/v1", "deployments", "widgets-system", "gadgets")
-    assert engine.recorded()["components"] == ["widgets", "gadgets"]
+    assert engine.recorded()["components"] == ["widgets", "gadgets", "katib-like"]

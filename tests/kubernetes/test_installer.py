@@ -1,11 +1,15 @@
-"""Installer contract, against the Kubernetes API double (kmock subclass) and a local HTTP
-server for manifests. Verified here: ordering, sha256 refusal, trust-on-first-use, caching,
-readiness gates, version gates, retries. Only on a real cluster: real controllers' readiness
-and the real upstream manifests."""
+"""Installer contract, against the Kubernetes API double (kmock subclass, with server-side
+apply's field ownership: ssa.py) and a local HTTP server for manifests. Verified here:
+ordering, one field manager per component, sha256 refusal, trust-on-first-use, caching,
+readiness gates and kfbox's configuration checks, version gates, retries, kfbox's adjustments
+to upstream objects (KServe's deployment mode without losing the config's other keys, the
+device plugin's runtime class). Only on a real cluster: real controllers' readiness and the
+real upstream manifests."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -13,6 +17,7 @@ from typing import Any
 import pytest
 from manifests_server import serve_dir
 
+from kfbox.sandbox.engines.kubernetes.adjust import nvidia_runtime_class
 from kfbox.sandbox.engines.kubernetes.catalog import load_catalog, parse_lock
 from kfbox.sandbox.engines.kubernetes.installer import Installer, apply_order, parse_objects
 from kfbox.sandbox.engines.kubernetes.store import ManifestRefused, ManifestStore
@@ -73,6 +78,9 @@ def test_shipped_lock_parses_and_core_profile_orders_cert_manager_before_kserve(
     assert core.index("trainer") < core.index("trainer-runtimes")
     assert "device-plugin" not in core
     assert "device-plugin" in catalog.profile("core", gpu=True)
+    assert core.index("trainer") < core.index("katib")  # Katib watches kinds present at start
+    assert "registry" not in catalog.profile("core", gpu=True, kind=False)
+    assert "device-plugin" not in catalog.profile("core", gpu=True, kind=False)
     # No hash is invented: every upstream manifest is either pinned to 64 hex digits or null.
     for comp in catalog.components.values():
         for m in comp.manifests:
@@ -97,7 +105,8 @@ def test_install_against_double_applies_in_order_and_waits_ready(cluster, tmp_pa
     assert widget is not None and widget["spec"] == {"size": 3}
     assert widget["metadata"]["uid"]
     patches = [r for r in cluster.double.log if r.method == "PATCH"]
-    assert patches and all(r.params.get("fieldManager") == "kfbox" for r in patches)
+    assert {r.params.get("fieldManager") for r in patches} == {"kfbox/widgets",
+                                                               "kfbox/gadgets"}
     assert all(r.headers["Content-Type"].startswith("application/apply-patch+yaml")
                for r in patches)
 
@@ -160,3 +169,102 @@ def test_transient_failures_are_retried(cluster, tmp_path) -> None:
     deployment_patches = [r for r in cluster.double.log
                           if r.method == "PATCH" and r.url.path.endswith("/widgets-controller")]
     assert len(deployment_patches) == 3
+
+
+def test_full_profile_is_core_and_more(tmp_path) -> None:
+    """`full` adds the Kubeflow platform to core: Trainer v2 and Katib with TrainJob trials
+    included (the manifests' own example has neither)."""
+    catalog = load_catalog()
+    core = catalog.profile("core", gpu=True)
+    full = catalog.profile("full", gpu=True)
+    assert set(core) < set(full)
+    assert {"trainer", "trainer-runtimes", "kubeflow-dashboard"} <= set(full)
+    assert [c.name for c in catalog.plan(full)].index("cert-manager") < \
+        [c.name for c in catalog.plan(full)].index("kubeflow-poddefaults")
+
+
+def kserve_lock(base: str) -> dict[str, Any]:
+    return {"schema": 1, "components": {"kserve": {
+        "version": "v0", "min_kubernetes": "1.25", "depends": [],
+        "manifests": [{"url": f"{base}/kserve-config.yaml", "sha256": sha("kserve-config.yaml")}],
+        "adjust": ["kserve-raw-deployment"], "ready": {}}}, "profiles": {"core": ["kserve"]}}
+
+
+def test_kserve_becomes_raw_without_losing_its_configs_other_keys(cluster, tmp_path) -> None:
+    """Under server-side apply a second, partial apply of inferenceservice-config by the same
+    manager would remove every key it left out; kfbox changes `deploy` in the one apply."""
+    with serve_dir(FIXTURES) as base:
+        catalog = parse_lock(kserve_lock(base))
+        for _ in range(2):  # a repairing `up` keeps them too
+            installer(cluster, tmp_path).install(catalog.plan(["kserve"]))
+    data = cluster.double.get("v1", "configmaps", "kserve", "inferenceservice-config")["data"]
+    assert set(data) == {"deploy", "ingress", "storageInitializer"}
+    assert json.loads(data["deploy"]) == {"defaultDeploymentMode": "RawDeployment"}
+    assert json.loads(data["ingress"])["ingressDomain"] == "example.com"
+    patches = [r for r in cluster.double.log if r.method == "PATCH"
+               and r.url.path.endswith("/inferenceservice-config")]
+    assert len(patches) == 2  # one apply per install, never a second partial one
+
+
+def test_the_double_prunes_what_the_same_manager_leaves_out(cluster) -> None:
+    """ssa.py's rule, as upstream's: the same manager's omitted fields go, another's stay, and
+    a different value for another manager's field is a conflict unless forced."""
+    from kubernetes.client.exceptions import ApiException
+
+    cm = {"apiVersion": "v1", "kind": "ConfigMap",
+          "metadata": {"name": "c", "namespace": "default"}, "data": {"a": "1", "b": "2"}}
+    cluster.kube.apply(cm, manager="one")
+    cluster.kube.apply({**cm, "data": {"a": "1"}}, manager="one")
+    assert cluster.double.get("v1", "configmaps", "default", "c")["data"] == {"a": "1"}
+    cluster.kube.apply({**cm, "data": {"c": "3"}}, manager="two")
+    cluster.kube.apply({**cm, "data": {}}, manager="one")
+    assert cluster.double.get("v1", "configmaps", "default", "c")["data"] == {"c": "3"}
+    with pytest.raises(ApiException) as conflict:  # unforced: kfbox itself always forces
+        cluster.kube.api.call_api(
+            "/api/v1/namespaces/default/configmaps/c", "PATCH",
+            query_params=[("fieldManager", "three")], body={**cm, "data": {"c": "5"}},
+            header_params={"Content-Type": "application/apply-patch+yaml"},
+            _preload_content=False, _request_timeout=10)
+    assert conflict.value.status == 409
+    cluster.kube.apply({**cm, "data": {"c": "4"}}, manager="one")
+    assert cluster.double.get("v1", "configmaps", "default", "c")["data"] == {"c": "4"}
+
+
+def test_katib_is_ready_only_when_it_runs_trainjob_trials(cluster, tmp_path) -> None:
+    """kfbox's readiness check of Katib: katib-config must list TrainJob in trialResources and
+    the controller's role must allow creating TrainJobs (Katib v0.19.0 ships both)."""
+    import yaml
+
+    from kfbox.sandbox.engines.kubernetes import readiness
+
+    def katib_config(trials: list[str]) -> None:
+        cluster.double.put("v1", "configmaps", {
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "katib-config", "namespace": "kubeflow"},
+            "data": {"katib-config.yaml": yaml.safe_dump(
+                {"init": {"controller": {"trialResources": trials}}})}})
+
+    katib_config(["Job.v1.batch", "PyTorchJob.v1.kubeflow.org"])  # as v0.18.0 ships it
+    assert "TrainJob.v1alpha1.trainer.kubeflow.org in kubeflow/katib-config trialResources" in \
+        readiness.katib_trainjob_trials(cluster.kube)
+    katib_config(["TrainJob.v1alpha1.trainer.kubeflow.org", "Job.v1.batch"])
+    assert readiness.katib_trainjob_trials(cluster.kube) == \
+        "clusterrole katib-controller allowing create on trainjobs"
+    cluster.double.put("rbac.authorization.k8s.io/v1", "clusterroles", {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "katib-controller"},
+        "rules": [{"apiGroups": ["trainer.kubeflow.org"], "resources": ["trainjobs"],
+                   "verbs": ["create", "get"]}]})
+    assert readiness.katib_trainjob_trials(cluster.kube) is None
+    katib = load_catalog().components["katib"]
+    assert katib.ready.checks == ("katib-trainjob-trials",)
+
+
+def test_the_device_plugin_runs_under_the_nvidia_runtime_class() -> None:
+    """nvkind keeps runc the nodes' default: the plugin's DaemonSet must name `nvidia`."""
+    daemonset = {"apiVersion": "apps/v1", "kind": "DaemonSet",
+                 "metadata": {"name": "p", "namespace": "kube-system"},
+                 "spec": {"template": {"spec": {"containers": [{"name": "p", "image": "x"}]}}}}
+    adjusted = nvidia_runtime_class([daemonset])
+    assert adjusted[0]["spec"]["template"]["spec"]["runtimeClassName"] == "nvidia"
+    assert "nvidia-runtime-class" in load_catalog().components["device-plugin"].adjust

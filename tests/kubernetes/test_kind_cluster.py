@@ -1,6 +1,7 @@
-"""kind config, nvkind GPU steps and cluster lifecycle, checked field by field and as commands
-(a recording runner stands in for kind/kubectl/docker). Only on a real host: kind actually
-creating nodes, the NVIDIA toolkit installing inside them, GPUs appearing."""
+"""kind config, nvkind GPU steps (after NVIDIA/nvkind at 24c190e), the registry and the cluster
+lifecycle, checked field by field and as commands (a recording runner stands in for
+kind/kubectl/docker). Only on a real host: kind actually creating nodes, the NVIDIA toolkit
+installing inside them, GPUs appearing."""
 
 from __future__ import annotations
 
@@ -10,12 +11,11 @@ import pytest
 import yaml
 
 from kfbox.sandbox.config import SandboxSpec
-from kfbox.sandbox.engines.kubernetes import kindconfig, nvkind, registry
+from kfbox.sandbox.engines.kubernetes import jupyter, kindconfig, nvkind, registry
 from kfbox.sandbox.engines.kubernetes.cluster import KindCluster
-from kfbox.sandbox.engines.kubernetes.engine import KubernetesEngine
+from kfbox.sandbox.engines.kubernetes.hostdocker import HostDocker
 from kfbox.sandbox.engines.kubernetes.tools import Tools
-from kfbox.sandbox.errors import KfboxError, PreflightError, UsageError
-from kfbox.sandbox.progress import quiet_reporter
+from kfbox.sandbox.errors import KfboxError, PreflightError
 
 
 def spec(**kw) -> SandboxSpec:
@@ -26,6 +26,7 @@ def test_kind_config_single_node_ports_on_loopback_and_registry_patch() -> None:
     config = kindconfig.kind_config(spec(), gpu=False)
     assert config["apiVersion"] == "kind.x-k8s.io/v1alpha4" and config["kind"] == "Cluster"
     assert [n["role"] for n in config["nodes"]] == ["control-plane"]
+    assert config["nodes"][0]["image"] == kindconfig.NODE_IMAGE  # the bundle carries it
     assert config["networking"]["apiServerAddress"] == "127.0.0.1"
     mapping = config["nodes"][0]["extraPortMappings"][0]
     assert mapping == {"containerPort": 30888, "hostPort": 8888, "listenAddress": "127.0.0.1",
@@ -51,7 +52,8 @@ def test_nvkind_host_checks_name_the_fixing_command() -> None:
     bad = nvkind.host_checks({"DefaultRuntime": "runc"},
                              "accept-nvidia-visible-devices-as-volume-mounts = false\n")
     assert [c.status for c in bad] == ["fail", "fail"]
-    assert "nvidia-ctk runtime configure --runtime=docker --set-as-default" in bad[0].fix
+    assert "nvidia-ctk runtime configure --runtime=docker --set-as-default --cdi.enabled" in \
+        bad[0].fix
     assert "accept-nvidia-visible-devices-as-volume-mounts=true --in-place" in bad[1].fix
     good = nvkind.host_checks({"DefaultRuntime": "nvidia"},
                               "accept-nvidia-visible-devices-as-volume-mounts = true\n")
@@ -59,29 +61,46 @@ def test_nvkind_host_checks_name_the_fixing_command() -> None:
     assert nvkind.host_checks({"DefaultRuntime": "nvidia"}, None)[1].status == "fail"
 
 
-def test_nvkind_node_steps_in_recipe_order(runner) -> None:
-    nvkind.configure_node(Tools(runner=runner, which={"docker": "/usr/bin/docker"}), "box-worker")
+def test_nvkind_node_steps_follow_the_current_recipe(runner) -> None:
+    """nvkind at 24c190e: containerd configured from its file, nvidia not made the default
+    (with --config-source=command the toolkit writes an invalid drop-in under containerd 2 with
+    kind's version-2 config), then ModifyDeviceFiles masked unless the toolkit did it."""
+    docker = HostDocker(Tools(runner=runner, which={"docker": "/usr/bin/docker"}))
+    nvkind.configure_node(docker, "box-worker")
     scripts = [c[-1] for c in runner.calls]
     assert all(c[:5] == ["docker", "exec", "box-worker", "bash", "-ec"] for c in runner.calls)
-    assert scripts[0].startswith("umount -R /proc/driver/nvidia")
     install = next(i for i, s in enumerate(scripts)
-                   if s.endswith("install -y --no-install-recommends nvidia-container-toolkit"))
-    configure = next(i for i, s in enumerate(scripts)
-                     if "nvidia-ctk runtime configure --runtime=containerd" in s)
+                   if s.endswith("apt-get install -y nvidia-container-toolkit"))
+    configure = scripts.index(
+        "nvidia-ctk runtime configure --runtime=containerd --config-source=file")
     restart = scripts.index("systemctl restart containerd")
-    assert install < configure < restart
+    mask = next(i for i, s in enumerate(scripts) if "ModifyDeviceFiles" in s)
+    assert install < configure < restart < mask
+    assert not any("--set-as-default" in s or "--config-source=command" in s for s in scripts)
+    assert scripts[mask].startswith("grep -qx 'ModifyDeviceFiles: 0' /proc/driver/nvidia/params"
+                                    " || { umount -R /proc/driver/nvidia")
+    assert nvkind.NVKIND_COMMIT.startswith("24c190e")
     assert nvkind.runtime_class() == {"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
                                       "metadata": {"name": "nvidia"}, "handler": "nvidia"}
 
 
-def test_core_objects_validate_against_kubernetes_schemas() -> None:
+def test_kfbox_objects_validate_against_kubernetes_and_crd_schemas() -> None:
     import kubernetes_validate
+    import schemas
 
     from kfbox.sandbox.engines.kubernetes.workspace import namespace_object, store_claim
 
+    sandbox = jupyter.sandbox_objects("box", "example.invalid/nb:v1", "t0ken")
+    core = [o for o in sandbox if o["kind"] != "Notebook"]
     for obj in (nvkind.runtime_class(), registry.hosting_configmap(spec()),
-                namespace_object("kfbox-run-1", "box"), store_claim("kfbox-run-1")):
+                namespace_object("kfbox-run-1", "box"), store_claim("kfbox-run-1"), *core):
         kubernetes_validate.validate(obj, "1.32", strict=True)
+    notebook = next(o for o in sandbox if o["kind"] == "Notebook")
+    assert schemas.validate("kubeflow.org/v1", "notebooks", notebook) == []
+    assert schemas.validate("trainer.kubeflow.org/v1alpha1", "clustertrainingruntimes",
+                            nvkind.training_runtime()) == []
+    pod = nvkind.training_runtime()["spec"]["template"]["spec"]["replicatedJobs"][0]
+    assert pod["template"]["spec"]["template"]["spec"]["runtimeClassName"] == "nvidia"
 
 
 def test_cluster_create_commands_and_registry_wiring(runner, tmp_path: Path) -> None:
@@ -91,13 +110,14 @@ def test_cluster_create_commands_and_registry_wiring(runner, tmp_path: Path) -> 
                      (("docker", "inspect", "-f", "{{.State.Running}}"), 1, "No such object"),
                      (("docker", "inspect"), 0, '{"bridge":{}}')]
     tools = Tools(runner=runner, which={t: f"/usr/bin/{t}" for t in ("kind", "docker")})
+    docker = HostDocker(tools)
     s = spec()
-    registry.ensure_running(tools, s)
+    registry.ensure_running(docker, s)
     cluster = KindCluster(s, tools, tmp_path)
     cluster.create(gpu=False)
     cluster.write_kubeconfig()
-    registry.connect_to_kind(tools, s)
-    registry.configure_node(tools, s, "box-control-plane")
+    registry.connect_to_kind(docker, s)
+    registry.configure_node(docker, s, "box-control-plane")
     run = next(c for c in runner.calls if c[:2] == ["docker", "run"])
     assert "127.0.0.1:5000:5000" in run and "kfbox.sandbox=box" in run
     create = next(c for c in runner.calls if c[:3] == ["kind", "create", "cluster"])
@@ -126,32 +146,6 @@ def test_missing_kind_names_the_install_command() -> None:
     assert "kind.sigs.k8s.io/dl" in missing.value.line()
 
 
-def test_gpu_on_without_gpu_fails_before_anything_is_created(runner, monkeypatch) -> None:
-    from kfbox.sandbox.engines.kubernetes import engine as engine_module
-    from kfbox.sandbox.gpu import GpuFacts
-
-    monkeypatch.setattr(engine_module, "detect_gpus", lambda: GpuFacts())
-    engine = KubernetesEngine(spec(gpu="on"), tools=Tools(runner=runner))
-    with pytest.raises(PreflightError, match="no NVIDIA GPU"):
-        engine.up(quiet_reporter())
-    assert runner.calls == []
-
-
-def test_kubeconfig_pointing_nowhere_is_one_line_exit_2(tmp_path: Path) -> None:
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "c",
-        "clusters": [{"name": "c", "cluster": {"server": "http://127.0.0.1:9"}}],
-        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
-        "users": [{"name": "u", "user": {}}],
-    }))
-    engine = KubernetesEngine(SandboxSpec(name="box", engine="existing", kubeconfig=kubeconfig))
-    with pytest.raises(UsageError) as nowhere:
-        engine.kube()
-    assert nowhere.value.exit_code == 2
-    assert "127.0.0.1:9" in nowhere.value.line() and "\n" not in nowhere.value.line()
-
-
 def test_a_failing_host_command_is_one_kfbox_error_line(tmp_path: Path) -> None:
     """Outside cluster.create nothing wraps a failing call: it must still print one line."""
     from kfbox.sandbox.engines.kubernetes.tools import run
@@ -166,51 +160,3 @@ def test_a_failing_host_command_is_one_kfbox_error_line(tmp_path: Path) -> None:
     assert failed.value.line() == ("`docker network connect` failed (exit 3): "
                                    "Error: no such network: kind")
     assert failed.value.code == 3
-
-
-def test_trust_on_first_use_comes_from_the_spec_not_the_environment(monkeypatch) -> None:
-    monkeypatch.setenv("KFBOX_TRUST_ON_FIRST_USE", "1")  # the old stand-in must do nothing
-    assert not KubernetesEngine(spec()).store().trust_on_first_use
-    assert KubernetesEngine(spec(trust_on_first_use=True)).store().trust_on_first_use
-
-
-def test_repair_up_counts_its_own_registry_and_node_ports_as_owned(runner, cluster) -> None:
-    """A second `up --engine kind` finds its ports held by its own registry and kind node: not
-    "in use". On `existing` no host port is published, so none is checked."""
-    import socket
-
-    from kfbox.sandbox.config import Ports
-
-    held = [socket.socket() for _ in range(2)]
-    for sock in held:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-    jupyter, registry_port = (s.getsockname()[1] for s in held)
-    try:
-        runner.script = [
-            (("docker", "ps", "-aq", "--filter", "label=kfbox.sandbox=box"), 0, "reg1\n"),
-            (("docker", "ps", "-aq", "--filter", "label=io.x-k8s.kind.cluster=box"), 0, "cp1\n"),
-            (("docker", "inspect", "-f"), 0,
-             f'{{"5000/tcp":[{{"HostIp":"127.0.0.1","HostPort":"{registry_port}"}}]}}\n'
-             f'{{"30888/tcp":[{{"HostIp":"127.0.0.1","HostPort":"{jupyter}"}}],'
-             '"6443/tcp":[{"HostIp":"127.0.0.1","HostPort":"40001"}]}\n')]
-        tools = Tools(runner=runner, which={t: f"/usr/bin/{t}" for t in ("kind", "kubectl",
-                                                                          "docker")})
-        ports = Ports(jupyter=jupyter, registry=registry_port)
-        kind = KubernetesEngine(spec(gpu="off", ports=ports), tools=tools)
-        checks = {c.name: c for c in kind.preflight()}
-        assert checks["port jupyter"].status == "pass"
-        assert checks["port registry"].status == "pass"
-        assert ["docker", "inspect", "-f", "{{json .HostConfig.PortBindings}}", "reg1",
-                "cp1"] in runner.calls
-
-        no_docker = KubernetesEngine(spec(ports=ports), tools=Tools(which={"docker": None}))
-        assert no_docker._owned_ports() == set()  # its own preflight check names the problem
-
-        existing = KubernetesEngine(
-            SandboxSpec(name="box", engine="existing", gpu="off", ports=ports),
-            tools=tools, kube=cluster.kube)
-        assert not [c for c in existing.preflight() if c.name.startswith("port ")]
-    finally:
-        for sock in held:
-            sock.close()

@@ -1,63 +1,69 @@
 """Notebooks and artifacts on Kubernetes. Against the API double (kmock subclass) with a notebook
-controller stand-in: the Notebook CR (its pod template checked with kubernetes-validate). For
-real: a jupyter_server configured as Kubeflow's notebook images run it (no token, NB_PREFIX base
-URL), driven over its REST and kernel websocket API. `kubectl port-forward` is a stand-in script
-that records its arguments and prints kubectl's "Forwarding from" line for that server; the
-artifact commands (`kubectl exec`/`cp`) are checked as commands. Only on a real cluster: the
-notebook controller, the image, the port-forward itself, and files in the store volume."""
+controller stand-in (pod `<name>-0`, NB_PREFIX, the Service): the Notebook CR (checked against
+the notebook controller's CRD schema at v1.10.0, its pod template with kubernetes-validate), its
+token Secret. For real: a jupyter_server started with the very arguments the Notebook's
+container gets (Kubeflow's `jupyter lab` options with kfbox's token, under NB_PREFIX), driven
+over its REST and kernel websocket API. `kubectl port-forward` is a stand-in script that records
+its arguments and prints kubectl's "Forwarding from" line for that server; the artifact
+commands (`kubectl exec`/`cp`) are checked as commands. Only on a real cluster: the notebook
+controller, the image, the port-forward itself, and files in the store volume."""
 
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import fake_kubectl
 import kubernetes_validate
 import pytest
 import requests
-from controllers import serve_notebooks
+from hostkubelet import free_port
 
-from kfbox.sandbox.engines.kubernetes.notebooks import KubeArtifacts, KubeNotebooks
+from kfbox.sandbox.engines.kubernetes import jupyter as notebook_servers
+from kfbox.sandbox.engines.kubernetes.artifacts import KubeArtifacts
+from kfbox.sandbox.engines.kubernetes.notebooks import NOTEBOOK_NAME, KubeNotebooks
 from kfbox.sandbox.engines.kubernetes.tools import Tools
 from kfbox.sandbox.engines.kubernetes.workspace import namespace_object
 from kfbox.sandbox.platform import StepFailure
 
 NAMESPACE = "kfbox-run-nbtest"
-PREFIX = f"/notebook/{NAMESPACE}/kfbox-notebook"
-
-FAKE_KUBECTL = f"""#!{sys.executable}
-import json, os, sys, time
-with open(os.environ["KFBOX_TEST_KUBECTL_LOG"], "a") as log:
-    log.write(json.dumps(sys.argv[1:]) + "\\n")
-print("Forwarding from 127.0.0.1:" + os.environ["KFBOX_TEST_FORWARD_PORT"] + " -> 8888",
-      flush=True)
-time.sleep(600)
-"""
+PREFIX = f"/notebook/{NAMESPACE}/{NOTEBOOK_NAME}"
+TOKEN = "nbtest-token"
+IMAGE = "ghcr.io/kubeflow/kubeflow/notebook-servers/jupyter-scipy:v1.10.0"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def server_argv(root: Path, port: int) -> list[str]:
+    """The Notebook container's arguments as the kubelet expands them (NB_PREFIX from the
+    controller, the token from the Secret), for this host's jupyter_server: only the folder,
+    the address and the port differ."""
+    notebook = notebook_servers.notebook_object(NAMESPACE, NOTEBOOK_NAME, IMAGE,
+                                                {"kfbox-store": "/mnt/store"})
+    container = notebook["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["/opt/conda/bin/jupyter", "lab"]
+    args = []
+    for arg in container["args"]:
+        arg = arg.replace("$(NB_PREFIX)", PREFIX).replace("$(JUPYTER_TOKEN)", TOKEN)
+        option = arg.split("=", 1)[0]
+        arg = {"--notebook-dir": f"--ServerApp.root_dir={root}", "--ip": "--ip=127.0.0.1",
+               "--port": f"--port={port}"}.get(option, arg)
+        args.append(arg)
+    off = {name: False for name in ("jupyterlab", "jupyter_lsp", "jupyter_server_terminals",
+                                     "notebook_shim")}  # UI extensions: slow to load, unused
+    return [sys.executable, "-m", "jupyter_server", "--allow-root", *args,
+            f"--ServerApp.jpserver_extensions={off!r}"]
 
 
 @pytest.fixture(scope="module")
 def jupyter(tmp_path_factory) -> Iterator[tuple[int, Path]]:
-    """A real jupyter_server with the settings of Kubeflow's notebook images."""
+    """A real jupyter_server started as the Notebook's container starts Jupyter."""
     root = tmp_path_factory.mktemp("jupyter-root")
     port = free_port()
-    off = {name: False for name in ("jupyterlab", "jupyter_lsp", "jupyter_server_terminals",
-                                     "notebook_shim")}  # UI extensions: slow to load, unused
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root",
-         "--ip=127.0.0.1", f"--port={port}", f"--ServerApp.root_dir={root}",
-         "--IdentityProvider.token=", "--ServerApp.password=", "--ServerApp.allow_origin=*",
-         f"--ServerApp.base_url={PREFIX}/", f"--ServerApp.jpserver_extensions={off!r}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(server_argv(root, port), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
     try:
         for _ in range(200):
             try:
@@ -74,17 +80,11 @@ def jupyter(tmp_path_factory) -> Iterator[tuple[int, Path]]:
 @pytest.fixture
 def notebooks(kubeflow, jupyter, tmp_path, monkeypatch, runner) -> KubeNotebooks:
     port, _ = jupyter
-    kubectl = tmp_path / "bin" / "kubectl"
-    kubectl.parent.mkdir()
-    kubectl.write_text(FAKE_KUBECTL)
-    kubectl.chmod(0o755)
-    monkeypatch.setenv("KFBOX_TEST_KUBECTL_LOG", str(tmp_path / "kubectl.log"))
-    monkeypatch.setenv("KFBOX_TEST_FORWARD_PORT", str(port))
-    serve_notebooks(kubeflow.double)
+    kubectl = fake_kubectl.install(tmp_path, monkeypatch, port)
     kubeflow.kube.apply(namespace_object(NAMESPACE, "box"))
     tools = Tools(runner=runner, which={"kubectl": str(kubectl)})
-    nb = KubeNotebooks(kubeflow.kube, NAMESPACE, tools, tmp_path / "kubeconfig",
-                       tmp_path / "run", poll_s=0.05)
+    nb = KubeNotebooks(kubeflow.kube, NAMESPACE, tools, tmp_path / "kubeconfig", IMAGE,
+                       tmp_path / "run", poll_s=0.05, token=TOKEN)
     yield nb
     nb.close()
 
@@ -128,13 +128,20 @@ def test_notebook_cr_then_cells_run_through_the_jupyter_api_over_the_port_forwar
     forwards = [json.loads(line) for line in (tmp_path / "kubectl.log").read_text().splitlines()]
     assert forwards == [["--kubeconfig", str(tmp_path / "kubeconfig"), "port-forward",
                          "--address", "127.0.0.1", "-n", NAMESPACE, "svc/kfbox-notebook", ":80"]]
+    secret = kubeflow.double.get("v1", "secrets", NAMESPACE, notebook_servers.TOKEN_SECRET)
+    assert secret["stringData"] == {"token": TOKEN}
+    status = requests.get(f"{notebooks.forward.url}{PREFIX}/api/contents", timeout=5)
+    assert status.status_code == 403  # the token is on: nothing without it
     cr = kubeflow.double.get("kubeflow.org/v1", "notebooks", NAMESPACE, "kfbox-notebook")
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "kfbox-notebook-0"},
            "spec": cr["spec"]["template"]["spec"]}
     kubernetes_validate.validate(pod, "1.32", strict=True)
-    assert pod["spec"]["containers"][0]["volumeMounts"] == [
-        {"name": "store", "mountPath": "/mnt/store"}]
+    container = pod["spec"]["containers"][0]
+    assert container["image"] == IMAGE
+    assert container["volumeMounts"] == [{"name": "claim-0", "mountPath": "/mnt/store"}]
     assert pod["spec"]["volumes"][0]["persistentVolumeClaim"] == {"claimName": "kfbox-store"}
+    assert container["env"] == [{"name": "JUPYTER_TOKEN", "valueFrom": {"secretKeyRef": {
+        "name": notebook_servers.TOKEN_SECRET, "key": "token"}}}]
 
 
 def test_a_failing_cell_is_one_line_with_the_traceback(notebooks, tmp_path) -> None:

@@ -1,36 +1,42 @@
 """Training through the Kubeflow SDK's TrainerClient (Kubernetes backend) against the API double
-(kmock subclass) with Trainer/JobSet/kubelet stand-ins (controllers.TrainJobs). Verified here:
-the TrainJob the SDK creates (Trainer API model), the store mount reaching every node Pod
-through runtimePatches (Pods checked with kubernetes-validate), the SDK's set-based Pod selector,
-logs → metrics, failures as one line. Only on a real cluster: the Trainer's webhook and
-controllers, JobSet, real Pods and their logs."""
+(kmock subclass) with the Trainer's admission (webhooks.trainjob: the CRD's name rules, the
+validating webhook's rules on runtime patches and reserved env, at v2.3.0) and Trainer/JobSet/
+kubelet stand-ins (controllers.TrainJobs: node Pods with the torch plugin's PET_* env).
+Verified here: the TrainJob the SDK creates passes the Trainer's rules and CRD schema, the
+store mount reaching every node Pod (Pods checked with kubernetes-validate), the model
+directory through the trainer's env, quantities for resources, logs → metrics, and, with the
+scenario's real train.py run as host processes under the command kfbox launches, two nodes
+forming one torch.distributed process group. Only on a real cluster: the Trainer's and JobSet's
+controllers and webhooks themselves, real Pods, their network and their logs."""
 
 from __future__ import annotations
 
 import kubernetes_validate
 import pytest
-from controllers import TRAINER_API, TrainJobs
+from controllers import TRAINER_API, TrainJobs, each
+from hostkubelet import HostKubelet
 from kubeflow_trainer_api import models as trainer
 
-from kfbox.sandbox.engines.kubernetes.platform import KubeTraining
+from kfbox.sandbox.engines.kubernetes.training import KubeTraining, launch_command
 from kfbox.sandbox.engines.kubernetes.workspace import RunNamespace
 from kfbox.sandbox.platform import StepFailure, TrainJob
 
 RESOURCES = {"cpus": 2.0, "memory": "4g"}
 IMAGE = "localhost:5001/kfbox/digits@sha256:" + "c" * 64
+COMMAND = ["python", "/app/train.py"]
 
 
 def env_of(pod: dict, container: str = "node") -> dict[str, str]:
     node = next(c for c in pod["spec"]["containers"] if c["name"] == container)
-    return {e["name"]: e["value"] for e in node.get("env") or []}
+    return {e["name"]: e.get("value", "<from>") for e in node.get("env") or []}
 
 
-def training(cluster) -> KubeTraining:
+def training(cluster, resources: dict | None = None) -> KubeTraining:
     ns = RunNamespace.create(cluster.kube, "box")
-    return KubeTraining(cluster.kube, ns.name, RESOURCES, poll_s=1)
+    return KubeTraining(cluster.kube, ns.name, resources or RESOURCES, poll_s=1)
 
 
-def test_trainjob_mounts_the_store_on_every_node_and_reports_metrics(kubeflow) -> None:
+def test_trainjob_passes_the_trainer_webhook_and_mounts_the_store_on_every_node(kubeflow) -> None:
     seen: list[dict] = []
 
     def program(pod: dict) -> tuple[str, bool]:
@@ -38,10 +44,10 @@ def test_trainjob_mounts_the_store_on_every_node_and_reports_metrics(kubeflow) -
         index = pod["metadata"]["labels"]["batch.kubernetes.io/job-completion-index"]
         return f"epoch=1 loss=0.9\nrank={index}\naccuracy=0.81\naccuracy=0.93\n", True
 
-    TrainJobs(kubeflow.double, program).install()
+    TrainJobs(kubeflow.double, each(program)).install()
     run = training(kubeflow)
-    job = TrainJob("digits-train", IMAGE, ["python", "/app/train.py"], args={"epochs": "3"},
-                   num_nodes=2, model_key="r1/train")
+    job = TrainJob("digits-train", IMAGE, COMMAND, args={"epochs": "3"}, num_nodes=2,
+                   model_key="r1/train")
     result = run.run(job)
 
     assert result.succeeded and result.model_key == "r1/train"
@@ -50,9 +56,15 @@ def test_trainjob_mounts_the_store_on_every_node_and_reports_metrics(kubeflow) -
     typed = trainer.TrainerV1alpha1TrainJob.from_dict(stored)
     assert typed.spec.runtime_ref.name == "torch-distributed"
     assert typed.spec.trainer.image == IMAGE and typed.spec.trainer.num_nodes == 2
-    assert typed.spec.trainer.command == ["python", "/app/train.py"]
+    assert typed.spec.trainer.command == launch_command(COMMAND, 0)
     assert typed.spec.trainer.args == ["--epochs=3"]
-    assert stored["spec"]["trainer"]["resourcesPerNode"]["limits"]["memory"] == "4Gi"
+    assert [(e.name, e.value) for e in typed.spec.trainer.env] == [
+        ("KFBOX_MODEL_DIR", "/mnt/store/r1/train")]
+    patch = stored["spec"]["runtimePatches"][0]["trainingRuntimeSpec"]["template"]["spec"]
+    assert "env" not in patch["replicatedJobs"][0]["template"]["spec"]["template"]["spec"][
+        "containers"][0]  # the webhook refuses env on the node container of a patch
+    assert stored["spec"]["trainer"]["resourcesPerNode"]["limits"] == {"cpu": "2",
+                                                                       "memory": "4Gi"}
     assert len(seen) == 2
     for pod in seen:
         kubernetes_validate.validate(pod, "1.32", strict=True)
@@ -60,6 +72,7 @@ def test_trainjob_mounts_the_store_on_every_node_and_reports_metrics(kubeflow) -
         assert node["image"] == IMAGE
         assert {"name": "store", "mountPath": "/mnt/store"} in node["volumeMounts"]
         assert env_of(pod)["KFBOX_MODEL_DIR"] == "/mnt/store/r1/train"
+        assert env_of(pod)["PET_NNODES"] == "2"
         assert {"name": "store", "persistentVolumeClaim": {"claimName": "kfbox-store"}} in \
             pod["spec"]["volumes"]
     selectors = [r.params.get("labelSelector", "") for r in kubeflow.double.log
@@ -67,20 +80,57 @@ def test_trainjob_mounts_the_store_on_every_node_and_reports_metrics(kubeflow) -
     assert any(" in (" in s for s in selectors), selectors  # the SDK's set-based selector
 
 
+def test_a_fractional_cpu_count_reaches_the_trainjob_as_a_quantity(kubeflow) -> None:
+    """The TrainJob CRD declares resourcesPerNode values int-or-string: 1.5 is refused."""
+    TrainJobs(kubeflow.double, each(lambda pod: ("accuracy=0.9\n", True))).install()
+    run = training(kubeflow, {"cpus": 1.5, "memory": "512m"})
+    run.run(TrainJob("half", IMAGE, COMMAND, model_key="r1/half"))
+    stored = kubeflow.double.get(TRAINER_API, "trainjobs", run.namespace, "half")
+    assert stored["spec"]["trainer"]["resourcesPerNode"]["limits"] == {"cpu": "1500m",
+                                                                       "memory": "512Mi"}
+
+
+def test_two_nodes_form_one_process_group(kubeflow, tmp_path) -> None:
+    """The scenario's own train.py (as the notebook writes it), run on two nodes with the
+    command kfbox gives the Trainer and the env the torch plugin sets: rank 0 reports the
+    process group's size, 2, so the nodes trained as one."""
+    from kfbox.scenarios.scenario import load_scenario
+
+    code = load_scenario("digits").training_code()
+    kubelet = HostKubelet({"/app/train.py": code}, tmp_path)
+    TrainJobs(kubeflow.double, kubelet).install()
+    result = training(kubeflow, {"cpus": 1.0, "memory": "1g"}).run(TrainJob(
+        "digits-2n", IMAGE, COMMAND, args={"epochs": "1"}, num_nodes=2, model_key="r1/2n",
+        timeout_s=300))
+    assert result.metrics["world_size"] == 2, result.logs
+    assert result.metrics["accuracy"] > 0.5
+    assert (tmp_path / "volumes" / "store" / "r1" / "2n" / "model.pt").is_file()
+
+
 def test_failed_trainjob_is_one_line_naming_the_cause_with_the_logs(kubeflow) -> None:
     def program(pod: dict) -> tuple[str, bool]:
         return "Traceback (most recent call last):\nValueError: lr must be positive\n", False
 
-    TrainJobs(kubeflow.double, program).install()
+    TrainJobs(kubeflow.double, each(program)).install()
     with pytest.raises(StepFailure, match="TrainJob bad failed: ValueError: lr must be "
                                           "positive") as failed:
-        training(kubeflow).run(TrainJob("bad", IMAGE, ["python", "/app/train.py"]))
+        training(kubeflow).run(TrainJob("bad", IMAGE, COMMAND))
     assert "Traceback" in failed.value.logs
 
 
 def test_missing_training_runtime_names_it(kubeflow) -> None:
     # As if trainer-runtimes were not installed: no runtime for the TrainJob to start from.
     assert kubeflow.kube.delete(TRAINER_API, "ClusterTrainingRuntime", "torch-distributed")
-    TrainJobs(kubeflow.double, lambda pod: ("", True)).install()
+    TrainJobs(kubeflow.double, each(lambda pod: ("", True))).install()
     with pytest.raises(StepFailure, match=r"TrainJob t: .*torch-distributed"):
-        training(kubeflow).run(TrainJob("t", IMAGE, ["python", "/app/train.py"]))
+        training(kubeflow).run(TrainJob("t", IMAGE, COMMAND))
+
+
+def test_launch_command_starts_torchrun_one_process_per_gpu() -> None:
+    assert launch_command(["python", "/app/train.py"], 0) == [
+        "python", "-m", "torch.distributed.run", "--nproc-per-node=1", "/app/train.py"]
+    assert launch_command(["/usr/bin/python3.11", "-m", "pkg.train"], 2) == [
+        "/usr/bin/python3.11", "-m", "torch.distributed.run", "--nproc-per-node=2", "-m",
+        "pkg.train"]
+    assert launch_command(["/app/train"], 0) == ["torchrun", "--nproc-per-node=1",
+                                                 "--no-python", "/app/train"]

@@ -1,20 +1,24 @@
-"""Tuning as a Katib Experiment against the API double (kmock subclass) with Katib and Trainer
-stand-ins (controllers.Experiments, controllers.TrainJobs). Verified here: the Experiment built
-from Katib's and the Trainer's typed models, each trial's TrainJob mounting the model store at
-its own key (`${trialSpec.Name}` substituted as Katib does), Trial.model_key naming the key the
-best trial saved under, the best trial by the objective. Only on a real cluster: Katib's
-webhook, suggestion services, metrics collector sidecar and trial controller (which must list
-TrainJob in katib-config's trialResources), and the Trainer running each trial."""
+"""Tuning as a Katib Experiment against the API double (kmock subclass) with Katib's experiment
+validator and the Trainer's TrainJob rules as admission (webhooks.py), and Katib and Trainer
+stand-ins (controllers.Experiments, controllers.TrainJobs) that run trials only as Katib v0.19.0
+does: TrainJob in katib-config's trialResources, the controller allowed to create TrainJobs,
+metrics collected only in labelled namespaces. Verified here: the Experiment built from Katib's
+and the Trainer's typed models and accepted by Katib's validator and the Experiment structure
+at v0.19.0, each trial's TrainJob (created through the Trainer's admission) saving at its own
+key (`${trialSpec.Name}` substituted as Katib does), Trial.model_key naming the key the best
+trial saved under, the best trial by the objective. Only on a real cluster: Katib's webhooks and
+controllers themselves, suggestion services, the metrics collector sidecar, and the Trainer
+running each trial."""
 
 from __future__ import annotations
 
 import kubernetes_validate
 import pytest
-from controllers import Experiments, TrainJobs
+from controllers import Experiments, TrainJobs, each
 from kubeflow_katib_api import models as katib
 from kubeflow_trainer_api import models as trainer
 
-from kfbox.sandbox.engines.kubernetes.platform import KubeTraining
+from kfbox.sandbox.engines.kubernetes.training import KubeTraining
 from kfbox.sandbox.engines.kubernetes.tuning import KubeTuning, experiment_object
 from kfbox.sandbox.engines.kubernetes.workspace import RunNamespace
 from kfbox.sandbox.platform import Experiment, Parameter, StepFailure, TrainJob
@@ -31,7 +35,7 @@ def experiment(max_trials: int = 3, goal: str = "maximize") -> Experiment:
 
 
 def test_experiment_builds_from_katib_and_trainer_models() -> None:
-    obj = experiment_object(experiment(), "ns1", RESOURCES)
+    obj = experiment_object(experiment(), "ns1", KubeTraining(None, "ns1", RESOURCES))
     parsed = katib.V1beta1Experiment.from_dict(obj)
     template = parsed.spec.trial_template
     assert parsed.spec.objective.objective_metric_name == "accuracy"
@@ -47,7 +51,10 @@ def test_experiment_builds_from_katib_and_trainer_models() -> None:
     assert pod_patch.name == "node"
     node = pod_patch.template.spec.template.spec.containers[0]
     assert node.name == "node" and node.volume_mounts[0].mount_path == "/mnt/store"
-    assert node.env[0].value == "/mnt/store/r1/tune/${trialParameters.kfboxTrialName}"
+    assert not node.env  # the Trainer's webhook refuses env in a node container patch
+    assert [(e.name, e.value) for e in job.trainer.env] == [
+        ("KFBOX_MODEL_DIR", "/mnt/store/r1/tune/${trialParameters.kfboxTrialName}")]
+    assert job.trainer.command[:3] == ["python", "-m", "torch.distributed.run"]
 
 
 def program_scoring_lr(saved: dict[str, str]):
@@ -71,7 +78,7 @@ def tuning(cluster) -> KubeTuning:
 
 def test_each_trial_saves_under_its_own_key_and_the_best_trial_names_it(kubeflow) -> None:
     saved: dict[str, str] = {}
-    trainjobs = TrainJobs(kubeflow.double, program_scoring_lr(saved)).install()
+    trainjobs = TrainJobs(kubeflow.double, each(program_scoring_lr(saved))).install()
     Experiments(kubeflow.double, trainjobs).install()
     result = tuning(kubeflow).run(experiment(max_trials=3))
 
@@ -90,14 +97,69 @@ def test_each_trial_saves_under_its_own_key_and_the_best_trial_names_it(kubeflow
 
 def test_minimize_picks_the_lowest_and_no_scored_trial_is_one_line(kubeflow) -> None:
     saved: dict[str, str] = {}
-    trainjobs = TrainJobs(kubeflow.double, program_scoring_lr(saved)).install()
+    trainjobs = TrainJobs(kubeflow.double, each(program_scoring_lr(saved))).install()
     Experiments(kubeflow.double, trainjobs).install()
     result = tuning(kubeflow).run(experiment(goal="minimize"))
     assert result.best.parameters["lr"] == min((t.parameters["lr"] for t in result.trials),
                                                key=float)
 
-    trainjobs.program = lambda pod: ("Killed\n", False)
+    trainjobs.kubelet = each(lambda pod: ("Killed\n", False))
     with pytest.raises(StepFailure, match="Experiment r2-tune: no trial reported accuracy"):
         exp = experiment()
         exp.name = "r2-tune"
         tuning(kubeflow).run(exp)
+
+
+def test_run_namespaces_carry_katibs_metrics_collector_label(kubeflow) -> None:
+    """Katib v0.19.0 refuses an Experiment in a namespace without the label (and injects its
+    metrics collector only into labelled ones): every run namespace carries it."""
+    ns = RunNamespace.create(kubeflow.kube, "box")
+    labels = kubeflow.double.get("v1", "namespaces", None, ns.name)["metadata"]["labels"]
+    assert labels["katib.kubeflow.org/metrics-collector-injection"] == "enabled"
+
+
+def test_the_double_refuses_an_experiment_in_an_unlabelled_namespace(kubeflow) -> None:
+    kubeflow.kube.apply({"apiVersion": "v1", "kind": "Namespace",
+                         "metadata": {"name": "plain", "labels": {"kfbox.run": "box"}}})
+    training_ = KubeTraining(kubeflow.kube, "plain", RESOURCES)
+    with pytest.raises(StepFailure, match=r'Experiment r1-tune refused: admission webhook '
+                                          r'"validator\.experiment\.katib\.kubeflow\.org" '
+                                          r'denied the request: .*lacks label "katib\.kubeflow'
+                                          r'\.org/metrics-collector-injection: enabled"'):
+        KubeTuning(kubeflow.kube, "plain", training_).run(experiment())
+
+
+def test_the_double_runs_no_trainjob_trial_without_katibs_trial_resource(kubeflow) -> None:
+    """katib-config as Katib v0.18.0 ships it (no TrainJob in trialResources): the
+    controller never watches TrainJobs, so the Experiment never finishes."""
+    import yaml
+
+    config = kubeflow.double.get("v1", "configmaps", "kubeflow", "katib-config")
+    settings = yaml.safe_load(config["data"]["katib-config.yaml"])
+    settings["init"]["controller"]["trialResources"].remove(
+        "TrainJob.v1alpha1.trainer.kubeflow.org")
+    config["data"]["katib-config.yaml"] = yaml.safe_dump(settings)
+    kubeflow.double.put("v1", "configmaps", config)
+    Experiments(kubeflow.double, TrainJobs(kubeflow.double, each(lambda p: ("", True)))).install()
+    tuner = tuning(kubeflow)
+    exp = experiment(max_trials=1)
+    exp.trial.timeout_s = 0.2
+    with pytest.raises(StepFailure, match="did not finish in time"):
+        tuner.run(exp)
+    assert not kubeflow.double.get("kubeflow.org/v1beta1", "experiments", tuner.namespace,
+                                   exp.name).get("status")
+
+
+def test_the_double_refuses_what_katibs_validator_refuses(kubeflow) -> None:
+    """validator.go: a trial parameter the template never uses, a name over 40 characters."""
+    ns = RunNamespace.create(kubeflow.kube, "box")
+    obj = experiment_object(experiment(), ns.name, KubeTraining(None, ns.name, RESOURCES))
+    obj["spec"]["trialTemplate"]["trialParameters"].append({"name": "unused",
+                                                            "reference": "lr"})
+    with pytest.raises(Exception, match=r"parameter name: unused in spec\.trialParameters not "
+                                        r"found in spec\.trialTemplate"):
+        kubeflow.kube.apply(obj)
+    obj = experiment_object(experiment(), ns.name, KubeTraining(None, ns.name, RESOURCES))
+    obj["metadata"]["name"] = "x" * 41
+    with pytest.raises(Exception, match="may not be longer than 40 characters"):
+        kubeflow.kube.apply(obj)

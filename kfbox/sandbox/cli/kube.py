@@ -1,4 +1,4 @@
-"""`kfbox bundle`: the offline bundle for the Kubernetes engine."""
+"""`kfbox bundle`: the offline bundle for the Kubernetes engine (engines/kubernetes/bundle.py)."""
 
 from __future__ import annotations
 
@@ -13,29 +13,21 @@ def register(app: typer.Typer) -> None:
     def bundle(
         ctx: typer.Context,
         output: Annotated[Path, typer.Option("--output", "-o", help="Bundle folder to write")],
-        profile: Annotated[str, typer.Option(help="core | full")] = "core",
+        profile: Annotated[str | None, typer.Option(help="core | full")] = None,
         gpu: Annotated[bool, typer.Option(help="Include the NVIDIA device plugin")] = False,
         images: Annotated[bool, typer.Option(help="Pull and save image tarballs")] = True,
         trust_on_first_use: Annotated[
             bool, typer.Option(help="Pin manifests the lock has no sha256 for, from this download")
         ] = False,
     ) -> None:
-        """Write an offline bundle (manifests, lock, image list, image tarballs) for
+        """Write an offline bundle (manifests, lock, image lists, image tarballs) for
         `kfbox up --engine kind --from-bundle DIR` on a host with no network."""
-        from kfbox.sandbox import paths
         from kfbox.sandbox.cli import err
-        from kfbox.sandbox.engines.kubernetes.bundle import write_bundle
-        from kfbox.sandbox.engines.kubernetes.catalog import load_catalog
-        from kfbox.sandbox.engines.kubernetes.store import ManifestStore
-        from kfbox.sandbox.engines.kubernetes.tools import Tools
+        from kfbox.sandbox.engines.kubernetes.bundle import make_bundle
         from kfbox.sandbox.progress import Reporter
 
-        catalog = load_catalog()
-        plan = catalog.plan(catalog.profile(profile, gpu=gpu))
-        tools = Tools()
-        store = ManifestStore(
-            paths.cache_dir("manifests"), tools, trust_on_first_use=trust_on_first_use
-        )
-        missing = write_bundle(output, catalog, plan, store, tools, Reporter(), with_images=images)
+        spec = ctx.obj.spec(profile=profile)
+        missing = make_bundle(output, spec, gpu=gpu, with_images=images,
+                              trust_on_first_use=trust_on_first_use, reporter=Reporter())
         for image in missing:
             err.print(f"[yellow]![/] not saved (cannot pull here): {image}")

@@ -1,4 +1,4 @@
-"""Engines: where the platform runs. `lite` (Docker only) and `kubernetes` (kind, existing)."""
+"""Engines: where the platform runs. `lite` (Docker only), `kind` and `existing` (Kubernetes)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,16 @@ from kfbox.sandbox.engines.base import Engine
 
 
 def get_engine(spec: SandboxSpec) -> Engine:
-    """The engine the spec names; imported lazily so `lite` never loads Kubernetes code."""
+    """The engine's provider the spec names; imported lazily so `lite` never loads
+    Kubernetes code."""
     if spec.engine == "lite":
         from kfbox.sandbox.engines.lite.engine import LiteEngine
 
         return LiteEngine(spec)
-    from kfbox.sandbox.engines.kubernetes.engine import KubernetesEngine
+    if spec.engine == "kind":
+        from kfbox.sandbox.engines.kubernetes.kind import KindEngine
 
-    return KubernetesEngine(spec)
+        return KindEngine(spec)
+    from kfbox.sandbox.engines.kubernetes.existing import ExistingEngine
+
+    return ExistingEngine(spec)

@@ -36,6 +36,8 @@ class Readiness:
     daemonsets: tuple[str, ...] = ()
     webhooks: tuple[str, ...] = ()
     """Webhook configuration names; ready when every backing Service has ready endpoints."""
+    checks: tuple[str, ...] = ()
+    """kfbox checks of the component's configuration, by name (readiness.CHECKS)."""
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,12 @@ class Component:
     depends: tuple[str, ...] = ()
     ready: Readiness = field(default_factory=Readiness)
     gpu: bool = False
-    raw_deployment: bool = False
+    kind_only: bool = False
+    """Never installed into an existing cluster (it serves kind's registry or nodes)."""
+    adjust: tuple[str, ...] = ()
+    """Changes kfbox makes to the rendered objects before applying them (adjust.ADJUSTMENTS)."""
+    image_configs: tuple[str, ...] = ()
+    """namespace/name of ConfigMaps whose data names images the component starts."""
 
 
 @dataclass(frozen=True)
@@ -55,11 +62,14 @@ class Catalog:
     components: dict[str, Component]
     profiles: dict[str, tuple[str, ...]]
 
-    def profile(self, name: str, *, gpu: bool) -> list[str]:
-        """The profile's components; GPU-only ones only when the cluster has a GPU."""
+    def profile(self, name: str, *, gpu: bool, kind: bool = True) -> list[str]:
+        """The profile's components; GPU-only ones only when the cluster has a GPU, kind-only
+        ones only on a kind cluster kfbox made."""
         if name not in self.profiles:
             raise UsageError(f"unknown profile {name!r}; allowed: {', '.join(self.profiles)}")
-        return [c for c in self.profiles[name] if gpu or not self.components[c].gpu]
+        wanted = self.profiles[name]
+        return [c for c in wanted if (gpu or not self.components[c].gpu)
+                and (kind or not self.components[c].kind_only)]
 
     def plan(self, names: list[str]) -> list[Component]:
         """The named components and their dependencies, dependencies first (stable order)."""
@@ -102,7 +112,9 @@ def parse_lock(data: dict[str, Any]) -> Catalog:
             depends=tuple(raw.get("depends") or ()),
             ready=Readiness(**{k: tuple(v) for k, v in ready.items()}),
             gpu=bool(raw.get("gpu", False)),
-            raw_deployment=bool(raw.get("raw_deployment", False)),
+            kind_only=bool(raw.get("kind_only", False)),
+            adjust=tuple(raw.get("adjust") or ()),
+            image_configs=tuple(raw.get("image_configs") or ()),
         )
     profiles = {name: tuple(items) for name, items in data["profiles"].items()}
     return Catalog(components, profiles)
@@ -128,12 +140,14 @@ def lock_data(catalog: Catalog, pins: dict[str, str]) -> dict[str, Any]:
                 entry["sha256"] = m.sha256 or pins.get(m.source)
             manifests.append(entry)
         ready = {k: list(getattr(comp.ready, k)) for k in ("crds", "deployments", "daemonsets",
-                                                           "webhooks") if getattr(comp.ready, k)}
+                                                           "webhooks", "checks")
+                 if getattr(comp.ready, k)}
         components[comp.name] = {
             "version": comp.version,
             "min_kubernetes": f"{comp.min_kubernetes[0]}.{comp.min_kubernetes[1]}",
             "depends": list(comp.depends), "manifests": manifests, "ready": ready,
-            "gpu": comp.gpu, "raw_deployment": comp.raw_deployment,
+            "gpu": comp.gpu, "kind_only": comp.kind_only, "adjust": list(comp.adjust),
+            "image_configs": list(comp.image_configs),
         }
     return {"schema": 1, "components": components,
             "profiles": {k: list(v) for k, v in catalog.profiles.items()}}

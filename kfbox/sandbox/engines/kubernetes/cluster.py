@@ -68,5 +68,9 @@ class KindCluster:
         workers = [n for n in nodes if not n.endswith("-control-plane")]
         return workers or nodes
 
+    def load_image(self, image: str) -> None:
+        """Copy an image from the host's Docker engine into every node (`kind load`)."""
+        self.tools("kind", "load", "docker-image", image, "--name", self.name, timeout=1800)
+
     def delete(self) -> None:
         self.tools("kind", "delete", "cluster", "--name", self.name)

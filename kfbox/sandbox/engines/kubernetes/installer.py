@@ -1,9 +1,11 @@
-"""The component installer: version gates, server-side apply in dependency order, readiness."""
+"""The component installer: version gates, server-side apply in dependency order (one field
+manager per component, so two components declaring one object never prune each other's
+fields), kfbox's adjustments to upstream objects, readiness."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,8 +21,9 @@ from tenacity import (
 )
 
 from kfbox.sandbox.engines.kubernetes import readiness
+from kfbox.sandbox.engines.kubernetes.adjust import ADJUSTMENTS
 from kfbox.sandbox.engines.kubernetes.catalog import Component
-from kfbox.sandbox.engines.kubernetes.kubeapi import KubeApi, KubeError
+from kfbox.sandbox.engines.kubernetes.kubeapi import FIELD_MANAGER, KubeApi, KubeError
 from kfbox.sandbox.engines.kubernetes.store import ManifestStore
 from kfbox.sandbox.errors import KfboxError, PreflightError
 from kfbox.sandbox.progress import Reporter
@@ -29,7 +32,6 @@ from kfbox.sandbox.progress import Reporter
 # starting; the rest are the API server being busy or restarting.
 TRANSIENT_STATUSES = {0, 404, 409, 429, 500, 502, 503, 504}
 FIRST = ("Namespace", "CustomResourceDefinition")
-KSERVE_CONFIG = ("kserve", "inferenceservice-config")
 
 Builtins = dict[str, Callable[[], list[dict[str, Any]]]]
 
@@ -62,6 +64,10 @@ def apply_order(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(objects, key=lambda o: rank.get(o.get("kind", ""), len(FIRST)))
 
 
+def field_manager(comp: Component) -> str:
+    return f"{FIELD_MANAGER}/{comp.name}"
+
+
 def check_versions(plan: list[Component], server: tuple[int, int]) -> None:
     """PreflightError naming the first component the cluster is too old for."""
     for comp in plan:
@@ -85,13 +91,16 @@ class Installer:
     apply_budget_s: float = 120
 
     def render(self, comp: Component) -> list[dict[str, Any]]:
-        """Every object of the component, verified bytes only (nothing applied yet)."""
+        """Every object of the component as kfbox applies it: verified bytes only, with the
+        lock's adjustments made (nothing applied yet)."""
         objects: list[dict[str, Any]] = []
         for manifest in comp.manifests:
             if manifest.builtin:
                 objects.extend(self.builtins[manifest.builtin]())
             else:
                 objects.extend(parse_objects(self.store.read(manifest)))
+        for name in comp.adjust:
+            objects = ADJUSTMENTS[name](objects)
         return objects
 
     def install(self, plan: list[Component]) -> list[InstallResult]:
@@ -106,7 +115,7 @@ class Installer:
                 update("waiting for readiness")
                 crds = [o["metadata"]["name"] for o in rendered[comp.name]
                         if o.get("kind") == "CustomResourceDefinition"]
-                self._wait_ready(comp, crds)
+                self.wait_ready(comp, crds)
                 results.append(InstallResult(comp.name, comp.version, len(rendered[comp.name]),
                                              time.monotonic() - started))
         return results
@@ -117,13 +126,6 @@ class Installer:
         for i, obj in enumerate(ordered, 1):
             update(f"{i}/{len(ordered)} {obj['kind']} {obj['metadata'].get('name', '')}")
             self._apply(comp, obj)
-        if comp.raw_deployment:
-            namespace, name = KSERVE_CONFIG
-            self._apply(comp, {
-                "apiVersion": "v1", "kind": "ConfigMap",
-                "metadata": {"name": name, "namespace": namespace},
-                "data": {"deploy": '{"defaultDeploymentMode": "RawDeployment"}'},
-            })
 
     def _apply(self, comp: Component, obj: dict[str, Any]) -> None:
         retrying = Retrying(
@@ -134,13 +136,14 @@ class Installer:
             reraise=True,
         )
         try:
-            retrying(self.kube.apply, obj)
+            retrying(self.kube.apply, obj, manager=field_manager(comp))
         except KubeError as exc:
             what = f"{obj['kind']} {obj['metadata'].get('name', '')}"
             raise KfboxError(f"{comp.name}: applying {what} failed: {exc}",
                              fix="see `kubectl get events -A`; rerun `kfbox up` to resume") from exc
 
-    def _wait_ready(self, comp: Component, crds: list[str]) -> None:
+    def wait_ready(self, comp: Component, crds: Sequence[str] = ()) -> None:
+        """Until the component's readiness gates pass; KfboxError naming what is pending."""
         retrying = Retrying(
             retry=retry_if_result(bool),
             stop=stop_after_delay(self.ready_timeout_s),

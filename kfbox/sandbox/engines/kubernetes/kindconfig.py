@@ -21,8 +21,13 @@ NVIDIA_DEVICES_MOUNT = {
     "hostPath": "/dev/null",
     "containerPath": "/var/run/nvidia-container-devices/all",
 }
+NODE_IMAGE = ("kindest/node:v1.32.2@sha256:"
+              "f226345927d7e348497136874b6d207e0b32cc52154ad8323129352923a3142f")
+"""kind v0.27.0's default node image (pkg/apis/config/defaults/image.go), named so a bundle
+can carry it and every node runs the same Kubernetes."""
 JUPYTER_NODE_PORT = 30888
-"""NodePort of the notebook server's Service, mapped to ports.jupyter on 127.0.0.1."""
+"""NodePort of the sandbox notebook's Service (jupyter.py), mapped to ports.jupyter on
+127.0.0.1."""
 
 
 def cluster_name(spec: SandboxSpec) -> str:
@@ -34,6 +39,7 @@ def kind_config(spec: SandboxSpec, *, gpu: bool) -> dict[str, Any]:
     workloads: the control plane alone, or every worker when there are workers."""
     control: dict[str, Any] = {
         "role": "control-plane",
+        "image": NODE_IMAGE,
         "extraPortMappings": [{
             "containerPort": JUPYTER_NODE_PORT,
             "hostPort": spec.ports.jupyter,
@@ -41,7 +47,8 @@ def kind_config(spec: SandboxSpec, *, gpu: bool) -> dict[str, Any]:
             "protocol": "TCP",
         }],
     }
-    workers: list[dict[str, Any]] = [{"role": "worker"} for _ in range(spec.nodes - 1)]
+    workers: list[dict[str, Any]] = [{"role": "worker", "image": NODE_IMAGE}
+                                     for _ in range(spec.nodes - 1)]
     if gpu:
         for node in workers or [control]:
             node["extraMounts"] = [dict(NVIDIA_DEVICES_MOUNT)]

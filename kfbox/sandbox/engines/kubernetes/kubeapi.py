@@ -113,15 +113,17 @@ class KubeApi:
         base += f"/{ref.plural}"
         return f"{base}/{name}" if name else base
 
-    def apply(self, obj: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
-        """Server-side apply (create or update) with kfbox as the field manager."""
+    def apply(self, obj: dict[str, Any], namespace: str | None = None, *,
+              manager: str = FIELD_MANAGER) -> dict[str, Any]:
+        """Server-side apply (create or update): `manager` then owns exactly the fields `obj`
+        sets, and fields it set before and `obj` leaves out are removed."""
         meta = obj.get("metadata", {})
         ns = meta.get("namespace") or namespace
         path = self.path(obj["apiVersion"], obj["kind"], ns, meta["name"])
         if ns and self.resource(obj["apiVersion"], obj["kind"]).namespaced:
             obj = {**obj, "metadata": {**meta, "namespace": ns}}
         return self._call("PATCH", path, body=obj,
-                          query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+                          query=[("fieldManager", manager), ("force", "true")],
                           content_type="application/apply-patch+yaml")
 
     def get(self, api_version: str, kind: str, name: str,
@@ -153,6 +155,16 @@ class KubeApi:
         query = [("container", container)] if container else []
         text = self._call("GET", f"/api/v1/namespaces/{namespace}/pods/{name}/log", query=query)
         return text if isinstance(text, str) else json.dumps(text)
+
+
+def refusal(exc: BaseException) -> str:
+    """`exc` with the API server's own message when a client wrapped its refusal (the Kubeflow
+    SDK raises "Failed to create TrainJob" from the ApiException that says why)."""
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, ApiException):
+        cause = cause.__cause__
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"{text}: {_reason(cause)}" if cause is not None and cause is not exc else text
 
 
 def _reason(exc: ApiException) -> str:

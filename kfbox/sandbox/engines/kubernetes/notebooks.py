@@ -1,83 +1,63 @@
-"""Notebooks on Kubernetes: a `Notebook` CR, run through the Jupyter server API over a
-port-forward; the run's model store is mounted in it, which also serves the artifacts."""
+"""Notebooks on Kubernetes: a `Notebook` in the run's namespace with the run's model store
+mounted, driven with JupyterClient over a port-forward, with its own Jupyter token."""
 
 from __future__ import annotations
 
-import os
+import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
-
-from kubernetes import client
 
 from kfbox.sandbox.clients.jupyter import JupyterClient
-from kfbox.sandbox.engines.kubernetes.kubeapi import KubeApi
+from kfbox.sandbox.engines.kubernetes import jupyter
+from kfbox.sandbox.engines.kubernetes.kubeapi import KubeApi, KubeError
 from kfbox.sandbox.engines.kubernetes.portforward import PortForward
 from kfbox.sandbox.engines.kubernetes.tools import Tools
 from kfbox.sandbox.engines.kubernetes.workspace import STORE_CLAIM
 from kfbox.sandbox.platform import MODEL_STORE_MOUNT, NotebookResult, StepFailure
 
-NOTEBOOK_API = "kubeflow.org/v1"
 NOTEBOOK_NAME = "kfbox-notebook"
-NOTEBOOK_IMAGE = os.environ.get("KFBOX_NOTEBOOK_IMAGE",
-                                "kubeflownotebookswg/jupyter-scipy:v1.10.0")
 READY_TIMEOUT_S = 600
-
-
-def notebook_object(namespace: str, image: str = NOTEBOOK_IMAGE) -> dict[str, Any]:
-    """The Notebook CR; its pod template is built with the kubernetes typed models."""
-    pod = client.V1PodSpec(
-        containers=[client.V1Container(
-            name=NOTEBOOK_NAME, image=image,
-            volume_mounts=[client.V1VolumeMount(name="store", mount_path=MODEL_STORE_MOUNT)],
-        )],
-        volumes=[client.V1Volume(name="store", persistent_volume_claim=client.
-                                 V1PersistentVolumeClaimVolumeSource(claim_name=STORE_CLAIM))],
-    )
-    return {
-        "apiVersion": NOTEBOOK_API, "kind": "Notebook",
-        "metadata": {"name": NOTEBOOK_NAME, "namespace": namespace},
-        "spec": {"template": {"spec": client.ApiClient().sanitize_for_serialization(pod)}},
-    }
 
 
 @dataclass
 class KubeNotebooks:
-    """The Notebook CR's Jupyter server, driven with JupyterClient over a port-forward."""
+    """The run's Notebook CR, its Jupyter server driven with JupyterClient over a port-forward."""
 
     kube: KubeApi
     namespace: str
     tools: Tools
     kubeconfig: Path | None
+    image: str
     run_dir: Path
     """Where executed notebooks are saved: never beside the scenario's own (package data)."""
     poll_s: float = 2
+    token: str = field(default_factory=lambda: secrets.token_hex(24))
     forward: PortForward | None = None
     client: JupyterClient | None = None
 
     def pod(self) -> str:
+        """The notebook controller runs a Notebook as a StatefulSet of one."""
         return f"{NOTEBOOK_NAME}-0"
 
     def ensure_server(self) -> None:
         if self.forward is not None:
             return
-        self.kube.apply(notebook_object(self.namespace))
+        try:
+            self.kube.apply(jupyter.token_secret(self.namespace, self.token))
+            self.kube.apply(jupyter.notebook_object(self.namespace, NOTEBOOK_NAME, self.image,
+                                                    {STORE_CLAIM: MODEL_STORE_MOUNT}))
+        except KubeError as exc:
+            raise StepFailure(f"Notebook {NOTEBOOK_NAME} refused: {exc}") from exc
         deadline = time.monotonic() + READY_TIMEOUT_S
-        while True:
-            status = (self.kube.get(NOTEBOOK_API, "Notebook", NOTEBOOK_NAME, self.namespace)
-                      or {}).get("status") or {}
-            if status.get("readyReplicas", 0) >= 1:
-                break
+        while jupyter.ready_replicas(self.kube, self.namespace, NOTEBOOK_NAME) < 1:
             if time.monotonic() > deadline:
                 raise StepFailure(f"notebook server not ready after {READY_TIMEOUT_S}s")
             time.sleep(self.poll_s)
         self.forward = PortForward.start(self.tools, self.kubeconfig, self.namespace,
-                                         f"svc/{NOTEBOOK_NAME}", 80)
-        # The notebook controller serves Jupyter under NB_PREFIX=/notebook/<ns>/<name>, without
-        # a token: Kubeflow's notebook images leave authentication to the cluster's mesh.
+                                         f"svc/{NOTEBOOK_NAME}", jupyter.SERVICE_PORT)
         self.client = JupyterClient(
-            f"{self.forward.url}/notebook/{self.namespace}/{NOTEBOOK_NAME}", None)
+            self.forward.url + jupyter.prefix(self.namespace, NOTEBOOK_NAME), self.token)
         self.client.wait_ready()
 
     def _client(self) -> JupyterClient:
@@ -100,29 +80,3 @@ class KubeNotebooks:
             self.forward.stop()
             self.forward = None
             self.client = None
-
-
-@dataclass
-class KubeArtifacts:
-    """The model store read through the notebook pod, which mounts the same volume."""
-
-    notebooks: KubeNotebooks
-
-    def _kubectl(self, *args: str) -> str:
-        argv = [*args]
-        if self.notebooks.kubeconfig is not None:
-            argv = ["--kubeconfig", str(self.notebooks.kubeconfig), *argv]
-        return self.notebooks.tools("kubectl", *argv).stdout
-
-    def list(self, prefix: str = "") -> list[str]:
-        self.notebooks.ensure_server()
-        root = f"{MODEL_STORE_MOUNT}/{prefix}".rstrip("/")
-        out = self._kubectl("exec", "-n", self.notebooks.namespace, self.notebooks.pod(), "--",
-                            "find", root, "-type", "f")
-        return sorted(line.removeprefix(MODEL_STORE_MOUNT + "/") for line in out.split())
-
-    def fetch(self, key: str, dest: Path) -> Path:
-        self.notebooks.ensure_server()
-        self._kubectl("cp", f"{self.notebooks.namespace}/{self.notebooks.pod()}:"
-                      f"{MODEL_STORE_MOUNT}/{key}", str(dest))
-        return dest

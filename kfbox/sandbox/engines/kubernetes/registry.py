@@ -1,4 +1,5 @@
-"""The sandbox's local image registry, joined to the kind network (kind's pattern)."""
+"""The sandbox's local image registry, joined to the kind network (kind's pattern, as
+kubernetes-sigs/kind v0.27.0 site/static/examples/kind-with-registry.sh sets it up)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ from typing import Any
 
 from kfbox.sandbox.config import SandboxSpec
 from kfbox.sandbox.docker_engine import COMPONENT_LABEL, LABEL
+from kfbox.sandbox.engines.kubernetes.hostdocker import HostDocker
 from kfbox.sandbox.engines.kubernetes.kindconfig import CONTAINERD_CERTS_DIR
-from kfbox.sandbox.engines.kubernetes.tools import Tools
 
 REGISTRY_IMAGE = "registry:2"
 KIND_NETWORK = "kind"
@@ -39,38 +40,35 @@ def hosting_configmap(spec: SandboxSpec) -> dict[str, Any]:
     }
 
 
-def ensure_running(tools: Tools, spec: SandboxSpec) -> None:
+def ensure_running(docker: HostDocker, spec: SandboxSpec) -> None:
     """Start the registry container (127.0.0.1 only) unless it already runs."""
     name = container_name(spec)
-    state = tools("docker", "inspect", "-f", "{{.State.Running}}", name, check=False)
-    if state.returncode == 0 and state.stdout.strip() == "true":
+    running = docker.running(name)
+    if running:
         return
-    if state.returncode == 0:
-        tools("docker", "start", name)
+    if running is False:
+        docker.start(name)
         return
-    tools(
-        "docker", "run", "-d", "--restart=always", "--name", name,
-        "-p", f"127.0.0.1:{spec.ports.registry}:{REGISTRY_CONTAINER_PORT}",
-        "--label", f"{LABEL}={spec.name}", "--label", f"{COMPONENT_LABEL}=registry",
-        REGISTRY_IMAGE,
+    docker.run_detached(
+        name, REGISTRY_IMAGE,
+        publish=f"127.0.0.1:{spec.ports.registry}:{REGISTRY_CONTAINER_PORT}",
+        labels={LABEL: spec.name, COMPONENT_LABEL: "registry"},
     )
 
 
-def connect_to_kind(tools: Tools, spec: SandboxSpec) -> None:
+def connect_to_kind(docker: HostDocker, spec: SandboxSpec) -> None:
     """Join the registry to the kind network so nodes reach it by container name."""
     name = container_name(spec)
-    networks = tools("docker", "inspect", "-f", "{{json .NetworkSettings.Networks}}", name)
-    if f'"{KIND_NETWORK}"' not in networks.stdout:
-        tools("docker", "network", "connect", KIND_NETWORK, name)
+    if KIND_NETWORK not in docker.networks(name):
+        docker.connect(KIND_NETWORK, name)
 
 
-def configure_node(tools: Tools, spec: SandboxSpec, node: str) -> None:
+def configure_node(docker: HostDocker, spec: SandboxSpec, node: str) -> None:
     """Write hosts.toml for `localhost:PORT` inside one kind node."""
     directory = f"{CONTAINERD_CERTS_DIR}/{host_address(spec)}"
-    tools("docker", "exec", node, "mkdir", "-p", directory)
-    tools("docker", "exec", "-i", node, "cp", "/dev/stdin", f"{directory}/hosts.toml",
-          stdin=hosts_toml(spec))
+    docker.node_exec(node, "mkdir", "-p", directory)
+    docker.node_exec(node, "cp", "/dev/stdin", f"{directory}/hosts.toml", stdin=hosts_toml(spec))
 
 
-def remove(tools: Tools, spec: SandboxSpec) -> None:
-    tools("docker", "rm", "-f", container_name(spec), check=False)
+def remove(docker: HostDocker, spec: SandboxSpec) -> None:
+    docker.remove(container_name(spec))

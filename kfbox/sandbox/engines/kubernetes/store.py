@@ -48,15 +48,25 @@ class ManifestStore:
     def expected(self, manifest: Manifest) -> str | None:
         return manifest.sha256 or self.pins().get(manifest.source)
 
+    def _stored(self, manifest: Manifest) -> Path | None:
+        """The verified copy in the bundle or the cache, if either holds it."""
+        expected = self.expected(manifest)
+        for folder in (self.offline, self.cache):
+            if expected and folder is not None and (folder / f"{expected}.yaml").is_file():
+                return folder / f"{expected}.yaml"
+        return None
+
+    def available(self, manifest: Manifest) -> bool:
+        """Whether reading the manifest needs no download (nor git, for kustomize)."""
+        return self._stored(manifest) is not None
+
     def read(self, manifest: Manifest) -> bytes:
         """The verified bytes of a url/kustomize manifest; ManifestRefused when they do not
         match the pin, or when unpinned without trust-on-first-use."""
         expected = self.expected(manifest)
-        if expected:
-            for folder in (self.offline, self.cache):
-                if folder is not None and (folder / f"{expected}.yaml").is_file():
-                    return self._verified((folder / f"{expected}.yaml").read_bytes(),
-                                          manifest, expected)
+        stored = self._stored(manifest)
+        if expected and stored is not None:
+            return self._verified(stored.read_bytes(), manifest, expected)
         if self.offline is not None:
             raise UsageError(f"the bundle has no manifest for {manifest.source}",
                              fix="make the bundle again with `kfbox bundle` on a networked host")
@@ -93,7 +103,8 @@ class ManifestStore:
             except CommandFailed as exc:
                 raise KfboxError(f"cannot render {manifest.kustomize}: {exc}",
                                  fix="check network access to github.com and that git is "
-                                     "installed, or install from a bundle (--from-bundle)") from exc
+                                     "installed (`kfbox doctor`), or install from a bundle "
+                                     "(--from-bundle)") from exc
         try:
             response = requests.get(manifest.url, timeout=DOWNLOAD_TIMEOUT_S)
             response.raise_for_status()

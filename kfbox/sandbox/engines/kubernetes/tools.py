@@ -1,4 +1,4 @@
-"""The host commands the engine runs (kind, kubectl, docker): found, or how to get them."""
+"""The host commands the engine runs (kind, kubectl, docker, git): found, or how to get them."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ INSTALL_HINTS = {
         "sudo install -m 0755 kubectl /usr/local/bin/kubectl"
     ),
     "docker": "run `kfbox provision` to install and start the Docker engine",
+    # kustomize (inside kubectl) clones a remote base's repository with git.
+    "git": "sudo apt-get install -y git",
 }
 
 

@@ -1,5 +1,5 @@
-"""Tuning as a Katib Experiment whose trials are TrainJobs running the journey's image, each
-saving its model under its own store key."""
+"""Tuning as a Katib Experiment whose trials are TrainJobs running the journey's image under
+torch's launcher, each saving its model under its own store key."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from typing import Any
 from kubeflow_katib_api import models as katib
 from kubeflow_trainer_api import models as trainer
 
-from kfbox.sandbox.engines.kubernetes.kubeapi import KubeApi
-from kfbox.sandbox.engines.kubernetes.platform import (
-    TRAINING_RUNTIME,
+from kfbox.sandbox.engines.kubernetes.kubeapi import KubeApi, KubeError
+from kfbox.sandbox.engines.kubernetes.storemount import NODE, model_dir_env, runtime_patch
+from kfbox.sandbox.engines.kubernetes.training import (
     KubeTraining,
+    launch_command,
     node_resources,
 )
-from kfbox.sandbox.engines.kubernetes.storemount import NODE, runtime_patch
 from kfbox.sandbox.platform import Experiment, StepFailure, Trial, TuneResult
 
 KATIB_API = "kubeflow.org/v1beta1"
@@ -47,7 +47,7 @@ def _parameter(p: Any) -> katib.V1beta1ParameterSpec:
     return katib.V1beta1ParameterSpec(name=p.name, parameterType=p.type, feasibleSpace=space)
 
 
-def experiment_object(exp: Experiment, namespace: str, resources: dict[str, Any]) -> dict[str, Any]:
+def experiment_object(exp: Experiment, namespace: str, training: KubeTraining) -> dict[str, Any]:
     """The Katib Experiment, built with Katib's and the Trainer's typed models. Each trial is
     a TrainJob of the journey's image; trial parameters reach it as --name=value args, and the
     StdOut collector reads its `name=value` metric lines."""
@@ -55,17 +55,19 @@ def experiment_object(exp: Experiment, namespace: str, resources: dict[str, Any]
     fixed = [f"--{k}={v}" for k, v in job.args.items() if k not in {p.name for p in
                                                                        exp.parameters}]
     tuned = [f"--{p.name}=${{trialParameters.{p.name}}}" for p in exp.parameters]
-    resources_per_node = node_resources(job.gpus, **resources)
-    limits = {("nvidia.com/gpu" if k == "gpu" else k): str(v)
-              for k, v in resources_per_node.items()}
+    quantities = {("nvidia.com/gpu" if k == "gpu" else k): v
+                  for k, v in node_resources(job.gpus, **training.resources).items()}
+    model_dir = model_dir_env(trial_model_key(exp, f"${{trialParameters.{TRIAL_NAME}}}"))
     train_spec = trainer.TrainerV1alpha1TrainJobSpec(
-        runtimeRef=trainer.TrainerV1alpha1RuntimeRef(name=TRAINING_RUNTIME,
+        runtimeRef=trainer.TrainerV1alpha1RuntimeRef(name=training.runtime(job.gpus),
                                                      kind="ClusterTrainingRuntime"),
         trainer=trainer.TrainerV1alpha1Trainer(
-            image=job.image, command=job.command, args=fixed + tuned, numNodes=job.num_nodes,
+            image=job.image, command=launch_command(job.command, job.gpus),
+            args=fixed + tuned, numNodes=job.num_nodes,
+            env=[trainer.IoK8sApiCoreV1EnvVar(name=k, value=v) for k, v in model_dir.items()],
             resourcesPerNode=trainer.IoK8sApiCoreV1ResourceRequirements.from_dict(
-                {"limits": limits})),
-        runtimePatches=[runtime_patch(trial_model_key(exp, f"${{trialParameters.{TRIAL_NAME}}}"))],
+                {"requests": quantities, "limits": quantities})),
+        runtimePatches=[runtime_patch()],
     )
     spec = katib.V1beta1ExperimentSpec(
         parameters=[_parameter(p) for p in exp.parameters],
@@ -130,7 +132,10 @@ class KubeTuning:
 
     def run(self, experiment: Experiment) -> TuneResult:
         started = time.monotonic()
-        self.kube.apply(experiment_object(experiment, self.namespace, self.training.resources))
+        try:
+            self.kube.apply(experiment_object(experiment, self.namespace, self.training))
+        except KubeError as exc:
+            raise StepFailure(f"Experiment {experiment.name} refused: {exc}") from exc
         deadline = started + experiment.trial.timeout_s * experiment.max_trials
         while True:
             obj = self.kube.get(KATIB_API, "Experiment", experiment.name, self.namespace) or {}

@@ -10,13 +10,16 @@ from kfbox.sandbox.engines.kubernetes.kubeapi import KubeApi
 
 RUN_LABEL = "kfbox.run"
 """Every run namespace carries kfbox.run=<sandbox name>, so `down` finds them."""
+METRICS_COLLECTOR_LABEL = {"katib.kubeflow.org/metrics-collector-injection": "enabled"}
+"""Katib (kubeflow/katib v0.19.0 pkg/webhook/v1beta1/common/const.go) refuses an Experiment in
+a namespace without this label, and injects its metrics collector only into such namespaces."""
 STORE_CLAIM = "kfbox-store"
 STORE_SIZE = "5Gi"
 
 
 def namespace_object(name: str, sandbox: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": name, "labels": {RUN_LABEL: sandbox}}}
+            "metadata": {"name": name, "labels": {RUN_LABEL: sandbox, **METRICS_COLLECTOR_LABEL}}}
 
 
 def store_claim(namespace: str) -> dict[str, Any]:

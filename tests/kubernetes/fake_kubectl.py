@@ -1,0 +1,30 @@
+"""A stand-in `kubectl` for port-forwards: records its arguments and prints kubectl's
+"Forwarding from" line for a port the test names, then waits to be stopped."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = f"""#!{sys.executable}
+import json, os, sys, time
+with open(os.environ["KFBOX_TEST_KUBECTL_LOG"], "a") as log:
+    log.write(json.dumps(sys.argv[1:]) + "\\n")
+print("Forwarding from 127.0.0.1:" + os.environ["KFBOX_TEST_FORWARD_PORT"] + " -> 8888",
+      flush=True)
+time.sleep(600)
+"""
+
+
+def install(folder: Path, monkeypatch: pytest.MonkeyPatch, port: int) -> Path:
+    """Write the stand-in into `folder`; returns its path (give it to Tools as `kubectl`).
+    Each invocation's arguments are appended to folder/kubectl.log as a JSON list."""
+    kubectl = folder / "bin" / "kubectl"
+    kubectl.parent.mkdir(parents=True, exist_ok=True)
+    kubectl.write_text(SCRIPT)
+    kubectl.chmod(0o755)
+    monkeypatch.setenv("KFBOX_TEST_KUBECTL_LOG", str(folder / "kubectl.log"))
+    monkeypatch.setenv("KFBOX_TEST_FORWARD_PORT", str(port))
+    return kubectl

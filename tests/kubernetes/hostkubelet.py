@@ -1,0 +1,98 @@
+"""A kubelet for training-node Pods that runs each node's real container command as a host
+process, all nodes at once, with the environment the Pod resolves to.
+
+The node Pods come from the TrainJob stand-in (controllers.TrainJobs) with the env the
+Trainer's torch plugin sets (PET_*); the command is whatever kfbox asked the Trainer to run. Only
+what a container would see differently on this host is rewritten: the image's files and the
+volumes are folders here, `python` is this interpreter, and node 0's address (a headless
+Service name in the cluster) is 127.0.0.1 on a free port. So a test reads the process group
+that torch.distributed really formed, not one the stand-in made up.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from controllers import COMPLETION_INDEX, Run
+
+PYTHON = re.compile(r"^python(\d+(\.\d+)?)?$")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class HostKubelet:
+    image_files: dict[str, str]
+    """The image's files this job uses: path inside the image → content."""
+    root: Path
+    """Where the image's files and the Pods' volumes live on this host."""
+    timeout_s: float = 300
+
+    def _paths(self, pod: dict[str, Any], node: dict[str, Any]) -> dict[str, str]:
+        """Container path → host path: the image's files, then each mounted volume."""
+        mapping = {}
+        for path, content in self.image_files.items():
+            host = self.root / "image" / path.lstrip("/")
+            host.parent.mkdir(parents=True, exist_ok=True)
+            host.write_text(content)
+            mapping[path] = str(host)
+        for mount in node.get("volumeMounts") or []:
+            host = self.root / "volumes" / mount["name"]
+            host.mkdir(parents=True, exist_ok=True)
+            mapping[mount["mountPath"]] = str(host)
+        return mapping
+
+    def _env(self, pod: dict[str, Any], node: dict[str, Any], port: int) -> dict[str, str]:
+        """The container's env as the kubelet resolves it (values, the completion-index
+        fieldRef), with node 0 reached on this host."""
+        env = {}
+        for var in node.get("env") or []:
+            if "value" in var:
+                env[var["name"]] = var["value"]
+            elif var.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == \
+                    f"metadata.annotations['{COMPLETION_INDEX}']":
+                env[var["name"]] = pod["metadata"]["annotations"][COMPLETION_INDEX]
+        env["PET_MASTER_ADDR"] = "127.0.0.1"
+        env["PET_MASTER_PORT"] = str(port)
+        return env
+
+    @staticmethod
+    def _rewrite(text: str, paths: dict[str, str]) -> str:
+        for inside, host in sorted(paths.items(), key=lambda p: -len(p[0])):
+            text = text.replace(inside, host)
+        return text
+
+    def __call__(self, pods: list[dict[str, Any]]) -> list[Run]:
+        port = free_port()
+        processes = []
+        for pod in pods:
+            node = next(c for c in pod["spec"]["containers"] if c["name"] == "node")
+            paths = self._paths(pod, node)
+            argv = [self._rewrite(a, paths) for a in [*node["command"], *node.get("args", [])]]
+            if PYTHON.match(argv[0]):
+                argv[0] = sys.executable
+            env = {k: self._rewrite(v, paths) for k, v in self._env(pod, node, port).items()}
+            # gloo picks its interface from the hostname, which may not resolve on this host.
+            env |= {"PATH": os.environ["PATH"], "HOME": str(self.root), "GLOO_SOCKET_IFNAME": "lo"}
+            processes.append(subprocess.Popen(argv, env=env, stdout=subprocess.PIPE,
+                                              stderr=subprocess.STDOUT, text=True))
+        runs = []
+        for process in processes:
+            try:
+                out, _ = process.communicate(timeout=self.timeout_s)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                out, _ = process.communicate()
+            runs.append((out, process.returncode == 0))
+        return runs

@@ -1,0 +1,290 @@
+"""The two Kubernetes providers against the API double (kmock subclass) and a recording runner
+for kind/docker: `kind` creates its cluster, registry and a notebook server a person opens at
+127.0.0.1 with a token, and deletes them; `existing` installs only what the cluster lacks,
+applies nothing to what it found, and deletes only its run namespaces. Also their preflight
+(ports, git for kustomize, GPUs) and bad input as one line. Only on a real host: kind creating
+the cluster, the notebook pod answering on the mapped port."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+from pathlib import Path
+
+import pytest
+import yaml
+from manifests_server import serve_dir
+
+from kfbox.sandbox.config import Ports, SandboxSpec
+from kfbox.sandbox.engines import get_engine
+from kfbox.sandbox.engines.kubernetes import jupyter, kindconfig
+from kfbox.sandbox.engines.kubernetes.catalog import load_catalog, lock_data, parse_lock
+from kfbox.sandbox.engines.kubernetes.existing import ExistingEngine
+from kfbox.sandbox.engines.kubernetes.kind import KindEngine
+from kfbox.sandbox.engines.kubernetes.tools import Tools
+from kfbox.sandbox.errors import PreflightError, UsageError
+from kfbox.sandbox.progress import quiet_reporter
+
+FIXTURES = Path(__file__).parent / "fixtures"
+TOOLS = {t: f"/usr/bin/{t}" for t in ("kind", "kubectl", "docker", "git")}
+KIND_SCRIPT = [
+    (("kind", "get", "clusters"), 0, ""),
+    (("kind", "get", "kubeconfig"), 0, "apiVersion: v1\nkind: Config\n"),
+    (("kind", "get", "nodes"), 0, "box-control-plane\n"),
+    (("docker", "inspect", "-f", "{{.State.Running}}"), 0, "true\n"),
+    (("docker", "inspect"), 0, '{"kind":{}}'),
+]
+
+
+def sha(name: str) -> str:
+    return hashlib.sha256((FIXTURES / name).read_bytes()).hexdigest()
+
+
+def lock(base: str) -> dict:
+    """widgets from a served manifest, the kind sandbox's notebook server, the registry."""
+    return {"schema": 1, "components": {
+        "widgets": {"version": "v1", "min_kubernetes": "1.25", "depends": [],
+                    "manifests": [{"url": f"{base}/widgets.yaml", "sha256": sha("widgets.yaml")}],
+                    "ready": {"crds": ["widgets.example.kfbox.dev"],
+                              "deployments": ["widgets-system/widgets-controller"]}},
+        "gadgets": {"version": "v2", "min_kubernetes": "1.25", "depends": ["widgets"],
+                    "manifests": [{"url": f"{base}/gadgets.yaml", "sha256": sha("gadgets.yaml")}],
+                    "ready": {"deployments": ["widgets-system/gadgets"]}},
+        "jupyter": {"version": "builtin", "min_kubernetes": "1.27", "depends": [],
+                    "kind_only": True, "manifests": [{"builtin": "sandbox-notebook"}],
+                    "ready": {"checks": ["sandbox-notebook"]}},
+        "registry": {"version": "builtin", "min_kubernetes": "1.25", "depends": [],
+                     "kind_only": True, "manifests": [{"builtin": "local-registry-hosting"}]},
+    }, "profiles": {"core": ["gadgets", "jupyter", "registry"]}}
+
+
+def kind_spec(**kw) -> SandboxSpec:
+    return SandboxSpec(**{"name": "box", "engine": "kind", "gpu": "off", **kw})
+
+
+def test_each_engine_has_its_own_provider() -> None:
+    assert isinstance(get_engine(kind_spec()), KindEngine)
+    assert isinstance(get_engine(SandboxSpec(name="box", engine="existing")), ExistingEngine)
+
+
+def test_kind_gives_a_notebook_server_a_person_opens_with_its_token(
+        kubeflow, runner, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("KFBOX_HOME", str(tmp_path / "home"))
+    runner.script[:] = KIND_SCRIPT
+    with serve_dir(FIXTURES) as base:
+        engine = KindEngine(kind_spec(ports=Ports(jupyter=18888, registry=15000)),
+                            tools=Tools(runner=runner, which=dict(TOOLS)),
+                            catalog=parse_lock(lock(base)), kube=kubeflow.kube)
+        engine.cluster.exists = lambda: True  # the recording runner lists no clusters
+        status = engine.up(quiet_reporter())
+
+    url = "http://127.0.0.1:18888/notebook/kfbox/jupyter"
+    components = {c.name: c for c in status.components}
+    assert status.state == "running" and components["jupyter"].url == url
+    capabilities = engine.capabilities()
+    assert capabilities.notebook is not None
+    assert (capabilities.notebook.url, capabilities.notebook.auth) == (url, "token")
+    assert capabilities.registry == "localhost:15000"
+    assert capabilities.software["notebook-image"] == engine.spec.kubernetes.notebook_image
+    assert capabilities.software["kubernetes"] == "1.32"
+    token = engine.token()
+    assert engine.login_url("jupyter") == f"{url}/lab?token={token}"
+    token_file = next((tmp_path / "home").rglob("jupyter-token"))
+    assert token_file.stat().st_mode & 0o077 == 0
+    secret = kubeflow.double.get("v1", "secrets", "kfbox", jupyter.TOKEN_SECRET)
+    assert secret["stringData"] == {"token": token}
+    # What kind maps to 127.0.0.1:<ports.jupyter> has a Service behind it, on the notebook pod.
+    mapping = kindconfig.kind_config(engine.spec, gpu=False)["nodes"][0]["extraPortMappings"][0]
+    service = kubeflow.double.get("v1", "services", "kfbox", jupyter.NODEPORT_SERVICE)
+    assert service["spec"]["type"] == "NodePort"
+    assert service["spec"]["ports"][0]["nodePort"] == mapping["containerPort"]
+    assert mapping["listenAddress"] == "127.0.0.1" and mapping["hostPort"] == 18888
+    pod = kubeflow.double.get("v1", "pods", "kfbox", "jupyter-0")
+    assert all(pod["metadata"]["labels"][k] == v
+               for k, v in service["spec"]["selector"].items())
+    assert pod["spec"]["containers"][0]["image"] == \
+        "ghcr.io/kubeflow/kubeflow/notebook-servers/jupyter-scipy:v1.10.0"
+
+
+def test_existing_never_touches_what_it_did_not_create(kubeflow, tmp_path, monkeypatch) -> None:
+    """widgets is already in the cluster (someone else's): kfbox waits for it and applies
+    nothing to it; gadgets is missing: kfbox installs it. `down` deletes its run namespaces
+    only; kind-only components (the notebook server, the registry) are never installed."""
+    monkeypatch.setenv("KFBOX_HOME", str(tmp_path / "home"))
+    for doc in yaml.safe_load_all((FIXTURES / "widgets.yaml").read_text()):
+        plural = {"Namespace": "namespaces", "CustomResourceDefinition":
+                  "customresourcedefinitions", "Deployment": "deployments",
+                  "ValidatingWebhookConfiguration": "validatingwebhookconfigurations"}
+        kubeflow.double.create(doc["apiVersion"], plural[doc["kind"]], doc)
+    kubeflow.double.set_status("apiextensions.k8s.io/v1", "customresourcedefinitions", None,
+                               "widgets.example.kfbox.dev",
+                               {"conditions": [{"type": "Established", "status": "True"}]})
+    kubeflow.double.set_status("apps/v1", "deployments", "widgets-system", "widgets-controller",
+                               {"conditions": [{"type": "Available", "status": "True"}]})
+    kubeflow.double.declare("example.kfbox.dev/v1", "widgets", "Widget", namespaced=True)
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("{}")
+    with serve_dir(FIXTURES) as base:
+        engine = ExistingEngine(SandboxSpec(name="box", engine="existing", gpu="off",
+                                            kubeconfig=kubeconfig),
+                                catalog=parse_lock(lock(base)), kube=kubeflow.kube)
+        engine.up(quiet_reporter())
+    written = [r.url.path for r in kubeflow.double.log if r.method in ("PATCH", "POST", "PUT")]
+    assert not [p for p in written if "widgets-controller" in p or "widgets.example" in p]
+    assert any(p.endswith("/deployments/gadgets") for p in written)
+    assert not [p for p in written if "/notebooks" in p or "local-registry" in p]
+    assert engine.recorded()["found"] == ["widgets"]
+    assert engine.recorded()["installed"] == ["gadgets"]
+    assert engine.capabilities().notebook is None
+
+    kubeflow.kube.apply({"apiVersion": "v1", "kind": "Namespace",
+                         "metadata": {"name": "kfbox-run-1", "labels": {"kfbox.run": "box"}}})
+    assert engine.down(quiet_reporter()) == []
+    assert kubeflow.double.get("v1", "namespaces", None, "kfbox-run-1") is None
+    assert kubeflow.double.get("v1", "namespaces", None, "widgets-system") is not None
+    assert kubeflow.double.get("apps/v1", "deployments", "widgets-system", "gadgets")
+
+
+def test_preflight_checks_git_where_kustomize_renders_remote_bases(tmp_path,
+                                                                   monkeypatch) -> None:
+    monkeypatch.setenv("KFBOX_HOME", str(tmp_path / "home"))
+    engine = KindEngine(kind_spec(), tools=Tools(which={**TOOLS, "git": None}))
+    checks = {c.name: c for c in engine.git_check()}
+    assert checks["git"].status == "fail"
+    assert "apt-get install -y git" in checks["git"].fix
+    kustomize_free = parse_lock(lock("http://127.0.0.1:9"))
+    engine = KindEngine(kind_spec(), tools=Tools(which={**TOOLS, "git": None}),
+                        catalog=kustomize_free)
+    assert engine.git_check() == []
+    # From a bundle, its lock pins every target and the bundle holds each: no git needed.
+    bundle = tmp_path / "bundle"
+    (bundle / "manifests").mkdir(parents=True)
+    pinned = lock_data(load_catalog(), {})
+    for comp in pinned["components"].values():
+        for manifest in comp["manifests"]:
+            if "kustomize" in manifest:
+                manifest["sha256"] = hashlib.sha256(manifest["kustomize"].encode()).hexdigest()
+                (bundle / "manifests" / f"{manifest['sha256']}.yaml").write_text("")
+    (bundle / "components.lock.yaml").write_text(yaml.safe_dump(pinned))
+    engine = KindEngine(kind_spec(from_bundle=bundle), tools=Tools(which={**TOOLS, "git": None}))
+    assert engine.git_check() == []
+
+
+def test_repair_up_counts_its_own_registry_and_node_ports_as_owned(runner, cluster) -> None:
+    """A second `up --engine kind` finds its ports held by its own registry and kind node: not
+    "in use". On `existing` no host port is published, so none is checked."""
+    held = [socket.socket() for _ in range(2)]
+    for sock in held:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+    jupyter_port, registry_port = (s.getsockname()[1] for s in held)
+    try:
+        runner.script = [
+            (("docker", "ps", "-aq", "--filter", "label=kfbox.sandbox=box"), 0, "reg1\n"),
+            (("docker", "ps", "-aq", "--filter", "label=io.x-k8s.kind.cluster=box"), 0, "cp1\n"),
+            (("docker", "inspect", "-f"), 0,
+             f'{{"5000/tcp":[{{"HostIp":"127.0.0.1","HostPort":"{registry_port}"}}]}}\n'
+             f'{{"30888/tcp":[{{"HostIp":"127.0.0.1","HostPort":"{jupyter_port}"}}],'
+             '"6443/tcp":[{"HostIp":"127.0.0.1","HostPort":"40001"}]}\n')]
+        tools = Tools(runner=runner, which=dict(TOOLS))
+        ports = Ports(jupyter=jupyter_port, registry=registry_port)
+        checks = {c.name: c for c in KindEngine(kind_spec(ports=ports), tools=tools).preflight()}
+        assert checks["port jupyter"].status == "pass"
+        assert checks["port registry"].status == "pass"
+        assert ["docker", "inspect", "-f", "{{json .HostConfig.PortBindings}}", "reg1",
+                "cp1"] in runner.calls
+
+        no_docker = KindEngine(kind_spec(ports=ports), tools=Tools(which={"docker": None}))
+        assert no_docker.owned_ports() == set()  # its own preflight check names the problem
+
+        existing = ExistingEngine(
+            SandboxSpec(name="box", engine="existing", gpu="off", ports=ports),
+            tools=tools, kube=cluster.kube)
+        assert not [c for c in existing.preflight() if c.name.startswith("port ")]
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def test_gpu_on_without_gpu_fails_before_anything_is_created(runner, monkeypatch,
+                                                             cluster) -> None:
+    from kfbox.sandbox.engines.kubernetes import kind as kind_module
+    from kfbox.sandbox.gpu import GpuFacts
+
+    monkeypatch.setattr(kind_module, "detect_gpus", lambda: GpuFacts())
+    with pytest.raises(PreflightError, match="no NVIDIA GPU"):
+        KindEngine(kind_spec(gpu="on"), tools=Tools(runner=runner)).up(quiet_reporter())
+    assert runner.calls == []
+    existing = ExistingEngine(SandboxSpec(name="box", engine="existing", gpu="on"),
+                              kube=cluster.kube)
+    with pytest.raises(PreflightError, match="no node of the cluster advertises"):
+        existing.up(quiet_reporter())
+
+
+def test_existing_without_a_cluster_is_one_line_exit_2(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="--engine existing needs a cluster"):
+        ExistingEngine(SandboxSpec(name="box", engine="existing")).kube()
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": "http://127.0.0.1:9"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+        "users": [{"name": "u", "user": {}}],
+    }))
+    engine = ExistingEngine(SandboxSpec(name="box", engine="existing", kubeconfig=kubeconfig))
+    with pytest.raises(UsageError) as nowhere:
+        engine.kube()
+    assert nowhere.value.exit_code == 2
+    assert "127.0.0.1:9" in nowhere.value.line() and "\n" not in nowhere.value.line()
+
+
+def test_settings_come_from_the_spec_not_the_environment(monkeypatch) -> None:
+    """Trust-on-first-use, the registry and the notebook image are the spec's; the old
+    environment variables do nothing."""
+    monkeypatch.setenv("KFBOX_TRUST_ON_FIRST_USE", "1")
+    monkeypatch.setenv("KFBOX_REGISTRY", "elsewhere:1")
+    monkeypatch.setenv("KFBOX_NOTEBOOK_IMAGE", "elsewhere/nb:1")
+    assert not KindEngine(kind_spec()).store().trust_on_first_use
+    assert KindEngine(kind_spec(trust_on_first_use=True)).store().trust_on_first_use
+    spec = SandboxSpec(name="box", engine="existing",
+                       kubernetes={"registry": "registry.example:5000/team",
+                                   "notebook_image": "example.invalid/nb:v2"})
+    assert spec.kubernetes.registry == "registry.example:5000/team"
+    with pytest.raises(ValueError, match="registry"):
+        SandboxSpec(kubernetes={"registry": "http://no"})
+    default = SandboxSpec()
+    assert default.kubernetes.registry is None
+    assert default.kubernetes.notebook_image == \
+        "ghcr.io/kubeflow/kubeflow/notebook-servers/jupyter-scipy:v1.10.0"
+
+
+def test_the_platform_is_built_from_what_the_provider_hands_it(kubeflow, tmp_path,
+                                                               monkeypatch) -> None:
+    """One object per concern over the run's own namespace; the registry, notebook image and
+    GPU runtime come from the provider (kind: its registry and `nvidia`; existing: the spec's
+    registry, or a one-line failure to build without one)."""
+    from kfbox.sandbox.platform import StepFailure
+
+    monkeypatch.setenv("KFBOX_HOME", str(tmp_path / "home"))
+    kind = KindEngine(kind_spec(ports=Ports(registry=15001),
+                                kubernetes={"notebook_image": "example.invalid/nb:v3"}),
+                      kube=kubeflow.kube)
+    platform = kind.platform(tmp_path / "run")
+    ns = kubeflow.double.get("v1", "namespaces", None, platform.workspace.name)
+    assert ns["metadata"]["labels"]["kfbox.run"] == "box"
+    assert kubeflow.double.get("v1", "persistentvolumeclaims", platform.workspace.name,
+                               "kfbox-store")
+    assert platform.images.registry == "localhost:15001"
+    assert platform.notebooks.image == "example.invalid/nb:v3"
+    assert platform.serving.gpu_runtime_class == "nvidia"
+    assert platform.training.runtime(0) == "torch-distributed"
+    platform.close()
+    assert kubeflow.double.get("v1", "namespaces", None, platform.workspace.name) is None
+
+    existing = ExistingEngine(SandboxSpec(name="box", engine="existing"), kube=kubeflow.kube)
+    platform = existing.platform(tmp_path / "run")
+    assert platform.serving.gpu_runtime_class is None
+    with pytest.raises(StepFailure, match=r"set kubernetes\.registry in kfbox\.yaml"):
+        platform.images.build(tmp_path, "digits", build_args={})
+    platform.close(keep=True)
+    assert kubeflow.double.get("v1", "namespaces", None, platform.workspace.name)

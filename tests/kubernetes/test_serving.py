@@ -1,0 +1,104 @@
+"""Serving against the Kubernetes API double (kmock subclass) with a KServe v0.15.2 stand-in
+(controllers.serve_inference_services: the deployment mode from the annotation or
+inferenceservice-config, the config's parsing rules, the raw URL's domain rule). Verified here:
+the InferenceService built with KServe's typed models and accepted by KServe v0.15.2's CRD
+schema (an SDK field that release lacks would be refused), resources as quantities, the GPU
+runtime class, Ready through raw deployment, the port-forward to `<name>-predictor` (a
+stand-in kubectl); and that the double refuses what KServe cannot serve. Only on a real
+cluster: KServe's controller and webhooks, the predictor pod, the port-forward itself."""
+
+from __future__ import annotations
+
+import json
+
+import fake_kubectl
+import pytest
+
+from kfbox.sandbox.engines.kubernetes.serving import KubeServing
+from kfbox.sandbox.engines.kubernetes.tools import Tools
+from kfbox.sandbox.engines.kubernetes.workspace import RunNamespace
+from kfbox.sandbox.platform import ServeRequest, StepFailure
+
+RESOURCES = {"cpus": 1.5, "memory": "4g"}
+IMAGE = "localhost:5000/digits@sha256:" + "a" * 64
+
+
+def request(name: str = "digits", gpus: int = 0) -> ServeRequest:
+    return ServeRequest(name, IMAGE, ["python", "/app/serve.py"], "digits", "runs/best",
+                        gpus=gpus, timeout_s=1)
+
+
+def serving(cluster, tools: Tools | None = None, gpu_runtime_class: str | None = None):
+    ns = RunNamespace.create(cluster.kube, "box")
+    return KubeServing(cluster.kube, ns.name, tools or Tools(), None, RESOURCES,
+                       gpu_runtime_class, poll_s=0.05)
+
+
+def test_inference_service_is_raw_ready_and_reached_by_port_forward(kubeflow, tmp_path,
+                                                                   monkeypatch) -> None:
+    kubectl = fake_kubectl.install(tmp_path, monkeypatch, 43211)
+    serve = serving(kubeflow, Tools(which={"kubectl": str(kubectl)}))
+    endpoint = serve.deploy(request())
+    try:
+        assert endpoint.url == "http://127.0.0.1:43211" and endpoint.model_name == "digits"
+        stored = kubeflow.double.get("serving.kserve.io/v1beta1", "inferenceservices",
+                                     serve.namespace, "digits")
+        assert stored["metadata"]["annotations"] == {
+            "serving.kserve.io/deploymentMode": "RawDeployment"}
+        assert stored["status"]["url"] == f"http://digits-{serve.namespace}.example.com"
+        container = stored["spec"]["predictor"]["containers"][0]
+        assert container["image"] == IMAGE
+        assert container["env"] == [{"name": "KFBOX_MODEL_DIR",
+                                     "value": "/mnt/store/runs/best"}]
+        assert container["resources"]["limits"] == {"cpu": "1500m", "memory": "4Gi"}
+        assert "runtimeClassName" not in stored["spec"]["predictor"]
+        assert stored["spec"]["predictor"]["volumes"][0]["persistentVolumeClaim"] == {
+            "claimName": "kfbox-store"}
+    finally:
+        serve.delete("digits")
+    forwards = [json.loads(line) for line in (tmp_path / "kubectl.log").read_text().split("\n")
+                if line]
+    assert forwards == [["port-forward", "--address", "127.0.0.1", "-n", serve.namespace,
+                         "svc/digits-predictor", ":80"]]
+
+
+def test_a_gpu_model_server_names_the_gpu_runtime_class(kubeflow) -> None:
+    isvc = serving(kubeflow, gpu_runtime_class="nvidia").inference_service(request(gpus=1))
+    assert isvc["spec"]["predictor"]["runtimeClassName"] == "nvidia"
+    assert isvc["spec"]["predictor"]["containers"][0]["resources"]["limits"][
+        "nvidia.com/gpu"] == "1"
+
+
+def test_the_double_serves_no_inference_service_kserve_cannot(kubeflow) -> None:
+    """KServe v0.15.2: without the annotation the config's default (Serverless, upstream's)
+    needs Knative; an ingress key without ingressGateway is refused; the raw URL's domain must
+    be a valid DNS name."""
+    serve = serving(kubeflow)
+    kubeflow.double.put("v1", "configmaps", {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "inferenceservice-config", "namespace": "kserve"},
+        "data": {"deploy": json.dumps({"defaultDeploymentMode": "Serverless"}),
+                 "ingress": json.dumps({"ingressDomain": "example.com"})}})
+    with pytest.raises(StepFailure, match="ingressGateway is required"):
+        serve.deploy(request())
+    kubeflow.double.put("v1", "configmaps", {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "inferenceservice-config", "namespace": "kserve"},
+        "data": {"deploy": json.dumps({"defaultDeploymentMode": "Serverless"})}})
+    isvc = serve.inference_service(request("plain"))
+    del isvc["metadata"]["annotations"]
+    kubeflow.kube.apply(isvc)
+    stored = kubeflow.double.get("serving.kserve.io/v1beta1", "inferenceservices",
+                                 serve.namespace, "plain")
+    assert "no Knative" in stored["status"]["conditions"][0]["message"]
+    with pytest.raises(StepFailure, match="invalid domain name"):
+        serve.deploy(request("m" * 60))
+
+
+def test_the_double_refuses_a_field_kserve_v0_15_2_does_not_have(kubeflow) -> None:
+    """The KServe SDK's models are newer than the pinned release: a field only they know
+    would be pruned by the real server, so the double refuses it."""
+    isvc = serving(kubeflow).inference_service(request())
+    isvc["spec"]["predictor"]["storageUris"] = [{"uri": "pvc://kfbox-store/x"}]
+    with pytest.raises(Exception, match=r"spec\.predictor\.storageUris: unknown field"):
+        kubeflow.kube.apply(isvc)

@@ -1,0 +1,141 @@
+"""The lock and kfbox's constants checked against the upstream facts (upstream/facts.yaml), read
+from each project at the pinned tag: versions, the names each readiness gate waits for
+(Deployments, DaemonSets, CRDs, webhooks), the ConfigMaps that name images, and every upstream
+name or value kfbox hard-codes. A pin moved without its facts, or a name kfbox made up, fails
+here."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import upstream
+from schemas import CRDS
+
+from kfbox.sandbox.config import KUBEFLOW_NOTEBOOK_IMAGE
+from kfbox.sandbox.engines.kubernetes import (
+    adjust,
+    jupyter,
+    kindconfig,
+    nvkind,
+    readiness,
+    registry,
+    serving,
+    storemount,
+    tools,
+    training,
+    tuning,
+    workspace,
+)
+from kfbox.sandbox.engines.kubernetes.catalog import load_catalog
+
+CATALOG = load_catalog()
+FACTS = upstream.facts()
+PLATFORM = FACTS["kubeflow"]
+
+
+def facts_of(name: str) -> dict:
+    return FACTS["components"].get(name) or PLATFORM["components"][name]
+
+
+UPSTREAM = [c for c in CATALOG.components.values() if c.version != "builtin"]
+
+
+@pytest.mark.parametrize("comp", UPSTREAM, ids=lambda c: c.name)
+def test_each_pinned_component_matches_its_upstream_release(comp) -> None:
+    facts = facts_of(comp.name)
+    version = facts.get("version", PLATFORM["version"])
+    assert comp.version == version
+    for manifest in comp.manifests:
+        assert manifest.builtin or version in manifest.source
+    for gate in ("crds", "deployments", "daemonsets", "webhooks"):
+        missing = set(getattr(comp.ready, gate)) - set(facts.get(gate, []))
+        assert not missing, f"{comp.name} waits for {gate} {missing} upstream does not have"
+    assert set(comp.image_configs) <= set(facts.get("config_images", {}))
+
+
+def test_the_trainer_gate_waits_for_jobsets_real_deployment() -> None:
+    """JobSet's namePrefix `jobset-` + `controller-manager`, in the Trainer's namespace."""
+    assert "kubeflow-system/jobset-controller-manager" in \
+        CATALOG.components["trainer"].ready.deployments
+
+
+def test_katib_is_a_release_that_runs_trainjob_trials() -> None:
+    katib = facts_of("katib")
+    assert readiness.TRAINJOB_TRIAL in katib["trial_resources"]
+    assert any("trainjobs" in rule["resources"] and "create" in rule["verbs"]
+               for rule in katib["controller_rbac"])
+    assert "trainer" in CATALOG.components["katib"].depends
+    assert katib["metrics_collector_label"] == workspace.METRICS_COLLECTOR_LABEL
+    defaults = katib["trainjob_trial_defaults"]
+    assert (
+        defaults["successCondition"], defaults["failureCondition"],
+        defaults["primaryPodLabels"]) == (tuning.SUCCESS, tuning.FAILURE, tuning.PRIMARY_POD)
+    assert set(tuning.ALGORITHMS.values()) <= set(katib["suggestion_algorithms"])
+
+
+def test_the_full_profile_adds_what_kubeflows_own_example_lacks() -> None:
+    assert PLATFORM["trainer_v2_in_example"] is False
+    full = CATALOG.profile("full", gpu=True)
+    assert "trainer" in full and set(CATALOG.profile("core", gpu=True)) <= set(full)
+    for name, facts in PLATFORM["components"].items():
+        targets = [m.kustomize for m in CATALOG.components[name].manifests]
+        assert targets == [f"https://github.com/kubeflow/manifests.git/{path}"
+                           f"?ref={PLATFORM['version']}" for path in facts["paths"]]
+
+
+def test_kfbox_constants_are_upstreams_names() -> None:
+    trainer = facts_of("trainer")
+    assert trainer["node"] == storemount.NODE
+    assert training.TRAINING_RUNTIME in facts_of("trainer-runtimes")["cluster_training_runtimes"]
+    kserve = facts_of("kserve")
+    assert "/".join(adjust.KSERVE_CONFIG) == kserve["config"]["name"]
+    assert adjust.RAW_DEPLOYMENT in kserve["deployment_modes"]
+    assert list(serving.DEPLOYMENT_MODE) == [kserve["deployment_mode_annotation"]]
+    assert serving.SERVICE_PORT == 80 and serving.predictor_service("m") == \
+        "svc/m" + kserve["predictor_service_suffix"]
+    controller = facts_of("notebook-controller")
+    assert (controller["container_port"], controller["serving_port"]) == (
+        jupyter.CONTAINER_PORT, jupyter.SERVICE_PORT)
+    image = facts_of("notebook-image")
+    assert image["image"] == KUBEFLOW_NOTEBOOK_IMAGE
+    assert (image["jupyter"], image["home"]) == (jupyter.JUPYTER, jupyter.HOME)
+    kind = facts_of("kind")
+    assert (kind["version"], kind["node_image"]) == (tools.KIND_VERSION, kindconfig.NODE_IMAGE)
+    assert kind["registry_image"] == registry.REGISTRY_IMAGE
+    recipe = facts_of("nvkind")
+    assert recipe["version"] == nvkind.NVKIND_COMMIT
+    assert recipe["configure"] in nvkind.node_setup_scripts()
+    assert (recipe["runtime_class"], recipe["masked_params"]) == (nvkind.RUNTIME_CLASS,
+                                                                   nvkind.MASKED)
+
+
+@pytest.mark.parametrize("path", sorted(CRDS.glob("*.json")), ids=lambda p: p.stem)
+def test_each_crd_schema_comes_from_the_pinned_release(path) -> None:
+    data = json.loads(path.read_text())
+    owner = {"kubeflow/trainer": "trainer", "kubeflow/katib": "katib", "kserve/kserve": "kserve",
+             "kubeflow/kubeflow": "notebook-controller"}[data["source"]["repo"]]
+    assert data["source"]["tag"] == CATALOG.components[owner].version
+    assert data["crd"] in facts_of(owner)["crds"]
+
+
+def test_the_doubles_fixtures_have_upstreams_shape() -> None:
+    """The stand-in runtime and KServe config the tests install are shaped as the pinned
+    releases' own."""
+    import yaml
+
+    runtime = yaml.safe_load((CRDS.parent.parent / "fixtures" / "torch-distributed.yaml")
+                             .read_text())
+    shape = facts_of("trainer-runtimes")["torch_distributed"]
+    job = runtime["spec"]["template"]["spec"]["replicatedJobs"][0]
+    assert (runtime["metadata"]["name"], runtime["metadata"]["labels"][
+        "trainer.kubeflow.org/framework"], job["name"],
+        job["template"]["spec"]["template"]["spec"]["containers"][0]["name"]) == (
+        training.TRAINING_RUNTIME, shape["framework_label"], shape["replicated_job"],
+        shape["container"])
+    kserve = yaml.safe_load_all((CRDS.parent.parent / "fixtures" / "kserve-config.yaml")
+                                .read_text())
+    config = next(d for d in kserve if d["kind"] == "ConfigMap")
+    assert set(config["data"]) <= set(facts_of("kserve")["config"]["keys"])
+    assert "/".join((config["metadata"]["namespace"], config["metadata"]["name"])) == \
+        facts_of("kserve")["config"]["name"]
