@@ -74,10 +74,10 @@ def test_katib_is_a_release_that_runs_trainjob_trials() -> None:
     assert set(tuning.ALGORITHMS.values()) <= set(katib["suggestion_algorithms"])
 
 
-def test_the_full_profile_adds_what_kubeflows_own_example_lacks() -> None:
+def test_the_full_platform_adds_what_kubeflows_own_example_lacks() -> None:
     assert PLATFORM["trainer_v2_in_example"] is False
-    full = CATALOG.profile("full", gpu=True)
-    assert "trainer" in full and set(CATALOG.profile("core", gpu=True)) <= set(full)
+    full = CATALOG.platform("full", gpu=True)
+    assert "trainer" in full and set(CATALOG.platform("core", gpu=True)) <= set(full)
     for name, facts in PLATFORM["components"].items():
         targets = [m.kustomize for m in CATALOG.components[name].manifests]
         assert targets == [f"https://github.com/kubeflow/manifests.git/{path}"
@@ -94,6 +94,7 @@ def test_kfbox_constants_are_upstreams_names() -> None:
     assert list(serving.DEPLOYMENT_MODE) == [kserve["deployment_mode_annotation"]]
     assert serving.SERVICE_PORT == 80 and serving.predictor_service("m") == \
         "svc/m" + kserve["predictor_service_suffix"]
+    assert kserve["pod_label"] == serving.ISVC_POD_LABEL
     controller = facts_of("notebook-controller")
     assert (controller["container_port"], controller["serving_port"]) == (
         jupyter.CONTAINER_PORT, jupyter.SERVICE_PORT)

@@ -12,6 +12,8 @@ from docker.errors import DockerException
 
 from kfbox.sandbox import paths
 
+RUNTIME_PACKAGES = ["torch", "kserve", "scikit-learn", "numpy"]
+"""The ML runtime's packages a certificate names (the scenarios' code runs on them)."""
 PROBE = (
     "import importlib.metadata as m, json, platform, sys\n"
     "found = {'python': platform.python_version()}\n"

@@ -96,7 +96,7 @@ def write_bundle(dest: Path, catalog: Catalog, plan: list[Component], store: Man
     included = {c.name for c in plan}
     pruned = Catalog({k: v for k, v in catalog.components.items() if k in included},
                      {k: tuple(n for n in v if n in included)
-                      for k, v in catalog.profiles.items()})
+                      for k, v in catalog.platforms.items()})
     (dest / BUNDLE_LOCK).write_text(yaml.safe_dump(lock_data(pruned, store.pins()),
                                                    sort_keys=False))
     (dest / IMAGES_LIST).write_text("".join(f"{i}\n" for i in sorted(images)))
@@ -130,7 +130,7 @@ def make_bundle(dest: Path, spec: SandboxSpec, *, gpu: bool, with_images: bool,
     tools = Tools()
     store = ManifestStore(paths.cache_dir("manifests"), tools,
                           trust_on_first_use=trust_on_first_use)
-    plan = catalog.plan(catalog.profile(spec.profile, gpu=gpu))
+    plan = catalog.plan(catalog.platform(spec.platform, gpu=gpu))
     return write_bundle(dest, catalog, plan, store, HostDocker(tools), reporter,
                         extra_images=[spec.kubernetes.notebook_image],
                         host_images=[NODE_IMAGE, REGISTRY_IMAGE], with_images=with_images)

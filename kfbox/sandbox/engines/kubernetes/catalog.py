@@ -1,4 +1,4 @@
-"""The component catalog: the lock's components, dependencies, profiles and install order."""
+"""The component catalog: the lock's components, dependencies, platforms and install order."""
 
 from __future__ import annotations
 
@@ -60,14 +60,15 @@ class Component:
 @dataclass(frozen=True)
 class Catalog:
     components: dict[str, Component]
-    profiles: dict[str, tuple[str, ...]]
+    platforms: dict[str, tuple[str, ...]]
+    """core and full: the components each Kubeflow platform installs."""
 
-    def profile(self, name: str, *, gpu: bool, kind: bool = True) -> list[str]:
-        """The profile's components; GPU-only ones only when the cluster has a GPU, kind-only
+    def platform(self, name: str, *, gpu: bool, kind: bool = True) -> list[str]:
+        """The platform's components; GPU-only ones only when the cluster has a GPU, kind-only
         ones only on a kind cluster kfbox made."""
-        if name not in self.profiles:
-            raise UsageError(f"unknown profile {name!r}; allowed: {', '.join(self.profiles)}")
-        wanted = self.profiles[name]
+        if name not in self.platforms:
+            raise UsageError(f"unknown platform {name!r}; allowed: {', '.join(self.platforms)}")
+        wanted = self.platforms[name]
         return [c for c in wanted if (gpu or not self.components[c].gpu)
                 and (kind or not self.components[c].kind_only)]
 
@@ -116,8 +117,8 @@ def parse_lock(data: dict[str, Any]) -> Catalog:
             adjust=tuple(raw.get("adjust") or ()),
             image_configs=tuple(raw.get("image_configs") or ()),
         )
-    profiles = {name: tuple(items) for name, items in data["profiles"].items()}
-    return Catalog(components, profiles)
+    platforms = {name: tuple(items) for name, items in data["platforms"].items()}
+    return Catalog(components, platforms)
 
 
 def load_catalog(path: Path = LOCK_FILE) -> Catalog:
@@ -150,4 +151,4 @@ def lock_data(catalog: Catalog, pins: dict[str, str]) -> dict[str, Any]:
             "image_configs": list(comp.image_configs),
         }
     return {"schema": 1, "components": components,
-            "profiles": {k: list(v) for k, v in catalog.profiles.items()}}
+            "platforms": {k: list(v) for k, v in catalog.platforms.items()}}

@@ -119,3 +119,18 @@ class HostDocker:
         from kfbox.sandbox.progress import quiet_reporter
 
         return ensure_component_image("runtime", quiet_reporter(), connect(), ca_bundle=ca_bundle)
+
+    def runtime_versions(self, packages: list[str], labels: dict[str, str]) -> dict[str, str]:
+        """Python's and `packages`' versions in the newest ML runtime image this engine holds
+        (what the journey's images build FROM); empty when none is built yet."""
+        from kfbox.sandbox.docker_engine import connect
+        from kfbox.sandbox.images.base import IMAGE_LABEL
+        from kfbox.sandbox.images.versions import image_versions
+
+        try:
+            client = connect()
+        except KfboxError:
+            return {}  # no engine to ask: the certificate names what it can
+        built = sorted(client.images.list(filters={"label": f"{IMAGE_LABEL}=runtime"}),
+                       key=lambda image: image.attrs.get("Created", ""))
+        return image_versions(client, built[-1].id, packages, labels) if built else {}

@@ -13,6 +13,7 @@ from typing import Any
 
 from kfbox.sandbox import paths
 from kfbox.sandbox.config import SandboxSpec
+from kfbox.sandbox.docker_engine import LABEL, ROLE_LABEL
 from kfbox.sandbox.engines.base import Capabilities, Check, ComponentStatus, Engine, SandboxStatus
 from kfbox.sandbox.engines.kubernetes import nvkind, readiness
 from kfbox.sandbox.engines.kubernetes.bundle import bundle_catalog
@@ -24,6 +25,7 @@ from kfbox.sandbox.engines.kubernetes.platform import ClusterAccess, KubePlatfor
 from kfbox.sandbox.engines.kubernetes.store import ManifestStore
 from kfbox.sandbox.engines.kubernetes.tools import Tools
 from kfbox.sandbox.errors import PreflightError, UsageError
+from kfbox.sandbox.images.versions import RUNTIME_PACKAGES, installed_versions
 from kfbox.sandbox.progress import Reporter
 
 STATE_FILE = "kubernetes.json"
@@ -84,7 +86,7 @@ class KubernetesProvider(Engine):
     # ---- the plan and its install ----------------------------------------------------------
 
     def plan(self, gpu: bool) -> list[Component]:
-        return self.catalog.plan(self.catalog.profile(self.spec.profile, gpu=gpu,
+        return self.catalog.plan(self.catalog.platform(self.spec.platform, gpu=gpu,
                                                       kind=self.kind_cluster))
 
     def store(self) -> ManifestStore:
@@ -138,12 +140,15 @@ class KubernetesProvider(Engine):
 
     def software(self) -> dict[str, str]:
         """The Kubernetes server version, each installed component's release, the notebook
-        image."""
+        image, the ML runtime's packages and the Kubeflow SDK that drives the journey."""
         major, minor = self.kube().server_version()
+        labels = {LABEL: self.spec.name, ROLE_LABEL: "probe"}
         return {"kubernetes": f"{major}.{minor}",
                 **{name: self.catalog.components[name].version
                    for name in self.recorded().get("components", [])},
-                "notebook-image": self.spec.kubernetes.notebook_image}
+                "notebook-image": self.spec.kubernetes.notebook_image,
+                **self.docker.runtime_versions(RUNTIME_PACKAGES, labels),
+                **installed_versions(["kubeflow"])}
 
     def gpus(self) -> int:
         return sum(nvkind.advertised_gpus(n) for n in self.kube().list("v1", "Node"))

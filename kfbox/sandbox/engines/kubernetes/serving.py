@@ -28,6 +28,8 @@ from kfbox.sandbox.platform import (
 )
 
 ISVC_API = "serving.kserve.io/v1beta1"
+ISVC_POD_LABEL = "serving.kserve.io/inferenceservice"
+"""The label KServe gives an InferenceService's pods, valued with its name."""
 DEPLOYMENT_MODE = {"serving.kserve.io/deploymentMode": "RawDeployment"}
 PREDICTOR_PORT = 8080
 SERVICE_PORT = 80
@@ -115,6 +117,18 @@ class KubeServing:
                                     SERVICE_PORT)
         self.forwards[target] = forward
         return Endpoint(request.name, forward.url, request.model_name)
+
+    def logs(self, name: str) -> str:
+        """The model server's output: every container of the InferenceService's predictor pods
+        (labelled with its name, kserve v0.15.2 pkg/constants/constants.go
+        InferenceServicePodLabelKey)."""
+        try:
+            pods = self.kube.list("v1", "Pod", self.namespace,
+                                  selector=f"{ISVC_POD_LABEL}={name}")
+            return "".join(self.kube.pod_logs(pod["metadata"]["name"], self.namespace)
+                           for pod in pods)
+        except KubeError:
+            return ""  # gone with its namespace: the diagnostics keep what there was
 
     def delete(self, name: str) -> None:
         forward = self.forwards.pop(predictor_service(name), None)

@@ -69,6 +69,14 @@ class KubeTraining:
             )
         )
 
+    def logs(self, name: str, trainer_client: Any = None) -> str:
+        """Every node's output of TrainJob `name` (a Katib trial's TrainJob is named after the
+        trial); empty when the job is gone."""
+        try:
+            return "\n".join((trainer_client or self.client()).get_job_logs(name))
+        except (RuntimeError, ValueError):
+            return ""
+
     def run(self, job: TrainJob) -> TrainResult:
         from kubeflow.trainer import CustomTrainerContainer
         from kubeflow.trainer.options import Name, TrainerArgs, TrainerCommand
@@ -101,7 +109,7 @@ class KubeTraining:
             )
         except (RuntimeError, TimeoutError, ValueError) as exc:
             raise StepFailure(f"TrainJob {job.name}: {refusal(exc)}") from exc
-        logs = "\n".join(trainer_client.get_job_logs(name))
+        logs = self.logs(name, trainer_client)
         if final.status != "Complete":
             raise StepFailure(
                 f"TrainJob {job.name} {final.status.lower()}: {error_line(logs)}", logs=logs

@@ -149,6 +149,8 @@ class KubeTuning:
         trials = [_trial(t, experiment) for t in self.kube.list(
             KATIB_API, "Trial", self.namespace,
             selector=f"katib.kubeflow.org/experiment={experiment.name}")]
+        for trial in trials:
+            trial.logs = self.training.logs(trial.name)
         scored = [t for t in trials if t.succeeded and experiment.objective in t.metrics]
         if not scored:
             message = conditions.get("Failed", {}).get("message", "no trial reported "

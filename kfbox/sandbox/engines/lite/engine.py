@@ -29,15 +29,13 @@ from kfbox.sandbox.errors import KfboxError
 from kfbox.sandbox.gpu import detect_gpus, engine_has_nvidia_runtime
 from kfbox.sandbox.images.base import ensure_base_image
 from kfbox.sandbox.images.build import ensure_component_image
-from kfbox.sandbox.images.versions import image_versions, installed_versions
+from kfbox.sandbox.images.versions import RUNTIME_PACKAGES, image_versions, installed_versions
 from kfbox.sandbox.platform import Platform
 from kfbox.sandbox.progress import Reporter
 
 CONFIG_LABEL = "kfbox.config-hash"
 DATA_LABEL = "kfbox.data"
 READY_TIMEOUT_S = 120
-RUNTIME_PACKAGES = ["torch", "kserve", "scikit-learn", "numpy"]
-"""The ML runtime's packages a certificate names (the scenarios' code runs on them)."""
 
 
 class LiteEngine(Engine):
