@@ -85,7 +85,9 @@ class SandboxSpec(_Strict):
     """An offline bundle (`kfbox bundle`) to install the Kubernetes components from."""
     trust_on_first_use: bool = False
     """Kubernetes engines: accept a manifest the lock has no sha256 for, and pin that hash."""
-    profile: Literal["core", "full"] = "core"
+    platform: Literal["core", "full"] = "core"
+    """Kubernetes engines: the Kubeflow platform to install (core: Trainer, Katib, KServe,
+    notebooks; full: core and Kubeflow's dashboard, auth, profiles and web apps)."""
     kubernetes: Kubernetes = Field(default_factory=Kubernetes)
 
     @field_validator("name")

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from rich.console import Console
+from rich.markup import escape
 
 
 @dataclass
@@ -51,15 +52,15 @@ class Reporter:
             self.timings.append(StepTiming(title, seconds, ok))
             if not self.quiet:
                 mark = "[green]✓[/]" if ok else "[red]✗[/]"
-                self.console.print(f" {mark} {title} [dim]({seconds:.1f}s)[/]")
+                self.console.print(f" {mark} {escape(title)} [dim]({seconds:.1f}s)[/]")
 
     def info(self, message: str) -> None:
         if not self.quiet:
-            self.console.print(f"   {message}")
+            self.console.print(f"   {escape(message)}")
 
     def warn(self, message: str) -> None:
         if not self.quiet:
-            self.console.print(f" [yellow]![/] {message}")
+            self.console.print(f" [yellow]![/] {escape(message)}")
 
 
 def quiet_reporter() -> Reporter:

@@ -95,7 +95,7 @@ KUBEFLOW_KINDS = [
 
 @pytest.fixture
 def kubeflow(cluster: Cluster) -> Cluster:
-    """The double as a cluster with the core profile installed: its kinds served, the
+    """The double as a cluster with the core platform installed: its kinds served, the
     Trainer's and Katib's validating webhooks, KServe's and the notebook controller's
     stand-ins, and what the install leaves that clients and controllers read (the stock
     `torch-distributed` ClusterTrainingRuntime, a fixture shaped like trainer-runtimes' own and

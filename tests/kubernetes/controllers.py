@@ -444,7 +444,7 @@ def serve_notebooks(double: KubeApiDouble) -> None:
 
 
 def installed_configs(double: KubeApiDouble) -> None:
-    """What the core profile's install leaves that controllers read, from the upstream facts:
+    """What the core platform's install leaves that controllers read, from the upstream facts:
     katib-config (trial resources, suggestions), the katib-controller ClusterRole's rules, and
     KServe's inferenceservice-config with raw deployment as its default (as kfbox installs
     it)."""

@@ -90,7 +90,7 @@ def lock(base: str) -> dict:
                 "manifests": [{"url": f"{base}/absent.yaml", "sha256": None}],
             },
         },
-        "profiles": {"core": ["gadgets", "katib-like"],
+        "platforms": {"core": ["gadgets", "katib-like"],
                      "full": ["gadgets", "katib-like", "unused"]},
     }
 
@@ -113,7 +113,7 @@ def bundle(tmp_path, runner) -> Path:
         tools = Tools(runner=runner, which=dict(TOOLS))
         store = ManifestStore(tmp_path / "cache", tools, trust_on_first_use=True)
         store.cache.mkdir()
-        missing = write_bundle(dest, catalog, catalog.plan(catalog.profile("core", gpu=False)),
+        missing = write_bundle(dest, catalog, catalog.plan(catalog.platform("core", gpu=False)),
                                store, HostDocker(tools), quiet_reporter(),
                                extra_images=[NOTEBOOK_IMAGE],
                                host_images=[NODE_IMAGE, "registry:2"])
@@ -127,7 +127,7 @@ def test_bundle_holds_verified_manifests_a_full_lock_and_the_images(bundle, runn
     assert (bundle / "manifests" / f"{sha('widgets.yaml')}.yaml").is_file()
     written = yaml.safe_load((bundle / "components.lock.yaml").read_text())
     assert set(written["components"]) == {"widgets", "gadgets", "katib-like"}  # the plan only
-    assert written["profiles"] == {"core": ["gadgets", "katib-like"],
+    assert written["platforms"] == {"core": ["gadgets", "katib-like"],
                                    "full": ["gadgets", "katib-like"]}
     assert all(len(comp["manifests"][0]["sha256"]) == 64
                for comp in written["components"].values())
@@ -150,7 +150,7 @@ def test_install_from_the_bundle_needs_no_network(bundle, kubeflow, tmp_path, ru
     store = ManifestStore(tmp_path / "empty-cache", Tools(), offline=bundle / "manifests")
     store.cache.mkdir()
     results = Installer(kubeflow.kube, store, {}, quiet_reporter(), ready_timeout_s=3,
-                        poll_s=0.05).install(catalog.plan(catalog.profile("core", gpu=False)))
+                        poll_s=0.05).install(catalog.plan(catalog.platform("core", gpu=False)))
     assert [r.component for r in results] == ["widgets", "gadgets", "katib-like"]
     assert kubeflow.double.get("apps/v1", "deployments", "widgets-system", "gadgets")
     assert not list(store.cache.iterdir())  # nothing fetched or cached: the bundle served all

@@ -55,7 +55,7 @@ def lock(base: str) -> dict:
                     "ready": {"checks": ["sandbox-notebook"]}},
         "registry": {"version": "builtin", "min_kubernetes": "1.25", "depends": [],
                      "kind_only": True, "manifests": [{"builtin": "local-registry-hosting"}]},
-    }, "profiles": {"core": ["gadgets", "jupyter", "registry"]}}
+    }, "platforms": {"core": ["gadgets", "jupyter", "registry"]}}
 
 
 def kind_spec(**kw) -> SandboxSpec:

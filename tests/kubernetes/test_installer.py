@@ -52,7 +52,7 @@ def lock(base: str, *, widgets_sha: str | None = None, gadgets_sha: str | None =
                           "webhooks": ["widgets.example.kfbox.dev"]},
             },
         },
-        "profiles": {"test": ["gadgets"]},
+        "platforms": {"test": ["gadgets"]},
     }
 
 
@@ -65,22 +65,22 @@ def installer(cluster, tmp_path: Path, **store_args: Any) -> Installer:
 
 def test_plan_puts_dependencies_first_and_rejects_unknown() -> None:
     catalog = parse_lock(lock("http://x"))
-    assert [c.name for c in catalog.plan(catalog.profile("test", gpu=False))] == [
+    assert [c.name for c in catalog.plan(catalog.platform("test", gpu=False))] == [
         "widgets", "gadgets"]
     with pytest.raises(UsageError, match="unknown component 'nope'"):
         catalog.plan(["nope"])
 
 
-def test_shipped_lock_parses_and_core_profile_orders_cert_manager_before_kserve() -> None:
+def test_shipped_lock_parses_and_core_platform_orders_cert_manager_before_kserve() -> None:
     catalog = load_catalog()
-    core = [c.name for c in catalog.plan(catalog.profile("core", gpu=False))]
+    core = [c.name for c in catalog.plan(catalog.platform("core", gpu=False))]
     assert core.index("cert-manager") < core.index("kserve")
     assert core.index("trainer") < core.index("trainer-runtimes")
     assert "device-plugin" not in core
-    assert "device-plugin" in catalog.profile("core", gpu=True)
+    assert "device-plugin" in catalog.platform("core", gpu=True)
     assert core.index("trainer") < core.index("katib")  # Katib watches kinds present at start
-    assert "registry" not in catalog.profile("core", gpu=True, kind=False)
-    assert "device-plugin" not in catalog.profile("core", gpu=True, kind=False)
+    assert "registry" not in catalog.platform("core", gpu=True, kind=False)
+    assert "device-plugin" not in catalog.platform("core", gpu=True, kind=False)
     # No hash is invented: every upstream manifest is either pinned to 64 hex digits or null.
     for comp in catalog.components.values():
         for m in comp.manifests:
@@ -171,12 +171,12 @@ def test_transient_failures_are_retried(cluster, tmp_path) -> None:
     assert len(deployment_patches) == 3
 
 
-def test_full_profile_is_core_and_more(tmp_path) -> None:
+def test_full_platform_is_core_and_more(tmp_path) -> None:
     """`full` adds the Kubeflow platform to core: Trainer v2 and Katib with TrainJob trials
     included (the manifests' own example has neither)."""
     catalog = load_catalog()
-    core = catalog.profile("core", gpu=True)
-    full = catalog.profile("full", gpu=True)
+    core = catalog.platform("core", gpu=True)
+    full = catalog.platform("full", gpu=True)
     assert set(core) < set(full)
     assert {"trainer", "trainer-runtimes", "kubeflow-dashboard"} <= set(full)
     assert [c.name for c in catalog.plan(full)].index("cert-manager") < \
@@ -187,7 +187,7 @@ def kserve_lock(base: str) -> dict[str, Any]:
     return {"schema": 1, "components": {"kserve": {
         "version": "v0", "min_kubernetes": "1.25", "depends": [],
         "manifests": [{"url": f"{base}/kserve-config.yaml", "sha256": sha("kserve-config.yaml")}],
-        "adjust": ["kserve-raw-deployment"], "ready": {}}}, "profiles": {"core": ["kserve"]}}
+        "adjust": ["kserve-raw-deployment"], "ready": {}}}, "platforms": {"core": ["kserve"]}}
 
 
 def test_kserve_becomes_raw_without_losing_its_configs_other_keys(cluster, tmp_path) -> None:

@@ -194,4 +194,4 @@ def _trial_template(spec: dict[str, Any]) -> list[str]:
 
 
 INSTALLED = [crd_schema, trainjob, experiment]
-"""The admission a cluster with the core profile installed applies."""
+"""The admission a cluster with the core platform installed applies."""

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from docker.errors import DockerException
 from rich.console import Console
+from rich.markup import escape
 
 from kfbox import __version__
 from kfbox.sandbox.config import SandboxSpec, load_spec
@@ -74,9 +75,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, standalone_mode=True)
     except KfboxError as exc:
-        err.print(f"[red]error:[/] {exc.line()}", soft_wrap=True)
+        # The line reaches the user verbatim: '[kmg]' in it is text, not terminal markup.
+        err.print(f"[red]error:[/] {escape(exc.line())}", soft_wrap=True)
         sys.exit(exc.exit_code)
     except DockerException as exc:  # an engine error no step turned into a KfboxError
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        err.print(f"[red]error:[/] docker: {first}", soft_wrap=True)
+        err.print(f"[red]error:[/] docker: {escape(first)}", soft_wrap=True)
         sys.exit(1)

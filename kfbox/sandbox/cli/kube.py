@@ -13,7 +13,7 @@ def register(app: typer.Typer) -> None:
     def bundle(
         ctx: typer.Context,
         output: Annotated[Path, typer.Option("--output", "-o", help="Bundle folder to write")],
-        profile: Annotated[str | None, typer.Option(help="core | full")] = None,
+        platform: Annotated[str | None, typer.Option(help="Kubeflow platform: core | full")] = None,
         gpu: Annotated[bool, typer.Option(help="Include the NVIDIA device plugin")] = False,
         images: Annotated[bool, typer.Option(help="Pull and save image tarballs")] = True,
         trust_on_first_use: Annotated[
@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
         from kfbox.sandbox.engines.kubernetes.bundle import make_bundle
         from kfbox.sandbox.progress import Reporter
 
-        spec = ctx.obj.spec(profile=profile)
+        spec = ctx.obj.spec(platform=platform)
         missing = make_bundle(output, spec, gpu=gpu, with_images=images,
                               trust_on_first_use=trust_on_first_use, reporter=Reporter())
         for image in missing:

@@ -113,8 +113,8 @@ def register(app: typer.Typer) -> None:
         from_bundle: Annotated[
             Path | None, typer.Option(help="Install from an offline bundle")
         ] = None,
-        profile: Annotated[
-            str | None, typer.Option(help="core | full: components for kind/existing")
+        platform: Annotated[
+            str | None, typer.Option(help="kind/existing: the Kubeflow platform, core | full")
         ] = None,
         trust_on_first_use: Annotated[
             bool | None,
@@ -135,7 +135,7 @@ def register(app: typer.Typer) -> None:
             kubeconfig=kubeconfig,
             nodes=nodes,
             from_bundle=from_bundle,
-            profile=profile,
+            platform=platform,
             trust_on_first_use=trust_on_first_use,
             **parse_ports(port),
         )
