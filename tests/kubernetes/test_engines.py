@@ -288,3 +288,26 @@ def test_the_platform_is_built_from_what_the_provider_hands_it(kubeflow, tmp_pat
         platform.images.build(tmp_path, "digits", build_args={})
     platform.close(keep=True)
     assert kubeflow.double.get("v1", "namespaces", None, platform.workspace.name)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("hello: [world\n", "is not valid YAML at line 2"),
+        ("just text\n", "is not a kubeconfig (no clusters: list)"),
+        ("apiVersion: v1\nclusters: {a: 1}\n", "is not a kubeconfig (no clusters: list)"),
+    ],
+    ids=["bad-yaml", "plain-text", "clusters-not-a-list"],
+)
+def test_a_file_that_is_not_a_kubeconfig_is_one_line(tmp_path, text: str, expected: str) -> None:
+    """The client library's loader answers such files with a traceback (a TypeError on plain
+    text): kfbox reads the file first and says what is wrong with it."""
+    from kfbox.sandbox.engines.kubernetes.kubeapi import client_from_kubeconfig
+    from kfbox.sandbox.errors import UsageError
+
+    path = tmp_path / "kubeconfig"
+    path.write_text(text)
+    with pytest.raises(UsageError) as caught:
+        client_from_kubeconfig(path)
+    assert caught.value.line().startswith(f"kubeconfig {str(path)!r} {expected} — ")
+    assert "\n" not in caught.value.line()

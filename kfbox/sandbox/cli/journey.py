@@ -11,7 +11,7 @@ import typer
 from kfbox.sandbox.config import SandboxSpec
 from kfbox.sandbox.engines import get_engine
 from kfbox.sandbox.engines.base import Engine
-from kfbox.sandbox.errors import KfboxError, PreflightError
+from kfbox.sandbox.errors import KfboxError, PreflightError, UsageError
 
 
 def scenario_option(scenario: str) -> None:
@@ -30,6 +30,8 @@ def require_running(spec: SandboxSpec) -> Engine:
     fix = "run `kfbox up`" + (f" (with --name {spec.name})" if spec.name != "kfbox" else "")
     try:
         status = engine.status()
+    except UsageError:
+        raise  # a bad kubeconfig or setting is the input's fault, not the sandbox's
     except (KfboxError, DockerException) as exc:
         detail = exc.line() if isinstance(exc, KfboxError) else str(exc).splitlines()[0]
         raise PreflightError(f"sandbox {spec.name!r} cannot be reached: {detail}") from None
@@ -88,7 +90,6 @@ def register(app: typer.Typer) -> None:
         each step prints its status, duration and metrics. Exits with pytest's code."""
         from kfbox.harness.profiles import JOURNEY_PROFILES, PROFILES
         from kfbox.harness.runner import run_suite
-        from kfbox.sandbox.errors import UsageError
 
         if profile not in JOURNEY_PROFILES:
             raise UsageError(f"unknown --profile {profile!r}; use {' | '.join(JOURNEY_PROFILES)}")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import urllib3
+import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
@@ -37,6 +38,8 @@ def client_from_kubeconfig(path: Path | None, context: str | None = None) -> cli
     if path is not None and not path.is_file():
         raise UsageError(f"kubeconfig {str(path)!r} does not exist",
                          fix="pass --kubeconfig PATH to a readable kubeconfig")
+    if path is not None:
+        _looks_like_a_kubeconfig(path)
     try:
         return config.new_client_from_config(config_file=str(path) if path else None,
                                              context=context)
@@ -44,6 +47,24 @@ def client_from_kubeconfig(path: Path | None, context: str | None = None) -> cli
         where = str(path) if path else "the default kubeconfig"
         raise UsageError(f"kubeconfig {where!r} is not usable: {str(exc).splitlines()[0]}",
                          fix="check the file with `kubectl config view`") from exc
+
+
+def _looks_like_a_kubeconfig(path: Path) -> None:
+    """UsageError unless `path` is YAML with the sections a kubeconfig has: the client
+    library's own loader fails on anything else with a traceback, not a reason."""
+    fix = "give the kubeconfig of the cluster (`kubectl config view --raw` prints one)"
+    try:
+        data = yaml.safe_load(path.read_text(errors="replace"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise UsageError(f"kubeconfig {str(path)!r} is not valid YAML{where}", fix=fix) from None
+    except OSError as exc:
+        raise UsageError(f"kubeconfig {str(path)!r} cannot be read ({exc.strerror})",
+                         fix=fix) from None
+    if not isinstance(data, dict) or not isinstance(data.get("clusters"), list):
+        raise UsageError(f"kubeconfig {str(path)!r} is not a kubeconfig (no clusters: list)",
+                         fix=fix)
 
 
 @dataclass
