@@ -16,7 +16,7 @@ from kfbox.harness.profiles import Profile
 from kfbox.harness.records import JourneyRecord, RunRecord, SandboxRecord
 from kfbox.harness.verdict import RequirementResult, Verdict, judge_profile
 from kfbox.sandbox.config import SandboxSpec
-from kfbox.sandbox.errors import KfboxError
+from kfbox.sandbox.errors import Interrupted, KfboxError
 
 SCHEMA_VERSION = 2
 """report.json's layout version; bumped on any change a reader of the previous one could
@@ -157,7 +157,10 @@ def certify(profile: Profile, spec: SandboxSpec, folder: Path, *, scenario: str)
     suite.exit_code = outcome.pytest_exit_code
     for key, value in outcome.counts.items():
         setattr(suite, key, value)
+    if outcome.interrupted:
+        suite.error = "the run was interrupted (Ctrl-C)"
     certificate = build_certificate(profile, spec, scenario, host=host, suite=suite,
                                     record=outcome.record)
-    return CertifyRun(certificate, 0 if certificate.certified else 1, outcome.junit_xml,
-                      outcome.logs_dir)
+    exit_code = (Interrupted.exit_code if outcome.interrupted
+                 else 0 if certificate.certified else 1)
+    return CertifyRun(certificate, exit_code, outcome.junit_xml, outcome.logs_dir)

@@ -186,6 +186,7 @@ def _job(journey: Journey, name: str, nodes: int, model_key: str) -> TrainJob:
         num_nodes=nodes,
         gpus=journey.gpus,
         model_key=model_key,
+        timeout_s=scenario.train.timeout_s,
     )
 
 

@@ -4,6 +4,7 @@ session saw, so a sandbox that goes away after the journeys cannot erase them.""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -16,6 +17,8 @@ from kfbox.harness.records import RunRecord, read_run
 from kfbox.sandbox.config import SandboxSpec
 
 SUITE_DIR = Path(__file__).parent / "cuj"
+STOP_S = 300
+"""How long a stopping run may take to remove its workloads before it is killed."""
 
 
 @dataclass
@@ -27,6 +30,8 @@ class SuiteOutcome:
     pytest_exit_code: int
     counts: dict[str, int] = field(default_factory=dict)
     """tests/failures/errors/skipped from junit.xml; empty when pytest wrote none."""
+    interrupted: bool = False
+    """The user stopped the run (Ctrl-C)."""
 
 
 def workspace_for(out_dir: Path) -> Path:
@@ -81,19 +86,37 @@ def run_suite(
     workspace.mkdir(parents=True, exist_ok=True)
     spec_file = workspace / "spec.json"
     spec_file.write_text(spec.model_dump_json(indent=2))
-    done = subprocess.run(
-        pytest_command(
-            profile, out_dir, spec_file, scenario=scenario, require_gpu=require_gpu, keep=keep
-        ),
-        check=False,
+    command = pytest_command(
+        profile, out_dir, spec_file, scenario=scenario, require_gpu=require_gpu, keep=keep
     )
+    exit_code, interrupted = run_to_the_end(command)
     return SuiteOutcome(
         record=read_run(workspace / RECORD_FILE),
         junit_xml=out_dir / "junit.xml",
         logs_dir=out_dir / "logs",
-        pytest_exit_code=done.returncode,
+        pytest_exit_code=exit_code,
         counts=junit_counts(out_dir / "junit.xml"),
+        interrupted=interrupted,
     )
+
+
+def run_to_the_end(command: list[str]) -> tuple[int, bool]:
+    """Run the suite; on Ctrl-C let it stop cleanly: one SIGINT to it (its own session, so a
+    terminal's Ctrl-C reaches it through us, once), then wait while it removes the run's
+    workloads and writes its record. A second Ctrl-C kills it. (exit code, interrupted)."""
+    child = subprocess.Popen(command, start_new_session=True)
+    try:
+        return child.wait(), False
+    except KeyboardInterrupt:
+        print("\ninterrupted: stopping the run, removing its workloads (Ctrl-C again to kill)",
+              file=sys.stderr, flush=True)
+        child.send_signal(signal.SIGINT)
+        try:
+            child.wait(timeout=STOP_S)
+        except (KeyboardInterrupt, subprocess.TimeoutExpired):
+            child.kill()
+            child.wait()
+        return child.returncode, True
 
 
 def junit_counts(path: Path) -> dict[str, int]:

@@ -25,6 +25,7 @@ from kfbox.sandbox.docker_engine import LABEL, connect
 from kfbox.sandbox.engines.lite.engine import LiteEngine
 from kfbox.sandbox.errors import KfboxError
 from kfbox.sandbox.images.base import IMAGE_LABEL
+from kfbox.sandbox.lifecycle import take_down
 from kfbox.sandbox.platform import MODEL_DIR_ENV, TrainJob
 from kfbox.sandbox.progress import Reporter, quiet_reporter
 from kfbox.scenarios.scenario import load_scenario
@@ -164,7 +165,7 @@ def run_bench(*, cold: bool, train_runs: int, reporter: Reporter) -> BenchResult
         with reporter.step("up, " + ("cold (empty image store)" if cold else "images cached")):
             first = timed(lambda: engine.up(quiet_reporter()))
         result.numbers["cold_up_s" if cold else "first_up_s"] = round(first, 2)
-        engine.down(quiet_reporter(), keep_data=False)
+        take_down(engine, quiet_reporter(), keep_data=False)
         with reporter.step("up, warm (images built, sandbox down)"):
             result.numbers["warm_up_s"] = round(timed(lambda: engine.up(quiet_reporter())), 2)
         with reporter.step("up again (sandbox running)"):
@@ -188,7 +189,7 @@ def run_bench(*, cold: bool, train_runs: int, reporter: Reporter) -> BenchResult
                 "beyond_torchrun compares with the SDK's own launcher run by hand"
             )
     finally:
-        left = engine.down(quiet_reporter(), keep_data=False)
+        left = take_down(engine, quiet_reporter(), keep_data=False)
         if left:
             result.notes["cleanup"] = "left: " + ", ".join(left)
     return result

@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from kfbox.sandbox import paths
 from kfbox.sandbox.errors import UsageError
@@ -28,6 +35,17 @@ class Ports(_Strict):
 
     jupyter: int = Field(default=8888, ge=1024, le=65535)
     registry: int = Field(default=5000, ge=1024, le=65535)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Ports:
+        # Two components on one port pass every check until the second one starts.
+        taken: dict[int, str] = {}
+        for component, port in self.model_dump().items():
+            if port in taken:
+                raise ValueError(f"{taken[port]} and {component} are both given port {port}; "
+                                 "give each component its own port")
+            taken[port] = component
+        return self
 
 
 class Resources(_Strict):
@@ -198,9 +216,9 @@ def recorded_spec_file(name: str) -> Path:
 def record_spec(spec: SandboxSpec) -> None:
     """Remember the spec a sandbox was brought up with, so later commands (`status`, `test`,
     `certify`, a second `up`) use its ports and settings without the flags being repeated."""
-    file = recorded_spec_file(spec.name)
-    file.parent.mkdir(parents=True, exist_ok=True)
-    file.write_text(spec.model_dump_json(indent=2))
+    from kfbox.sandbox.statefiles import write_atomic
+
+    write_atomic(recorded_spec_file(spec.name), spec.model_dump_json(indent=2))
 
 
 def forget_sandbox(name: str) -> None:

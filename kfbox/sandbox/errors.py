@@ -27,3 +27,9 @@ class PreflightError(KfboxError):
     """The host cannot run the sandbox as asked (no engine, a port taken, too little memory)."""
 
     exit_code = 3
+
+
+class Interrupted(KfboxError):
+    """The user stopped the command (Ctrl-C): exit 130, as a shell reports SIGINT."""
+
+    exit_code = 130

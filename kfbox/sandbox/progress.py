@@ -34,12 +34,14 @@ class Reporter:
         started = time.monotonic()
         status = None
         if not self.quiet and self.console.is_terminal:
-            status = self.console.status(f" {title} ...")
+            status = self.console.status(f" {escape(title)} ...")
             status.start()
+        elif not self.quiet:  # a log (CI, a pipe): say what started, not only what ended
+            self.console.print(f" · {escape(title)} ...")
 
         def update(detail: str) -> None:
             if status is not None:
-                status.update(f" {title} ... {detail}")
+                status.update(f" {escape(title)} ... {escape(detail)}")
 
         ok = False
         try:

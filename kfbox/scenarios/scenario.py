@@ -53,6 +53,9 @@ class TrainSpec(_Strict):
     nodes: int = Field(ge=1)
     args: dict[str, str] = Field(default_factory=dict)
     """Hyperparameters, passed as --key=value."""
+    timeout_s: float = Field(default=600, gt=0)
+    """The longest a training job (the train step's, and each trial's) may run: one still
+    running then is stopped, removed, and reported with its last output."""
 
 
 class ParameterSpec(_Strict):

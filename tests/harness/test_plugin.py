@@ -24,7 +24,7 @@ from kfbox.harness.cuj.conftest import pytest_generate_tests  # noqa: F401
 from kfbox.sandbox.engines.base import Access, Capabilities, ComponentStatus, SandboxStatus
 
 STATE = {{"state": {state!r}, "gpus": {gpus}, "fail": {fail!r}, "interrupt": {interrupt!r},
-         "unreachable_at_end": {unreachable_at_end!r}, "looks": 0}}
+         "unreachable_at_end": {unreachable_at_end!r}, "breaks": {breaks!r}, "looks": 0}}
 
 
 class Platform:
@@ -51,7 +51,9 @@ class Engine:
         STATE["looks"] += 1
         if STATE["unreachable_at_end"] and STATE["looks"] > 1:
             raise PreflightError("no Docker engine answers")
-        comps = [ComponentStatus("jupyter", True, "running", "http://127.0.0.1:1", "img")]
+        down = STATE["breaks"] and STATE["looks"] > 1
+        comps = [ComponentStatus("jupyter", not down, "exited" if down else "running",
+                                 "http://127.0.0.1:1", "img")]
         return SandboxStatus(self.spec.name, "lite", STATE["state"],
                              comps if STATE["state"] != "absent" else [])
 
@@ -117,9 +119,10 @@ def test_unmarked(kfbox_check):
 
 
 def setup(pytester: pytest.Pytester, *, state: str = "running", gpus: int = 0,
-          fail: str = "", interrupt: str = "", unreachable_at_end: bool = False) -> None:
+          fail: str = "", interrupt: str = "", unreachable_at_end: bool = False,
+          breaks: bool = False) -> None:
     pytester.makeconftest(CONFTEST.format(state=state, gpus=gpus, fail=fail, interrupt=interrupt,
-                                          unreachable_at_end=unreachable_at_end))
+                                          unreachable_at_end=unreachable_at_end, breaks=breaks))
     pytester.makepyfile(test_journey=JOURNEY_TESTS)
 
 
@@ -236,3 +239,15 @@ def test_no_record_without_an_out_folder_or_record_option(pytester: pytest.Pytes
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:kmock")
     assert result.ret == 0
     assert not list(Path(pytester.path).rglob("run-record.json"))
+
+
+def test_a_step_failing_with_a_component_down_names_it_and_the_fix(
+    pytester: pytest.Pytester,
+) -> None:
+    """The notebook server died during the step: the reason says so, and to run `kfbox up`."""
+    setup(pytester, fail="notebook", breaks=True)
+    _, record = run(pytester, "-m", "core")
+    notebook = record["journeys"][0]["steps"][0]
+    assert notebook["reason"] == ("the sandbox's jupyter (exited) is down: run `kfbox up` to "
+                                  "repair it (notebook checked)")
+    assert statuses(record)["build"] == "blocked"

@@ -74,3 +74,23 @@ def test_a_trial_without_the_objective_is_a_failed_trial() -> None:
 def test_an_unknown_algorithm_is_refused() -> None:
     with pytest.raises(StepFailure, match="unknown algorithm 'grid'"):
         OptunaTuning(StandIn()).run(experiment(algorithm="grid"))  # type: ignore[arg-type]
+
+
+def test_an_interrupt_stops_the_running_trials_at_once() -> None:
+    """Ctrl-C reaches the main thread while trials run: the shared event ends the others now
+    (a job polls it), rather than at their timeout, and the interrupt goes on up."""
+    stopping = threading.Event()
+    ended: list[str] = []
+
+    class Interrupted(StandIn):
+        def run(self, job: TrainJob) -> TrainResult:
+            if job.name.endswith("-0"):
+                raise KeyboardInterrupt
+            assert stopping.wait(timeout=30), "never told to stop"
+            ended.append(job.name)
+            raise StepFailure(f"{job.name}: stopped")
+
+    with pytest.raises(KeyboardInterrupt):
+        OptunaTuning(Interrupted(), stopping).run(experiment())
+    assert stopping.is_set()
+    assert ended == ["run-tune-trial-1"]  # the one running beside it; no new one started

@@ -70,7 +70,8 @@ def _register() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: every KfboxError becomes one line on stderr and its exit code; click
-    (standalone) reports usage errors with exit 2 and turns typer.Exit into the exit code."""
+    (standalone) reports usage errors with exit 2 and turns typer.Exit into the exit code
+    (Ctrl-C: 130, as typer turns KeyboardInterrupt into Exit(130))."""
     _register()
     try:
         app(args=argv, standalone_mode=True)
@@ -79,6 +80,7 @@ def main(argv: list[str] | None = None) -> None:
         err.print(f"[red]error:[/] {escape(exc.line())}", soft_wrap=True)
         sys.exit(exc.exit_code)
     except DockerException as exc:  # an engine error no step turned into a KfboxError
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        err.print(f"[red]error:[/] docker: {escape(first)}", soft_wrap=True)
+        from kfbox.sandbox.docker_engine import describe
+
+        err.print(f"[red]error:[/] {escape(describe(exc))}", soft_wrap=True)
         sys.exit(1)

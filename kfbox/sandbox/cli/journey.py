@@ -11,7 +11,7 @@ import typer
 from kfbox.sandbox.config import SandboxSpec
 from kfbox.sandbox.engines import get_engine
 from kfbox.sandbox.engines.base import Engine
-from kfbox.sandbox.errors import KfboxError, PreflightError, UsageError
+from kfbox.sandbox.errors import Interrupted, KfboxError, PreflightError, UsageError
 
 
 def scenario_option(scenario: str) -> None:
@@ -62,7 +62,7 @@ def register(app: typer.Typer) -> None:
         journey, write the results bundle and end with the verdict. Exit 0 only if certified."""
         from kfbox.harness.profiles import get_profile
         from kfbox.sandbox.cli.certify import certify_sandbox
-        from kfbox.sandbox.cli.lifecycle import bring_up
+        from kfbox.sandbox.lifecycle import bring_up
         from kfbox.sandbox.progress import Reporter
 
         get_profile(profile)  # bad input fails before anything starts
@@ -103,4 +103,6 @@ def register(app: typer.Typer) -> None:
         from kfbox.sandbox.cli import err
 
         err.print(f"run folder: {run_dir}")
+        if outcome.interrupted:
+            raise Interrupted("the run was interrupted; its workloads were removed")
         raise typer.Exit(outcome.pytest_exit_code)

@@ -8,10 +8,10 @@ from typing import Annotated, Any
 import typer
 
 from kfbox.sandbox.cli.render import checks_table, print_json, status_table
-from kfbox.sandbox.config import SandboxSpec, forget_sandbox, record_spec
 from kfbox.sandbox.engines import get_engine
-from kfbox.sandbox.engines.base import Check, Engine, SandboxStatus
-from kfbox.sandbox.errors import PreflightError, UsageError
+from kfbox.sandbox.engines.base import Engine, SandboxStatus
+from kfbox.sandbox.errors import UsageError
+from kfbox.sandbox.lifecycle import bring_up, failures, take_down
 from kfbox.sandbox.progress import Reporter
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
@@ -28,38 +28,9 @@ def parse_ports(values: list[str] | None) -> dict[str, Any]:
     return overrides
 
 
-def failures(checks: list[Check]) -> list[Check]:
-    return [c for c in checks if c.status == "fail"]
-
-
-def ensure_engine_ready(engine: Engine, reporter: Reporter, *, provision: bool) -> list[Check]:
-    """Preflight; with `provision`, install the Docker engine first when it is missing.
-    Raises PreflightError naming the first failing check and its fix; creates nothing."""
-    checks = engine.preflight()
-    if provision and any(c.name == "docker engine" for c in failures(checks)):
-        from kfbox.sandbox.provision.runner import provision_host
-
-        provision_host(reporter, gpu=engine.spec.gpu)
-        checks = engine.preflight()
-    failed = failures(checks)
-    if failed:
-        first = failed[0]
-        raise PreflightError(f"preflight: {first.name}: {first.detail}", fix=first.fix)
-    for check in checks:
-        if check.status == "warn":
-            reporter.warn(
-                f"{check.name}: {check.detail}" + (f" ({check.fix})" if check.fix else "")
-            )
-    return checks
-
-
-def bring_up(spec: SandboxSpec, reporter: Reporter, *, provision: bool) -> SandboxStatus:
-    engine = get_engine(spec)
-    # No progress line for preflight: when it fails, its one error line is all the user sees.
-    ensure_engine_ready(engine, reporter, provision=provision)
-    status = engine.up(reporter)
-    record_spec(spec)
-    return status
+def token_protected(engine: Engine, status: SandboxStatus) -> list[str]:
+    """The components a person opens with a token (their login URL carries it)."""
+    return [c.name for c in status.components if c.url and engine.login_url(c.name)]
 
 
 def register(app: typer.Typer) -> None:
@@ -144,7 +115,7 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print_json(out, status.to_dict())
         else:
-            out.print(status_table(status))
+            out.print(status_table(status, needs_token=token_protected(get_engine(spec), status)))
 
     @app.command()
     def status(
@@ -166,7 +137,8 @@ def register(app: typer.Typer) -> None:
                 comp["url"] = logins.get(comp["name"], comp["url"])
             print_json(out, data)
         else:
-            out.print(status_table(current, logins))
+            out.print(status_table(current, logins,
+                                   needs_token=token_protected(engine, current)))
         if current.state != "running":
             raise typer.Exit(1)
 
@@ -180,10 +152,7 @@ def register(app: typer.Typer) -> None:
         """Remove everything the sandbox created, then verify nothing labelled is left."""
         from kfbox.sandbox.cli import err
 
-        engine = get_engine(ctx.obj.spec())
-        left = engine.down(Reporter(), keep_data=keep_data)
-        if not keep_data:
-            forget_sandbox(engine.spec.name)
+        left = take_down(get_engine(ctx.obj.spec()), Reporter(), keep_data=keep_data)
         if left:
             err.print(f"[red]still present:[/] {', '.join(left)}")
             raise typer.Exit(1)

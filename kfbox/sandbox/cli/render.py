@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from kfbox.sandbox.engines.base import Check, SandboxStatus
@@ -19,26 +20,39 @@ def checks_table(checks: list[Check]) -> Table:
         table.add_column(column, overflow="fold")
     for check in checks:
         table.add_row(
-            check.name,
+            escape(check.name),
             MARKS[check.status],
-            check.detail,
-            check.fix if check.status != "pass" else "",
+            escape(check.detail),
+            escape(check.fix) if check.status != "pass" else "",
         )
     return table
 
 
-def status_table(status: SandboxStatus, login_urls: dict[str, str] | None = None) -> Table:
+def status_table(
+    status: SandboxStatus,
+    login_urls: dict[str, str] | None = None,
+    *,
+    needs_token: list[str] | None = None,
+) -> Table:
+    """Components with health, URL and detail; `login_urls` replace the URLs (with their
+    tokens, on request), else a caption says how to log in to those in `needs_token`."""
+    caption = None
+    if needs_token and not login_urls:
+        caption = (f"{', '.join(needs_token)} asks for its token: `kfbox status --show-token` "
+                   "shows the URL with it")
     table = Table(
         title=f"sandbox {status.name!r} ({status.engine}): {status.state}",
         title_justify="left",
         show_edge=False,
+        caption=escape(caption) if caption else None,
+        caption_justify="left",
     )
     for column in ("component", "health", "url", "detail"):
         table.add_column(column, overflow="fold")
     for comp in status.components:
         health = "[green]healthy[/]" if comp.healthy else "[red]unhealthy[/]"
         url = (login_urls or {}).get(comp.name, comp.url)
-        table.add_row(comp.name, health, url, comp.detail)
+        table.add_row(escape(comp.name), health, escape(url), escape(comp.detail))
     return table
 
 

@@ -101,7 +101,8 @@ class Engine(ABC):
     @abstractmethod
     def down(self, reporter: Reporter, *, keep_data: bool = False) -> list[str]:
         """Remove everything labelled with the sandbox name (data volumes unless keep_data)
-        and return what is still left (empty on success)."""
+        and return what is still left (empty on success). The sandbox's state folder is the
+        caller's to remove (cli.lifecycle.take_down, under the sandbox's lock)."""
 
     @abstractmethod
     def capabilities(self) -> Capabilities:

@@ -19,6 +19,7 @@ import docker
 from docker.errors import APIError, ImageNotFound
 
 from kfbox.sandbox import paths
+from kfbox.sandbox.diskspace import NEEDS_GIB, require_space
 from kfbox.sandbox.docker_engine import connect
 from kfbox.sandbox.errors import KfboxError, PreflightError
 from kfbox.sandbox.progress import Reporter
@@ -86,6 +87,7 @@ def ensure_base_image(reporter: Reporter, client: docker.DockerClient | None = N
         return tag
     except ImageNotFound:
         pass
+    require_space(client, f"preparing base image {tag}", NEEDS_GIB["base"])
     with reporter.step(f"Preparing base image {tag}") as update:
         if not _from_registry(client, tag, update, reporter):
             _from_debootstrap(client, tag, update)

@@ -15,6 +15,7 @@ import docker
 from docker.errors import APIError, BuildError
 
 from kfbox.sandbox import paths
+from kfbox.sandbox.diskspace import NEEDS_GIB, disk_full, is_disk_full, require_space
 from kfbox.sandbox.errors import KfboxError
 from kfbox.sandbox.images.base import IMAGE_LABEL, ensure_base_image
 from kfbox.sandbox.images.ca import find_ca_bundle
@@ -67,8 +68,12 @@ def docker_build(
                 image_id = chunk["aux"]["ID"]
             if "error" in chunk:
                 log.append(chunk["error"].rstrip() + "\n")
+                if is_disk_full(chunk["error"]):
+                    raise disk_full(client, f"building image {tag}")
                 raise ImageBuildError(f"image build failed: {chunk['error'].strip()}", "".join(log))
     except (APIError, BuildError) as exc:
+        if is_disk_full(str(exc)):
+            raise disk_full(client, f"building image {tag}") from exc
         raise ImageBuildError(f"image build failed: {exc}", "".join(log)) from exc
     if not image_id:
         image_id = client.images.get(tag).id
@@ -128,6 +133,7 @@ def ensure_component_image(
         return tag
     except docker.errors.ImageNotFound:
         pass
+    require_space(client, f"building image {tag}", NEEDS_GIB[name])
     with (
         reporter.step(f"Building image {tag}") as update,
         tempfile.TemporaryDirectory(dir=paths.cache_dir("contexts")) as tmp,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from kfbox.sandbox import statefiles
 from kfbox.sandbox.config import SandboxSpec
 from kfbox.sandbox.engines.kubernetes import kindconfig
 from kfbox.sandbox.engines.kubernetes.tools import CommandFailed, Tools
@@ -53,10 +53,7 @@ class KindCluster:
     def write_kubeconfig(self) -> Path:
         """The cluster's kubeconfig in the state folder, readable by the owner only."""
         text = self.tools("kind", "get", "kubeconfig", "--name", self.name).stdout
-        self.state.mkdir(parents=True, exist_ok=True)
-        self.kubeconfig.touch(mode=0o600, exist_ok=True)
-        os.chmod(self.kubeconfig, 0o600)
-        self.kubeconfig.write_text(text)
+        statefiles.write_atomic(self.kubeconfig, text, private=True)
         return self.kubeconfig
 
     def nodes(self) -> list[str]:

@@ -4,13 +4,11 @@ all of it on `down`."""
 
 from __future__ import annotations
 
-import os
-import secrets
 from pathlib import Path
 
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
-from kfbox.sandbox import preflight
+from kfbox.sandbox import preflight, statefiles
 from kfbox.sandbox.config import SandboxSpec
 from kfbox.sandbox.docker_engine import LABEL
 from kfbox.sandbox.engines.base import Access, Capabilities, Check, ComponentStatus, SandboxStatus
@@ -30,7 +28,6 @@ from kfbox.sandbox.progress import Reporter
 GPU_WAIT_S = 300
 KIND_CLUSTER_LABEL = "io.x-k8s.kind.cluster"
 """The label kind puts on every node container, valued with the cluster's name."""
-TOKEN_FILE = "jupyter-token"
 
 
 class KindEngine(KubernetesProvider):
@@ -94,14 +91,7 @@ class KindEngine(KubernetesProvider):
     # ---- up --------------------------------------------------------------------------------
 
     def token(self) -> str:
-        """The sandbox notebook's Jupyter token: made once, kept 0600 in the state dir."""
-        file = self.state / TOKEN_FILE
-        if not file.is_file():
-            self.state.mkdir(parents=True, exist_ok=True)
-            file.touch(mode=0o600)
-            os.chmod(file, 0o600)
-            file.write_text(secrets.token_hex(24))
-        return file.read_text().strip()
+        return statefiles.token(self.spec.name)
 
     def builtins(self) -> Builtins:
         spec = self.spec

@@ -11,7 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from kfbox.sandbox import paths
+from kfbox.sandbox import paths, statefiles
 from kfbox.sandbox.config import SandboxSpec
 from kfbox.sandbox.docker_engine import LABEL, ROLE_LABEL
 from kfbox.sandbox.engines.base import Capabilities, Check, ComponentStatus, Engine, SandboxStatus
@@ -105,8 +105,7 @@ class KubernetesProvider(Engine):
         return Installer(self.kube(), self.store(), self.builtins(), reporter)
 
     def record(self, gpu: bool, results: list[InstallResult], **extra: list[str]) -> None:
-        self.state.mkdir(parents=True, exist_ok=True)
-        (self.state / STATE_FILE).write_text(json.dumps({
+        statefiles.write_atomic(self.state / STATE_FILE, json.dumps({
             "engine": self.spec.engine, "gpu": gpu,
             "components": [c.name for c in self.plan(gpu)],
             "install": [asdict(r) for r in results], **extra,

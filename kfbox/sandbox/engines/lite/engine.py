@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import secrets
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,8 +11,8 @@ import docker
 from docker.errors import APIError, DockerException, NotFound
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from kfbox.sandbox import paths, preflight
-from kfbox.sandbox.config import forget_sandbox
+from kfbox.sandbox import paths, preflight, statefiles
+from kfbox.sandbox.diskspace import NEEDS_GIB, disk_full, is_disk_full, require_space
 from kfbox.sandbox.docker_engine import COMPONENT_LABEL, LABEL, ROLE_LABEL, connect
 from kfbox.sandbox.engines.base import (
     Access,
@@ -65,13 +64,7 @@ class LiteEngine(Engine):
         return paths.state_dir(self.spec.name) / "state.json"
 
     def token(self) -> str:
-        """The Jupyter token: made once, kept 0600 in the state dir, never printed or logged."""
-        file = paths.state_dir(self.spec.name) / "jupyter-token"
-        if not file.exists():
-            file.parent.mkdir(parents=True, exist_ok=True)
-            file.touch(mode=0o600)
-            file.write_text(secrets.token_hex(24))
-        return file.read_text().strip()
+        return statefiles.token(self.spec.name)
 
     def runtime_image(self, reporter: Reporter) -> str:
         """The ML runtime image scenario images build FROM; built at `up`, it is a component."""
@@ -114,6 +107,11 @@ class LiteEngine(Engine):
     def up(self, reporter: Reporter) -> SandboxStatus:
         plans = self._plans(reporter)
         runtime = self.runtime_image(reporter)
+        if "registry" in self.spec.components and not self._has_volume("registry"):
+            # Checked before anything of the sandbox exists: a new registry takes the
+            # runtime's layers (from the cache, or pushed).
+            require_space(self.client, "seeding a new registry with the ML runtime",
+                          NEEDS_GIB["seed"])
         actions: dict[str, str] = {}
         with reporter.step(f"Network and volumes for sandbox {self.spec.name!r}"):
             self._ensure_network()
@@ -149,15 +147,20 @@ class LiteEngine(Engine):
                 comp.network_name(self.spec.name), driver="bridge", labels=self.labels()
             )
 
+    def _has_volume(self, purpose: str) -> bool:
+        try:
+            self.client.volumes.get(comp.volume_name(self.spec.name, purpose))
+            return True
+        except NotFound:
+            return False
+
     def _ensure_volume(self, purpose: str) -> bool:
         """True when the volume had to be created."""
-        name = comp.volume_name(self.spec.name, purpose)
-        try:
-            self.client.volumes.get(name)
+        if self._has_volume(purpose):
             return False
-        except NotFound:
-            self.client.volumes.create(name, labels=self.labels(**{DATA_LABEL: purpose}))
-            return True
+        name = comp.volume_name(self.spec.name, purpose)
+        self.client.volumes.create(name, labels=self.labels(**{DATA_LABEL: purpose}))
+        return True
 
     def _ensure_container(self, plan: comp.ContainerPlan) -> str:
         """Create, start, recreate or leave alone; returns which it did."""
@@ -229,6 +232,8 @@ class LiteEngine(Engine):
         self.client.images.get(image).tag(repository, tag)
         for event in self.client.images.push(repository, tag=tag, stream=True, decode=True):
             if "error" in event:
+                if is_disk_full(event["error"]):
+                    raise disk_full(self.client, "seeding the sandbox registry")
                 raise KfboxError(f"cannot seed the sandbox registry: {event['error']}")
             if event.get("status") == "Pushing" and event.get("progress"):
                 update(event["progress"].split("]")[-1].strip())
@@ -240,8 +245,7 @@ class LiteEngine(Engine):
             "components": {p.component: {"image": p.image, "url": p.base_url()} for p in plans},
             "runtime_image": runtime,
         }
-        self.state_file.parent.mkdir(parents=True, exist_ok=True)
-        self.state_file.write_text(json.dumps(state, indent=2))
+        statefiles.write_atomic(self.state_file, json.dumps(state, indent=2))
 
     def _runtime_status(self) -> ComponentStatus:
         """The ML runtime image scenario builds start from: reported so a bundle names the
@@ -364,8 +368,6 @@ class LiteEngine(Engine):
                 for volume in self.client.volumes.list(filters=filters):
                     volume.remove(force=True)
                 self._untag_registry_images()
-        if not keep_data:
-            forget_sandbox(self.spec.name)
         return self.leftovers(keep_data=keep_data)
 
     def _untag_registry_images(self) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import docker
 from docker.errors import APIError
 
+from kfbox.sandbox.diskspace import disk_full, is_disk_full
 from kfbox.sandbox.images.build import ImageBuildError, docker_build
 from kfbox.sandbox.platform import BuiltImage, StepFailure, plain
 
@@ -50,6 +51,8 @@ class LiteImages:
         try:
             for event in self.client.images.push(name, tag=self.tag, stream=True, decode=True):
                 if "error" in event:
+                    if is_disk_full(event["error"]):
+                        raise StepFailure(disk_full(self.client, f"pushing {name}").line())
                     raise StepFailure(f"push to the sandbox registry failed: {event['error']}")
                 digest = event.get("aux", {}).get("Digest", digest)
         except APIError as exc:

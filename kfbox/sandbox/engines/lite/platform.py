@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
+import threading
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
@@ -67,8 +68,10 @@ class LitePlatform:
             f"http://127.0.0.1:{spec.ports.jupyter}", engine.token(), run_dir
         )
         self.images = LiteImages(client, f"127.0.0.1:{spec.ports.registry}", self.run_id, labels)
-        self.training = LiteTraining(client, spec, labels, store, run_dir)
-        self.tuning = OptunaTuning(self.training)
+        self.stopping = threading.Event()
+        """Set by close(): training jobs still running (a trial's, after Ctrl-C) end at once."""
+        self.training = LiteTraining(client, spec, labels, store, run_dir, self.stopping)
+        self.tuning = OptunaTuning(self.training, self.stopping)
         self.serving = LiteServing(
             client,
             labels,
@@ -111,6 +114,7 @@ class LitePlatform:
                 continue  # it went away while we looked: nothing to keep
 
     def close(self, *, keep: bool = False) -> None:
+        self.stopping.set()
         # Kept workloads stay labelled with the sandbox, so `kfbox down` still removes them.
         if keep:
             return

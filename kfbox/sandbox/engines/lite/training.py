@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ TRAINER_LABEL = "trainer.kubeflow.org"
 """The SDK's label prefix on job containers (trainjob-name, step)."""
 TORCHRUN_FAILURE = re.compile(r"torch/distributed/elastic/\S+\] failed \(exitcode: (-?\d+)\)")
 """torchrun's line announcing that a worker failed; its own traceback and report follow it."""
+TIMED_OUT = "timed out"
 LISTING_MISSES = 5
 POLL_S = 0.25
 """Job status polling: a container listing is cheap, and each poll's wait is pure overhead."""
@@ -140,12 +142,15 @@ class LiteTraining:
         labels: dict[str, str],
         store_volume: str,
         run_dir: Path,
+        stopping: threading.Event | None = None,
     ) -> None:
         self.docker = client
         self.spec = spec
         self.labels = labels
         self.store_volume = store_volume
         self.run_dir = run_dir
+        self.stopping = stopping or threading.Event()
+        """Set when the run is being stopped (Ctrl-C): jobs still running end at once."""
 
     def client(self, image: str, gpus: int) -> TrainerClient:
         runtime_dir = self.run_dir / "runtimes" / image.rsplit("@", 1)[-1].replace(":", "-")
@@ -185,13 +190,17 @@ class LiteTraining:
                 f"training job {job.name} could not start: {first_line(exc)}"
             ) from exc
         try:
-            final = _wait(client, name, job.timeout_s)
+            final = _wait(client, name, job.timeout_s, self.stopping)
             logs = node_logs(client.backend._adapter, name)
-        finally:
+        finally:  # every outcome, an interrupt included, removes the job's containers
             with contextlib.suppress(ValueError):  # the SDK's "no such job": nothing to delete
                 client.delete_job(name)
         metrics = parse_metrics(logs.get("node-0", ""))
         all_logs = "\n".join(f"===== {step} =====\n{text}" for step, text in logs.items())
+        if final == TIMED_OUT:
+            raise StepFailure(
+                f"training job {job.name} timed out after {job.timeout_s:.0f}s; its last "
+                f"output: {_last_words(logs)}", logs=all_logs)
         if final != constants.TRAINJOB_COMPLETE:
             raise StepFailure(
                 f"training job {job.name} {final.lower()}: {_cause(logs)}", logs=all_logs
@@ -210,13 +219,15 @@ def _named(name: str):
     return apply
 
 
-def _wait(client: TrainerClient, name: str, timeout_s: float) -> str:
-    """Poll the job until Complete or Failed. The SDK's Docker adapter reports a failed
-    container listing (an engine busy past its API timeout) as "no such job", so a few
-    misses in a row are tolerated before the job counts as gone."""
+def _wait(client: TrainerClient, name: str, timeout_s: float, stopping: threading.Event) -> str:
+    """Poll the job until Complete or Failed, its timeout, or the run stopping. The SDK's
+    Docker adapter reports a failed container listing (an engine busy past its API timeout)
+    as "no such job", so a few misses in a row are tolerated before the job counts as gone."""
     deadline = time.monotonic() + timeout_s
     misses = 0
     while time.monotonic() < deadline:
+        if stopping.is_set():
+            return "stopped (the run was interrupted)"
         try:
             status = client.get_job(name).status
             misses = 0
@@ -229,7 +240,17 @@ def _wait(client: TrainerClient, name: str, timeout_s: float) -> str:
         if status in (constants.TRAINJOB_COMPLETE, constants.TRAINJOB_FAILED):
             return status
         time.sleep(POLL_S)
-    return "timed out"
+    return TIMED_OUT
+
+
+def _last_words(logs: dict[str, str]) -> str:
+    """The last line the first node that printed anything printed (a hung job's last sign of
+    life), or that it said nothing at all."""
+    for text in logs.values():
+        said = [line.strip() for line in text.splitlines() if line.strip()]
+        if said:
+            return said[-1]
+    return "nothing"
 
 
 def node_logs(adapter: DockerClientAdapter, name: str) -> dict[str, str]:
