@@ -41,15 +41,25 @@ def test_lifecycle_up_status_repair_down(docker_client, fresh_name: str, kfbox_h
     revealed = kfbox_cli(*base, "status", "--json", "--show-token")
     assert token in revealed.stdout
 
+    # The table says how to log in without showing the token.
+    table = kfbox_cli(*base, "status")
+    words = " ".join(table.stdout.split())  # the caption wraps with the terminal's width
+    assert "jupyter asks for its token: `kfbox status --show-token`" in words
+    assert token not in table.stdout
+
     # Jupyter refuses requests without the token, answers with it.
     url = f"http://127.0.0.1:{jupyter}"
+    auth = {"Authorization": f"token {token}"}
     assert requests.get(f"{url}/api/contents", timeout=10).status_code == 403
-    assert (
-        requests.get(
-            f"{url}/api/contents", timeout=10, headers={"Authorization": f"token {token}"}
-        ).status_code
-        == 200
-    )
+    assert requests.get(f"{url}/api/contents", timeout=10, headers=auth).status_code == 200
+    # JupyterLab never asks to fetch Jupyter's news nor checks for updates (no request to
+    # the internet a user did not ask for): the defaults its settings API serves.
+    notification = requests.get(
+        f"{url}/lab/api/settings/@jupyterlab/apputils-extension:notification",
+        timeout=10, headers=auth,
+    ).json()["schema"]["properties"]
+    assert notification["fetchNews"]["default"] == "false"
+    assert notification["checkForUpdates"]["default"] is False
 
     ids = {
         c.name: c.id

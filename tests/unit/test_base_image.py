@@ -73,6 +73,9 @@ class FakeDocker:
     def get(self, tag: str) -> None:
         raise ImageNotFound(tag)
 
+    def info(self) -> dict[str, str]:
+        return {"DockerRootDir": "/"}  # free space is read off this machine's own root
+
     def pull(self, reference: str) -> None:
         pass
 

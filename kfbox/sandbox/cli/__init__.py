@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from docker.errors import DockerException
@@ -69,18 +69,30 @@ def _register() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: every KfboxError becomes one line on stderr and its exit code; click
-    (standalone) reports usage errors with exit 2 and turns typer.Exit into the exit code
-    (Ctrl-C: 130, as typer turns KeyboardInterrupt into Exit(130))."""
+    """Entry point: every failure the user can act on is one line on stderr and an exit code:
+    a KfboxError its own, bad usage (an unknown option, a missing value) 2, Ctrl-C 130 (typer
+    turns KeyboardInterrupt into Exit(130)), an engine error no step wrapped 1."""
     _register()
     try:
-        app(args=argv, standalone_mode=True)
+        code = app(args=argv, prog_name="kfbox", standalone_mode=False)
+    except typer.TyperException as exc:  # its own usage panel is a box of lines: one instead
+        context = getattr(exc, "ctx", None)  # a usage error knows its command, most of them
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        if exc.exit_code == 2:
+            message += f" — see `{context.command_path if context else 'kfbox'} --help`"
+        _fail(message, exc.exit_code)
+    except typer.Abort:
+        _fail("interrupted", 130)
     except KfboxError as exc:
-        # The line reaches the user verbatim: '[kmg]' in it is text, not terminal markup.
-        err.print(f"[red]error:[/] {escape(exc.line())}", soft_wrap=True)
-        sys.exit(exc.exit_code)
+        _fail(exc.line(), exc.exit_code)
     except DockerException as exc:  # an engine error no step turned into a KfboxError
         from kfbox.sandbox.docker_engine import describe
 
-        err.print(f"[red]error:[/] {escape(describe(exc))}", soft_wrap=True)
-        sys.exit(1)
+        _fail(describe(exc), 1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(line: str, exit_code: int) -> NoReturn:
+    # The line reaches the user verbatim: '[kmg]' in it is text, not terminal markup.
+    err.print(f"[red]error:[/] {escape(line)}", soft_wrap=True)
+    sys.exit(exit_code)

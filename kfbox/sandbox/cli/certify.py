@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,21 +29,29 @@ class NotCertified(KfboxError):
         self.exit_code = exit_code
 
 
+def check_writable(out: Path) -> None:
+    """UsageError (exit 2) when --out cannot be a folder this user writes, found without
+    creating anything: bad input is refused before anything is made."""
+    probe = out
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    problem = ("is not a folder" if not probe.is_dir()
+               else "" if os.access(probe, os.W_OK | os.X_OK) else "is not writable")
+    if problem:
+        raise UsageError(
+            f"--out {str(out)!r} is not writable ({probe} {problem})",
+            fix="give a folder you can write, e.g. --out ./kfbox-results",
+        )
+
+
 def bundle_folder(out: Path, profile: str) -> Path:
-    """A new, empty folder under --out for this run; UsageError (exit 2) before anything runs
-    when --out cannot be written."""
+    """A new, empty folder under --out for this run (check_writable first)."""
     name = f"kfbox-{profile}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
     folder, attempt = out / name, 1
     while folder.exists():  # runs within one second get their own folders: -2, -3, ...
         attempt += 1
         folder = out / f"{name}-{attempt}"
-    try:
-        folder.mkdir(parents=True)
-    except OSError as exc:
-        raise UsageError(
-            f"--out {str(out)!r} is not writable ({exc.strerror or exc})",
-            fix="give a folder you can write, e.g. --out ./kfbox-results",
-        ) from None
+    folder.mkdir(parents=True)
     return folder
 
 
@@ -67,6 +76,7 @@ def certify_sandbox(spec: SandboxSpec, profile: str, out: Path, scenario: str) -
 
     chosen = get_profile(profile)
     scenario_option(scenario)
+    check_writable(out)
     require_running(spec)
     folder = bundle_folder(out, chosen.name)
     run = certify(chosen, spec, folder, scenario=scenario)
