@@ -10,6 +10,7 @@ metrics. A step fails by raising StepFailure (the platform could not do it) or J
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,9 @@ from kfbox.sandbox.platform import (
 from kfbox.scenarios.scenario import Condition, Scenario
 
 NOTEBOOK_TIMEOUT_S = 600
+TRAIN_SECONDS = "train_seconds"
+"""The metric a training script may print with its own training time: the rest of a job's
+wall time is the platform's (start-up, rendezvous, image pull), as reports and bench show."""
 MODEL_SERVER = "model"
 """The name of the journey's model server on the platform."""
 
@@ -251,7 +255,8 @@ def tune_step(journey: Journey) -> dict[str, Any]:
         journey.keep_log(f"tune/{trial.name}.log", trial.logs)
     journey.trials = [
         TrialRecord(t.name, t.parameters, t.metrics.get(tune.objective), t.succeeded,
-                    best=t.name == tuned.best.name)
+                    best=t.name == tuned.best.name, duration_s=round(t.duration_s, 3),
+                    train_s=t.metrics.get(TRAIN_SECONDS))
         for t in tuned.trials
     ]
     silent = [t.name for t in journey.trials if t.objective is None]
@@ -294,6 +299,7 @@ def serve_step(journey: Journey) -> dict[str, Any]:
     best = journey.tuned.best
     journey.gpu_check("the model server", journey.gpus)
     serving = journey.platform.serving
+    started = time.monotonic()
     try:
         endpoint = journey.endpoint = serving.deploy(
             ServeRequest(
@@ -305,12 +311,16 @@ def serve_step(journey: Journey) -> dict[str, Any]:
                 gpus=journey.gpus,
             )
         )
-        return _judge_answers(journey, endpoint, best.model_key)
+        ready_s = time.monotonic() - started
+        return {**_judge_answers(journey, endpoint, best.model_key, started),
+                "ready_s": round(ready_s, 3)}
     finally:
         journey.keep_log("serve.log", serving.logs(MODEL_SERVER))
 
 
-def _judge_answers(journey: Journey, endpoint: Endpoint, model_key: str) -> dict[str, Any]:
+def _judge_answers(
+    journey: Journey, endpoint: Endpoint, model_key: str, started: float
+) -> dict[str, Any]:
     serve = journey.scenario.serve
     declared = answers.metadata(endpoint)
     journey.check(
@@ -324,7 +334,9 @@ def _judge_answers(journey: Journey, endpoint: Endpoint, model_key: str) -> dict
     x, truth = reference.held_out()
     model_dir = journey.platform.artifacts.fetch(model_key, journey.run_dir / "model")
     local = list(reference.predict(model_dir, x))
-    served = {protocol: answers.ask(protocol, endpoint, x, declared) for protocol in ("v1", "v2")}
+    served = {"v1": answers.ask("v1", endpoint, x, declared)}
+    first_prediction_s = time.monotonic() - started  # from the server's start
+    served["v2"] = answers.ask("v2", endpoint, x, declared)
     for protocol, said in served.items():
         seen = answers.compare(said, local, serve.answers, serve.tolerance or 0.0)
         how = "equal" if serve.answers == "labels" else f"within {serve.tolerance:g}"
@@ -342,7 +354,8 @@ def _judge_answers(journey: Journey, endpoint: Endpoint, model_key: str) -> dict
     if hasattr(reference, "score"):  # a scenario's own measures, beside the harness's
         scores.update(reference.score(truth, served["v2"]))
     journey.meets("serve.quality", journey.scenario.checks.serve, scores, "served model")
-    return {**scores, "samples": len(local), "protocols": sorted(served), "model_key": model_key}
+    return {**scores, "samples": len(local), "protocols": sorted(served), "model_key": model_key,
+            "first_prediction_s": round(first_prediction_s, 3)}
 
 
 STEP_FUNCTIONS: dict[str, Callable[[Journey], dict[str, Any]]] = {

@@ -48,6 +48,10 @@ class TrialRecord:
     """The trial's value of the tuning objective; null when it reported none."""
     succeeded: bool
     best: bool = False
+    duration_s: float = 0.0
+    """The trial's wall time, its job's start-up included."""
+    train_s: float | None = None
+    """The script's own training time (its `train_seconds=` line); null when it printed none."""
 
 
 @dataclass

@@ -10,6 +10,7 @@ import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from kfbox.harness.fixtures.plugin import RECORD_FILE
 from kfbox.harness.profiles import Profile
@@ -78,9 +79,10 @@ def run_suite(
     scenario: str = "digits",
     require_gpu: bool = False,
     keep: bool = False,
+    output: TextIO | None = None,
 ) -> SuiteOutcome:
     """Run the profile's suites against the sandbox `spec` names, writing junit.xml and logs/
-    into `out_dir`; pytest's output goes to this terminal as it happens."""
+    into `out_dir`; pytest's output goes to this terminal as it happens (or to `output`)."""
     workspace = workspace_for(out_dir)
     (out_dir / "logs").mkdir(parents=True, exist_ok=True)
     workspace.mkdir(parents=True, exist_ok=True)
@@ -89,7 +91,7 @@ def run_suite(
     command = pytest_command(
         profile, out_dir, spec_file, scenario=scenario, require_gpu=require_gpu, keep=keep
     )
-    exit_code, interrupted = run_to_the_end(command)
+    exit_code, interrupted = run_to_the_end(command, output)
     return SuiteOutcome(
         record=read_run(workspace / RECORD_FILE),
         junit_xml=out_dir / "junit.xml",
@@ -100,11 +102,12 @@ def run_suite(
     )
 
 
-def run_to_the_end(command: list[str]) -> tuple[int, bool]:
+def run_to_the_end(command: list[str], output: TextIO | None = None) -> tuple[int, bool]:
     """Run the suite; on Ctrl-C let it stop cleanly: one SIGINT to it (its own session, so a
     terminal's Ctrl-C reaches it through us, once), then wait while it removes the run's
     workloads and writes its record. A second Ctrl-C kills it. (exit code, interrupted)."""
-    child = subprocess.Popen(command, start_new_session=True)
+    child = subprocess.Popen(command, start_new_session=True, stdout=output,
+                             stderr=subprocess.STDOUT if output else None)
     try:
         return child.wait(), False
     except KeyboardInterrupt:

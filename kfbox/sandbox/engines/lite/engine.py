@@ -72,18 +72,19 @@ class LiteEngine(Engine):
             "runtime", reporter, self.client, ca_bundle=self.spec.ca_bundle
         )
 
-    def _plans(self, reporter: Reporter) -> list[comp.ContainerPlan]:
+    def _images(self, reporter: Reporter) -> dict[str, str]:
+        """Every image the sandbox runs, built when missing: component → tag, and `runtime`."""
+        wanted = [c for c in ("registry", "jupyter") if c in self.spec.components]
+        return {name: ensure_component_image(name, reporter, self.client,
+                                             ca_bundle=self.spec.ca_bundle)
+                for name in [*wanted, "runtime"]}
+
+    def _plans(self, images: dict[str, str]) -> list[comp.ContainerPlan]:
         plans = []
-        if "registry" in self.spec.components:
-            image = ensure_component_image(
-                "registry", reporter, self.client, ca_bundle=self.spec.ca_bundle
-            )
-            plans.append(comp.registry_plan(self.spec, image))
-        if "jupyter" in self.spec.components:
-            image = ensure_component_image(
-                "jupyter", reporter, self.client, ca_bundle=self.spec.ca_bundle
-            )
-            plans.append(comp.jupyter_plan(self.spec, image, self.token()))
+        if "registry" in images:
+            plans.append(comp.registry_plan(self.spec, images["registry"]))
+        if "jupyter" in images:
+            plans.append(comp.jupyter_plan(self.spec, images["jupyter"], self.token()))
         return plans
 
     # ---- Engine ----------------------------------------------------------------------------
@@ -105,13 +106,14 @@ class LiteEngine(Engine):
         }
 
     def up(self, reporter: Reporter) -> SandboxStatus:
-        plans = self._plans(reporter)
-        runtime = self.runtime_image(reporter)
+        images = self._images(reporter)
+        runtime = images["runtime"]
         if "registry" in self.spec.components and not self._has_volume("registry"):
             # Checked before anything of the sandbox exists: a new registry takes the
             # runtime's layers (from the cache, or pushed).
             require_space(self.client, "seeding a new registry with the ML runtime",
                           NEEDS_GIB["seed"])
+        plans = self._plans(images)  # from here on the sandbox is made: its token first
         actions: dict[str, str] = {}
         with reporter.step(f"Network and volumes for sandbox {self.spec.name!r}"):
             self._ensure_network()

@@ -1,0 +1,51 @@
+"""The train step's cost through the harness against the same training run by hand: one node,
+the core journey's args, through the Kubeflow SDK's container backend (TrainerClient) and under
+a plain `docker run python train.py`, taken in turn so both see the same machine."""
+
+from __future__ import annotations
+
+import secrets
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from kfbox.bench.served import built_image
+from kfbox.sandbox.engines.lite.engine import LiteEngine
+from kfbox.sandbox.platform import MODEL_DIR_ENV, Platform, TrainJob
+from kfbox.sandbox.progress import Reporter
+from kfbox.scenarios.scenario import load_scenario
+
+
+@dataclass
+class TrainStep:
+    harness_s: float
+    docker_run_s: float
+
+    @property
+    def ratio(self) -> float:
+        return self.harness_s / self.docker_run_s
+
+
+def train_step(engine: LiteEngine, platform: Platform, work: Path, runs: int,
+               reporter: Reporter) -> TrainStep:
+    """Medians of `runs` runs each way."""
+    scenario = load_scenario("digits")
+    image = built_image(platform, scenario, work)
+    argv = [*scenario.train.command, *(f"--{k}={v}" for k, v in scenario.train.args.items())]
+    harness: list[float] = []
+    by_hand: list[float] = []
+    for run in range(1, runs + 1):
+        with reporter.step(f"Train step {run}/{runs}: harness, then docker run"):
+            job = TrainJob(f"bench-{secrets.token_hex(3)}", image.reference,
+                           list(scenario.train.command), dict(scenario.train.args),
+                           model_key=f"bench/train-{run}")
+            started = time.monotonic()
+            platform.training.run(job)
+            harness.append(time.monotonic() - started)
+            started = time.monotonic()
+            engine.client.containers.run(image.reference, argv, remove=True,
+                                         labels=engine.labels(),
+                                         environment={MODEL_DIR_ENV: "/tmp/model"})
+            by_hand.append(time.monotonic() - started)
+    return TrainStep(statistics.median(harness), statistics.median(by_hand))
