@@ -64,3 +64,14 @@ def kfbox_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = private_home(tmp_path / "kfbox-home")
     monkeypatch.setenv("KFBOX_HOME", str(home))
     return home
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    """The machine's Docker engine (bin/run-tests provisions one); unreachable otherwise."""
+    from kfbox.sandbox import docker_engine
+
+    ok, detail = docker_engine.reachable()
+    if not ok:
+        unreachable(f"no Docker engine: {detail} (run `bin/kfbox provision`)")
+    return docker_engine.connect()

@@ -16,19 +16,10 @@ from docker.errors import NotFound
 
 from kfbox.harness.fixtures.plugin import RECORD_FILE
 from kfbox.harness.runner import workspace_for
-from kfbox.sandbox import docker_engine
 from kfbox.sandbox.config import load_spec
 from kfbox.sandbox.docker_engine import LABEL
 from kfbox.scenarios.scenario import SCENARIOS_DIR
-from tests.conftest import free_port, unreachable
-
-
-@pytest.fixture(scope="session")
-def docker_client() -> docker.DockerClient:
-    ok, detail = docker_engine.reachable()
-    if not ok:
-        unreachable(f"no Docker engine: {detail} (run `bin/kfbox provision`)")
-    return docker_engine.connect()
+from tests.conftest import free_port
 
 
 def sandbox_name(prefix: str = "e2e") -> str:

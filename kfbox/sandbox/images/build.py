@@ -3,11 +3,11 @@ whose tags are a hash of their inputs (nothing is rebuilt unless an input change
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
 
@@ -20,9 +20,12 @@ from kfbox.sandbox.errors import KfboxError
 from kfbox.sandbox.images.base import IMAGE_LABEL, ensure_base_image
 from kfbox.sandbox.images.ca import find_ca_bundle
 from kfbox.sandbox.images.wheelhouse import ensure_wheelhouse
+from kfbox.sandbox.images.wheelserver import PORT, serving
 from kfbox.sandbox.progress import Reporter
 
 COMPONENTS_DIR = resources.files("kfbox.sandbox.images") / "components"
+INSTALLER = Path(str(COMPONENTS_DIR / "install-wheels"))
+"""Every image with requirements installs them with this script (one place for the recipe)."""
 
 
 class ImageBuildError(KfboxError):
@@ -41,6 +44,7 @@ def docker_build(
     buildargs: dict[str, str] | None = None,
     labels: dict[str, str] | None = None,
     update: Callable[[str], None] = lambda _: None,
+    network: str | None = None,
 ) -> str:
     """Build `context` with pull=False, streaming 'Step i/n' into `update`; return the image id.
     A failure raises ImageBuildError whose message is the failing instruction's last line."""
@@ -56,6 +60,7 @@ def docker_build(
             rm=True,
             forcerm=True,
             decode=True,
+            network_mode=network,
         )
         for chunk in stream:
             if "stream" in chunk:
@@ -98,18 +103,11 @@ def _requirements(component: Path) -> list[str]:
 
 def _input_hash(component: Path, base: str, ca_bundle: bytes, wheels: list[str]) -> str:
     digest = hashlib.sha256(base.encode())
-    for file in sorted(component.iterdir()):
+    for file in [*sorted(component.iterdir()), *([INSTALLER] if wheels else [])]:
         digest.update(file.name.encode() + file.read_bytes())
     digest.update(ca_bundle)
     digest.update("\n".join(sorted(wheels)).encode())
     return digest.hexdigest()[:12]
-
-
-def _link_or_copy(source: Path, dest: Path) -> None:
-    try:
-        os.link(source, dest)
-    except OSError:  # another filesystem: copy instead
-        shutil.copy2(source, dest)
 
 
 def ensure_component_image(
@@ -137,22 +135,33 @@ def ensure_component_image(
     with (
         reporter.step(f"Building image {tag}") as update,
         tempfile.TemporaryDirectory(dir=paths.cache_dir("contexts")) as tmp,
+        wheels_for(client, wheels_dir, base, tag) as (network, buildargs),
     ):
         context = Path(tmp)
         for file in component.iterdir():
             shutil.copy2(file, context / file.name)
+        if wheels_dir is not None:
+            shutil.copy2(INSTALLER, context / INSTALLER.name)
         (context / "ca-bundle.crt").write_bytes(bundle_bytes)
-        (context / "wheels").mkdir()
-        for wheel in wheels:
-            _link_or_copy(wheels_dir / wheel, context / "wheels" / wheel)  # type: ignore[operator]
         docker_build(
             client,
             context,
             tag,
-            buildargs={"BASE_IMAGE": base},
+            buildargs={"BASE_IMAGE": base, **buildargs},
             labels={IMAGE_LABEL: name},
             update=update,
+            network=network,
         )
-        # The wheel-install stage is GBs of dead weight once its files are copied out.
-        client.images.prune(filters={"dangling": True, "label": "kfbox.stage=wheels"})
     return tag
+
+
+@contextlib.contextmanager
+def wheels_for(
+    client: docker.DockerClient, wheelhouse: Path | None, base: str, tag: str
+) -> Iterator[tuple[str | None, dict[str, str]]]:
+    """(network, build args) giving a build its wheelhouse over the network; none without."""
+    if wheelhouse is None:
+        yield None, {}
+        return
+    with serving(client, wheelhouse, base, tag) as (network, host):
+        yield network, {"WHEELS_HOST": host, "WHEELS_PORT": str(PORT)}

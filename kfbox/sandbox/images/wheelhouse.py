@@ -35,8 +35,13 @@ TARGET = [
 DONE_MARKER = ".complete"
 
 
+INSTALLER = "uv==0.13.8"
+"""The installer image builds take from the wheelhouse (components/install-wheels): in every
+wheelhouse, never in an image."""
+
+
 def wheelhouse_dir(requirements: list[str]) -> Path:
-    key = hashlib.sha256("\n".join(sorted(requirements)).encode()).hexdigest()[:12]
+    key = hashlib.sha256("\n".join(sorted([*requirements, INSTALLER])).encode()).hexdigest()[:12]
     return paths.cache_dir("wheels") / key
 
 
@@ -60,6 +65,7 @@ def ensure_wheelhouse(requirements: list[str], reporter: Reporter, label: str) -
             "-d",
             str(partial),
             *requirements,
+            INSTALLER,
         ]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
