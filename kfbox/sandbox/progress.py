@@ -27,13 +27,21 @@ class Reporter:
     quiet: bool = False
     console: Console = field(default_factory=lambda: Console(stderr=True, highlight=False))
     timings: list[StepTiming] = field(default_factory=list)
+    spinner: bool = True
+    """False for steps that run beside another's spinner (one live display at a time)."""
+
+    def beside(self) -> Reporter:
+        """A reporter for work running at the same time as this one's: plain lines, no
+        spinner, the same console and timings."""
+        return Reporter(quiet=self.quiet, console=self.console, timings=self.timings,
+                        spinner=False)
 
     @contextmanager
     def step(self, title: str) -> Iterator[Callable[[str], None]]:
         """Run a step; the yielded callable updates its detail text ("layer 3/7")."""
         started = time.monotonic()
         status = None
-        if not self.quiet and self.console.is_terminal:
+        if not self.quiet and self.spinner and self.console.is_terminal:
             status = self.console.status(f" {escape(title)} ...")
             status.start()
         elif not self.quiet:  # a log (CI, a pipe): say what started, not only what ended

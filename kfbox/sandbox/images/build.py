@@ -110,6 +110,13 @@ def _input_hash(component: Path, base: str, ca_bundle: bytes, wheels: list[str])
     return digest.hexdigest()[:12]
 
 
+def prefetch_wheels(name: str, reporter: Reporter) -> None:
+    """Download component `name`'s wheelhouse now (a no-op when cached or when it has none)."""
+    requirements = _requirements(_component_dir(name))
+    if requirements:
+        ensure_wheelhouse(requirements, reporter, name)
+
+
 def ensure_component_image(
     name: str,
     reporter: Reporter,

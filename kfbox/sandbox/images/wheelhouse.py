@@ -5,6 +5,7 @@ certificates) decides where wheels come from: that is how torch stays the CPU wh
 from __future__ import annotations
 
 import hashlib
+import secrets
 import shutil
 import subprocess
 import sys
@@ -52,8 +53,8 @@ def ensure_wheelhouse(requirements: list[str], reporter: Reporter, label: str) -
         return target
     with reporter.step(f"Downloading wheels for {label}") as update:
         update(", ".join(requirements))
-        partial = target.with_name(target.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
+        # Its own partial folder: two sandboxes may fetch the same wheelhouse at once.
+        partial = target.with_name(f"{target.name}.{secrets.token_hex(4)}.partial")
         command = [
             sys.executable,
             "-m",
@@ -69,6 +70,7 @@ def ensure_wheelhouse(requirements: list[str], reporter: Reporter, label: str) -
         ]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
+            shutil.rmtree(partial, ignore_errors=True)
             errors = [ln for ln in done.stderr.splitlines() if ln.startswith("ERROR")]
             cause = errors[0] if errors else (done.stderr.strip().splitlines() or ["no output"])[-1]
             raise KfboxError(
@@ -76,7 +78,11 @@ def ensure_wheelhouse(requirements: list[str], reporter: Reporter, label: str) -
                 fix="check the package index in your pip config; offline, copy a wheelhouse "
                 f"into {paths.cache_dir('wheels')}",
             )
-        shutil.rmtree(target, ignore_errors=True)
-        partial.rename(target)
-        (target / DONE_MARKER).write_text("\n".join(requirements) + "\n")
+        (partial / DONE_MARKER).write_text("\n".join(requirements) + "\n")
+        if not (target / DONE_MARKER).exists():  # what a killed fetch left
+            shutil.rmtree(target, ignore_errors=True)
+        try:
+            partial.rename(target)
+        except OSError:  # another fetch finished first: its copy is as good
+            shutil.rmtree(partial, ignore_errors=True)
     return target

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from kfbox.sandbox.engines.lite import registry_cache
 from kfbox.sandbox.errors import KfboxError
 from kfbox.sandbox.gpu import detect_gpus, engine_has_nvidia_runtime
 from kfbox.sandbox.images.base import ensure_base_image
-from kfbox.sandbox.images.build import ensure_component_image
+from kfbox.sandbox.images.build import ensure_component_image, prefetch_wheels
 from kfbox.sandbox.images.versions import RUNTIME_PACKAGES, image_versions, installed_versions
 from kfbox.sandbox.platform import Platform
 from kfbox.sandbox.progress import Reporter
@@ -73,11 +74,17 @@ class LiteEngine(Engine):
         )
 
     def _images(self, reporter: Reporter) -> dict[str, str]:
-        """Every image the sandbox runs, built when missing: component → tag, and `runtime`."""
-        wanted = [c for c in ("registry", "jupyter") if c in self.spec.components]
+        """Every image the sandbox runs, built when missing: component → tag, and `runtime`.
+        The wheel downloads (network) run beside the base image's debootstrap (mostly too)."""
+        wanted = [*(c for c in ("registry", "jupyter") if c in self.spec.components), "runtime"]
+        with ThreadPoolExecutor(max_workers=len(wanted)) as pool:
+            wheels = [pool.submit(prefetch_wheels, name, reporter.beside()) for name in wanted]
+            ensure_base_image(reporter, self.client)
+            for download in wheels:
+                download.result()
         return {name: ensure_component_image(name, reporter, self.client,
                                              ca_bundle=self.spec.ca_bundle)
-                for name in [*wanted, "runtime"]}
+                for name in wanted}
 
     def _plans(self, images: dict[str, str]) -> list[comp.ContainerPlan]:
         plans = []
