@@ -29,12 +29,18 @@ def check_docker(reachable: bool, detail: str) -> Check:
     )
 
 
-def check_memory() -> Check:
-    total_kib = 0
+def meminfo_mib() -> dict[str, float]:
+    """/proc/meminfo in MiB: MemTotal, MemAvailable, ..."""
+    found = {}
     for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemTotal:"):
-            total_kib = int(line.split()[1])
-    gib = total_kib / 2**20
+        key, _, value = line.partition(":")
+        if value.strip().endswith("kB"):
+            found[key] = int(value.split()[0]) / 1024
+    return found
+
+
+def check_memory() -> Check:
+    gib = meminfo_mib().get("MemTotal", 0) / 1024
     if gib < MIN_MEMORY_GIB:
         return Check("memory", "fail", f"{gib:.1f} GiB", fix=f"kfbox needs {MIN_MEMORY_GIB} GiB")
     status = "warn" if gib < 8 else "pass"
