@@ -98,6 +98,10 @@ def _gib(mib: float) -> str:
     return f"{mib / 1024:.1f} GiB"
 
 
+def _seats(count: int) -> str:
+    return f"{count} seat" + ("" if count == 1 else "s")
+
+
 @dataclass
 class Plan:
     seats: int
@@ -137,29 +141,29 @@ class Plan:
             f"MiB idle), {f.busy_cores:.2f} busy cores ({f.source})",
             f"memory: {n} x {_gib(f.peak_memory_mib)} = {_gib(n * f.peak_memory_mib)} of "
             f"{_gib(self.usable_mib)} (available less {_gib(HOST_RESERVE_MIB)} for the host): "
-            f"at most {self.by_memory} seats",
+            f"at most {_seats(self.by_memory)}",
             f"cpu: {n} x {f.busy_cores:.2f} = {n * f.busy_cores:.1f} busy cores on {h.cores}: "
-            f"at most {self.by_cpu} seats (when every seat is busy at once each runs at most "
+            f"at most {_seats(self.by_cpu)} (when every seat is busy at once each runs at most "
             f"{MAX_SLOWDOWN:.0f}x slower)",
         ]
 
     def verdict(self) -> str:
         if self.fits:
-            return (f"this host can hold {self.seats} seats (at most {self.allowed}); "
+            return (f"this host can hold {_seats(self.seats)} (at most {self.allowed}); "
                     f"verification runs {self.parallel()} at a time")
-        return f"this host cannot hold {self.seats} seats: at most {self.allowed}"
+        return f"this host cannot hold {_seats(self.seats)}: at most {self.allowed}"
 
     def refusal(self) -> PreflightError:
         """The one line `workshop up` and `plan` end with when the seats do not fit."""
         f, n = self.figures, self.seats
         if self.by_memory <= self.by_cpu:
-            bound = (f"memory: {n} seats need {_gib(n * f.peak_memory_mib)} at their peak, "
+            bound = (f"memory: {_seats(n)} need {_gib(n * f.peak_memory_mib)} at their peak, "
                      f"{_gib(self.usable_mib)} is free for them")
         else:
             bound = (f"cpu: {n} busy seats keep {n * f.busy_cores:.1f} cores busy, more than "
                      f"{self.host.cores} cores shared {MAX_SLOWDOWN:.0f} ways")
         return PreflightError(
-            f"--seats {n}: this host can hold at most {self.allowed} seats ({bound})",
+            f"--seats {n}: this host can hold at most {_seats(self.allowed)} ({bound})",
             fix=(f"use --seats {self.allowed} or fewer" if self.allowed else "free memory")
             + f"; `kfbox workshop plan --seats {n}` shows the figures",
         )
