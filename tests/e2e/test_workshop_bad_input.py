@@ -91,7 +91,7 @@ def test_more_seats_than_the_host_can_hold(workshop: str, kfbox_home: Path) -> N
     figures = kfbox_home / "measurements" / "seat.json"
     figures.parent.mkdir(parents=True)
     figures.write_text(json.dumps({"idle_memory_mib": 80.0, "peak_memory_mib": usable * 0.75,
-                                   "busy_cores": 0.5, "verify_cores": 1.0, "source": "a test"}))
+                                   "busy_cores": 0.5, "source": "a test"}))
     planned = kfbox_cli("workshop", "plan", "--seats", "3")
     assert "this host can hold at most 1 seat (memory: 3 seats need" in refused(planned, 3)
     assert "per seat:" in planned.stdout and "(a test)" in planned.stdout

@@ -4,25 +4,26 @@ refusal, the figures it uses, and the roster (terminal without tokens, the 0600 
 from __future__ import annotations
 
 import io
+import json
 import stat
 from html.parser import HTMLParser
 
 import pytest
 from rich.console import Console
 
-from kfbox.sandbox.errors import PreflightError, UsageError
+from kfbox.sandbox.errors import KfboxError, PreflightError, UsageError
 from kfbox.sandbox.workshop import capacity, roster, seats
 from kfbox.sandbox.workshop.capacity import HostCapacity, Plan, SeatFigures
 from kfbox.sandbox.workshop.seats import Verification
 
 TOKEN = "f00dfeed" * 6
-FIGURES = SeatFigures(100.0, 1024.0, 0.5, 1.0, "test")
+FIGURES = SeatFigures(100.0, 1024.0, 0.5, "test")
 
 
 def verification(**changes) -> Verification:
     fields = dict(status="certified", detail="", bundle="/out/ws-1/kfbox-quick-x", seconds=30.0,
                   idle_memory_mib=80.0, peak_memory_mib=900.0, cpu_seconds=15.0,
-                  busy_cores=0.5, verify_cores=1.0, verified_at="2026-01-01T00:00:00+00:00")
+                  busy_cores=0.5, verified_at="2026-01-01T00:00:00+00:00")
     return Verification(**(fields | changes))
 
 
@@ -84,13 +85,14 @@ def test_memory_must_fit_outright_and_cpu_within_the_slowdown() -> None:
     plan = Plan(3, FIGURES, host)
     # (11240 - 1024 reserved) / 1024 per seat = 9 seats; 2 cores x 4 / 0.5 busy = 16 seats.
     assert (plan.by_memory, plan.by_cpu, plan.allowed, plan.fits) == (9, 16, 9, True)
-    assert plan.parallel() == 2  # 2 cores / 1.0 core per verification
+    assert plan.parallel() == 1  # 2 cores, 2 per verification
+    assert Plan(3, FIGURES, HostCapacity(16, 64_000, 60_000)).parallel() == 3  # no more than seats
     assert "this host can hold 3 seats (at most 9)" in plan.verdict()
     refused = Plan(12, FIGURES, host).refusal()
     assert isinstance(refused, PreflightError) and refused.exit_code == 3
     assert refused.line().startswith("--seats 12: this host can hold at most 9 seats (memory:")
     assert "use --seats 9 or fewer" in refused.line()
-    busy = Plan(20, SeatFigures(100.0, 100.0, 1.0, 1.0, "test"), host).refusal()
+    busy = Plan(20, SeatFigures(100.0, 100.0, 1.0, "test"), host).refusal()
     assert "at most 8 seats (cpu:" in busy.line()
 
 
@@ -167,3 +169,23 @@ def test_the_terminal_table_has_no_token_and_says_where_seats_listen() -> None:
     assert TOKEN not in text and "http://192.0.2.2:20000/lab" in text
     assert "listening on 127.0.0.1 (this host only)" in text
 
+
+
+def test_a_record_from_another_kfbox_still_loads_or_says_how_to_clean_up() -> None:
+    workshop = seats.new_workshop("lab", 2, 20000, "127.0.0.1", {})
+    workshop.seats[0].verification = verification()
+    workshop.save()
+    data = json.loads(seats.record_file("lab").read_text())
+    data["seats"][0]["verification"]["added_later"] = 1.0
+    del data["seats"][1]["jupyter"]
+    seats.record_file("lab").write_text(json.dumps(data))
+    with pytest.raises(KfboxError) as caught:
+        seats.load("lab")
+    assert "kfbox --name lab-N down" in caught.value.line()
+    data["seats"][1]["jupyter"] = 20002
+    del data["seats"][1]["registry"]
+    data["seats"][1] |= {"registry": 20003, "verification": {"status": "certified"}}
+    seats.record_file("lab").write_text(json.dumps(data))
+    loaded = seats.load("lab")
+    assert loaded is not None and loaded.seats[0].verification == verification()
+    assert loaded.seats[1].verification is None  # recorded with fields this kfbox lacks

@@ -27,6 +27,11 @@ MAX_SLOWDOWN = 4.0
 class is slower, not broken) while memory is not (an overcommitted host kills a seat's
 processes), so memory must fit outright and CPU only within this factor."""
 
+CORES_PER_VERIFICATION = 2
+"""The quick journey runs its two trials side by side, each a CPU-bound training process.
+A seat's average (busy_cores) understates that burst: on 2 cores, 3 seats verified 2 at a
+time took 201 s, one at a time 146 s."""
+
 
 @dataclass
 class SeatFigures:
@@ -36,16 +41,15 @@ class SeatFigures:
     peak_memory_mib: float
     busy_cores: float
     """Cores its containers kept busy on average over the journey."""
-    verify_cores: float
-    """Cores a seat's verification keeps busy, the harness on the host included."""
     source: str
 
 
 DEFAULT_FIGURES = SeatFigures(
-    idle_memory_mib=140.0,
-    peak_memory_mib=1100.0,
-    busy_cores=1.1,
-    verify_cores=1.5,
+    # The largest of 3 seats' figures from `kfbox workshop up --seats 3` (verified one at a
+    # time) on a 2-core / 24 GB Debian bookworm host.
+    idle_memory_mib=76.0,
+    peak_memory_mib=960.0,
+    busy_cores=0.47,
     source="defaults measured on a 2-core / 24 GB host; verifying a workshop here measures "
     "this host's own",
 )
@@ -69,7 +73,6 @@ def record_figures(workshop: str, verified: list[Verification]) -> SeatFigures:
         idle_memory_mib=max(v.idle_memory_mib for v in verified),
         peak_memory_mib=max(v.peak_memory_mib for v in verified),
         busy_cores=max(v.busy_cores for v in verified),
-        verify_cores=max(v.verify_cores for v in verified),
         source=f"measured by workshop {workshop!r} verifying {len(verified)} seat(s) on "
         f"{datetime.now(UTC):%Y-%m-%d}",
     )
@@ -129,15 +132,15 @@ class Plan:
         return self.seats <= self.allowed
 
     def parallel(self) -> int:
-        """Seats verified at once: as many as the cores run without slowing each other."""
-        return max(1, min(self.seats, math.floor(self.host.cores / self.figures.verify_cores)))
+        """Seats verified at once: one per CORES_PER_VERIFICATION cores."""
+        return max(1, min(self.seats, self.host.cores // CORES_PER_VERIFICATION))
 
     def lines(self) -> list[str]:
         f, h, n = self.figures, self.host, self.seats
         return [
             f"host: {h.cores} cores, {_gib(h.total_mib)} memory, {_gib(h.available_mib)} "
             "available now",
-            f"per seat: {_gib(f.peak_memory_mib)} memory at its peak ({f.idle_memory_mib:.0f} "
+            f"per seat: {f.peak_memory_mib:.0f} MiB memory at its peak ({f.idle_memory_mib:.0f} "
             f"MiB idle), {f.busy_cores:.2f} busy cores ({f.source})",
             f"memory: {n} x {_gib(f.peak_memory_mib)} = {_gib(n * f.peak_memory_mib)} of "
             f"{_gib(self.usable_mib)} (available less {_gib(HOST_RESERVE_MIB)} for the host): "
@@ -150,7 +153,8 @@ class Plan:
     def verdict(self) -> str:
         if self.fits:
             return (f"this host can hold {_seats(self.seats)} (at most {self.allowed}); "
-                    f"verification runs {self.parallel()} at a time")
+                    f"verification runs {self.parallel()} at a time ({CORES_PER_VERIFICATION} "
+                    "cores each)")
         return f"this host cannot hold {_seats(self.seats)}: at most {self.allowed}"
 
     def refusal(self) -> PreflightError:

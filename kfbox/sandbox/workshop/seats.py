@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from kfbox.sandbox import paths
 from kfbox.sandbox.config import NAME_PATTERN, SandboxSpec, load_spec
-from kfbox.sandbox.errors import UsageError
+from kfbox.sandbox.errors import KfboxError, UsageError
 
 DEFAULT_NAME = "class"
 DEFAULT_BASE_PORT = 18000
@@ -35,10 +35,7 @@ class Verification:
     cpu_seconds: float
     """CPU time the seat's containers used during the journey."""
     busy_cores: float
-    """cpu_seconds over the journey's wall time: what the seat itself keeps busy."""
-    verify_cores: float
-    """Cores the whole verification kept busy: the seat's containers and the harness driving
-    them from the host (which a class never runs)."""
+    """cpu_seconds over the journey's wall time: the cores the seat keeps busy on average."""
     verified_at: str
 
 
@@ -108,22 +105,38 @@ def record_file(name: str) -> Path:
     return folder(name) / "workshop.json"
 
 
+def _verification(data: dict[str, Any] | None) -> Verification | None:
+    """A recorded verification; None when there is none or another kfbox recorded it in a
+    form this one does not know (the seat then reads as not verified, never as broken)."""
+    known = {f.name for f in fields(Verification)}
+    try:
+        return Verification(**{k: v for k, v in (data or {}).items() if k in known})
+    except TypeError:
+        return None
+
+
 def load(name: str) -> Workshop | None:
     """The recorded workshop, or None when there is none."""
     try:
         data = json.loads(record_file(name).read_text())
     except (OSError, ValueError):
         return None
-    seats = [
-        Seat(
-            s["name"],
-            s["jupyter"],
-            s["registry"],
-            Verification(**s["verification"]) if s.get("verification") else None,
+    try:
+        return Workshop(
+            name=data["name"],
+            base_port=data["base_port"],
+            listen=data["listen"],
+            resources=data.get("resources", {}),
+            seats=[
+                Seat(s["name"], s["jupyter"], s["registry"], _verification(s.get("verification")))
+                for s in data["seats"]
+            ],
         )
-        for s in data.pop("seats")
-    ]
-    return Workshop(**data, seats=seats)
+    except (KeyError, TypeError):
+        raise KfboxError(
+            f"workshop {name!r}: its record {record_file(name)} is not one kfbox can read",
+            fix=f"remove each seat with `kfbox --name {name}-N down`, then that folder",
+        ) from None
 
 
 def forget(name: str) -> None:

@@ -3,10 +3,8 @@ seat (its bundle kept under OUT/SEAT), measuring what the seat's containers use 
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -49,38 +47,25 @@ def verify_seat(seat: str, out: Path) -> Verification:
     idle = sandbox_memory_mib(client, seat)
     sampler = UsageSampler(client, seat).start()
     try:
-        code, output, harness_cpu = _run(certify_command(seat, out))
+        done = subprocess.run(
+            certify_command(seat, out), capture_output=True, text=True, check=False
+        )
     finally:
         sampler.stop()
+    output = mask_text(done.stdout + done.stderr)
     (out / LOG_FILE).write_text(output)
     made = sorted(_bundles(out) - before)
-    wall = sampler.seconds or 1.0
     return Verification(
-        status="certified" if code == 0 else "not certified",
-        detail="" if code == 0 else _last_line(output),
+        status="certified" if done.returncode == 0 else "not certified",
+        detail="" if done.returncode == 0 else _last_line(mask_text(done.stderr)),
         bundle=str(made[-1]) if made else "",
         seconds=round(sampler.seconds, 1),
         idle_memory_mib=round(idle, 1),
         peak_memory_mib=round(max(sampler.peak_memory_mib, idle), 1),
         cpu_seconds=round(sampler.cpu_seconds, 1),
         busy_cores=round(sampler.busy_cores, 2),
-        verify_cores=round((sampler.cpu_seconds + harness_cpu) / wall, 2),
         verified_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
-
-
-def _run(command: list[str]) -> tuple[int, str, float]:
-    """(exit code, output with secrets masked, CPU seconds of the process and the children it
-    waited for: the harness's own share of a verification, on the host)."""
-    with tempfile.TemporaryFile() as raw:  # unmasked output never has a name on disk
-        process = subprocess.Popen(command, stdout=raw, stderr=subprocess.STDOUT)
-        # wait4 rather than wait: it also says what CPU this seat's harness used, which the
-        # process-wide RUSAGE_CHILDREN cannot when seats are verified side by side.
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-        raw.seek(0)
-        output = mask_text(raw.read().decode(errors="replace"))
-    return process.returncode, output, usage.ru_utime + usage.ru_stime
 
 
 def verify_seats(
