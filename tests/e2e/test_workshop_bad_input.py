@@ -117,6 +117,13 @@ def test_a_config_naming_another_engine(workshop: str, tmp_path: Path) -> None:
     assert "engine 'kind': a workshop's seats run on the lite engine" in refused(done, 2)
 
 
+def test_a_listen_address_from_the_config_is_checked_too(workshop: str, tmp_path: Path) -> None:
+    (tmp_path / "kfbox.yaml").write_text("listen: 203.0.113.7\n")
+    done = kfbox_cli("--name", workshop, "workshop", "up", "--seats", "2",
+                     "--base-port", str(free_base_port(SEATS)), cwd=tmp_path)
+    assert "listen address: 203.0.113.7 is not an address of this host" in refused(done, 3)
+
+
 @pytest.mark.parametrize("command", [["status"], ["reset", "x-1"]])
 def test_a_workshop_that_does_not_exist(workshop: str, command: list[str]) -> None:
     done = kfbox_cli("--name", workshop, "workshop", *command)

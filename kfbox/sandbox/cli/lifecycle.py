@@ -19,7 +19,7 @@ ListenFlag = Annotated[
     str | None,
     typer.Option(
         help="Host address for the notebook and model servers: an address of this host, or "
-        "0.0.0.0 for all (tokens stay on) [default: 127.0.0.1]"
+        "0.0.0.0 for all (default: 127.0.0.1); tokens stay on"
     ),
 ]
 

@@ -79,7 +79,7 @@ def up(
         int | None,
         typer.Option(
             help="Seat i gets ports BASE+2(i-1) (JupyterLab) and BASE+2(i-1)+1 (registry) "
-            f"[default: {seat_records.DEFAULT_BASE_PORT}]"
+            f"(default: {seat_records.DEFAULT_BASE_PORT})"
         ),
     ] = None,
     listen: ListenFlag = None,
@@ -91,7 +91,7 @@ def up(
         float | None, typer.Option(help="Per-seat CPU limit of each notebook and workload")
     ] = None,
     parallel: Annotated[
-        int | None, typer.Option(help="Seats verified at once [default: what the plan allows]")
+        int | None, typer.Option(help="Seats verified at once (default: one per 2 cores)")
     ] = None,
     out: OutFlag = Path("kfbox-results"),
 ) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from kfbox.sandbox import paths
-from kfbox.sandbox.config import LOOPBACK, record_spec
+from kfbox.sandbox.config import load_spec, record_spec
 from kfbox.sandbox.engines.lite.engine import LiteEngine
 from kfbox.sandbox.errors import KfboxError, PreflightError, UsageError
 from kfbox.sandbox.progress import Reporter
@@ -34,17 +34,19 @@ def require(name: str) -> Workshop:
 
 def _planned(
     name: str, count: int | None, base_port: int | None, listen: str | None,
-    resources: dict[str, Any],
+    resources: dict[str, Any], config: Path | None,
 ) -> tuple[Workshop, bool]:
-    """The workshop `up` is asked for, and whether it is new. An existing one keeps its seats
-    and ports; its listen address and limits may change (the seats are repaired to match)."""
+    """The workshop `up` is asked for, and whether it is new. A new one listens where the flag
+    says, else where kfbox.yaml (or --config) does; an existing one keeps its seats and ports,
+    and its listen address and limits may change (the seats are repaired to match)."""
     existing = seats.load(seats.check_name(name))
     if existing is None:
         if count is None:
             raise UsageError(f"workshop {name!r} does not exist yet: say how many seats",
                              fix="e.g. `kfbox workshop up --seats 3`")
+        configured = load_spec(config, {"name": f"{name}-1", "listen": listen}).listen
         return seats.new_workshop(name, count, base_port or DEFAULT_BASE_PORT,
-                                  listen or LOOPBACK, resources), True
+                                  configured, resources), True
     if (count is not None and count != len(existing.seats)) or (
         base_port is not None and base_port != existing.base_port
     ):
@@ -130,7 +132,7 @@ def up(
     reporter: Reporter,
 ) -> tuple[Workshop, list[roster.RosterRow], Path]:
     """Bring every seat up (or repair it) and verify it; the workshop, its roster and page."""
-    workshop, new = _planned(name, count, base_port, listen, resources)
+    workshop, new = _planned(name, count, base_port, listen, resources, config)
     engines = engines_of(workshop, config)
     if parallel is not None and parallel < 1:
         raise UsageError(f"--parallel {parallel}: verify at least 1 seat at a time",
