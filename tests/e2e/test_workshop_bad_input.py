@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from kfbox.sandbox.preflight import meminfo_mib
+from kfbox.sandbox.workshop.verify import verify_seat
 from tests.conftest import kfbox_cli
 from tests.e2e.conftest import remove_labelled, sandbox_name
 from tests.e2e.workshops import free_base_port, leftovers, seat_names
@@ -133,3 +134,13 @@ def test_a_workshop_that_does_not_exist(workshop: str, command: list[str]) -> No
 def test_down_of_a_workshop_that_does_not_exist_is_a_no_op(workshop: str) -> None:
     done = kfbox_cli("--name", workshop, "workshop", "down")
     assert done.returncode == 0 and f"workshop '{workshop}': nothing to remove" in done.stderr
+
+
+def test_a_seat_that_cannot_be_verified_says_why(workshop: str, tmp_path: Path) -> None:
+    """verify_seat never raises for a journey that fails: the seat reads as not certified with
+    certify's own line (here, a seat that was never brought up: no bundle either)."""
+    seat = f"{workshop}-1"
+    result = verify_seat(seat, tmp_path / seat)
+    assert result.status == "not certified" and result.bundle == ""
+    assert result.detail.startswith(f"error: sandbox '{seat}' does not exist")
+    assert "does not exist" in (tmp_path / seat / "certify.log").read_text()

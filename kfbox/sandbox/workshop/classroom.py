@@ -102,14 +102,18 @@ def _bring_up(engine: LiteEngine, reporter: Reporter) -> None:
 def _verify(
     workshop: Workshop, names: list[str], out: Path, parallel: int, reporter: Reporter
 ) -> None:
-    """Verify the named seats, keep each result in the record and the host's figures."""
+    """Verify the named seats and keep each result in the record; the certified seats'
+    figures become the host's for the next plan (a failed journey did not do all the work)."""
     results = verify_seats(names, out / workshop.name, parallel, reporter)
     for name, result in results.items():
         workshop.seat(name).verification = result
     workshop.save()
-    capacity.record_figures(
-        workshop.name, [s.verification for s in workshop.seats if s.verification is not None]
-    )
+    certified = [
+        s.verification for s in workshop.seats
+        if s.verification is not None and s.verification.status == "certified"
+    ]
+    if certified:
+        capacity.record_figures(workshop.name, certified)
 
 
 def _roster(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -111,9 +112,11 @@ def jupyter_plan(spec: SandboxSpec, image: str, token: str) -> ContainerPlan:
 def workload_limits(resources: Resources, gpus: int) -> dict[str, Any]:
     """docker-py arguments every workload container gets: the spec's memory and CPU limits,
     and a device request when it asks for GPUs (the NVIDIA runtime turns it into devices)."""
+    # Docker refuses a CPU limit above the cores it has; there it would limit nothing anyway.
+    cpus = min(resources.cpus, os.cpu_count() or resources.cpus)
     limits: dict[str, Any] = {
         "mem_limit": resources.memory,
-        "nano_cpus": int(resources.cpus * 1e9),
+        "nano_cpus": int(cpus * 1e9),
     }
     if gpus:
         limits["device_requests"] = [DeviceRequest(count=gpus, capabilities=[["gpu"]])]
