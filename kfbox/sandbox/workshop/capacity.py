@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from kfbox.sandbox import paths
+from kfbox.sandbox import paths, statefiles
 from kfbox.sandbox.errors import PreflightError
 from kfbox.sandbox.preflight import meminfo_mib
 from kfbox.sandbox.workshop.seats import Verification
@@ -76,9 +76,7 @@ def record_figures(workshop: str, verified: list[Verification]) -> SeatFigures:
         source=f"measured by workshop {workshop!r} verifying {len(verified)} seat(s) on "
         f"{datetime.now(UTC):%Y-%m-%d}",
     )
-    file = figures_file()
-    file.parent.mkdir(parents=True, exist_ok=True)
-    file.write_text(json.dumps(asdict(figures), indent=2))
+    statefiles.write_atomic(figures_file(), json.dumps(asdict(figures), indent=2))
     return figures
 
 

@@ -10,6 +10,8 @@ from kfbox.sandbox import paths
 from kfbox.sandbox.config import load_spec, record_spec
 from kfbox.sandbox.engines.lite.engine import LiteEngine
 from kfbox.sandbox.errors import KfboxError, PreflightError, UsageError
+from kfbox.sandbox.lifecycle import take_down
+from kfbox.sandbox.locks import sandbox_lock
 from kfbox.sandbox.progress import Reporter
 from kfbox.sandbox.workshop import capacity, roster, seats
 from kfbox.sandbox.workshop.seats import DEFAULT_BASE_PORT, Workshop
@@ -95,8 +97,11 @@ def preflight_seats(
 
 
 def _bring_up(engine: LiteEngine, reporter: Reporter) -> None:
-    engine.up(reporter)
-    record_spec(engine.spec)
+    """Create or repair one seat under its lock (lifecycle.bring_up, less the preflight that
+    already ran for every seat before the first was made)."""
+    with sandbox_lock(engine.spec.name, "up", reporter):
+        engine.up(reporter)
+        record_spec(engine.spec)
 
 
 def _verify(
@@ -169,7 +174,7 @@ def reset(
     seat = workshop.seat(seat_name)
     engine = LiteEngine(workshop.spec(seat, config))
     preflight_seats(workshop, {seat.name: engine}, reporter)
-    left = engine.down(reporter, keep_data=False)
+    left = take_down(engine, reporter, keep_data=False)
     if left:
         raise KfboxError(f"seat {seat.name} could not be removed: {', '.join(left)}",
                          fix="remove them with `docker rm -f` / `docker volume rm`, then retry")
@@ -189,7 +194,7 @@ def down(name: str, config: Path | None, reporter: Reporter) -> tuple[int, list[
         return 0, []
     left: list[str] = []
     for engine in engines_of(workshop, config).values():
-        left += engine.down(reporter, keep_data=False)
+        left += take_down(engine, reporter, keep_data=False)
     seats.forget(workshop.name)
     states = [paths.state_dir(s.name) for s in workshop.seats] + [seats.folder(workshop.name)]
     left += [f"state {path}" for path in states if path.exists()]

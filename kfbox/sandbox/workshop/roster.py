@@ -3,15 +3,15 @@ without tokens, and as the instructor's self-contained HTML page with them (mode
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from rich.markup import escape
 from rich.table import Table
 
-from kfbox.sandbox import listen, paths
+from kfbox.sandbox import listen, paths, statefiles
 from kfbox.sandbox.engines.lite.engine import LiteEngine
 from kfbox.sandbox.workshop.seats import Workshop, folder
 
@@ -45,7 +45,10 @@ def rows(workshop: Workshop, engines: dict[str, LiteEngine]) -> list[RosterRow]:
         state = engine.status().state
         url = f"http://{address}:{seat.jupyter}/lab"
         # Reading the token of an absent seat would make a new one: it has none to hand out.
-        has_token = state != "absent" and (paths.state_dir(seat.name) / "jupyter-token").exists()
+        has_token = (
+            state != "absent"
+            and (paths.state_dir(seat.name) / statefiles.TOKEN_FILE).exists()
+        )
         verified = seat.verification
         found.append(
             RosterRow(
@@ -68,7 +71,7 @@ def table(workshop: Workshop, roster: list[RosterRow]) -> Table:
     """The terminal's roster: no tokens (they are only in the page)."""
     result = Table(
         title=f"workshop {workshop.name!r}: {len(roster)} seat(s)",
-        caption=f"listening on {listen.describe(workshop.listen)}",
+        caption=escape(f"listening on {listen.describe(workshop.listen)}"),
         title_justify="left",
         caption_justify="left",
         show_edge=False,
@@ -82,10 +85,10 @@ def table(workshop: Workshop, roster: list[RosterRow]) -> Table:
             verification = row.verification
         result.add_row(
             row.seat,
-            row.url,
+            escape(row.url),
             MARKS.get(row.state, f"[red]{row.state}[/]"),
-            verification + (f": {row.detail}" if row.detail else ""),
-            row.bundle,
+            verification + (f": {escape(row.detail)}" if row.detail else ""),
+            escape(row.bundle),
         )
     return result
 
@@ -113,11 +116,5 @@ def page_path(workshop: str) -> Path:
 def write_page(workshop: Workshop, roster: list[RosterRow]) -> Path:
     """Write the page only its owner can read (0600 from the first byte: it holds tokens)."""
     path = page_path(workshop.name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        os.fchmod(file.fileno(), 0o600)  # an older partial may have had another mode
-        file.write(render_page(workshop, roster))
-    partial.replace(path)
+    statefiles.write_atomic(path, render_page(workshop, roster), private=True)
     return path

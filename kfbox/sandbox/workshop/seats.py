@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from kfbox.sandbox import paths
+from kfbox.sandbox import paths, statefiles
 from kfbox.sandbox.config import NAME_PATTERN, SandboxSpec, load_spec
 from kfbox.sandbox.errors import KfboxError, UsageError
 
@@ -89,11 +89,7 @@ class Workshop:
         return spec
 
     def save(self) -> None:
-        file = record_file(self.name)
-        file.parent.mkdir(parents=True, exist_ok=True)
-        partial = file.with_suffix(".partial")
-        partial.write_text(json.dumps(asdict(self), indent=2))
-        partial.replace(file)  # a reader never sees half a record
+        statefiles.write_atomic(record_file(self.name), json.dumps(asdict(self), indent=2))
 
 
 def folder(name: str) -> Path:
