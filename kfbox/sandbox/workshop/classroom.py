@@ -179,11 +179,9 @@ def reset(
         raise KfboxError(f"seat {seat.name} could not be removed: {', '.join(left)}",
                          fix="remove them with `docker rm -f` / `docker volume rm`, then retry")
     seat.verification = None
-    fresh = LiteEngine(workshop.spec(seat, config))
-    _bring_up(fresh, reporter)
+    _bring_up(engine, reporter)  # same spec, and a token and volumes made anew
     _verify(workshop, [seat.name], out, 1, reporter)
-    engines = engines_of(workshop, config) | {seat.name: fresh}
-    return workshop, *_roster(workshop, engines)
+    return workshop, *_roster(workshop, engines_of(workshop, config))
 
 
 def down(name: str, config: Path | None, reporter: Reporter) -> tuple[int, list[str]]:
