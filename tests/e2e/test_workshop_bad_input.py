@@ -67,6 +67,13 @@ def test_bad_workshop_up_values(workshop: str, args, code: int, expected: str) -
     assert expected in refused(done, code)
 
 
+def test_an_out_folder_that_cannot_be_written(workshop: str, tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("x")
+    done = kfbox_cli("--name", workshop, "workshop", "up", "--seats", "2", "--base-port",
+                     str(free_base_port(SEATS)), "--out", str(tmp_path / "afile" / "sub"))
+    assert f"--out '{tmp_path}/afile/sub' is not writable" in refused(done, 2)
+
+
 def test_bad_workshop_name(kfbox_home: Path) -> None:
     done = kfbox_cli("--name", "Room A", "workshop", "up", "--seats", "2")
     assert "workshop name 'Room A' is not valid" in refused(done, 2)

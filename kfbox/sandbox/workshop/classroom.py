@@ -3,6 +3,7 @@ seat down. Every bad input is refused before the first seat, network, volume or 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,19 @@ def _planned(
     existing.listen = listen or existing.listen
     existing.resources |= resources
     return existing, False
+
+
+def _results_folder(out: Path) -> Path:
+    """--out as an absolute path (the record and roster name bundles by it), refused before
+    anything is made when it cannot be written; nothing is created to find that out."""
+    out = out.expanduser().resolve()
+    probe = out
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {str(out)!r} is not writable ({probe} is not a folder you can "
+                         "write)", fix="give a folder you can write, e.g. --out ./kfbox-results")
+    return out
 
 
 def _refuse_foreign(workshop: Workshop, engines: dict[str, LiteEngine]) -> None:
@@ -143,6 +157,7 @@ def up(
     """Bring every seat up (or repair it) and verify it; the workshop, its roster and page."""
     workshop, new = _planned(name, count, base_port, listen, resources, config)
     engines = engines_of(workshop, config)
+    out = _results_folder(out)
     if parallel is not None and parallel < 1:
         raise UsageError(f"--parallel {parallel}: verify at least 1 seat at a time",
                          fix="e.g. --parallel 2, or leave it out to follow the plan")
@@ -172,6 +187,7 @@ def reset(
     kept; then verify it like the others."""
     workshop = require(name)
     seat = workshop.seat(seat_name)
+    out = _results_folder(out)
     engine = LiteEngine(workshop.spec(seat, config))
     preflight_seats(workshop, {seat.name: engine}, reporter)
     left = take_down(engine, reporter, keep_data=False)
