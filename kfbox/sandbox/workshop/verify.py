@@ -45,13 +45,10 @@ def verify_seat(seat: str, out: Path) -> Verification:
     before = _bundles(out)
     client = connect()  # one per seat: verifications run in threads of their own
     idle = sandbox_memory_mib(client, seat)
-    sampler = UsageSampler(client, seat).start()
-    try:
+    with UsageSampler(client, seat) as sampler:
         done = subprocess.run(
             certify_command(seat, out), capture_output=True, text=True, check=False
         )
-    finally:
-        sampler.stop()
     output = mask_text(done.stdout + done.stderr)
     (out / LOG_FILE).write_text(output)
     made = sorted(_bundles(out) - before)
