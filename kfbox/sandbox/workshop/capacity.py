@@ -45,11 +45,11 @@ class SeatFigures:
 
 
 DEFAULT_FIGURES = SeatFigures(
-    # The largest figures of two `kfbox workshop up --seats 3` runs (seats verified one at a
-    # time) on a 2-core / 24 GB Debian bookworm host shared with other work.
+    # The largest of 3 seats' figures from `kfbox workshop up --seats 3` (verified one at a
+    # time, sampled from cgroups every 0.25 s) on a 2-core / 24 GB Debian bookworm host.
     idle_memory_mib=76.0,
-    peak_memory_mib=960.0,
-    busy_cores=0.55,
+    peak_memory_mib=955.0,
+    busy_cores=0.62,
     source="defaults measured on a 2-core / 24 GB host; verifying a workshop here measures "
     "this host's own",
 )
