@@ -10,19 +10,19 @@ from pathlib import Path
 import docker
 
 from kfbox.bench.figures import BenchRun
-from kfbox.bench.sandboxes import peak_memory
 from kfbox.harness.profiles import PROFILES
 from kfbox.harness.runner import run_suite
 from kfbox.sandbox.config import SandboxSpec
 from kfbox.sandbox.errors import KfboxError
 from kfbox.sandbox.progress import Reporter
+from kfbox.sandbox.usage import UsageSampler
 
 
 def journey_figures(run: BenchRun, spec: SandboxSpec, client: docker.DockerClient, work: Path,
                     reporter: Reporter, scenario: str = "digits") -> None:
     log = work / "journey.log"
     with reporter.step(f"The core journey ({scenario})"), log.open("w") as output, \
-            peak_memory(client, spec.name) as peak:
+            UsageSampler(client, spec.name) as usage:
         outcome = run_suite(PROFILES["core"], work / "journey", spec, scenario=scenario,
                             output=output)
     record = outcome.record
@@ -47,5 +47,5 @@ def journey_figures(run: BenchRun, spec: SandboxSpec, client: docker.DockerClien
     run.add("serve_ready_s", serve["ready_s"], "s", "model server start to ready")
     run.add("serve_first_prediction_s", serve["first_prediction_s"], "s",
             "model server start to its first answer (450 rows, v1)")
-    run.add("journey_peak_memory_mib", peak[0], "MiB",
+    run.add("journey_peak_memory_mib", usage.peak_memory_mib, "MiB",
             "the sandbox's containers (components and workloads), resident, sampled")

@@ -13,7 +13,7 @@ from kfbox.bench import load as serving_load
 from kfbox.bench.bringup import bring_up_figures
 from kfbox.bench.figures import BenchRun
 from kfbox.bench.journey import journey_figures
-from kfbox.bench.sandboxes import bench_spec, sandbox_memory_mib
+from kfbox.bench.sandboxes import bench_spec
 from kfbox.bench.served import serve_a_model
 from kfbox.bench.soak import soak
 from kfbox.bench.trainstep import train_step
@@ -21,6 +21,7 @@ from kfbox.sandbox.docker_engine import connect
 from kfbox.sandbox.engines.lite.engine import LiteEngine
 from kfbox.sandbox.lifecycle import take_down
 from kfbox.sandbox.progress import Reporter, quiet_reporter
+from kfbox.sandbox.usage import sandbox_memory_mib
 
 SETTLE_S = 5
 """Seconds the servers get to settle before their idle memory is read."""

@@ -66,8 +66,8 @@ REQUIREMENTS: dict[str, Requirement] = {
         Requirement("platform.healthy", "MUST", COMPONENTS,
                     "Every component of the sandbox reports healthy."),
         Requirement("platform.listen-address", "MUST", COMPONENTS,
-                    "Every published port listens on the address the sandbox declares: 127.0.0.1 "
-                    "unless the user named another."),
+                    "Every published port listens on the address the sandbox declares (127.0.0.1 "
+                    "unless the user named another) or on loopback, never beyond it."),
         Requirement("platform.notebook-access", "MUST", COMPONENTS,
                     "A person can open the notebook server, and it enforces the authentication "
                     "the engine declares (a token: refused without it)."),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import shutil
@@ -23,6 +24,11 @@ from kfbox.sandbox.errors import UsageError
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
 LITE_COMPONENTS = ("jupyter", "registry", "store")
+LOOPBACK = "127.0.0.1"
+HOST_ONLY_COMPONENTS = ("registry",)
+"""Components whose port stays on 127.0.0.1 whatever `listen` says: the registry has no
+authentication, and the Docker engine pushes to and pulls from it over plain HTTP, which it
+allows only for a loopback registry. Only this host's engine ever needs it."""
 DEFAULT_CONFIG_FILE = "kfbox.yaml"
 
 
@@ -31,7 +37,7 @@ class _Strict(BaseModel):
 
 
 class Ports(_Strict):
-    """Host ports, always bound to 127.0.0.1."""
+    """Host ports, bound to the spec's `listen` address (the registry's to 127.0.0.1)."""
 
     jupyter: int = Field(default=8888, ge=1024, le=65535)
     registry: int = Field(default=5000, ge=1024, le=65535)
@@ -49,7 +55,8 @@ class Ports(_Strict):
 
 
 class Resources(_Strict):
-    """Limits applied to each workload container (training nodes, trials, model servers)."""
+    """Limits of each container that runs a person's or a journey's code: the notebook server,
+    each training node, trial and model server (a workshop's per-seat limits)."""
 
     memory: str = Field(default="4g", pattern=r"^[0-9]+[kmg]$")
     cpus: float = Field(default=2.0, gt=0, le=256)
@@ -95,6 +102,9 @@ class SandboxSpec(_Strict):
     components: list[str] = Field(default_factory=lambda: list(LITE_COMPONENTS))
     gpu: Literal["auto", "on", "off"] = "auto"
     ports: Ports = Field(default_factory=Ports)
+    listen: str = LOOPBACK
+    """The host address the notebook server and model servers publish their ports on: an IPv4
+    address of this host, or 0.0.0.0 for all of them (checked by preflight)."""
     resources: Resources = Field(default_factory=Resources)
     ca_bundle: Path | None = None
     kubeconfig: Path | None = None
@@ -122,6 +132,29 @@ class SandboxSpec(_Strict):
         if isinstance(value, bool):
             return "on" if value else "off"
         return value
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        # Syntax only: whether this host has the address is preflight's question, so that a
+        # sandbox recorded on an address the host has since lost can still be taken down.
+        try:
+            return str(ipaddress.IPv4Address(value))
+        except ValueError:
+            raise ValueError("give an IPv4 address of this host, or 0.0.0.0 for all") from None
+
+    @model_validator(mode="after")
+    def _listen_is_lite_only(self) -> SandboxSpec:
+        if self.listen != LOOPBACK and self.engine != "lite":
+            raise ValueError(
+                f"listen {self.listen!r} is supported by the lite engine only; the {self.engine} "
+                "engine publishes on 127.0.0.1"
+            )
+        return self
+
+    def address_of(self, component: str) -> str:
+        """The host address `component`'s port is published on."""
+        return LOOPBACK if component in HOST_ONLY_COMPONENTS else self.listen
 
     @field_validator("components")
     @classmethod
@@ -156,6 +189,8 @@ def _describe(error: dict[str, Any], source: str) -> str:
         return f"{source}: unknown key {key!r}; allowed keys here: {', '.join(allowed)}"
     value = error.get("input")
     message = error["msg"].removeprefix("Value error, ")
+    if not error["loc"]:  # a rule across keys: its message names them
+        return f"{source}: {message}"
     if kind == "literal_error":
         message = "allowed: " + error["ctx"]["expected"].replace("'", "")
     return f"{source}: {key}: {value!r} is not valid ({message})"

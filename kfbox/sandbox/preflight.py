@@ -7,7 +7,7 @@ import shutil
 import socket
 from pathlib import Path
 
-from kfbox.sandbox import docker_engine, paths
+from kfbox.sandbox import docker_engine, listen, paths
 from kfbox.sandbox.config import SandboxSpec
 from kfbox.sandbox.engines.base import Check
 from kfbox.sandbox.gpu import detect_gpus, engine_has_nvidia_runtime
@@ -29,12 +29,18 @@ def check_docker(reachable: bool, detail: str) -> Check:
     )
 
 
-def check_memory() -> Check:
-    total_kib = 0
+def meminfo_mib() -> dict[str, float]:
+    """/proc/meminfo in MiB: MemTotal, MemAvailable, ..."""
+    found = {}
     for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemTotal:"):
-            total_kib = int(line.split()[1])
-    gib = total_kib / 2**20
+        key, _, value = line.partition(":")
+        if value.strip().endswith("kB"):
+            found[key] = int(value.split()[0]) / 1024
+    return found
+
+
+def check_memory() -> Check:
+    gib = meminfo_mib().get("MemTotal", 0) / 1024
     if gib < MIN_MEMORY_GIB:
         return Check("memory", "fail", f"{gib:.1f} GiB", fix=f"kfbox needs {MIN_MEMORY_GIB} GiB")
     status = "warn" if gib < 8 else "pass"
@@ -67,28 +73,51 @@ def check_cpu() -> Check:
     )
 
 
-def port_free(port: int) -> bool:
+def port_free(port: int, address: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind(("127.0.0.1", port))
+            sock.bind((address, port))
         except OSError:
             return False
     return True
 
 
+def check_listen(spec: SandboxSpec) -> Check:
+    """The listen address must be this host's (or 0.0.0.0); beyond loopback it is a warning."""
+    address = spec.listen
+    if not listen.host_has(address):
+        return Check(
+            "listen address",
+            "fail",
+            f"{address} is not an address of this host",
+            fix="give one it has (`ip -4 addr` lists them), 0.0.0.0 for all, or 127.0.0.1",
+        )
+    if listen.is_loopback(address):
+        return Check("listen address", "pass", listen.describe(address))
+    return Check(
+        "listen address",
+        "warn",
+        listen.describe(address),
+        fix="leave --listen out to keep the sandbox on 127.0.0.1",
+    )
+
+
 def check_ports(spec: SandboxSpec, owned: set[int] | None = None) -> list[Check]:
-    """A port is fine when free, or when this sandbox's own component already holds it."""
+    """A port is fine when free on the address it will be published on, or when this sandbox's
+    own component already holds it."""
     checks = []
     for component, port in spec.ports.model_dump().items():
-        if port in (owned or set()) or port_free(port):
-            checks.append(Check(f"port {component}", "pass", f"127.0.0.1:{port}"))
+        address = spec.address_of(component)
+        where = f"{address}:{port}"
+        if port in (owned or set()) or port_free(port, address):
+            checks.append(Check(f"port {component}", "pass", where))
         else:
             checks.append(
                 Check(
                     f"port {component}",
                     "fail",
-                    f"127.0.0.1:{port} is already in use",
+                    f"{where} is already in use",
                     fix=f"free it or pick another: `--port {component}=N` / ports.{component}",
                 )
             )
@@ -157,6 +186,7 @@ def host_checks(spec: SandboxSpec, owned_ports: set[int] | None = None) -> list[
         check_memory(),
         check_disk(),
         check_cpu(),
+        check_listen(spec),
         *check_ports(spec, owned_ports),
         check_inotify(),
         check_gpu(spec, runtimes),

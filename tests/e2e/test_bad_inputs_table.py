@@ -100,6 +100,9 @@ CASES: dict[str, Case] = {
     "up-nodes-many": Case((*N, "up", "--nodes", "99"), "nodes: 99 is not valid"),
     "up-platform": Case((*N, "up", "--platform", "huge"), "platform: 'huge' is not valid (allowed: core or full)"),
     "up-nodes-word": Case((*N, "up", "--nodes", "many"), "Invalid value for '--nodes'"),
+    "up-listen-word": Case((*N, "up", "--listen", "everywhere"), "listen: 'everywhere' is not valid (give an IPv4 address of this host, or 0.0.0.0 for all)"),
+    "up-listen-not-ours": Case((*N, "up", "--listen", "203.0.113.7"), "listen address: 203.0.113.7 is not an address of this host — give one it has", 3),
+    "up-listen-kind": Case((*N, "up", "--engine", "kind", "--listen", "0.0.0.0"), "listen '0.0.0.0' is supported by the lite engine only"),
     # names
     "name-capitals": Case(("--name", "Bad_Name", "up"), "name: 'Bad_Name' is not valid (must be 1-30 characters"),
     "name-long": Case(("--name", "a" * 40, "status"), "is not valid (must be 1-30 characters"),
@@ -138,6 +141,9 @@ CASES: dict[str, Case] = {
     "results-missing": Case(("results", "{tmp}/none"), "no bundle at '{tmp}/none'"),
     "results-garbage": Case(("results", "{garbage_tar_gz}"), "corrupt or truncated bundle archive"),
     "results-mode": Case(("results", "{garbage_tar_gz}", "--mode", "json"), "unknown --mode 'json'; use --mode summary|detailed"),
+    # workshop (its own file has the rest: tests/e2e/test_workshop_bad_input.py)
+    "workshop-seats-zero": Case((*N, "workshop", "up", "--seats", "0"), "--seats 0: a workshop has 1 to 99 seats — e.g. --seats 3"),
+    "workshop-absent": Case((*N, "workshop", "status"), "workshop 'badin' does not exist — bring it up with `kfbox workshop up --seats N` (with --name badin)", 3),
     # other commands
     "bench-runs": Case(("bench", "--train-runs", "-1"), "--train-runs -1 is negative; give 0 or more"),
     "provision-gpu": Case(("provision", "--gpu", "maybe"), "gpu: 'maybe' is not valid"),

@@ -62,9 +62,9 @@ def _globals(
 
 
 def _register() -> None:
-    from kfbox.sandbox.cli import bench, certify, journey, kube, lifecycle
+    from kfbox.sandbox.cli import bench, certify, journey, kube, lifecycle, workshop
 
-    for module in (lifecycle, journey, certify, kube, bench):
+    for module in (lifecycle, journey, certify, kube, bench, workshop):
         module.register(app)
 
 

@@ -15,6 +15,13 @@ from kfbox.sandbox.lifecycle import bring_up, failures, take_down
 from kfbox.sandbox.progress import Reporter
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
+ListenFlag = Annotated[
+    str | None,
+    typer.Option(
+        help="Host address for the notebook and model servers: an address of this host, or "
+        "0.0.0.0 for all (default: 127.0.0.1); tokens stay on"
+    ),
+]
 
 
 def parse_ports(values: list[str] | None) -> dict[str, Any]:
@@ -73,7 +80,8 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         engine: Annotated[str | None, typer.Option(help="lite | kind | existing")] = None,
         gpu: Annotated[str | None, typer.Option(help="auto | on | off")] = None,
-        port: Annotated[list[str] | None, typer.Option(help="COMPONENT=PORT on 127.0.0.1")] = None,
+        port: Annotated[list[str] | None, typer.Option(help="COMPONENT=PORT")] = None,
+        listen: ListenFlag = None,
         ca_bundle: Annotated[
             Path | None, typer.Option(help="PEM bundle to trust in images")
         ] = None,
@@ -108,6 +116,7 @@ def register(app: typer.Typer) -> None:
             from_bundle=from_bundle,
             platform=platform,
             trust_on_first_use=trust_on_first_use,
+            listen=listen,
             **parse_ports(port),
         )
         reporter = Reporter(quiet=as_json)

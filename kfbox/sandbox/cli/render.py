@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from kfbox.sandbox.engines.base import Check, SandboxStatus
+from kfbox.sandbox.listen import describe
 
 MARKS = {"pass": "[green]pass[/]", "warn": "[yellow]warn[/]", "fail": "[red]fail[/]"}
 
@@ -36,10 +37,13 @@ def status_table(
 ) -> Table:
     """Components with health, URL and detail; `login_urls` replace the URLs (with their
     tokens, on request), else a caption says how to log in to those in `needs_token`."""
-    caption = None
+    lines = []
+    if status.facts.get("listen"):
+        lines.append(f"listening on {describe(status.facts['listen'])}")
     if needs_token and not login_urls:
-        caption = (f"{', '.join(needs_token)} asks for its token: `kfbox status --show-token` "
-                   "shows the URL with it")
+        lines.append(f"{', '.join(needs_token)} asks for its token: `kfbox status --show-token` "
+                     "shows the URL with it")
+    caption = "\n".join(lines)
     table = Table(
         title=f"sandbox {status.name!r} ({status.engine}): {status.state}",
         title_justify="left",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import requests
 from docker.types import DeviceRequest
 
+from kfbox.sandbox import listen
 from kfbox.sandbox.config import Resources, SandboxSpec
 from kfbox.sandbox.platform import MODEL_STORE_MOUNT
 
@@ -38,10 +40,14 @@ class ContainerPlan:
     image: str
     container_port: int
     host_port: int
+    address: str = "127.0.0.1"
+    """The host address the port is published on (SandboxSpec.address_of)."""
     environment: dict[str, str] = field(default_factory=dict)
     volumes: dict[str, dict[str, str]] = field(default_factory=dict)
+    limits: dict[str, Any] = field(default_factory=dict)
+    """docker-py memory/CPU limit arguments; none for the platform's own services."""
     probe: Callable[[str], None] = lambda base_url: None
-    """Raises until the component really answers at base_url (http://127.0.0.1:PORT)."""
+    """Raises until the component really answers at base_url (http://ADDRESS:PORT)."""
 
     def name(self, sandbox: str) -> str:
         return f"{prefix(sandbox)}-{self.component}"
@@ -49,13 +55,22 @@ class ContainerPlan:
     def config_hash(self) -> str:
         # The token is in the environment: hash it rather than store it in a label.
         payload = json.dumps(
-            [self.image, self.container_port, self.host_port, self.environment, self.volumes],
+            [
+                self.image,
+                self.container_port,
+                self.host_port,
+                self.address,
+                self.environment,
+                self.volumes,
+                self.limits,
+            ],
             sort_keys=True,
         )
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.host_port}"
+        """Where this host reaches the component."""
+        return f"http://{listen.reach(self.address)}:{self.host_port}"
 
 
 def _expect_ok(url: str, headers: dict[str, str] | None = None) -> None:
@@ -69,6 +84,7 @@ def registry_plan(spec: SandboxSpec, image: str) -> ContainerPlan:
         image=image,
         container_port=5000,
         host_port=spec.ports.registry,
+        address=spec.address_of("registry"),
         volumes={volume_name(spec.name, "registry"): {"bind": "/var/lib/registry", "mode": "rw"}},
         probe=lambda base: _expect_ok(f"{base}/v2/"),
     )
@@ -80,11 +96,15 @@ def jupyter_plan(spec: SandboxSpec, image: str, token: str) -> ContainerPlan:
         image=image,
         container_port=8888,
         host_port=spec.ports.jupyter,
+        address=spec.address_of("jupyter"),
         environment={"JUPYTER_TOKEN": token},
         volumes={
             volume_name(spec.name, "workspace"): {"bind": JUPYTER_WORKDIR, "mode": "rw"},
             volume_name(spec.name, "models"): {"bind": MODEL_STORE_MOUNT, "mode": "ro"},
         },
+        # People's code runs in its kernels: the spec's limits keep one seat from starving
+        # the others on a shared host.
+        limits=workload_limits(spec.resources, 0),
         probe=lambda base: _expect_ok(f"{base}/api/status", {"Authorization": f"token {token}"}),
     )
 
@@ -92,9 +112,11 @@ def jupyter_plan(spec: SandboxSpec, image: str, token: str) -> ContainerPlan:
 def workload_limits(resources: Resources, gpus: int) -> dict[str, Any]:
     """docker-py arguments every workload container gets: the spec's memory and CPU limits,
     and a device request when it asks for GPUs (the NVIDIA runtime turns it into devices)."""
+    # Docker refuses a CPU limit above the cores it has; there it would limit nothing anyway.
+    cpus = min(resources.cpus, os.cpu_count() or resources.cpus)
     limits: dict[str, Any] = {
         "mem_limit": resources.memory,
-        "nano_cpus": int(resources.cpus * 1e9),
+        "nano_cpus": int(cpus * 1e9),
     }
     if gpus:
         limits["device_requests"] = [DeviceRequest(count=gpus, capabilities=[["gpu"]])]
@@ -102,16 +124,17 @@ def workload_limits(resources: Resources, gpus: int) -> dict[str, Any]:
 
 
 def run_kwargs(plan: ContainerPlan, sandbox: str, labels: dict[str, str]) -> dict[str, Any]:
-    """docker-py `containers.run` arguments: private network, port on 127.0.0.1 only."""
+    """docker-py `containers.run` arguments: private network, port on the plan's address only."""
     return {
         "image": plan.image,
         "name": plan.name(sandbox),
         "detach": True,
         "network": network_name(sandbox),
-        "ports": {f"{plan.container_port}/tcp": ("127.0.0.1", plan.host_port)},
+        "ports": {f"{plan.container_port}/tcp": (plan.address, plan.host_port)},
         "environment": plan.environment,
         "volumes": plan.volumes,
         "labels": labels,
         "restart_policy": {"Name": "unless-stopped"},
         "hostname": plan.component,
+        **plan.limits,
     }

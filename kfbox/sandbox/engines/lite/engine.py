@@ -12,7 +12,7 @@ import docker
 from docker.errors import APIError, DockerException, NotFound
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from kfbox.sandbox import paths, preflight, statefiles
+from kfbox.sandbox import listen, paths, preflight, statefiles
 from kfbox.sandbox.diskspace import NEEDS_GIB, disk_full, is_disk_full, require_space
 from kfbox.sandbox.docker_engine import COMPONENT_LABEL, LABEL, ROLE_LABEL, connect
 from kfbox.sandbox.engines.base import (
@@ -308,7 +308,9 @@ class LiteEngine(Engine):
             )
         result.append(self._runtime_status())
         state = "running" if all(c.healthy for c in result) else "degraded"
-        return SandboxStatus(self.spec.name, self.name, state, result)
+        return SandboxStatus(
+            self.spec.name, self.name, state, result, facts={"listen": self.spec.listen}
+        )
 
     def _answers(self, component: str, url: str) -> bool:
         probes = {
@@ -324,14 +326,17 @@ class LiteEngine(Engine):
     def capabilities(self) -> Capabilities:
         spec = self.spec
         return Capabilities(
-            notebook=Access(f"http://127.0.0.1:{spec.ports.jupyter}", "token")
+            notebook=Access(f"http://{spec.address_of('jupyter')}:{spec.ports.jupyter}", "token")
             if "jupyter" in spec.components
             else None,
-            registry=f"127.0.0.1:{spec.ports.registry}" if "registry" in spec.components else "",
+            registry=f"{spec.address_of('registry')}:{spec.ports.registry}"
+            if "registry" in spec.components
+            else "",
             model_store=f"volume {comp.volume_name(spec.name, 'models')}"
             if "store" in spec.components
             else "",
             gpus=self.gpus(),
+            listen=spec.listen,
             software=self.software(),
         )
 
@@ -364,7 +369,8 @@ class LiteEngine(Engine):
     def login_url(self, component: str) -> str | None:
         if component != "jupyter":
             return None
-        return f"http://127.0.0.1:{self.spec.ports.jupyter}/lab?token={self.token()}"
+        address = listen.reach(self.spec.address_of("jupyter"))
+        return f"http://{address}:{self.spec.ports.jupyter}/lab?token={self.token()}"
 
     def down(self, reporter: Reporter, *, keep_data: bool = False) -> list[str]:
         filters = self._filters()

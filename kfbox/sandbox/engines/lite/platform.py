@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from docker.errors import APIError, NotFound
 
+from kfbox.sandbox import listen
 from kfbox.sandbox.docker_engine import ROLE_LABEL
 from kfbox.sandbox.engines.lite import components as comp
 from kfbox.sandbox.engines.lite.artifacts import LiteArtifacts
@@ -65,7 +66,9 @@ class LitePlatform:
         self._labels = labels
         store = comp.volume_name(spec.name, "models")
         self.notebooks = JupyterNotebooks(
-            f"http://127.0.0.1:{spec.ports.jupyter}", engine.token(), run_dir
+            f"http://{listen.reach(spec.address_of('jupyter'))}:{spec.ports.jupyter}",
+            engine.token(),
+            run_dir,
         )
         self.images = LiteImages(client, f"127.0.0.1:{spec.ports.registry}", self.run_id, labels)
         self.stopping = threading.Event()
@@ -79,6 +82,7 @@ class LitePlatform:
             store,
             f"{comp.prefix(spec.name)}-{self.run_id}",
             spec.resources,
+            spec.listen,
         )
         self.runtime_image = engine.runtime_image(quiet_reporter())
         self.artifacts = LiteArtifacts(

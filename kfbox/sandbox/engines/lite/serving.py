@@ -9,6 +9,7 @@ import docker
 import requests
 from docker.errors import APIError, NotFound
 
+from kfbox.sandbox import listen
 from kfbox.sandbox.config import Resources
 from kfbox.sandbox.engines.lite.components import workload_limits
 from kfbox.sandbox.platform import (
@@ -32,9 +33,12 @@ class LiteServing:
         store_volume: str,
         prefix: str,
         resources: Resources,
+        address: str,
     ) -> None:
         self.client = client
         self.resources = resources
+        self.address = address
+        """The host address model servers publish their port on (the sandbox's listen)."""
         self.labels = labels
         self.network = network
         self.store_volume = store_volume
@@ -63,7 +67,7 @@ class LiteServing:
                 "PYTHONUNBUFFERED": "1",
             },
             volumes={self.store_volume: {"bind": MODEL_STORE_MOUNT, "mode": "ro"}},
-            ports={f"{SERVER_PORT}/tcp": ("127.0.0.1", None)},  # a free port, loopback only
+            ports={f"{SERVER_PORT}/tcp": (self.address, None)},  # a free port, on that address
             labels=self.labels,
             **workload_limits(self.resources, request.gpus),
         )
@@ -80,7 +84,7 @@ class LiteServing:
                 raise StepFailure(f"model server exited: {error_line(logs)}", logs=logs)
             binding = (container.ports.get(f"{SERVER_PORT}/tcp") or [{}])[0]
             if binding.get("HostPort"):
-                url = f"http://127.0.0.1:{binding['HostPort']}"
+                url = f"http://{listen.reach(self.address)}:{binding['HostPort']}"
                 try:
                     if requests.get(f"{url}/v2/health/ready", timeout=2).status_code == 200:
                         return url
