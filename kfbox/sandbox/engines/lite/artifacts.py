@@ -60,5 +60,19 @@ class LiteArtifacts:
     def fetch(self, key: str, dest: Path) -> Path:
         archive = self._archive(key)
         dest.mkdir(parents=True, exist_ok=True)
-        archive.extractall(dest, filter="data")
+        if hasattr(tarfile, "data_filter"):
+            archive.extractall(dest, filter="data")
+        else:  # Debian 12's python3 (3.11.2) predates extraction filters
+            archive.extractall(dest, members=plain_members(archive, dest))
         return dest / PurePosixPath(key).name
+
+
+def plain_members(archive: tarfile.TarFile, dest: Path) -> list[tarfile.TarInfo]:
+    """What the "data" extraction filter lets through: files and folders that land inside
+    `dest` (no links, devices or paths that climb out)."""
+    root = dest.resolve()
+    return [
+        member for member in archive.getmembers()
+        if (member.isfile() or member.isdir())
+        and (root / member.name).resolve().is_relative_to(root)
+    ]
