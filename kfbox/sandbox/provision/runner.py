@@ -68,21 +68,29 @@ def local_target() -> Target:
     return Target(hostvars=hostvars)
 
 
-def provision_host(reporter: Reporter, *, gpu: str) -> ProvisionResult:
+def provision_host(reporter: Reporter, *, gpu: str, debs: Path | None = None) -> ProvisionResult:
     """Install and start the Docker engine, set the inotify limits, and with a GPU install the
-    NVIDIA container toolkit, on this host. Raises KfboxError (one line) when a task fails."""
+    NVIDIA container toolkit, on this host. With `debs` (an offline bundle's verified .deb
+    files) the engine comes from those, with no package source at all. Raises KfboxError (one
+    line) when a task fails."""
     with_gpu = wants_gpu(gpu)
-    if not with_gpu:
+    if with_gpu and debs is not None:
+        reporter.warn("NVIDIA container toolkit: not in the bundle (it comes from NVIDIA's "
+                      "repository): install it on this host yourself, then `kfbox provision`")
+        with_gpu = False
+    elif not with_gpu:
         reporter.info("NVIDIA container toolkit: skipped (no GPU)" if gpu == "auto"
                       else "NVIDIA container toolkit: skipped (--gpu off)")
     return run_playbook(reporter, local_target(), gpu=with_gpu,
-                        private_data_dir=paths.home() / "provision")
+                        private_data_dir=paths.home() / "provision", debs=debs)
 
 
 def run_playbook(
-    reporter: Reporter, target: Target, *, gpu: bool, private_data_dir: Path
+    reporter: Reporter, target: Target, *, gpu: bool, private_data_dir: Path,
+    debs: Path | None = None,
 ) -> ProvisionResult:
-    """Run the host playbook against `target`; the artifacts of each run land in
+    """Run the host playbook against `target` (the engine from the .deb files in `debs`, a
+    folder on the target, when given); the artifacts of each run land in
     `private_data_dir/artifacts/<timestamp>/`."""
     private_data_dir.mkdir(parents=True, exist_ok=True)
     ident = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
@@ -96,7 +104,7 @@ def run_playbook(
             project_dir=str(PLAYBOOKS),
             playbook=HOST_PLAYBOOK,
             inventory={"all": {"hosts": {target.host: target.hostvars}}},
-            extravars={"kfbox_gpu": gpu},
+            extravars={"kfbox_gpu": gpu, "docker_engine_debs": str(debs or "")},
             envvars=ansible_env(target),
             event_handler=progress,
             ident=ident,
