@@ -62,9 +62,9 @@ def _globals(
 
 
 def _register() -> None:
-    from kfbox.sandbox.cli import bench, certify, journey, kube, lifecycle, workshop
+    from kfbox.sandbox.cli import bench, bundle, certify, journey, lifecycle, workshop
 
-    for module in (lifecycle, journey, certify, kube, bench, workshop):
+    for module in (lifecycle, journey, certify, bundle, bench, workshop):
         module.register(app)
 
 
