@@ -110,7 +110,7 @@ class SandboxSpec(_Strict):
     kubeconfig: Path | None = None
     nodes: int = Field(default=1, ge=1, le=8)
     from_bundle: Path | None = None
-    """An offline bundle (`kfbox bundle`) to install the Kubernetes components from."""
+    """An offline bundle (`kfbox bundle`): lite installs from its .tar, kind from its folder."""
     trust_on_first_use: bool = False
     """Kubernetes engines: accept a manifest the lock has no sha256 for, and pin that hash."""
     platform: Literal["core", "full"] = "core"

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from kfbox.sandbox.config import SandboxSpec, forget_sandbox, record_spec
 from kfbox.sandbox.engines import get_engine
 from kfbox.sandbox.engines.base import Check, Engine, SandboxStatus
@@ -15,14 +17,17 @@ def failures(checks: list[Check]) -> list[Check]:
     return [c for c in checks if c.status == "fail"]
 
 
-def ensure_engine_ready(engine: Engine, reporter: Reporter, *, provision: bool) -> list[Check]:
-    """Preflight; with `provision`, install the Docker engine first when it is missing.
-    Raises PreflightError naming the first failing check and its fix; creates nothing."""
+def ensure_engine_ready(
+    engine: Engine, reporter: Reporter, *, provision: bool, debs: Path | None = None
+) -> list[Check]:
+    """Preflight; with `provision`, install the Docker engine first when it is missing (from
+    the .deb files in `debs` when given, with no network). Raises PreflightError naming the
+    first failing check and its fix; creates nothing."""
     checks = engine.preflight()
     if provision and any(c.name == "docker engine" for c in failures(checks)):
         from kfbox.sandbox.provision.runner import provision_host
 
-        provision_host(reporter, gpu=engine.spec.gpu)
+        provision_host(reporter, gpu=engine.spec.gpu, debs=debs)
         checks = engine.preflight()
     failed = failures(checks)
     if failed:
@@ -36,13 +41,27 @@ def ensure_engine_ready(engine: Engine, reporter: Reporter, *, provision: bool) 
     return checks
 
 
-def bring_up(spec: SandboxSpec, reporter: Reporter, *, provision: bool) -> SandboxStatus:
+def bring_up(
+    spec: SandboxSpec, reporter: Reporter, *, provision: bool, from_bundle: bool = False
+) -> SandboxStatus:
     """Preflight, then create or repair the sandbox, holding its lock (a second `up` or a
-    `down` of the same sandbox waits), and record the spec it was brought up with."""
+    `down` of the same sandbox waits), and record the spec it was brought up with. With
+    `from_bundle` on lite, spec.from_bundle is verified first and supplies the engine's
+    packages and the images: nothing is built or fetched."""
     engine = get_engine(spec)
     with sandbox_lock(spec.name, "up", reporter):
-        # No progress line for preflight: when it fails, its one error line is all one sees.
-        ensure_engine_ready(engine, reporter, provision=provision)
+        if from_bundle and spec.engine == "lite" and spec.from_bundle is not None:
+            from kfbox.sandbox.docker_engine import connect
+            from kfbox.sandbox.offline.install import verified_bundle
+
+            with verified_bundle(spec.from_bundle, reporter) as bundle:
+                ensure_engine_ready(engine, reporter, provision=True, debs=bundle.debs)
+                bundle.load_images(connect(), reporter)
+                bundle.record(spec.name)
+        else:
+            # No progress line for preflight: when it fails, its one error line is all one
+            # sees.
+            ensure_engine_ready(engine, reporter, provision=provision)
         status = engine.up(reporter)
         record_spec(spec)
     return status

@@ -90,7 +90,9 @@ def register(app: typer.Typer) -> None:
         ] = None,
         nodes: Annotated[int | None, typer.Option(help="kind nodes")] = None,
         from_bundle: Annotated[
-            Path | None, typer.Option(help="Install from an offline bundle")
+            Path | None,
+            typer.Option(help="Install from an offline bundle: lite, its .tar (installs the "
+                         "engine if missing, loads the images); kind, its folder"),
         ] = None,
         platform: Annotated[
             str | None, typer.Option(help="kind/existing: the Kubeflow platform, core | full")
@@ -120,7 +122,7 @@ def register(app: typer.Typer) -> None:
             **parse_ports(port),
         )
         reporter = Reporter(quiet=as_json)
-        status = bring_up(spec, reporter, provision=provision)
+        status = bring_up(spec, reporter, provision=provision, from_bundle=bool(from_bundle))
         if as_json:
             print_json(out, status.to_dict())
         else:

@@ -30,6 +30,7 @@ from kfbox.sandbox.gpu import detect_gpus, engine_has_nvidia_runtime
 from kfbox.sandbox.images.base import ensure_base_image
 from kfbox.sandbox.images.build import ensure_component_image, prefetch_wheels
 from kfbox.sandbox.images.versions import RUNTIME_PACKAGES, image_versions, installed_versions
+from kfbox.sandbox.offline.record import bundle_record
 from kfbox.sandbox.platform import Platform
 from kfbox.sandbox.progress import Reporter
 
@@ -67,24 +68,33 @@ class LiteEngine(Engine):
     def token(self) -> str:
         return statefiles.token(self.spec.name)
 
-    def runtime_image(self, reporter: Reporter) -> str:
-        """The ML runtime image scenario images build FROM; built at `up`, it is a component."""
+    def _image(self, component: str, reporter: Reporter) -> str:
+        """The component's image: the offline bundle's the sandbox was installed from (loaded,
+        never built or fetched), else built here from its inputs when missing."""
+        installed = bundle_record(self.spec.name)
+        if installed is not None:
+            return installed.image(component, self.client)
         return ensure_component_image(
-            "runtime", reporter, self.client, ca_bundle=self.spec.ca_bundle
+            component, reporter, self.client, ca_bundle=self.spec.ca_bundle
         )
 
+    def runtime_image(self, reporter: Reporter) -> str:
+        """The ML runtime image scenario images build FROM; built at `up`, it is a component."""
+        return self._image("runtime", reporter)
+
     def _images(self, reporter: Reporter) -> dict[str, str]:
-        """Every image the sandbox runs, built when missing: component → tag, and `runtime`.
-        The wheel downloads (network) run beside the base image's debootstrap (mostly too)."""
+        """Every image the sandbox runs: component → tag, and `runtime`. Installed from an
+        offline bundle, the bundle's (loaded, never built or fetched); else built when missing,
+        the wheel downloads (network) beside the base image's debootstrap (mostly too)."""
         wanted = [*(c for c in ("registry", "jupyter") if c in self.spec.components), "runtime"]
-        with ThreadPoolExecutor(max_workers=len(wanted)) as pool:
-            wheels = [pool.submit(prefetch_wheels, name, reporter.beside()) for name in wanted]
-            ensure_base_image(reporter, self.client)
-            for download in wheels:
-                download.result()
-        return {name: ensure_component_image(name, reporter, self.client,
-                                             ca_bundle=self.spec.ca_bundle)
-                for name in wanted}
+        if bundle_record(self.spec.name) is None:
+            with ThreadPoolExecutor(max_workers=len(wanted)) as pool:
+                wheels = [pool.submit(prefetch_wheels, name, reporter.beside())
+                          for name in wanted]
+                ensure_base_image(reporter, self.client)
+                for download in wheels:
+                    download.result()
+        return {name: self._image(name, reporter) for name in wanted}
 
     def _plans(self, images: dict[str, str]) -> list[comp.ContainerPlan]:
         plans = []
@@ -337,6 +347,7 @@ class LiteEngine(Engine):
             else "",
             gpus=self.gpus(),
             listen=spec.listen,
+            bundle=installed.sha256 if (installed := bundle_record(spec.name)) else "",
             software=self.software(),
         )
 
