@@ -94,6 +94,20 @@ def certify_sandbox(spec: SandboxSpec, profile: str, out: Path, scenario: str) -
         raise NotCertified(f"profile {chosen.name!r} is not certified: {why}", run.exit_code)
 
 
+def compare_bundles(bundles: list[Path]) -> None:
+    """Print how the certificates compare; typer.Exit(1) when any field differs."""
+    from kfbox.sandbox.cli import out as stdout
+    from kfbox.sandbox.report.compare import compare, render
+
+    if len(bundles) < 2:
+        raise UsageError("--compare needs two or more bundles",
+                         fix="e.g. kfbox results --compare seat1.tar.gz seat2.tar.gz")
+    comparison = compare([read_bundle(b) for b in bundles], [str(b) for b in bundles])
+    stdout.print(render(comparison))
+    if not comparison.identical:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def certify(
@@ -116,12 +130,22 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def results(
-        bundle: Annotated[Path, typer.Argument(help="A bundle folder or .tar.gz from certify")],
+        bundles: Annotated[list[Path], typer.Argument(
+            help="A bundle folder or .tar.gz from certify (two or more with --compare)")],
         mode: Annotated[str, typer.Option(help="summary | detailed")] = "summary",
+        compare: Annotated[bool, typer.Option(
+            "--compare", help="Compare certificates: the same bundle, verdicts, software and "
+            "configuration? Lists what differs; exit 1 when anything does")] = False,
     ) -> None:
-        """Re-read a conformance bundle and show its verdict and steps."""
+        """Re-read a conformance bundle and show its verdict and steps, or compare several."""
         from kfbox.sandbox.cli import out as stdout
 
+        if compare:
+            compare_bundles(bundles)
+            return
+        if len(bundles) != 1:
+            raise UsageError(f"{len(bundles)} bundles given",
+                             fix="give one bundle, or compare them: --compare A B ...")
         if mode not in MODES:
             raise UsageError(f"unknown --mode {mode!r}; use --mode {'|'.join(MODES)}")
-        stdout.print(MODES[mode](read_bundle(bundle)))
+        stdout.print(MODES[mode](read_bundle(bundles[0])))
