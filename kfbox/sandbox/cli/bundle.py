@@ -33,8 +33,8 @@ def _lite(output: Path | None, spec: Any, verified_with: Path | None) -> None:
         reporter.warn("not verified: pass --verified-with RESULTS from `kfbox certify` on the "
                       "sandbox these images run, so the manifest names its certificate")
     name = written.path.name
-    out.print(f"on the machine with no network, as root: tar -xf {name} bootstrap.sh && "
-              f"sh bootstrap.sh {name}", soft_wrap=True)
+    out.print(f"on the machine with no network, as root: tar -xf {name} --occurrence "
+              f"bootstrap.sh && sh bootstrap.sh {name}", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -65,16 +65,17 @@ def pack(staged: Path, manifest: Manifest, out: Path) -> str:
     """Write `staged` as the bundle `out` (via a .partial file, so no complete-looking bundle
     is ever half written) with the manifest listing every member, SHA256SUMS for the
     bootstrap, and `out`.sha256 beside it; returns the bundle's sha256."""
-    manifest.members = members_of(staged)
-    (staged / SUMS).write_text(sums_text(manifest.members))
-    manifest.members[SUMS] = Member(sha256=sha256_file(staged / SUMS),
-                                    size=(staged / SUMS).stat().st_size)
-    (staged / MANIFEST).write_bytes(manifest.to_json())
-    rest = sorted(p for p in manifest.members if p not in FIRST)
-    # Images last: a reader (and tar --occurrence) finds the small members early.
-    ordered = [*(p for p in FIRST if (staged / p).is_file()),
+    found = members_of(staged)
+    rest = sorted(p for p in found if p not in FIRST)
+    # Images last: a reader (and tar --occurrence) finds the small members early. Members are
+    # listed in archive order, so the first one a check finds missing is where a copy ended.
+    ordered = [*(p for p in FIRST if p in found or p in (MANIFEST, SUMS)),
                *(p for p in rest if not p.startswith("images/")),
                *(p for p in rest if p.startswith("images/"))]
+    (staged / SUMS).write_text(sums_text({p: found[p] for p in ordered if p in found}))
+    found[SUMS] = Member(sha256=sha256_file(staged / SUMS), size=(staged / SUMS).stat().st_size)
+    manifest.members = {p: found[p] for p in ordered if p != MANIFEST}
+    (staged / MANIFEST).write_bytes(manifest.to_json())
     partial = out.with_name(out.name + ".partial")
     try:
         with partial.open("wb") as raw:
@@ -177,7 +178,7 @@ def verify(path: Path, manifest: Manifest, *, keep: Callable[[str], bool] = lamb
                     seen.add(name)
         except (tarfile.TarError, EOFError):
             raise UsageError(f"{path}: member {name or 'one'} is truncated (the file ends "
-                             "inside it)", fix=COPY_AGAIN) from None
+                             "early)", fix=COPY_AGAIN) from None
         missing = sorted(set(manifest.members) - seen)
         if missing:
             raise UsageError(f"{path}: member {missing[0]} is missing"

@@ -2,7 +2,10 @@
 # kfbox's offline bootstrap, written by `kfbox bundle` for one bundle. On a fresh
 # @OS_NAME@ @ARCH@ machine with no network, as root:
 #
-#   tar -xf BUNDLE bootstrap.sh && sh bootstrap.sh BUNDLE
+#   tar -xf BUNDLE --occurrence bootstrap.sh && sh bootstrap.sh BUNDLE
+#
+# (--occurrence: tar stops at the first member, so even a damaged BUNDLE yields this script,
+# which then says what is wrong with it)
 #
 # Before it uses anything it checks this machine (release, architecture, free disk), every
 # member of BUNDLE against the bundle's SHA256SUMS (one pass, nothing written) and BUNDLE itself
@@ -75,8 +78,9 @@ needs() {
     printf '%s|%s\n' "$mount" "$rest"
   done
 }
-short=$(needs | awk -F'|' '{ need[$1] += $2; what[$1] = what[$1] (what[$1] ? ", " : "") $3 }
-  END { for (m in need) printf "%s|%.0f|%s\n", m, need[m], what[m] }' |
+short=$(needs | awk -F'|' '!($1 in need) { order[++n] = $1 }
+  { need[$1] += $2; what[$1] = what[$1] (what[$1] ? ", " : "") $3 }
+  END { for (i = 1; i <= n; i++) printf "%s|%.0f|%s\n", order[i], need[order[i]], what[order[i]] }' |
   while IFS='|' read -r mount bytes what; do
     free=$(df -Pk "$mount" | awk 'NR == 2 { printf "%.0f\n", $4 * 1024 }')
     if [ "$bytes" -gt "$free" ]; then
@@ -88,7 +92,7 @@ short=$(needs | awk -F'|' '{ need[$1] += $2; what[$1] = what[$1] (what[$1] ? ", 
 
 # ---- every member, before anything is used --------------------------------------------------
 STAGE=$(mktemp -d "$WORK/kfbox-bootstrap.XXXXXX")
-tar -xf "$BUNDLE" -C "$STAGE" SHA256SUMS 2>/dev/null ||
+tar -xf "$BUNDLE" -C "$STAGE" --occurrence SHA256SUMS 2>/dev/null ||
   fail "$BUNDLE has no SHA256SUMS: it is not a kfbox bundle, or it is damaged — copy it again"
 say "checking every member of $BUNDLE"
 # One pass, nothing written: tar hands each member to sha256sum.
@@ -98,11 +102,16 @@ if tar -xf "$BUNDLE" --to-command='printf "%s  %s\n" "$(sha256sum | cut -d" " -f
 else
   damaged=$(tail -n 1 "$STAGE/tar.log")
 fi
-problem=$(awk 'NR == FNR { want[$2] = $1; next }
+# SHA256SUMS lists the members in archive order: the first one found wrong is where a damaged
+# copy went wrong.
+problem=$(awk -v damaged="$damaged" 'NR == FNR { want[$2] = $1; order[++n] = $2; next }
   { got[$2] = $1; if (!($2 in want) && $2 != "SHA256SUMS" && $2 != "manifest.json") {
       print "member " $2 " is not in the bundle'"'"'s SHA256SUMS: the bundle was modified"; exit } }
-  END { for (p in want) { if (!(p in got)) { print "member " p " is missing"; exit }
-        if (got[p] != want[p]) { print "member " p " is corrupt or truncated (sha256 differs)"; exit } } }' \
+  END { for (i = 1; i <= n; i++) { p = order[i]
+        if (!(p in got)) {
+          print "member " p (damaged ? " is truncated (the file ends early)" : " is missing"); exit }
+        if (got[p] != want[p]) {
+          print "member " p (damaged ? " is truncated (the file ends early)" : " is corrupt (sha256 differs)"); exit } } }' \
   "$STAGE/SHA256SUMS" "$STAGE/computed")
 [ -z "$problem" ] || fail "$BUNDLE: $problem — copy the bundle again from where it was made"
 [ -z "$damaged" ] || fail "$BUNDLE is damaged ($damaged) — copy the bundle again from where it was made"

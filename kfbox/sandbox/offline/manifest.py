@@ -110,8 +110,9 @@ class Manifest(_Model):
 
 
 def sums_text(members: dict[str, Member]) -> str:
-    """The members in `sha256sum` format, for the bootstrap (which has no JSON parser)."""
-    return "".join(f"{m.sha256}  {path}\n" for path, m in sorted(members.items()))
+    """The members in `sha256sum` format and in their order, for the bootstrap (which has no
+    JSON parser)."""
+    return "".join(f"{m.sha256}  {path}\n" for path, m in members.items())
 
 
 def parse_manifest(raw: bytes, source: str) -> Manifest:
