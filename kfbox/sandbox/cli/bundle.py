@@ -4,14 +4,15 @@ the default) or the Kubernetes engine (`--engine kind`: a folder of manifests an
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
+from kfbox.sandbox.config import SandboxSpec
 from kfbox.sandbox.errors import UsageError
 
 
-def _lite(output: Path | None, spec: Any, verified_with: Path | None) -> None:
+def _lite(output: Path | None, spec: SandboxSpec, verified_with: Path | None) -> None:
     from kfbox.sandbox.cli import out
     from kfbox.sandbox.offline.manifest import size_text
     from kfbox.sandbox.offline.writer import write_lite_bundle
