@@ -90,7 +90,7 @@ BOOTSTRAP_ERRORS = {
                r"again",
     "disk": r"not enough disk on /var/tmp: the bundle needs 100 MB there for the unpacked wheels "
             r"and packages \(TMPDIR=/var/tmp\), \d+ MB are free — free space there, or point "
-            r"TMPDIR or KFBOX_VENV at a larger disk",
+            r"TMPDIR at a larger disk$",
 }
 
 

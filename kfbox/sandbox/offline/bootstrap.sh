@@ -68,23 +68,26 @@ fi
 
 # ---- free disk: each need on the filesystem that will hold it ------------------------------
 existing() { p=$1; while [ ! -e "$p" ]; do p=$(dirname "$p"); done; echo "$p"; }
+# Each line: path | bytes | what lands there | the variable that moves it elsewhere, if any.
 needs() {
-  for line in "$WORK|$NEED_STAGE|the unpacked wheels and packages (TMPDIR=$WORK)" \
-              "$VENV|$NEED_VENV|kfbox's virtual environment (KFBOX_VENV=$VENV)" \
-              "/usr|$NEED_PACKAGES|the Debian packages" \
-              "$DOCKER_ROOT|$NEED_IMAGES|the images ($DOCKER_ROOT)"; do
+  for line in "$WORK|$NEED_STAGE|the unpacked wheels and packages (TMPDIR=$WORK)|TMPDIR" \
+              "$VENV|$NEED_VENV|kfbox's virtual environment (KFBOX_VENV=$VENV)|KFBOX_VENV" \
+              "/usr|$NEED_PACKAGES|the Debian packages|" \
+              "$DOCKER_ROOT|$NEED_IMAGES|the images ($DOCKER_ROOT)|"; do
     path=${line%%|*}; rest=${line#*|}
     mount=$(df -Pk "$(existing "$path")" | awk 'NR == 2 { print $6 }')
     printf '%s|%s\n' "$mount" "$rest"
   done
 }
 short=$(needs | awk -F'|' '!($1 in need) { order[++n] = $1 }
-  { need[$1] += $2; what[$1] = what[$1] (what[$1] ? ", " : "") $3 }
-  END { for (i = 1; i <= n; i++) printf "%s|%.0f|%s\n", order[i], need[order[i]], what[order[i]] }' |
-  while IFS='|' read -r mount bytes what; do
+  { need[$1] += $2; what[$1] = what[$1] (what[$1] ? ", " : "") $3
+    if ($4 != "") move[$1] = move[$1] (move[$1] ? " or " : "") $4 }
+  END { for (i = 1; i <= n; i++) { m = order[i]
+        printf "%s|%.0f|%s|%s\n", m, need[m], what[m], move[m] } }' |
+  while IFS='|' read -r mount bytes what move; do
     free=$(df -Pk "$mount" | awk 'NR == 2 { printf "%.0f\n", $4 * 1024 }')
     if [ "$bytes" -gt "$free" ]; then
-      echo "not enough disk on $mount: the bundle needs $((bytes / 1000000)) MB there for $what, $((free / 1000000)) MB are free — free space there, or point TMPDIR or KFBOX_VENV at a larger disk"
+      echo "not enough disk on $mount: the bundle needs $((bytes / 1000000)) MB there for $what, $((free / 1000000)) MB are free — free space there${move:+, or point $move at a larger disk}"
       break
     fi
   done)
