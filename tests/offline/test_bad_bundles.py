@@ -114,7 +114,7 @@ def test_kfbox_up_refuses_a_bad_bundle_in_one_line_and_makes_nothing(
     assert "Traceback" not in done.stderr
     assert not (home / "sandboxes" / name).exists()  # no state
     assert list(tmp.iterdir()) == []  # no unpacked packages
-    assert sorted(p.name for p in home.iterdir()) == ["cache"]
+    assert sorted(p.name for p in home.iterdir()) == ["cache", "locks"]  # locks: never state
 
 
 @pytest.fixture(scope="module")

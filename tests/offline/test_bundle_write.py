@@ -75,8 +75,8 @@ def test_writing_shows_a_line_per_step_and_ends_with_the_size(real_bundle: Writt
 
 
 @pytest.mark.parametrize("args, line", [
-    (["--profile", "full"], "error: --profile is for --engine kind — a lite bundle always "
-                            "holds the whole platform; drop it"),
+    (["--platform", "full"], "error: --platform is for --engine kind — a lite bundle always "
+                             "holds the whole platform; drop it"),
     (["--engine", "kind"], "error: --engine kind needs --output FOLDER"),
     (["--engine", "kind", "-o", "x", "--verified-with", "y"],
      "error: --verified-with is for the lite engine"),

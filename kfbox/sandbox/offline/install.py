@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ import docker
 from docker.errors import APIError, ImageNotFound
 
 from kfbox.sandbox import docker_engine
+from kfbox.sandbox.diskspace import data_root, free_bytes
 from kfbox.sandbox.errors import KfboxError, UsageError
 from kfbox.sandbox.offline.archive import read_manifest, stream_member, verify
 from kfbox.sandbox.offline.manifest import IMAGES, Manifest, size_text
@@ -24,8 +24,6 @@ from kfbox.sandbox.offline.record import BundleRecord, record_bundle
 from kfbox.sandbox.offline.target import mismatch, this_host
 from kfbox.sandbox.progress import Reporter
 
-DOCKER_ROOT = Path("/var/lib/docker")
-"""Where Debian's docker.io keeps images until an engine says otherwise."""
 LOAD_TIMEOUT_S = 1800
 
 
@@ -38,14 +36,8 @@ class Need:
     """The variable that moves it to another disk, if one does."""
 
 
-def _existing(path: Path) -> Path:
-    while not path.exists():
-        path = path.parent
-    return path
-
-
 def _mount_point(path: Path) -> Path:
-    path = _existing(path.resolve())
+    path = path.resolve()
     while not os.path.ismount(path):
         path = path.parent
     return path
@@ -58,7 +50,7 @@ def check_disk(needs: list[Need]) -> None:
         by_mount.setdefault(_mount_point(need.path), []).append(need)
     for mount, group in by_mount.items():
         total = sum(n.size for n in group)
-        free = shutil.disk_usage(mount).free
+        free = free_bytes(mount)
         if total > free:
             what = ", ".join(f"{n.what} {size_text(n.size)}" for n in group)
             movable = [n.env for n in group if n.env]
@@ -68,12 +60,6 @@ def check_disk(needs: list[Need]) -> None:
                 fix=f"free space on {mount}"
                 + (f", or point {movable[0]} at a larger disk" if movable else ""),
             )
-
-
-def _docker_root(client: docker.DockerClient | None) -> Path:
-    if client is None:
-        return DOCKER_ROOT
-    return Path(client.info().get("DockerRootDir") or DOCKER_ROOT)
 
 
 def _check_sidecar(path: Path, sha256: str, reporter: Reporter) -> None:
@@ -159,9 +145,10 @@ def verified_bundle(path: Path, reporter: Reporter) -> Iterator[VerifiedBundle]:
         raise UsageError(f"{path.name}: {problem}",
                          fix=f"make the bundle with `kfbox bundle` on a {host.describe()} machine")
     answers, _ = docker_engine.reachable()
-    client = docker_engine.connect() if answers else None
+    # Debian's docker.io keeps its data in /var/lib/docker until an engine says otherwise.
+    root = data_root(docker_engine.connect()) if answers else Path("/var/lib/docker")
     debs = sum(manifest.members[d.file].size for d in manifest.debs)
-    needs = [Need(_docker_root(client), manifest.needs.images, "images")]
+    needs = [Need(root, manifest.needs.images, "images")]
     if not answers:
         needs += [Need(Path(tempfile.gettempdir()), debs, "packages to install", "TMPDIR"),
                   Need(Path("/usr"), manifest.needs.packages, "installed packages")]

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from kfbox.sandbox import paths
 from kfbox.sandbox.errors import KfboxError
+from kfbox.sandbox.statefiles import write_atomic
 
 
 class BundleRecord(BaseModel):
@@ -38,9 +39,7 @@ def record_file(sandbox: str) -> Path:
 
 
 def record_bundle(sandbox: str, record: BundleRecord) -> None:
-    file = record_file(sandbox)
-    file.parent.mkdir(parents=True, exist_ok=True)
-    file.write_text(record.model_dump_json(indent=2))
+    write_atomic(record_file(sandbox), record.model_dump_json(indent=2))
 
 
 def bundle_record(sandbox: str) -> BundleRecord | None:

@@ -22,11 +22,10 @@ import docker
 from kfbox import __version__
 from kfbox.sandbox.config import SandboxSpec
 from kfbox.sandbox.docker_engine import LABEL, ROLE_LABEL, connect
-from kfbox.sandbox.engines.lite.engine import RUNTIME_PACKAGES
 from kfbox.sandbox.errors import KfboxError, PreflightError, UsageError
 from kfbox.sandbox.images.base import ensure_base_image
 from kfbox.sandbox.images.build import ensure_component_image
-from kfbox.sandbox.images.versions import image_versions
+from kfbox.sandbox.images.versions import RUNTIME_PACKAGES, image_versions
 from kfbox.sandbox.offline.archive import CHUNK, pack, sha256_file
 from kfbox.sandbox.offline.debs import resolve_debs
 from kfbox.sandbox.offline.manifest import (
