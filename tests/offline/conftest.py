@@ -37,7 +37,7 @@ from kfbox.sandbox.offline.target import Target, this_host
 from kfbox.sandbox.offline.writer import INSTALL_DEBS_SOURCE, render_bootstrap
 from kfbox.sandbox.progress import quiet_reporter
 from tests.conftest import kfbox_cli, private_home
-from tests.e2e.conftest import docker_client, remove_labelled  # noqa: F401  (a fixture)
+from tests.e2e.conftest import remove_labelled
 from tests.provision.conftest import host_inotify  # noqa: F401  (a fixture)
 
 REFUSED = "http://127.0.0.1:9"
@@ -94,7 +94,7 @@ class WrittenBundle:
 
 @pytest.fixture(scope="session")
 def real_bundle(tmp_path_factory: pytest.TempPathFactory,
-                docker_client: docker.DockerClient) -> WrittenBundle:  # noqa: F811
+                docker_client: docker.DockerClient) -> WrittenBundle:
     """`kfbox bundle` of this checkout, through the CLI, as an instructor runs it."""
     home = private_home(tmp_path_factory.mktemp("bundle-home") / "kfbox")
     out = tmp_path_factory.mktemp("bundle")
@@ -221,7 +221,7 @@ def machine_label(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def offline_machine(docker_client: docker.DockerClient,  # noqa: F811
+def offline_machine(docker_client: docker.DockerClient,
                     machine_label: str) -> Iterator[Callable[..., OfflineMachine]]:
     """Makes OfflineMachines for the test; all of them, and their volumes, go afterwards."""
     made: list[str] = []
