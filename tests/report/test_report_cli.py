@@ -14,7 +14,7 @@ from kfbox.harness import runner as runner_module
 from kfbox.harness.profiles import Profile
 from kfbox.harness.records import JourneyRecord, RunRecord
 from kfbox.harness.runner import SuiteOutcome
-from kfbox.sandbox.cli import journey as journey_cli
+from kfbox.sandbox.cli import certify as certify_cli
 from kfbox.sandbox.cli import main
 from kfbox.sandbox.config import SandboxSpec
 from kfbox.sandbox.errors import PreflightError
@@ -26,7 +26,9 @@ def runner(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., lis
     """Install a runner whose run_suite calls `behave(profile, out_dir, spec)`, and a sandbox
     that runs; returns the list of calls the runner saw."""
     monkeypatch.chdir(tmp_path)  # no kfbox.yaml from the developer's cwd
-    monkeypatch.setattr(journey_cli, "require_running", lambda spec: None)
+    # Where certify calls it (it imported the name): patching the defining module alone
+    # would miss it whenever another test imported certify first.
+    monkeypatch.setattr(certify_cli, "require_running", lambda spec: None)
 
     def install(behave: Callable[[Profile, Path, SandboxSpec], SuiteOutcome]) -> list:
         calls: list = []
