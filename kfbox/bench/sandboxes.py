@@ -3,6 +3,7 @@ image store emptied for a cold start. What their containers use: kfbox.sandbox.u
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import shutil
 import socket
@@ -31,13 +32,17 @@ def bench_spec(purpose: str = "bench") -> SandboxSpec:
 def clear_image_store(client: docker.DockerClient) -> None:
     """Remove every kfbox image and the download caches: the next `up` starts from nothing."""
     in_use = {c.image.id for c in client.containers.list(all=True, filters={"label": LABEL})}
-    images = client.images.list(filters={"label": IMAGE_LABEL})
+    # Labels are inherited: every image built FROM a kfbox image carries this one too.
+    images = client.images.list(all=True, filters={"label": IMAGE_LABEL})
     if any(image.id in in_use for image in images):
         raise KfboxError(
             "--cold needs every kfbox sandbox down (their images are in use)",
             fix="run `kfbox down` for each sandbox, or bench without --cold",
         )
-    for image in images:
-        client.images.remove(image.id, force=True)
+    # Newest first: an image built FROM another (a journey's, FROM the runtime) goes before
+    # its parent, which the engine refuses to remove while a child exists.
+    for image in sorted(images, key=lambda i: i.attrs.get("Created", ""), reverse=True):
+        with contextlib.suppress(docker.errors.NotFound):
+            client.images.remove(image.id, force=True)
     for kind in ("base", "wheels", "registry"):
         shutil.rmtree(paths.cache_dir(kind), ignore_errors=True)
