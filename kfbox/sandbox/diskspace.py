@@ -47,7 +47,8 @@ def is_disk_full(message: str) -> bool:
     return "no space left on device" in message.lower()
 
 
-def disk_full(client: docker.DockerClient, work: str) -> PreflightError:
-    """The error for a full disk met during `work` (the engine's own words are a wall)."""
-    return PreflightError(f"{work} ran out of space in {data_root(client)} (no space left on "
-                          "device)", fix=FIX)
+def disk_full(work: str, where: Path | str) -> PreflightError:
+    """The error for a full disk met during `work` in `where` (the engine's own words are a
+    wall, or, for a push, only the registry's HTTP 500)."""
+    return PreflightError(f"{work} ran out of space in {where} (no space left on device)",
+                          fix=FIX)

@@ -15,7 +15,13 @@ import docker
 from docker.errors import APIError, BuildError
 
 from kfbox.sandbox import paths
-from kfbox.sandbox.diskspace import NEEDS_GIB, disk_full, is_disk_full, require_space
+from kfbox.sandbox.diskspace import (
+    NEEDS_GIB,
+    data_root,
+    disk_full,
+    is_disk_full,
+    require_space,
+)
 from kfbox.sandbox.errors import KfboxError
 from kfbox.sandbox.images.base import IMAGE_LABEL, ensure_base_image
 from kfbox.sandbox.images.ca import find_ca_bundle
@@ -74,11 +80,11 @@ def docker_build(
             if "error" in chunk:
                 log.append(chunk["error"].rstrip() + "\n")
                 if is_disk_full(chunk["error"]):
-                    raise disk_full(client, f"building image {tag}")
+                    raise disk_full(f"building image {tag}", data_root(client))
                 raise ImageBuildError(f"image build failed: {chunk['error'].strip()}", "".join(log))
     except (APIError, BuildError) as exc:
         if is_disk_full(str(exc)):
-            raise disk_full(client, f"building image {tag}") from exc
+            raise disk_full(f"building image {tag}", data_root(client)) from exc
         raise ImageBuildError(f"image build failed: {exc}", "".join(log)) from exc
     if not image_id:
         image_id = client.images.get(tag).id

@@ -1,5 +1,6 @@
 """No space left where Docker keeps images and volumes: `up` says which work needs how much,
-in one line, before it makes anything (no image built, nothing labelled, no state)."""
+in one line, before it makes anything (no image built, nothing labelled, no state); a disk that
+fills anyway during a push is one line naming where."""
 
 from __future__ import annotations
 
@@ -7,9 +8,18 @@ from pathlib import Path
 
 import docker
 import pytest
+import requests
 
 from kfbox.sandbox import diskspace
 from kfbox.sandbox.cli import main
+from kfbox.sandbox.docker_engine import LABEL
+from kfbox.sandbox.engines.lite.components import volume_name
+from kfbox.sandbox.engines.lite.engine import DATA_LABEL
+from kfbox.sandbox.engines.lite.images import LiteImages
+from kfbox.sandbox.images.base import base_tag
+from kfbox.sandbox.images.build import ensure_component_image
+from kfbox.sandbox.platform import StepFailure
+from kfbox.sandbox.progress import quiet_reporter
 from tests.e2e.conftest import labelled
 from tests.e2e.faults.conftest import Box
 
@@ -17,8 +27,16 @@ pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 FREE = 0.4
 
 
+@pytest.fixture(scope="module")
+def component_images(docker_client: docker.DockerClient) -> None:
+    """The images every sandbox runs, built while there is room (the checks under test are
+    the seed's and a new build's, not the first build's)."""
+    for component in ("registry", "jupyter", "runtime"):
+        ensure_component_image(component, quiet_reporter(), docker_client)
+
+
 @pytest.fixture
-def little_space(monkeypatch: pytest.MonkeyPatch) -> None:
+def little_space(component_images: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(diskspace, "free_bytes", lambda path: int(FREE * diskspace.GIB))
 
 
@@ -58,3 +76,47 @@ def test_an_image_build_without_room(
     assert {image.id for image in docker_client.images.list()} <= before
     assert labelled(docker_client, box.name) == []
     assert not box.state.exists()
+
+
+REGISTRY_ROOM = "64m"
+"""The registry's own disk: room for an upload's bookkeeping, not for the runtime's layers."""
+
+
+def test_a_registry_whose_disk_fills_during_a_push(
+    box: Box, docker_client: docker.DockerClient, tmp_path: Path
+) -> None:
+    """A real full disk: the registry's volume is a 64 MiB tmpfs made before `up`, which keeps
+    it, so the seed's push fills it. The engine reports only the registry's HTTP 500; the line
+    comes from the registry's log. No tag is left half-pushed, and a journey's push after it
+    says the same."""
+    docker_client.volumes.create(
+        volume_name(box.name, "registry"), driver="local",
+        driver_opts={"type": "tmpfs", "device": "tmpfs", "o": f"size={REGISTRY_ROOM}"},
+        labels={LABEL: box.name, DATA_LABEL: "registry"})
+    storage = docker_client.volumes.get(volume_name(box.name, "registry")).attrs["Mountpoint"]
+
+    up = box.kfbox("up")
+    assert up.returncode == 3, up.stdout + up.stderr
+    assert "Traceback" not in up.stdout + up.stderr
+    assert up.stderr.strip().splitlines()[-1] == (
+        f"error: seeding the sandbox registry ran out of space in {storage} (no space left on "
+        f"device) — {diskspace.FIX}")
+    registry = f"127.0.0.1:{box.ports['registry']}"
+    for repository in requests.get(f"http://{registry}/v2/_catalog", timeout=10).json()[
+            "repositories"]:
+        tags = requests.get(f"http://{registry}/v2/{repository}/tags/list", timeout=10)
+        assert not (tags.ok and tags.json().get("tags")), f"{repository} has {tags.text}"
+
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "Dockerfile").write_text(f"FROM {base_tag()}\nLABEL kfbox.test=full-registry\n")
+    images = LiteImages(docker_client, box.name, registry, "full", {LABEL: box.name})
+    with pytest.raises(StepFailure) as caught:
+        images.build(context, "journey", build_args={})
+    assert str(caught.value) == (
+        f"pushing {registry}/journey to the sandbox registry ran out of space in {storage} "
+        f"(no space left on device) — {diskspace.FIX}")
+
+    down = box.kfbox("down")
+    assert down.returncode == 0, down.stderr
+    assert labelled(docker_client, box.name) == []

@@ -32,6 +32,10 @@ def volume_name(sandbox: str, purpose: str) -> str:
     return f"{prefix(sandbox)}-{purpose}"
 
 
+def container_name(sandbox: str, component: str) -> str:
+    return f"{prefix(sandbox)}-{component}"
+
+
 @dataclass
 class ContainerPlan:
     """A component container as `up` wants it; `config_hash` decides whether to recreate it."""
@@ -50,7 +54,7 @@ class ContainerPlan:
     """Raises until the component really answers at base_url (http://ADDRESS:PORT)."""
 
     def name(self, sandbox: str) -> str:
-        return f"{prefix(sandbox)}-{self.component}"
+        return container_name(sandbox, self.component)
 
     def config_hash(self) -> str:
         # The token is in the environment: hash it rather than store it in a label.

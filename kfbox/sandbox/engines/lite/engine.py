@@ -13,7 +13,7 @@ from docker.errors import APIError, DockerException, NotFound
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from kfbox.sandbox import listen, paths, preflight, statefiles
-from kfbox.sandbox.diskspace import NEEDS_GIB, disk_full, is_disk_full, require_space
+from kfbox.sandbox.diskspace import NEEDS_GIB, require_space
 from kfbox.sandbox.docker_engine import COMPONENT_LABEL, LABEL, ROLE_LABEL, connect
 from kfbox.sandbox.engines.base import (
     Access,
@@ -24,7 +24,7 @@ from kfbox.sandbox.engines.base import (
     SandboxStatus,
 )
 from kfbox.sandbox.engines.lite import components as comp
-from kfbox.sandbox.engines.lite import registry_cache
+from kfbox.sandbox.engines.lite import registry_cache, registry_push
 from kfbox.sandbox.errors import KfboxError
 from kfbox.sandbox.gpu import detect_gpus, engine_has_nvidia_runtime
 from kfbox.sandbox.images.base import ensure_base_image
@@ -249,13 +249,8 @@ class LiteEngine(Engine):
         repository = f"127.0.0.1:{self.spec.ports.registry}/{image.split(':')[0]}"
         tag = image.split(":")[1]
         self.client.images.get(image).tag(repository, tag)
-        for event in self.client.images.push(repository, tag=tag, stream=True, decode=True):
-            if "error" in event:
-                if is_disk_full(event["error"]):
-                    raise disk_full(self.client, "seeding the sandbox registry")
-                raise KfboxError(f"cannot seed the sandbox registry: {event['error']}")
-            if event.get("status") == "Pushing" and event.get("progress"):
-                update(event["progress"].split("]")[-1].strip())
+        registry_push.push(self.client, self.spec.name, repository, tag,
+                           "seeding the sandbox registry", progress=update)
 
     def _record_state(self, plans: list[comp.ContainerPlan], runtime: str) -> None:
         # The spec itself is recorded by the CLI (config.record_spec) for every engine.

@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 import docker
-from docker.errors import APIError
 
-from kfbox.sandbox.diskspace import disk_full, is_disk_full
+from kfbox.sandbox.engines.lite import registry_push
+from kfbox.sandbox.errors import KfboxError
 from kfbox.sandbox.images.build import ImageBuildError, docker_build
 from kfbox.sandbox.platform import BuiltImage, StepFailure, plain
 
@@ -20,9 +20,15 @@ BUILDER_LINE = re.compile(r"^( ---> |Removing intermediate container |Step \d+/\
 
 class LiteImages:
     def __init__(
-        self, client: docker.DockerClient, registry: str, tag: str, labels: dict[str, str]
+        self,
+        client: docker.DockerClient,
+        sandbox: str,
+        registry: str,
+        tag: str,
+        labels: dict[str, str],
     ) -> None:
         self.client = client
+        self.sandbox = sandbox
         self.registry = registry
         """host:port of the sandbox registry as the Docker engine reaches it (127.0.0.1)."""
         self.tag = tag
@@ -47,19 +53,11 @@ class LiteImages:
         return BuiltImage(f"{name}@{digest}", digest, time.monotonic() - started)
 
     def _push(self, name: str) -> str:
-        digest = ""
         try:
-            for event in self.client.images.push(name, tag=self.tag, stream=True, decode=True):
-                if "error" in event:
-                    if is_disk_full(event["error"]):
-                        raise StepFailure(disk_full(self.client, f"pushing {name}").line())
-                    raise StepFailure(f"push to the sandbox registry failed: {event['error']}")
-                digest = event.get("aux", {}).get("Digest", digest)
-        except APIError as exc:
-            raise StepFailure(f"push to the sandbox registry failed: {exc.explanation}") from exc
-        if not digest:
-            raise StepFailure(f"the registry returned no digest for {name}:{self.tag}")
-        return digest
+            return registry_push.push(self.client, self.sandbox, name, self.tag,
+                                      f"pushing {name} to the sandbox registry")
+        except KfboxError as exc:
+            raise StepFailure(exc.line()) from exc
 
 
 def last_step_output(log: str) -> str:

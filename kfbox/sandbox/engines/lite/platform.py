@@ -70,7 +70,9 @@ class LitePlatform:
             engine.token(),
             run_dir,
         )
-        self.images = LiteImages(client, f"127.0.0.1:{spec.ports.registry}", self.run_id, labels)
+        self.images = LiteImages(
+            client, spec.name, f"127.0.0.1:{spec.ports.registry}", self.run_id, labels
+        )
         self.stopping = threading.Event()
         """Set by close(): training jobs still running (a trial's, after Ctrl-C) end at once."""
         self.training = LiteTraining(client, spec, labels, store, run_dir, self.stopping)
