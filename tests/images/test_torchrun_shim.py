@@ -75,11 +75,16 @@ def test_the_script_sees_what_torchruns_agent_would_set(host, tmp_path: Path) ->
 
 
 def test_more_than_one_process_per_node_is_pytorchs_torchrun(host, tmp_path: Path) -> None:
+    # Each worker writes its own file: two workers sharing one unbuffered stdout interleave.
     script = tmp_path / "who.py"
-    script.write_text("import os\nprint('agent', os.environ.get('TORCHELASTIC_RUN_ID'), "
-                      "os.environ['LOCAL_RANK'])\n")
-    done = subprocess.run([str(SHIM), "--standalone", "--nproc_per_node=2", str(script)],
-                          env=host, capture_output=True, text=True, timeout=120, check=True)
-    lines = sorted(line for line in done.stdout.splitlines() if line.startswith("agent"))
-    assert len(lines) == 2 and lines[0].endswith(" 0") and lines[1].endswith(" 1")
-    assert "none" not in lines[0]  # the elastic agent's own run id, not the shim's
+    script.write_text("import os, pathlib, sys\n"
+                      "rank = os.environ['LOCAL_RANK']\n"
+                      "pathlib.Path(sys.argv[1], rank).write_text("
+                      "str(os.environ.get('TORCHELASTIC_RUN_ID')))\n")
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    subprocess.run([str(SHIM), "--standalone", "--nproc_per_node=2", str(script), str(seen)],
+                   env=host, capture_output=True, text=True, timeout=120, check=True)
+    assert sorted(path.name for path in seen.iterdir()) == ["0", "1"]
+    # the elastic agent's own run id, not the shim's
+    assert all((seen / rank).read_text() not in ("", "None") for rank in ("0", "1"))
