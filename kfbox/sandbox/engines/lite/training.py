@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import docker
+import requests
 import yaml
 from kubeflow.trainer import ContainerBackendConfig, CustomTrainer, TrainerClient
 from kubeflow.trainer.backends.container.adapters.docker import DockerClientAdapter
@@ -45,8 +46,10 @@ TORCHRUN_FAILURE = re.compile(r"torch/distributed/elastic/\S+\] failed \(exitcod
 """torchrun's line announcing that a worker failed; its own traceback and report follow it."""
 TIMED_OUT = "timed out"
 LISTING_MISSES = 5
-POLL_S = 0.25
-"""Job status polling: a container listing is cheap, and each poll's wait is pure overhead."""
+WAIT_SLICE_S = 1.0
+"""Between status checks the driver blocks on the engine's own wait for a node to exit (no
+polling lag, no API calls competing with training for the CPU); a slice this long bounds how
+late an interrupt is noticed."""
 
 
 def launch(command: list[str]) -> None:
@@ -190,7 +193,7 @@ class LiteTraining:
                 f"training job {job.name} could not start: {first_line(exc)}"
             ) from exc
         try:
-            final = _wait(client, name, job.timeout_s, self.stopping)
+            final = _wait(client, self.docker, name, job.timeout_s, self.stopping)
             logs = node_logs(client.backend._adapter, name)
         finally:  # every outcome, an interrupt included, removes the job's containers
             with contextlib.suppress(ValueError):  # the SDK's "no such job": nothing to delete
@@ -219,8 +222,15 @@ def _named(name: str):
     return apply
 
 
-def _wait(client: TrainerClient, name: str, timeout_s: float, stopping: threading.Event) -> str:
-    """Poll the job until Complete or Failed, its timeout, or the run stopping. The SDK's
+def _wait(
+    client: TrainerClient,
+    engine: docker.DockerClient,
+    name: str,
+    timeout_s: float,
+    stopping: threading.Event,
+) -> str:
+    """Wait until the job is Complete or Failed, its timeout, or the run stopping. The SDK
+    decides the status; between its checks the engine says when a node exits. The SDK's
     Docker adapter reports a failed container listing (an engine busy past its API timeout)
     as "no such job", so a few misses in a row are tolerated before the job counts as gone."""
     deadline = time.monotonic() + timeout_s
@@ -239,8 +249,21 @@ def _wait(client: TrainerClient, name: str, timeout_s: float, stopping: threadin
             continue
         if status in (constants.TRAINJOB_COMPLETE, constants.TRAINJOB_FAILED):
             return status
-        time.sleep(POLL_S)
+        _until_a_node_exits(engine, name, min(WAIT_SLICE_S, max(deadline - time.monotonic(), 0.1)))
     return TIMED_OUT
+
+
+def _until_a_node_exits(engine: docker.DockerClient, name: str, slice_s: float) -> None:
+    """Block until one of the job's running containers exits, or `slice_s` passes."""
+    running = engine.containers.list(
+        filters={"label": f"{TRAINER_LABEL}/trainjob-name={name}", "status": "running"}
+    )
+    if not running:  # between states (created, restarting): look again shortly
+        time.sleep(min(slice_s, 0.1))
+        return
+    with contextlib.suppress(requests.exceptions.RequestException, docker.errors.NotFound):
+        # The engine answers when the container stops; the HTTP read timeout ends the slice.
+        running[0].wait(timeout=slice_s)
 
 
 def _last_words(logs: dict[str, str]) -> str:
