@@ -255,8 +255,9 @@ def _wait(
 
 def _until_a_node_exits(engine: docker.DockerClient, name: str, slice_s: float) -> None:
     """Block until one of the job's running containers exits, or `slice_s` passes."""
-    running = engine.containers.list(
-        filters={"label": f"{TRAINER_LABEL}/trainjob-name={name}", "status": "running"}
+    running = engine.containers.list(  # sparse: only ids are needed, no inspect per node
+        filters={"label": f"{TRAINER_LABEL}/trainjob-name={name}", "status": "running"},
+        sparse=True,
     )
     if not running:  # between states (created, restarting): look again shortly
         time.sleep(min(slice_s, 0.1))
