@@ -38,7 +38,7 @@ def kfbox_cli(
 ) -> subprocess.CompletedProcess[str]:
     """`kfbox ARGS` in a child process, as a user runs it."""
     return subprocess.run(
-        [sys.executable, "-c", "from kfbox.sandbox.cli import main; main()", *args],
+        [sys.executable, "-c", "from kfbox.cli import main; main()", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -69,7 +69,7 @@ def kfbox_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(scope="session")
 def docker_client():
     """The machine's Docker engine (bin/run-tests provisions one); unreachable otherwise."""
-    from kfbox.sandbox import docker_engine
+    from kfbox.host import docker_engine
 
     ok, detail = docker_engine.reachable()
     if not ok:

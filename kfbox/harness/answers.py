@@ -11,7 +11,7 @@ from typing import Any, Literal
 import numpy as np
 import requests
 
-from kfbox.sandbox.platform import Endpoint
+from kfbox.engines.platform import Endpoint
 
 Answers = Literal["labels", "numbers"]
 FALLBACK_INPUT = {"name": "input-0", "datatype": "FP32"}

@@ -15,12 +15,12 @@ from kfbox.harness.host import HostFacts, collect_host_facts
 from kfbox.harness.profiles import Profile
 from kfbox.harness.records import JourneyRecord, RunRecord, SandboxRecord
 from kfbox.harness.verdict import RequirementResult, Verdict, judge_profile
-from kfbox.sandbox.config import SandboxSpec
-from kfbox.sandbox.errors import Interrupted, KfboxError
+from kfbox.host.config import SandboxSpec
+from kfbox.host.errors import Interrupted, KfboxError
 
 SCHEMA_VERSION = 2
 """report.json's layout version; bumped on any change a reader of the previous one could
-misread (kfbox/sandbox/report/SCHEMA.md)."""
+misread (kfbox/harness/certificate/SCHEMA.md)."""
 REPORT_KIND = "kfbox-conformance-report"
 
 

@@ -7,7 +7,7 @@ import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kfbox.sandbox.gpu import detect_gpus
+from kfbox.host.gpu import detect_gpus
 
 
 @dataclass

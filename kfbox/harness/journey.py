@@ -16,11 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kfbox.harness import answers
-from kfbox.harness.records import CheckRecord, TrialRecord
-from kfbox.harness.requirements import REQUIREMENTS, STEPS
-from kfbox.sandbox.metrics import parse_metrics, parse_series
-from kfbox.sandbox.platform import (
+from kfbox.engines.metrics import parse_metrics, parse_series
+from kfbox.engines.platform import (
     BuiltImage,
     Endpoint,
     Experiment,
@@ -30,6 +27,9 @@ from kfbox.sandbox.platform import (
     TrainResult,
     TuneResult,
 )
+from kfbox.harness import answers
+from kfbox.harness.records import CheckRecord, TrialRecord
+from kfbox.harness.requirements import REQUIREMENTS, STEPS
 from kfbox.scenarios.scenario import Condition, Scenario
 
 NOTEBOOK_TIMEOUT_S = 600

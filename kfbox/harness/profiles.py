@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kfbox.harness.requirements import COMPONENTS, REQUIREMENTS, STEPS, Requirement
-from kfbox.sandbox.errors import UsageError
+from kfbox.host.errors import UsageError
 from kfbox.scenarios.scenario import Variant
 
 

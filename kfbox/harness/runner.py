@@ -15,7 +15,7 @@ from typing import TextIO
 from kfbox.harness.fixtures.plugin import RECORD_FILE
 from kfbox.harness.profiles import Profile
 from kfbox.harness.records import RunRecord, read_run
-from kfbox.sandbox.config import SandboxSpec
+from kfbox.host.config import SandboxSpec
 
 SUITE_DIR = Path(__file__).parent / "cuj"
 STOP_S = 300

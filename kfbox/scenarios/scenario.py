@@ -26,9 +26,9 @@ from pydantic import (
     model_validator,
 )
 
-from kfbox.sandbox import platform
-from kfbox.sandbox.config import deep_merge
-from kfbox.sandbox.errors import UsageError
+from kfbox.engines import platform
+from kfbox.host.config import deep_merge
+from kfbox.host.errors import UsageError
 
 SCENARIOS_DIR = Path(__file__).parent
 SCENARIO_FILE = "scenario.yaml"

@@ -12,9 +12,9 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from kfbox.engines.jupyter import JupyterClient
+from kfbox.engines.platform import StepFailure
 from kfbox.harness.journey import notebook_metrics
-from kfbox.sandbox.clients.jupyter import JupyterClient
-from kfbox.sandbox.platform import StepFailure
 from kfbox.scenarios.scenario import list_scenarios, load_scenario
 
 

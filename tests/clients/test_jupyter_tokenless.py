@@ -12,8 +12,8 @@ import pytest
 from nbformat.v4 import new_code_cell
 from test_jupyter_client import write_notebook
 
-from kfbox.sandbox.clients.jupyter import JupyterClient
-from kfbox.sandbox.platform import StepFailure
+from kfbox.engines.jupyter import JupyterClient
+from kfbox.engines.platform import StepFailure
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from docker.errors import NotFound
 
 from kfbox.harness.fixtures.plugin import RECORD_FILE
 from kfbox.harness.runner import workspace_for
-from kfbox.sandbox.config import load_spec
-from kfbox.sandbox.docker_engine import LABEL
+from kfbox.host.config import load_spec
+from kfbox.host.docker_engine import LABEL
 from kfbox.scenarios.scenario import SCENARIOS_DIR
 from tests.conftest import free_port
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kfbox.sandbox.cli import main
-from kfbox.sandbox.docker_engine import LABEL
+from kfbox.cli import main
+from kfbox.host.docker_engine import LABEL
 from kfbox.scenarios.scenario import SCENARIOS_DIR
 from tests.conftest import free_port
 

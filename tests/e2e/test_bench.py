@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kfbox.sandbox.docker_engine import LABEL
+from kfbox.host.docker_engine import LABEL
 from tests.conftest import kfbox_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

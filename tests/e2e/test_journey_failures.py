@@ -17,13 +17,13 @@ import pytest
 import yaml
 from docker.errors import NotFound
 
+from kfbox.engines import get_engine
+from kfbox.engines.lite import components as comp
+from kfbox.engines.lite.platform import RUN_LABEL
 from kfbox.harness.requirements import STEPS
 from kfbox.harness.runner import workspace_for
-from kfbox.sandbox.config import load_spec
-from kfbox.sandbox.docker_engine import LABEL, ROLE_LABEL
-from kfbox.sandbox.engines import get_engine
-from kfbox.sandbox.engines.lite import components as comp
-from kfbox.sandbox.engines.lite.platform import RUN_LABEL
+from kfbox.host.config import load_spec
+from kfbox.host.docker_engine import LABEL, ROLE_LABEL
 from kfbox.scenarios.scenario import SCENARIO_FILE, load_scenario
 from tests.conftest import free_port, kfbox_cli, private_home
 from tests.e2e.conftest import (

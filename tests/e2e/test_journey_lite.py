@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from kfbox.harness.requirements import STEPS
-from kfbox.sandbox.gpu import detect_gpus
+from kfbox.host.gpu import detect_gpus
 from kfbox.scenarios.scenario import list_scenarios, load_scenario
 from tests.conftest import free_port, kfbox_cli
 from tests.e2e.conftest import labelled, run_folder, run_record, sandbox_name

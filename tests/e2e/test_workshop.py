@@ -14,8 +14,8 @@ import requests
 
 from kfbox.harness.profiles import Profile
 from kfbox.harness.runner import run_suite
-from kfbox.sandbox import listen
-from kfbox.sandbox.config import load_spec
+from kfbox.host import listen
+from kfbox.host.config import load_spec
 from tests.conftest import kfbox_cli, private_home
 from tests.e2e.conftest import labelled, remove_labelled, sandbox_name
 from tests.e2e.workshops import free_base_port, leftovers, seat_names

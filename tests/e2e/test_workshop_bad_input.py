@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from kfbox.sandbox.preflight import meminfo_mib
-from kfbox.sandbox.workshop.verify import verify_seat
+from kfbox.apps.workshop.verify import verify_seat
+from kfbox.host.preflight import meminfo_mib
 from tests.conftest import kfbox_cli
 from tests.e2e.conftest import remove_labelled, sandbox_name
 from tests.e2e.workshops import free_base_port, leftovers, seat_names

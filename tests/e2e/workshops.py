@@ -8,7 +8,7 @@ from pathlib import Path
 
 import docker
 
-from kfbox.sandbox.workshop.seats import PORTS_PER_SEAT
+from kfbox.apps.workshop.seats import PORTS_PER_SEAT
 from tests.e2e.conftest import labelled
 
 

@@ -16,7 +16,7 @@ from kfbox.harness.records import (
     TrialRecord,
 )
 from kfbox.harness.requirements import COMPONENTS, REQUIREMENTS, STEPS, for_step
-from kfbox.sandbox.config import SandboxSpec
+from kfbox.host.config import SandboxSpec
 
 SECRET = "s3cr3t-Tok3n-value"
 

@@ -15,10 +15,7 @@ import numpy as np
 import pytest
 import yaml
 
-from kfbox.harness import answers
-from kfbox.harness import journey as steps
-from kfbox.harness.journey import Journey, JourneyCheckFailed
-from kfbox.sandbox.platform import (
+from kfbox.engines.platform import (
     BuiltImage,
     Endpoint,
     NotebookResult,
@@ -27,6 +24,9 @@ from kfbox.sandbox.platform import (
     Trial,
     TuneResult,
 )
+from kfbox.harness import answers
+from kfbox.harness import journey as steps
+from kfbox.harness.journey import Journey, JourneyCheckFailed
 from kfbox.scenarios.scenario import SCENARIOS_DIR, load_scenario
 
 REFERENCE = '''

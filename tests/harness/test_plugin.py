@@ -19,9 +19,9 @@ CONFTEST = '''
 import pytest
 
 import kfbox.harness.journey as journey_module
-import kfbox.sandbox.engines as engines
+import kfbox.engines as engines
 from kfbox.harness.cuj.conftest import pytest_generate_tests  # noqa: F401
-from kfbox.sandbox.engines.base import Access, Capabilities, ComponentStatus, SandboxStatus
+from kfbox.engines.base import Access, Capabilities, ComponentStatus, SandboxStatus
 
 STATE = {{"state": {state!r}, "gpus": {gpus}, "fail": {fail!r}, "interrupt": {interrupt!r},
          "unreachable_at_end": {unreachable_at_end!r}, "breaks": {breaks!r}, "looks": 0}}
@@ -46,7 +46,7 @@ class Engine:
         self.spec = spec
 
     def status(self):
-        from kfbox.sandbox.errors import PreflightError
+        from kfbox.host.errors import PreflightError
 
         STATE["looks"] += 1
         if STATE["unreachable_at_end"] and STATE["looks"] > 1:

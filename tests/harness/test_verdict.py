@@ -9,7 +9,7 @@ from kfbox.harness.profiles import PROFILES, get_profile
 from kfbox.harness.records import CheckRecord, RunRecord
 from kfbox.harness.requirements import COMPONENTS, REQUIREMENTS, STEPS
 from kfbox.harness.verdict import judge_profile
-from kfbox.sandbox.errors import UsageError
+from kfbox.host.errors import UsageError
 from tests.harness.records import component_checks, journey, sandbox
 
 

@@ -1,4 +1,4 @@
-"""The ML runtime's `torchrun` (kfbox/sandbox/images/components/runtime/torchrun), run on this
+"""The ML runtime's `torchrun` (kfbox/host/images/components/runtime/torchrun), run on this
 host with the arguments the Kubeflow SDK's container backend gives each node: one process per
 node starts the script directly and the nodes still form one process group (the digits
 script's own world_size line); anything else is PyTorch's torchrun, unchanged."""
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from kfbox.sandbox.images.build import COMPONENTS_DIR
+from kfbox.host.images.build import COMPONENTS_DIR
 from kfbox.scenarios.scenario import load_scenario
 
 SHIM = Path(str(COMPONENTS_DIR / "runtime" / "torchrun"))

@@ -1,4 +1,4 @@
-"""The wheelhouse served to an image build (kfbox/sandbox/images/wheelserver.py): a build on its
+"""The wheelhouse served to an image build (kfbox/host/images/wheelserver.py): a build on its
 network installs from it with the component images' own installer script, the wheels never land
 in a layer, and the server and its network are gone afterwards, a failed build included."""
 
@@ -12,11 +12,11 @@ from pathlib import Path
 import docker
 import pytest
 
-from kfbox.sandbox.images.base import ensure_base_image
-from kfbox.sandbox.images.build import INSTALLER, ImageBuildError, docker_build, wheels_for
-from kfbox.sandbox.images.wheelhouse import INSTALLER as UV
-from kfbox.sandbox.images.wheelserver import BUILD_LABEL
-from kfbox.sandbox.progress import quiet_reporter
+from kfbox.host.images.base import ensure_base_image
+from kfbox.host.images.build import INSTALLER, ImageBuildError, docker_build, wheels_for
+from kfbox.host.images.wheelhouse import INSTALLER as UV
+from kfbox.host.images.wheelserver import BUILD_LABEL
+from kfbox.host.progress import quiet_reporter
 
 pytestmark = pytest.mark.e2e
 TAG = "kfbox-test/wheelserver:latest"

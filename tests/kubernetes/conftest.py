@@ -24,7 +24,7 @@ from controllers import (
 from kapi_double import KubeApiDouble, core_double, serve
 from webhooks import crd_schema, experiment, trainjob
 
-from kfbox.sandbox.engines.kubernetes.kubeapi import KubeApi
+from kfbox.engines.kubernetes.kubeapi import KubeApi
 
 
 @dataclass
@@ -59,7 +59,7 @@ class RecordingRunner:
 
     def __call__(self, argv: Sequence[str], *, stdin: str | None = None, check: bool = True,
                  timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        from kfbox.sandbox.engines.kubernetes.tools import CommandFailed
+        from kfbox.engines.kubernetes.tools import CommandFailed
 
         args = [Path(argv[0]).name, *argv[1:]]
         self.calls.append(args)

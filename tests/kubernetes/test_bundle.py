@@ -19,22 +19,22 @@ import upstream
 import yaml
 from manifests_server import serve_dir
 
-from kfbox.sandbox.config import SandboxSpec
-from kfbox.sandbox.engines.kubernetes.bundle import (
+from kfbox.engines.kubernetes.bundle import (
     bundle_catalog,
     load_images,
     tarball,
     write_bundle,
 )
-from kfbox.sandbox.engines.kubernetes.catalog import parse_lock
-from kfbox.sandbox.engines.kubernetes.hostdocker import HostDocker
-from kfbox.sandbox.engines.kubernetes.installer import Installer
-from kfbox.sandbox.engines.kubernetes.kind import KindEngine
-from kfbox.sandbox.engines.kubernetes.kindconfig import NODE_IMAGE
-from kfbox.sandbox.engines.kubernetes.store import ManifestStore
-from kfbox.sandbox.engines.kubernetes.tools import Tools
-from kfbox.sandbox.errors import UsageError
-from kfbox.sandbox.progress import quiet_reporter
+from kfbox.engines.kubernetes.catalog import parse_lock
+from kfbox.engines.kubernetes.hostdocker import HostDocker
+from kfbox.engines.kubernetes.installer import Installer
+from kfbox.engines.kubernetes.kind import KindEngine
+from kfbox.engines.kubernetes.kindconfig import NODE_IMAGE
+from kfbox.engines.kubernetes.store import ManifestStore
+from kfbox.engines.kubernetes.tools import Tools
+from kfbox.host.config import SandboxSpec
+from kfbox.host.errors import UsageError
+from kfbox.host.progress import quiet_reporter
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TOOLS = {"docker": "/usr/bin/docker", "kind": "/usr/local/bin/kind", "kubectl": "/usr/bin/kubectl"}

@@ -15,15 +15,15 @@ import pytest
 import yaml
 from manifests_server import serve_dir
 
-from kfbox.sandbox.config import Ports, SandboxSpec
-from kfbox.sandbox.engines import get_engine
-from kfbox.sandbox.engines.kubernetes import jupyter, kindconfig
-from kfbox.sandbox.engines.kubernetes.catalog import load_catalog, lock_data, parse_lock
-from kfbox.sandbox.engines.kubernetes.existing import ExistingEngine
-from kfbox.sandbox.engines.kubernetes.kind import KindEngine
-from kfbox.sandbox.engines.kubernetes.tools import Tools
-from kfbox.sandbox.errors import PreflightError, UsageError
-from kfbox.sandbox.progress import quiet_reporter
+from kfbox.engines import get_engine
+from kfbox.engines.kubernetes import jupyter, kindconfig
+from kfbox.engines.kubernetes.catalog import load_catalog, lock_data, parse_lock
+from kfbox.engines.kubernetes.existing import ExistingEngine
+from kfbox.engines.kubernetes.kind import KindEngine
+from kfbox.engines.kubernetes.tools import Tools
+from kfbox.host.config import Ports, SandboxSpec
+from kfbox.host.errors import PreflightError, UsageError
+from kfbox.host.progress import quiet_reporter
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TOOLS = {t: f"/usr/bin/{t}" for t in ("kind", "kubectl", "docker", "git")}
@@ -208,8 +208,8 @@ def test_repair_up_counts_its_own_registry_and_node_ports_as_owned(runner, clust
 
 def test_gpu_on_without_gpu_fails_before_anything_is_created(runner, monkeypatch,
                                                              cluster) -> None:
-    from kfbox.sandbox.engines.kubernetes import kind as kind_module
-    from kfbox.sandbox.gpu import GpuFacts
+    from kfbox.engines.kubernetes import kind as kind_module
+    from kfbox.host.gpu import GpuFacts
 
     monkeypatch.setattr(kind_module, "detect_gpus", lambda: GpuFacts())
     with pytest.raises(PreflightError, match="no NVIDIA GPU"):
@@ -263,7 +263,7 @@ def test_the_platform_is_built_from_what_the_provider_hands_it(kubeflow, tmp_pat
     """One object per concern over the run's own namespace; the registry, notebook image and
     GPU runtime come from the provider (kind: its registry and `nvidia`; existing: the spec's
     registry, or a one-line failure to build without one)."""
-    from kfbox.sandbox.platform import StepFailure
+    from kfbox.engines.platform import StepFailure
 
     monkeypatch.setenv("KFBOX_HOME", str(tmp_path / "home"))
     kind = KindEngine(kind_spec(ports=Ports(registry=15001),
@@ -302,8 +302,8 @@ def test_the_platform_is_built_from_what_the_provider_hands_it(kubeflow, tmp_pat
 def test_a_file_that_is_not_a_kubeconfig_is_one_line(tmp_path, text: str, expected: str) -> None:
     """The client library's loader answers such files with a traceback (a TypeError on plain
     text): kfbox reads the file first and says what is wrong with it."""
-    from kfbox.sandbox.engines.kubernetes.kubeapi import client_from_kubeconfig
-    from kfbox.sandbox.errors import UsageError
+    from kfbox.engines.kubernetes.kubeapi import client_from_kubeconfig
+    from kfbox.host.errors import UsageError
 
     path = tmp_path / "kubeconfig"
     path.write_text(text)

@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 from manifests_server import serve_dir
 
-from kfbox.sandbox.engines.kubernetes.adjust import nvidia_runtime_class
-from kfbox.sandbox.engines.kubernetes.catalog import load_catalog, parse_lock
-from kfbox.sandbox.engines.kubernetes.installer import Installer, apply_order, parse_objects
-from kfbox.sandbox.engines.kubernetes.store import ManifestRefused, ManifestStore
-from kfbox.sandbox.engines.kubernetes.tools import Tools
-from kfbox.sandbox.errors import KfboxError, PreflightError, UsageError
-from kfbox.sandbox.progress import quiet_reporter
+from kfbox.engines.kubernetes.adjust import nvidia_runtime_class
+from kfbox.engines.kubernetes.catalog import load_catalog, parse_lock
+from kfbox.engines.kubernetes.installer import Installer, apply_order, parse_objects
+from kfbox.engines.kubernetes.store import ManifestRefused, ManifestStore
+from kfbox.engines.kubernetes.tools import Tools
+from kfbox.host.errors import KfboxError, PreflightError, UsageError
+from kfbox.host.progress import quiet_reporter
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -235,7 +235,7 @@ def test_katib_is_ready_only_when_it_runs_trainjob_trials(cluster, tmp_path) -> 
     the controller's role must allow creating TrainJobs (Katib v0.19.0 ships both)."""
     import yaml
 
-    from kfbox.sandbox.engines.kubernetes import readiness
+    from kfbox.engines.kubernetes import readiness
 
     def katib_config(trials: list[str]) -> None:
         cluster.double.put("v1", "configmaps", {

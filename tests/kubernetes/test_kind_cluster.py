@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kfbox.sandbox.config import SandboxSpec
-from kfbox.sandbox.engines.kubernetes import jupyter, kindconfig, nvkind, registry
-from kfbox.sandbox.engines.kubernetes.cluster import KindCluster
-from kfbox.sandbox.engines.kubernetes.hostdocker import HostDocker
-from kfbox.sandbox.engines.kubernetes.tools import Tools
-from kfbox.sandbox.errors import KfboxError, PreflightError
+from kfbox.engines.kubernetes import jupyter, kindconfig, nvkind, registry
+from kfbox.engines.kubernetes.cluster import KindCluster
+from kfbox.engines.kubernetes.hostdocker import HostDocker
+from kfbox.engines.kubernetes.tools import Tools
+from kfbox.host.config import SandboxSpec
+from kfbox.host.errors import KfboxError, PreflightError
 
 
 def spec(**kw) -> SandboxSpec:
@@ -88,7 +88,7 @@ def test_kfbox_objects_validate_against_kubernetes_and_crd_schemas() -> None:
     import kubernetes_validate
     import schemas
 
-    from kfbox.sandbox.engines.kubernetes.workspace import namespace_object, store_claim
+    from kfbox.engines.kubernetes.workspace import namespace_object, store_claim
 
     sandbox = jupyter.sandbox_objects("box", "example.invalid/nb:v1", "t0ken")
     core = [o for o in sandbox if o["kind"] != "Notebook"]
@@ -148,7 +148,7 @@ def test_missing_kind_names_the_install_command() -> None:
 
 def test_a_failing_host_command_is_one_kfbox_error_line(tmp_path: Path) -> None:
     """Outside cluster.create nothing wraps a failing call: it must still print one line."""
-    from kfbox.sandbox.engines.kubernetes.tools import run
+    from kfbox.engines.kubernetes.tools import run
 
     script = tmp_path / "docker"
     script.write_text("#!/bin/sh\necho pulling >&2\necho 'Error: no such network: kind' >&2\n"

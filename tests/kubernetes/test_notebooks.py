@@ -23,12 +23,12 @@ import pytest
 import requests
 from hostkubelet import free_port
 
-from kfbox.sandbox.engines.kubernetes import jupyter as notebook_servers
-from kfbox.sandbox.engines.kubernetes.artifacts import KubeArtifacts
-from kfbox.sandbox.engines.kubernetes.notebooks import NOTEBOOK_NAME, KubeNotebooks
-from kfbox.sandbox.engines.kubernetes.tools import Tools
-from kfbox.sandbox.engines.kubernetes.workspace import namespace_object
-from kfbox.sandbox.platform import StepFailure
+from kfbox.engines.kubernetes import jupyter as notebook_servers
+from kfbox.engines.kubernetes.artifacts import KubeArtifacts
+from kfbox.engines.kubernetes.notebooks import NOTEBOOK_NAME, KubeNotebooks
+from kfbox.engines.kubernetes.tools import Tools
+from kfbox.engines.kubernetes.workspace import namespace_object
+from kfbox.engines.platform import StepFailure
 
 NAMESPACE = "kfbox-run-nbtest"
 PREFIX = f"/notebook/{NAMESPACE}/{NOTEBOOK_NAME}"

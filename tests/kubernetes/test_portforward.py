@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from kfbox.sandbox.engines.kubernetes.portforward import PortForward
-from kfbox.sandbox.engines.kubernetes.tools import Tools
-from kfbox.sandbox.platform import StepFailure
+from kfbox.engines.kubernetes.portforward import PortForward
+from kfbox.engines.kubernetes.tools import Tools
+from kfbox.engines.platform import StepFailure
 
 CHATTY = f"""#!{sys.executable}
 import os, sys, time

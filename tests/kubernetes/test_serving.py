@@ -14,10 +14,10 @@ import json
 import fake_kubectl
 import pytest
 
-from kfbox.sandbox.engines.kubernetes.serving import KubeServing
-from kfbox.sandbox.engines.kubernetes.tools import Tools
-from kfbox.sandbox.engines.kubernetes.workspace import RunNamespace
-from kfbox.sandbox.platform import ServeRequest, StepFailure
+from kfbox.engines.kubernetes.serving import KubeServing
+from kfbox.engines.kubernetes.tools import Tools
+from kfbox.engines.kubernetes.workspace import RunNamespace
+from kfbox.engines.platform import ServeRequest, StepFailure
 
 RESOURCES = {"cpus": 1.5, "memory": "4g"}
 IMAGE = "localhost:5000/digits@sha256:" + "a" * 64

@@ -17,9 +17,9 @@ from controllers import TRAINER_API, TrainJobs, each
 from hostkubelet import HostKubelet
 from kubeflow_trainer_api import models as trainer
 
-from kfbox.sandbox.engines.kubernetes.training import KubeTraining, launch_command
-from kfbox.sandbox.engines.kubernetes.workspace import RunNamespace
-from kfbox.sandbox.platform import StepFailure, TrainJob
+from kfbox.engines.kubernetes.training import KubeTraining, launch_command
+from kfbox.engines.kubernetes.workspace import RunNamespace
+from kfbox.engines.platform import StepFailure, TrainJob
 
 RESOURCES = {"cpus": 2.0, "memory": "4g"}
 IMAGE = "localhost:5001/kfbox/digits@sha256:" + "c" * 64

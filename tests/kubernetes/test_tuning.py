@@ -18,10 +18,10 @@ from controllers import Experiments, TrainJobs, each
 from kubeflow_katib_api import models as katib
 from kubeflow_trainer_api import models as trainer
 
-from kfbox.sandbox.engines.kubernetes.training import KubeTraining
-from kfbox.sandbox.engines.kubernetes.tuning import KubeTuning, experiment_object
-from kfbox.sandbox.engines.kubernetes.workspace import RunNamespace
-from kfbox.sandbox.platform import Experiment, Parameter, StepFailure, TrainJob
+from kfbox.engines.kubernetes.training import KubeTraining
+from kfbox.engines.kubernetes.tuning import KubeTuning, experiment_object
+from kfbox.engines.kubernetes.workspace import RunNamespace
+from kfbox.engines.platform import Experiment, Parameter, StepFailure, TrainJob
 
 RESOURCES = {"cpus": 2.0, "memory": "4g"}
 IMAGE = "localhost:5001/kfbox/digits@sha256:" + "b" * 64

@@ -12,8 +12,7 @@ import pytest
 import upstream
 from schemas import CRDS
 
-from kfbox.sandbox.config import KUBEFLOW_NOTEBOOK_IMAGE
-from kfbox.sandbox.engines.kubernetes import (
+from kfbox.engines.kubernetes import (
     adjust,
     jupyter,
     kindconfig,
@@ -27,7 +26,8 @@ from kfbox.sandbox.engines.kubernetes import (
     tuning,
     workspace,
 )
-from kfbox.sandbox.engines.kubernetes.catalog import load_catalog
+from kfbox.engines.kubernetes.catalog import load_catalog
+from kfbox.host.config import KUBEFLOW_NOTEBOOK_IMAGE
 
 CATALOG = load_catalog()
 FACTS = upstream.facts()

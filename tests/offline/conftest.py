@@ -20,10 +20,11 @@ import docker
 import pytest
 
 from kfbox import __version__
-from kfbox.sandbox.docker_engine import LABEL
-from kfbox.sandbox.images import base
-from kfbox.sandbox.offline.archive import pack
-from kfbox.sandbox.offline.manifest import (
+from kfbox.apps.offline.writer import INSTALL_DEBS_SOURCE, render_bootstrap
+from kfbox.host.docker_engine import LABEL
+from kfbox.host.images import base
+from kfbox.host.offline.archive import pack
+from kfbox.host.offline.manifest import (
     BOOTSTRAP,
     IMAGES,
     INSTALL_DEBS,
@@ -33,9 +34,8 @@ from kfbox.sandbox.offline.manifest import (
     Manifest,
     Needs,
 )
-from kfbox.sandbox.offline.target import Target, this_host
-from kfbox.sandbox.offline.writer import INSTALL_DEBS_SOURCE, render_bootstrap
-from kfbox.sandbox.progress import quiet_reporter
+from kfbox.host.offline.target import Target, this_host
+from kfbox.host.progress import quiet_reporter
 from tests.conftest import kfbox_cli, private_home
 from tests.e2e.conftest import remove_labelled
 from tests.provision.conftest import host_inotify  # noqa: F401  (a fixture)

@@ -15,8 +15,8 @@ from pathlib import Path
 import docker
 import pytest
 
-from kfbox.sandbox.offline.manifest import IMAGES, Needs
-from kfbox.sandbox.offline.target import this_host
+from kfbox.host.offline.manifest import IMAGES, Needs
+from kfbox.host.offline.target import this_host
 from tests.conftest import kfbox_cli, private_home
 from tests.e2e.conftest import remove_labelled
 from tests.offline.conftest import OfflineMachine, repack, small_bundle

@@ -12,11 +12,11 @@ import docker
 import pytest
 
 from kfbox import __version__
-from kfbox.sandbox.offline.archive import FIRST, read_manifest, verify
-from kfbox.sandbox.offline.debs import BOOTSTRAP_PACKAGES, engine_packages, minbase
-from kfbox.sandbox.offline.manifest import COMPONENT_IMAGES, size_text
-from kfbox.sandbox.offline.target import this_host
-from kfbox.sandbox.report import __file__ as report_package
+from kfbox.apps.offline.debs import BOOTSTRAP_PACKAGES, engine_packages, minbase
+from kfbox.harness.certificate import __file__ as report_package
+from kfbox.host.offline.archive import FIRST, read_manifest, verify
+from kfbox.host.offline.manifest import COMPONENT_IMAGES, size_text
+from kfbox.host.offline.target import this_host
 from tests.conftest import kfbox_cli
 from tests.offline.conftest import WrittenBundle
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import docker
 import pytest
 
-from kfbox.sandbox.offline.archive import read_manifest
-from kfbox.sandbox.offline.writer import check_verified, read_verification
+from kfbox.apps.offline.writer import check_verified, read_verification
+from kfbox.host.offline.archive import read_manifest
 from tests.conftest import kfbox_cli, private_home
 from tests.offline.conftest import WrittenBundle
 

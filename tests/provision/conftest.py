@@ -12,10 +12,10 @@ import docker
 import pytest
 from docker.errors import DockerException
 
-from kfbox.sandbox.docker_engine import LABEL
-from kfbox.sandbox.images.base import ensure_base_image
-from kfbox.sandbox.progress import quiet_reporter
-from kfbox.sandbox.provision.runner import Target
+from kfbox.host.docker_engine import LABEL
+from kfbox.host.images.base import ensure_base_image
+from kfbox.host.progress import quiet_reporter
+from kfbox.host.provision.runner import Target
 from tests.conftest import unreachable
 
 # testcontainers reads its settings at import: Ryuk's image cannot be pulled here, and the

@@ -5,8 +5,8 @@ from __future__ import annotations
 import docker
 import pytest
 
-from kfbox.sandbox.progress import quiet_reporter
-from kfbox.sandbox.provision.runner import Target, run_playbook
+from kfbox.host.progress import quiet_reporter
+from kfbox.host.provision.runner import Target, run_playbook
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

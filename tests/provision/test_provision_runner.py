@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from kfbox.sandbox.errors import KfboxError, UsageError
-from kfbox.sandbox.progress import quiet_reporter
-from kfbox.sandbox.provision.events import failure_message
-from kfbox.sandbox.provision.runner import HOST_PLAYBOOK, PLAYBOOKS, Target, run_playbook, wants_gpu
+from kfbox.host.errors import KfboxError, UsageError
+from kfbox.host.progress import quiet_reporter
+from kfbox.host.provision.events import failure_message
+from kfbox.host.provision.runner import HOST_PLAYBOOK, PLAYBOOKS, Target, run_playbook, wants_gpu
 
 CONNECTION_PLUGINS = Path(__file__).parent / "connection_plugins"
 

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from kfbox.sandbox.provision.runner import HOST_PLAYBOOK, PLAYBOOKS
+from kfbox.host.provision.runner import HOST_PLAYBOOK, PLAYBOOKS
 from tests.conftest import unreachable
 
 ROOT = Path(__file__).resolve().parents[2]

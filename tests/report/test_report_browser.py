@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import websocket
 
+from kfbox.harness.certificate.results import write_bundle
 from kfbox.harness.requirements import STEPS
-from kfbox.sandbox.report.bundle import write_bundle
 from tests.conftest import unreachable
 from tests.harness.records import journey, make_certificate
 from tests.processes import stop

@@ -13,11 +13,11 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-import kfbox.sandbox.report as report_package
+import kfbox.harness.certificate as report_package
+from kfbox.harness.certificate.document import masked, parse_report, to_document
+from kfbox.harness.certificate.results import read_bundle, write_bundle
 from kfbox.harness.certify import SCHEMA_VERSION
-from kfbox.sandbox.errors import UsageError
-from kfbox.sandbox.report.bundle import read_bundle, write_bundle
-from kfbox.sandbox.report.document import masked, parse_report, to_document
+from kfbox.host.errors import UsageError
 from tests.harness.records import SECRET, journey, make_certificate
 
 SCHEMA = json.loads((Path(report_package.__file__).parent / "report.schema.json").read_text())

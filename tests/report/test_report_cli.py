@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from kfbox.cli import certify as certify_cli
+from kfbox.cli import main
 from kfbox.harness import runner as runner_module
 from kfbox.harness.profiles import Profile
 from kfbox.harness.records import JourneyRecord, RunRecord
 from kfbox.harness.runner import SuiteOutcome
-from kfbox.sandbox.cli import certify as certify_cli
-from kfbox.sandbox.cli import main
-from kfbox.sandbox.config import SandboxSpec
-from kfbox.sandbox.errors import PreflightError
+from kfbox.host.config import SandboxSpec
+from kfbox.host.errors import PreflightError
 from tests.harness.records import SECRET, component_checks, journey, sandbox
 
 

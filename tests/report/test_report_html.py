@@ -8,9 +8,7 @@ import re
 from html.parser import HTMLParser
 from itertools import pairwise
 
-from kfbox.harness.records import TrialRecord
-from kfbox.harness.requirements import STEPS
-from kfbox.sandbox.report.html import (
+from kfbox.harness.certificate.html import (
     LABEL_WIDTH,
     TIMELINE_WIDTH,
     curve_plots,
@@ -18,6 +16,8 @@ from kfbox.sandbox.report.html import (
     timeline,
     trials_plot,
 )
+from kfbox.harness.records import TrialRecord
+from kfbox.harness.requirements import STEPS
 from tests.harness.records import journey, make_certificate
 
 FETCHING_TAGS = {"script", "link", "img", "iframe", "object", "embed", "audio", "video",

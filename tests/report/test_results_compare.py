@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kfbox.sandbox.report import __file__ as report_package
+from kfbox.harness.certificate import __file__ as report_package
 from tests.conftest import kfbox_cli
 
 EXAMPLE = json.loads((Path(report_package).parent / "SCHEMA.md").read_text()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from kfbox.sandbox.platform import MODEL_DIR_ENV
+from kfbox.engines.platform import MODEL_DIR_ENV
 from kfbox.scenarios.scenario import Scenario, list_scenarios, load_scenario
 
 METRIC_LINE = re.compile(r"^([A-Za-z_][\w-]*)=([-+0-9.eE]+)$")

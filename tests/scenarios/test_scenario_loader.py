@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kfbox.sandbox.errors import UsageError
+from kfbox.host.errors import UsageError
 from kfbox.scenarios import scenario as scenario_module
 from kfbox.scenarios.scenario import Scenario, list_scenarios, load_scenario
 

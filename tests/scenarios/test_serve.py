@@ -21,7 +21,7 @@ from kserve import InferenceRESTClient, RESTConfig
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferInput, InferRequest, InferResponse
 
-from kfbox.sandbox.platform import MODEL_DIR_ENV
+from kfbox.engines.platform import MODEL_DIR_ENV
 from kfbox.scenarios.scenario import Scenario
 from tests.conftest import free_port
 from tests.processes import stop, wait_until_answers

@@ -12,9 +12,9 @@ import pytest
 from docker.errors import BuildError, ImageNotFound
 from rich.console import Console
 
-from kfbox.sandbox.errors import PreflightError
-from kfbox.sandbox.images import base
-from kfbox.sandbox.progress import Reporter
+from kfbox.host.errors import PreflightError
+from kfbox.host.images import base
+from kfbox.host.progress import Reporter
 
 
 def apt_root(tmp_path: Path, sources_list: str = "", deb822: str = "") -> Path:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from kfbox.sandbox.config import load_spec
-from kfbox.sandbox.errors import UsageError
+from kfbox.host.config import load_spec
+from kfbox.host.errors import UsageError
 
 
 def test_defaults_bind_known_ports_and_lite(tmp_path: Path, monkeypatch, kfbox_home) -> None:
@@ -75,7 +75,7 @@ def test_unknown_key_in_the_file_names_the_file(tmp_path: Path) -> None:
 def test_a_recorded_spec_is_the_base_that_file_and_flags_override(
     tmp_path: Path, kfbox_home
 ) -> None:
-    from kfbox.sandbox.config import forget_sandbox, record_spec
+    from kfbox.host.config import forget_sandbox, record_spec
 
     record_spec(load_spec(None, {"name": "lab", "ports.jupyter": 9300, "gpu": "off"}))
     again = load_spec(None, {"name": "lab"})

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from kfbox.sandbox import diskspace
-from kfbox.sandbox.errors import PreflightError
-from kfbox.sandbox.images.build import docker_build
+from kfbox.host import diskspace
+from kfbox.host.errors import PreflightError
+from kfbox.host.images.build import docker_build
 
 
 class Engine:

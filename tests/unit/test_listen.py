@@ -7,10 +7,10 @@ import socket
 
 import pytest
 
-from kfbox.sandbox import listen
-from kfbox.sandbox.config import load_spec
-from kfbox.sandbox.errors import UsageError
-from kfbox.sandbox.preflight import check_listen, check_ports
+from kfbox.host import listen
+from kfbox.host.config import load_spec
+from kfbox.host.errors import UsageError
+from kfbox.host.preflight import check_listen, check_ports
 
 NOT_OURS = "203.0.113.7"
 """TEST-NET-3 (RFC 5737): no host has it."""

@@ -12,9 +12,9 @@ import pytest
 from docker.types import DeviceRequest
 from kubeflow.trainer.backends.container.adapters.docker import DockerClientAdapter
 
-from kfbox.sandbox.config import Resources
-from kfbox.sandbox.engines.lite.training import WRITTEN_FOR_SDK, SandboxDockerAdapter
-from kfbox.sandbox.platform import MODEL_STORE_MOUNT
+from kfbox.engines.lite.training import WRITTEN_FOR_SDK, SandboxDockerAdapter
+from kfbox.engines.platform import MODEL_STORE_MOUNT
+from kfbox.host.config import Resources
 
 
 class Recorded:

@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from kfbox.sandbox.engines.lite.tuning import OptunaTuning
-from kfbox.sandbox.platform import (
+from kfbox.engines.lite.tuning import OptunaTuning
+from kfbox.engines.platform import (
     Experiment,
     Parameter,
     StepFailure,

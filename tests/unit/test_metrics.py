@@ -1,6 +1,6 @@
 """Katib-style metric lines: `name=value`, the last value of each name wins."""
 
-from kfbox.sandbox.metrics import parse_metrics
+from kfbox.engines.metrics import parse_metrics
 
 
 def test_last_value_wins_and_pairs_share_lines() -> None:

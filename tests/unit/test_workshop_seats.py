@@ -11,10 +11,10 @@ from html.parser import HTMLParser
 import pytest
 from rich.console import Console
 
-from kfbox.sandbox.errors import KfboxError, PreflightError, UsageError
-from kfbox.sandbox.workshop import capacity, roster, seats
-from kfbox.sandbox.workshop.capacity import HostCapacity, Plan, SeatFigures
-from kfbox.sandbox.workshop.seats import Verification
+from kfbox.apps.workshop import capacity, roster, seats
+from kfbox.apps.workshop.capacity import HostCapacity, Plan, SeatFigures
+from kfbox.apps.workshop.seats import Verification
+from kfbox.host.errors import KfboxError, PreflightError, UsageError
 
 TOKEN = "f00dfeed" * 6
 FIGURES = SeatFigures(100.0, 1024.0, 0.5, "test")

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 import requests
 
-from kfbox.sandbox.engines.base import Capabilities, SandboxStatus
+from kfbox.engines.base import Capabilities, SandboxStatus
 
 pytestmark = pytest.mark.components
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}

@@ -16,11 +16,11 @@ import docker
 import pytest
 import requests
 
-from kfbox.sandbox import docker_engine
-from kfbox.sandbox.docker_engine import LABEL
-from kfbox.sandbox.engines.lite.components import volume_name
-from kfbox.sandbox.images.base import base_tag
-from kfbox.sandbox.platform import MODEL_STORE_MOUNT
+from kfbox.engines.lite.components import volume_name
+from kfbox.engines.platform import MODEL_STORE_MOUNT
+from kfbox.host import docker_engine
+from kfbox.host.docker_engine import LABEL
+from kfbox.host.images.base import base_tag
 from tests.conftest import kfbox_cli
 from tests.e2e.faults.conftest import Box
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from kfbox.sandbox.docker_engine import LABEL, ROLE_LABEL
+from kfbox.host.docker_engine import LABEL, ROLE_LABEL
 from tests.e2e.conftest import run_folder, run_record
 from tests.e2e.faults.conftest import Box, finish, interrupt, read_until
 

@@ -10,7 +10,7 @@ import time
 import docker
 import pytest
 
-from kfbox.sandbox.images.base import IMAGE_LABEL
+from kfbox.host.images.base import IMAGE_LABEL
 from tests.e2e.conftest import labelled
 from tests.e2e.faults.conftest import Box, read_until
 

@@ -10,16 +10,16 @@ import docker
 import pytest
 import requests
 
-from kfbox.sandbox import diskspace
-from kfbox.sandbox.cli import main
-from kfbox.sandbox.docker_engine import LABEL
-from kfbox.sandbox.engines.lite.components import volume_name
-from kfbox.sandbox.engines.lite.engine import DATA_LABEL
-from kfbox.sandbox.engines.lite.images import LiteImages
-from kfbox.sandbox.images.base import base_tag
-from kfbox.sandbox.images.build import ensure_component_image
-from kfbox.sandbox.platform import StepFailure
-from kfbox.sandbox.progress import quiet_reporter
+from kfbox.cli import main
+from kfbox.engines.lite.components import volume_name
+from kfbox.engines.lite.engine import DATA_LABEL
+from kfbox.engines.lite.images import LiteImages
+from kfbox.engines.platform import StepFailure
+from kfbox.host import diskspace
+from kfbox.host.docker_engine import LABEL
+from kfbox.host.images.base import base_tag
+from kfbox.host.images.build import ensure_component_image
+from kfbox.host.progress import quiet_reporter
 from tests.e2e.conftest import labelled
 from tests.e2e.faults.conftest import Box
 

@@ -1,0 +1,1 @@
+"""Applications built on the harness and the engines: workshops, bench, offline bundles."""

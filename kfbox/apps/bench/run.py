@@ -1,0 +1,96 @@
+"""One bench run: the measures asked for, in an order that shares the work (one throwaway
+sandbox for bring-up, idle memory, the journey, the train step and the serving load; soak
+cycles of their own), and nothing left behind whatever fails."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from kfbox.apps.bench import load as serving_load
+from kfbox.apps.bench.bringup import bring_up_figures
+from kfbox.apps.bench.figures import BenchRun
+from kfbox.apps.bench.journey import journey_figures
+from kfbox.apps.bench.sandboxes import bench_spec
+from kfbox.apps.bench.served import serve_a_model
+from kfbox.apps.bench.soak import soak
+from kfbox.apps.bench.trainstep import train_step
+from kfbox.engines.lifecycle import take_down
+from kfbox.engines.lite.engine import LiteEngine
+from kfbox.host.docker_engine import connect
+from kfbox.host.progress import Reporter, quiet_reporter
+from kfbox.host.usage import sandbox_memory_mib
+
+SETTLE_S = 5
+"""Seconds the servers get to settle before their idle memory is read."""
+
+
+@dataclass
+class Options:
+    cold: bool = False
+    journey: bool = True
+    train_runs: int = 3
+    serve_requests: int = 2000
+    concurrency: int = 8
+    soak: int = 0
+
+
+def run_bench(options: Options, reporter: Reporter) -> BenchRun:
+    client = connect()
+    run = BenchRun()
+    engine = LiteEngine(bench_spec())
+    with tempfile.TemporaryDirectory(prefix="kfbox-bench-") as tmp:
+        work = Path(tmp)
+        try:
+            bring_up_figures(run, engine, client, cold=options.cold, reporter=reporter)
+            time.sleep(SETTLE_S)
+            run.add("idle_memory_mib", sandbox_memory_mib(client, engine.spec.name), "MiB",
+                    "the running sandbox's containers, resident")
+            if options.journey:
+                journey_figures(run, engine.spec, client, work, reporter)
+            platform = engine.platform(work / "platform")
+            try:
+                if options.train_runs:
+                    step = train_step(engine, platform, work / "train", options.train_runs,
+                                      reporter)
+                    run.add("train_harness_s", step.harness_s, "s",
+                            f"median of {options.train_runs}: one node through TrainerClient")
+                    run.add("train_docker_run_s", step.docker_run_s, "s",
+                            "the same training under `docker run python train.py`")
+                    run.add("train_overhead_ratio", step.ratio, "x", "harness / docker run")
+                if options.serve_requests:
+                    serve_figures(run, platform, work / "serve", options, reporter)
+            finally:
+                platform.close()
+        finally:
+            left = take_down(engine, quiet_reporter(), keep_data=False)
+            if left:
+                run.notes.append("left behind: " + ", ".join(left))
+    if options.soak:
+        soaked = soak(client, options.soak, reporter)
+        run.add("soak_cycles", soaked.cycles, "cycles", "up and down of a new sandbox")
+        run.add("soak_failures", len(soaked.failures), "cycles")
+        run.add("soak_leftovers", len(soaked.leftovers), "objects",
+                "containers, networks, volumes, state folders, image tags")
+        run.add("soak_up_s", soaked.median(soaked.up_s), "s", "median")
+        run.add("soak_down_s", soaked.median(soaked.down_s), "s", "median")
+        run.notes += soaked.failures + soaked.leftovers
+    return run
+
+
+def serve_figures(run: BenchRun, platform, work: Path, options: Options,
+                  reporter: Reporter) -> None:
+    with reporter.step("A model to serve (quick digits, one node)"):
+        endpoint = serve_a_model(platform, work)
+    with reporter.step(f"Serving {options.serve_requests} requests, {options.concurrency} at "
+                       "a time"):
+        result = serving_load.load(endpoint, options.serve_requests, options.concurrency)
+    note = f"{options.serve_requests} requests, one row each, {options.concurrency} at a time"
+    run.add("serve_throughput_rps", result.throughput, "req/s", note + ", v1 and v2 alternating")
+    for protocol in ("v1", "v2"):
+        run.add(f"serve_{protocol}_p50_ms", 1000 * result.percentile(protocol, 50), "ms")
+        run.add(f"serve_{protocol}_p99_ms", 1000 * result.percentile(protocol, 99), "ms")
+    run.add("serve_errors", sum(result.errors.values()), "requests",
+            result.first_error or "every request answered")

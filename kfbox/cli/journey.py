@@ -1,0 +1,108 @@
+"""`kfbox run` (the main job) and `kfbox test`: the Critical User Journey against the sandbox."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kfbox.engines import get_engine
+from kfbox.engines.base import Engine
+from kfbox.host.config import SandboxSpec
+from kfbox.host.errors import Interrupted, KfboxError, PreflightError, UsageError
+
+
+def scenario_option(scenario: str) -> None:
+    """A broken scenario is bad input: say so in one line before anything runs."""
+    from kfbox.scenarios.scenario import load_scenario
+
+    load_scenario(scenario)
+
+
+def require_running(spec: SandboxSpec) -> Engine:
+    """The sandbox's engine when the sandbox answers and is healthy; else one line naming the
+    sandbox and the fix (exit 3). A journey that cannot run is never a pass."""
+    from docker.errors import DockerException
+
+    engine = get_engine(spec)
+    fix = "run `kfbox up`" + (f" (with --name {spec.name})" if spec.name != "kfbox" else "")
+    try:
+        status = engine.status()
+    except UsageError:
+        raise  # a bad kubeconfig or setting is the input's fault, not the sandbox's
+    except (KfboxError, DockerException) as exc:
+        detail = exc.line() if isinstance(exc, KfboxError) else str(exc).splitlines()[0]
+        raise PreflightError(f"sandbox {spec.name!r} cannot be reached: {detail}") from None
+    if status.state == "absent":
+        raise PreflightError(f"sandbox {spec.name!r} does not exist", fix=fix)
+    if status.state != "running":
+        broken = ", ".join(c.name for c in status.components if not c.healthy)
+        raise PreflightError(f"sandbox {spec.name!r} is {status.state} ({broken} unhealthy)",
+                             fix=fix + " to repair it")
+    return engine
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def run(
+        ctx: typer.Context,
+        profile: Annotated[str, typer.Option(help="quick | core | gpu | full")] = "core",
+        out: Annotated[
+            Path, typer.Option(help="Folder the results bundle is written under")
+        ] = Path("kfbox-results"),
+        scenario: Annotated[str, typer.Option(help="Scenario name or folder")] = "digits",
+        gpu: Annotated[str | None, typer.Option(help="auto | on | off")] = None,
+        provision: Annotated[
+            bool, typer.Option(help="Install and start the Docker engine when it is missing")
+        ] = True,
+    ) -> None:
+        """The main job: bring the sandbox up (provisioning Docker if missing), run the whole
+        journey, write the results bundle and end with the verdict. Exit 0 only if certified."""
+        from kfbox.cli.certify import certify_sandbox
+        from kfbox.engines.lifecycle import bring_up
+        from kfbox.harness.profiles import get_profile
+        from kfbox.host.progress import Reporter
+
+        get_profile(profile)  # bad input fails before anything starts
+        scenario_option(scenario)
+        spec = ctx.obj.spec(gpu=gpu)
+        bring_up(spec, Reporter(), provision=provision)
+        certify_sandbox(spec, profile, out, scenario)
+
+    @app.command()
+    def test(
+        ctx: typer.Context,
+        profile: Annotated[str, typer.Option(help="quick | core | gpu")] = "core",
+        scenario: Annotated[str, typer.Option(help="Scenario name or folder")] = "digits",
+        out: Annotated[Path, typer.Option(help="Folder for this run's logs and workspace")] = Path(
+            "kfbox-results"
+        ),
+        require_gpu: Annotated[
+            bool, typer.Option(help="Fail, rather than skip, GPU steps on a host without one")
+        ] = False,
+        keep: Annotated[
+            bool, typer.Option(help="Keep the run's workloads (model server, run namespace)")
+        ] = False,
+    ) -> None:
+        """Run the journey (notebook → build → train → tune → serve) against the sandbox;
+        each step prints its status, duration and metrics. Exits with pytest's code."""
+        from kfbox.harness.profiles import JOURNEY_PROFILES, PROFILES
+        from kfbox.harness.runner import run_suite
+
+        if profile not in JOURNEY_PROFILES:
+            raise UsageError(f"unknown --profile {profile!r}; use {' | '.join(JOURNEY_PROFILES)}")
+        scenario_option(scenario)
+        spec = ctx.obj.spec()
+        require_running(spec)
+        run_dir = out / f"test-{profile}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+        outcome = run_suite(
+            PROFILES[profile], run_dir, spec, scenario=scenario, require_gpu=require_gpu, keep=keep
+        )
+        from kfbox.cli import err
+
+        err.print(f"run folder: {run_dir}")
+        if outcome.interrupted:
+            raise Interrupted("the run was interrupted; its workloads were removed")
+        raise typer.Exit(outcome.pytest_exit_code)

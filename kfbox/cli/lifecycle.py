@@ -1,0 +1,169 @@
+"""`kfbox doctor|provision|up|status|down`: the sandbox's lifecycle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from kfbox.cli.render import checks_table, print_json, status_table
+from kfbox.engines import get_engine
+from kfbox.engines.base import Engine, SandboxStatus
+from kfbox.engines.lifecycle import bring_up, failures, take_down
+from kfbox.host.errors import UsageError
+from kfbox.host.progress import Reporter
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
+ListenFlag = Annotated[
+    str | None,
+    typer.Option(
+        help="Host address for the notebook and model servers: an address of this host, or "
+        "0.0.0.0 for all (default: 127.0.0.1); tokens stay on"
+    ),
+]
+
+
+def parse_ports(values: list[str] | None) -> dict[str, Any]:
+    """`--port jupyter=9999` → {'ports.jupyter': 9999}; a malformed value is a UsageError."""
+    overrides: dict[str, Any] = {}
+    for value in values or []:
+        key, sep, number = value.partition("=")
+        if not sep or not number.isdigit():
+            raise UsageError(f"--port {value!r} is not COMPONENT=NUMBER; e.g. --port jupyter=9999")
+        overrides[f"ports.{key}"] = int(number)
+    return overrides
+
+
+def token_protected(engine: Engine, status: SandboxStatus) -> list[str]:
+    """The components a person opens with a token (their login URL carries it)."""
+    return [c.name for c in status.components if c.url and engine.login_url(c.name)]
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def doctor(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+        """Check the host: Docker engine, memory, disk, CPU, ports, inotify, GPU, CA bundle."""
+        spec = ctx.obj.spec()
+        checks = get_engine(spec).preflight()
+        from kfbox.cli import out
+
+        if as_json:
+            print_json(out, [c.__dict__ for c in checks])
+        else:
+            out.print(checks_table(checks))
+        if failures(checks):
+            raise typer.Exit(1)
+
+    @app.command()
+    def provision(
+        ctx: typer.Context,
+        gpu: Annotated[
+            str | None, typer.Option(help="auto|on|off: install the NVIDIA toolkit")
+        ] = None,
+    ) -> None:
+        """Install and start the Docker engine (and the NVIDIA toolkit when a GPU is present)
+        with the host playbook (ansible-runner). Idempotent."""
+        from kfbox.cli import err
+        from kfbox.host.provision.runner import provision_host
+
+        spec = ctx.obj.spec(gpu=gpu)
+        result = provision_host(Reporter(), gpu=spec.gpu)
+        changed = ", ".join(f"{t.role}: {t.task}" for t in result.changed_tasks()) or "nothing"
+        err.print(
+            f"provisioned in {result.seconds:.0f}s; changed: {changed} (log: {result.artifacts})",
+            soft_wrap=True,
+        )
+
+    @app.command()
+    def up(
+        ctx: typer.Context,
+        engine: Annotated[str | None, typer.Option(help="lite | kind | existing")] = None,
+        gpu: Annotated[str | None, typer.Option(help="auto | on | off")] = None,
+        port: Annotated[list[str] | None, typer.Option(help="COMPONENT=PORT")] = None,
+        listen: ListenFlag = None,
+        ca_bundle: Annotated[
+            Path | None, typer.Option(help="PEM bundle to trust in images")
+        ] = None,
+        kubeconfig: Annotated[
+            Path | None, typer.Option(help="Cluster for --engine existing")
+        ] = None,
+        nodes: Annotated[int | None, typer.Option(help="kind nodes")] = None,
+        from_bundle: Annotated[
+            Path | None,
+            typer.Option(help="Install from an offline bundle: lite, its .tar (installs the "
+                         "engine if missing, loads the images); kind, its folder"),
+        ] = None,
+        platform: Annotated[
+            str | None, typer.Option(help="kind/existing: the Kubeflow platform, core | full")
+        ] = None,
+        trust_on_first_use: Annotated[
+            bool | None,
+            typer.Option(help="kind/existing: pin unpinned manifests from this download"),
+        ] = None,
+        provision: Annotated[
+            bool, typer.Option(help="Install the Docker engine if missing")
+        ] = False,
+        as_json: JsonFlag = False,
+    ) -> None:
+        """Bring the sandbox up (or repair it): preflight, images, components, readiness."""
+        from kfbox.cli import out
+
+        spec = ctx.obj.spec(
+            engine=engine,
+            gpu=gpu,
+            ca_bundle=ca_bundle,
+            kubeconfig=kubeconfig,
+            nodes=nodes,
+            from_bundle=from_bundle,
+            platform=platform,
+            trust_on_first_use=trust_on_first_use,
+            listen=listen,
+            **parse_ports(port),
+        )
+        reporter = Reporter(quiet=as_json)
+        status = bring_up(spec, reporter, provision=provision, from_bundle=bool(from_bundle))
+        if as_json:
+            print_json(out, status.to_dict())
+        else:
+            out.print(status_table(status, needs_token=token_protected(get_engine(spec), status)))
+
+    @app.command()
+    def status(
+        ctx: typer.Context,
+        as_json: JsonFlag = False,
+        show_token: Annotated[bool, typer.Option(help="Show URLs with their tokens")] = False,
+    ) -> None:
+        """Each component, its health and URL (tokens masked unless --show-token)."""
+        from kfbox.cli import out
+
+        engine = get_engine(ctx.obj.spec())
+        current = engine.status()
+        logins = {}
+        if show_token:
+            logins = {c.name: engine.login_url(c.name) or c.url for c in current.components}
+        if as_json:
+            data = current.to_dict()
+            for comp in data["components"]:
+                comp["url"] = logins.get(comp["name"], comp["url"])
+            print_json(out, data)
+        else:
+            out.print(status_table(current, logins,
+                                   needs_token=token_protected(engine, current)))
+        if current.state != "running":
+            raise typer.Exit(1)
+
+    @app.command()
+    def down(
+        ctx: typer.Context,
+        keep_data: Annotated[
+            bool, typer.Option(help="Keep the workspace and model volumes")
+        ] = False,
+    ) -> None:
+        """Remove everything the sandbox created, then verify nothing labelled is left."""
+        from kfbox.cli import err
+
+        left = take_down(get_engine(ctx.obj.spec()), Reporter(), keep_data=keep_data)
+        if left:
+            err.print(f"[red]still present:[/] {', '.join(left)}")
+            raise typer.Exit(1)

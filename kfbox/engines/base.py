@@ -1,0 +1,117 @@
+"""The engine seam: preflight, up, status, down, and the platform a journey runs on."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from kfbox.engines.platform import Platform
+from kfbox.host.config import SandboxSpec
+from kfbox.host.progress import Reporter
+
+CheckStatus = Literal["pass", "warn", "fail"]
+
+
+@dataclass
+class Check:
+    """One preflight finding; a failing check always says how to fix it."""
+
+    name: str
+    status: CheckStatus
+    detail: str
+    fix: str = ""
+
+
+@dataclass
+class ComponentStatus:
+    name: str
+    healthy: bool
+    detail: str
+    url: str = ""
+    image: str = ""
+
+
+@dataclass
+class Access:
+    """Something a person opens from this host: where it answers and how it authenticates."""
+
+    url: str
+    auth: Literal["token", "none"]
+    """`token`: refused without the sandbox's token (`kfbox status --show-token` shows the URL
+    with it); `none`: open to anyone who reaches `url`."""
+
+
+@dataclass
+class Capabilities:
+    """What an engine's sandbox exposes. The harness derives its component checks and the
+    certificate's contents from this declaration, never from one engine's habits."""
+
+    notebook: Access | None = None
+    """A notebook server a person can open; None when notebooks run only inside journeys."""
+    registry: str = ""
+    """host:port of the image registry workloads pull from, as this host reaches it."""
+    model_store: str = ""
+    """What holds the models (a volume, a claim), in words; empty when there is none."""
+    gpus: int = 0
+    """GPUs a workload can request."""
+    listen: str = "127.0.0.1"
+    """The host address every published port binds to (loopback unless the user named one)."""
+    bundle: str = ""
+    """sha256 of the offline bundle the sandbox was installed from; empty when online."""
+    software: dict[str, str] = field(default_factory=dict)
+    """name → version of what the platform runs: jupyterlab, jupyter_server, python, torch,
+    kserve, kubeflow (the SDK), optuna, docker, kubernetes and each installed component."""
+
+
+@dataclass
+class SandboxStatus:
+    name: str
+    engine: str
+    state: Literal["running", "degraded", "absent"]
+    components: list[ComponentStatus] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Engine(ABC):
+    """Brings a sandbox up and down. Implementations label everything they create with the
+    sandbox name so `down` can prove nothing is left."""
+
+    name: str
+
+    def __init__(self, spec: SandboxSpec) -> None:
+        self.spec = spec
+
+    @abstractmethod
+    def preflight(self) -> list[Check]:
+        """Host checks for this engine; never changes anything."""
+
+    @abstractmethod
+    def up(self, reporter: Reporter) -> SandboxStatus:
+        """Create or repair every component and wait for real readiness. Idempotent."""
+
+    @abstractmethod
+    def status(self) -> SandboxStatus:
+        """What runs now, with health and URLs; `absent` when nothing exists."""
+
+    @abstractmethod
+    def down(self, reporter: Reporter, *, keep_data: bool = False) -> list[str]:
+        """Remove everything labelled with the sandbox name (data volumes unless keep_data)
+        and return what is still left (empty on success). The sandbox's state folder is the
+        caller's to remove (cli.lifecycle.take_down, under the sandbox's lock)."""
+
+    @abstractmethod
+    def capabilities(self) -> Capabilities:
+        """What this sandbox exposes (see Capabilities); only called on a running sandbox."""
+
+    def login_url(self, component: str) -> str | None:
+        """The component's URL with its secret (e.g. the Jupyter token); shown only on request."""
+        return None
+
+    @abstractmethod
+    def platform(self, run_dir: Path) -> Platform:
+        """The platform seam for a journey run writing its files under `run_dir`."""

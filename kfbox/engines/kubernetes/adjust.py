@@ -1,0 +1,59 @@
+"""Changes kfbox makes to a component's rendered upstream objects before applying them, named
+by the lock's `adjust:`. Each changes the object in place of a second apply: applying part of
+an object again with the same field manager would remove every field that apply left out
+(server-side apply's ownership rule), as applying `{data: {deploy: ...}}` over KServe's
+inferenceservice-config once removed its other keys."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from kfbox.engines.kubernetes.nvkind import RUNTIME_CLASS
+from kfbox.host.errors import KfboxError
+
+Objects = list[dict[str, Any]]
+KSERVE_CONFIG = ("kserve", "inferenceservice-config")
+RAW_DEPLOYMENT = "RawDeployment"
+
+
+def _find(objects: Objects, kind: str, namespace: str, name: str, why: str) -> dict[str, Any]:
+    for obj in objects:
+        meta = obj.get("metadata") or {}
+        if obj.get("kind") == kind and meta.get("name") == name and \
+                meta.get("namespace") == namespace:
+            return obj
+    raise KfboxError(f"the manifest has no {kind} {namespace}/{name} ({why})",
+                     fix="the upstream release changed: update the lock and kfbox together")
+
+
+def kserve_raw_deployment(objects: Objects) -> Objects:
+    """KServe's default deployment mode becomes RawDeployment (no Knative here): the `deploy`
+    key of inferenceservice-config, whose other keys (ingress, storageInitializer, ...)
+    stay as upstream wrote them."""
+    namespace, name = KSERVE_CONFIG
+    config = _find(objects, "ConfigMap", namespace, name, "KServe's deployment mode lives there")
+    data = config.setdefault("data", {})
+    deploy = json.loads(data.get("deploy") or "{}")
+    deploy["defaultDeploymentMode"] = RAW_DEPLOYMENT
+    data["deploy"] = json.dumps(deploy, indent=2)
+    return objects
+
+
+def nvidia_runtime_class(objects: Objects) -> Objects:
+    """Every DaemonSet runs under RuntimeClass `nvidia`: nvkind keeps runc the default, and the
+    device plugin needs the NVIDIA runtime to see the GPUs it advertises."""
+    daemonsets = [o for o in objects if o.get("kind") == "DaemonSet"]
+    if not daemonsets:
+        raise KfboxError("the device plugin manifest has no DaemonSet",
+                         fix="the upstream release changed: update the lock and kfbox together")
+    for daemonset in daemonsets:
+        daemonset["spec"]["template"]["spec"]["runtimeClassName"] = RUNTIME_CLASS
+    return objects
+
+
+ADJUSTMENTS: dict[str, Callable[[Objects], Objects]] = {
+    "kserve-raw-deployment": kserve_raw_deployment,
+    "nvidia-runtime-class": nvidia_runtime_class,
+}

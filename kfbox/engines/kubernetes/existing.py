@@ -1,0 +1,86 @@
+"""`--engine existing`: someone else's cluster, given by a kubeconfig. kfbox installs only the
+profile's components the cluster does not have, waits for the ones it found without applying
+anything to them, and `down` deletes only the run namespaces it created; the cluster, and
+everything kfbox did not create in it, stay as they were."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kfbox.engines.base import Check, SandboxStatus
+from kfbox.engines.kubernetes import readiness
+from kfbox.engines.kubernetes.installer import InstallResult
+from kfbox.engines.kubernetes.kubeapi import KubeApi
+from kfbox.engines.kubernetes.platform import ClusterAccess
+from kfbox.engines.kubernetes.provider import KubernetesProvider
+from kfbox.engines.kubernetes.workspace import RUN_LABEL
+from kfbox.host import preflight
+from kfbox.host.errors import PreflightError, UsageError
+from kfbox.host.progress import Reporter
+
+
+class ExistingEngine(KubernetesProvider):
+    name = "existing"
+    kind_cluster = False
+
+    @property
+    def kubeconfig(self) -> Path | None:
+        return self.spec.kubeconfig
+
+    def kube(self) -> KubeApi:
+        if self.spec.kubeconfig is None and self._kube is None:
+            raise UsageError("--engine existing needs a cluster",
+                             fix="pass --kubeconfig PATH (or set kubeconfig: in kfbox.yaml)")
+        return super().kube()
+
+    def preflight(self) -> list[Check]:
+        # kfbox publishes no host port for someone else's cluster: there is none to check.
+        checks = [c for c in preflight.host_checks(self.spec) if not c.name.startswith("port ")]
+        checks += [self.tool_check("kubectl"), *self.git_check()]
+        self.kube()
+        return checks
+
+    def wants_gpu(self) -> bool:
+        """The cluster's GPUs are its owner's: `on` insists that some node advertises one."""
+        if self.spec.gpu == "off":
+            return False
+        gpus = self.gpus()
+        if self.spec.gpu == "on" and not gpus:
+            raise PreflightError("gpu: on, but no node of the cluster advertises nvidia.com/gpu",
+                                 fix="use --gpu auto or --gpu off, or install the cluster's "
+                                     "GPU operator or device plugin")
+        return gpus > 0
+
+    def up(self, reporter: Reporter) -> SandboxStatus:
+        gpu = self.wants_gpu()
+        kube = self.kube()
+        installed_before = set(self.recorded().get("installed", []))
+        plan = self.plan(gpu)
+        found = [c for c in plan if c.name not in installed_before
+                 and readiness.present(kube, c.ready)]
+        missing = [c for c in plan if c not in found]
+        installer = self.installer(reporter)
+        results: list[InstallResult] = installer.install(missing) if missing else []
+        for comp in found:
+            with reporter.step(f"Found {comp.name}: waiting for it (kfbox changes nothing)"):
+                installer.wait_ready(comp)
+        self.record(gpu, results, installed=[c.name for c in missing],
+                    found=[c.name for c in found])
+        return self.status()
+
+    def status(self) -> SandboxStatus:
+        return self.sandbox_status(self.component_status())
+
+    def access(self) -> ClusterAccess:
+        return self.cluster_access(self.spec.kubernetes.registry or "")
+
+    def down(self, reporter: Reporter, *, keep_data: bool = False) -> list[str]:
+        """Delete the namespaces kfbox created for runs; nothing else."""
+        kube = self.kube()
+        selector = f"{RUN_LABEL}={self.spec.name}"
+        with reporter.step("Deleting kfbox run namespaces"):
+            for ns in kube.list("v1", "Namespace", selector=selector):
+                kube.delete("v1", "Namespace", ns["metadata"]["name"])
+        return [f"namespace {ns['metadata']['name']}" for ns in
+                kube.list("v1", "Namespace", selector=selector)
+                if not ns["metadata"].get("deletionTimestamp")]

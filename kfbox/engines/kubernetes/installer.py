@@ -1,0 +1,160 @@
+"""The component installer: version gates, server-side apply in dependency order (one field
+manager per component, so two components declaring one object never prune each other's
+fields), kfbox's adjustments to upstream objects, readiness."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from tenacity import (
+    RetryError,
+    Retrying,
+    retry_if_exception,
+    retry_if_result,
+    stop_after_delay,
+    wait_exponential,
+    wait_fixed,
+)
+
+from kfbox.engines.kubernetes import readiness
+from kfbox.engines.kubernetes.adjust import ADJUSTMENTS
+from kfbox.engines.kubernetes.catalog import Component
+from kfbox.engines.kubernetes.kubeapi import FIELD_MANAGER, KubeApi, KubeError
+from kfbox.engines.kubernetes.store import ManifestStore
+from kfbox.host.errors import KfboxError, PreflightError
+from kfbox.host.progress import Reporter
+
+# 404: a kind whose CRD was just created is not discoverable yet; 500: a webhook whose pod is
+# starting; the rest are the API server being busy or restarting.
+TRANSIENT_STATUSES = {0, 404, 409, 429, 500, 502, 503, 504}
+FIRST = ("Namespace", "CustomResourceDefinition")
+
+Builtins = dict[str, Callable[[], list[dict[str, Any]]]]
+
+
+@dataclass
+class InstallResult:
+    component: str
+    version: str
+    objects: int
+    seconds: float
+    """Time from the first apply to the last readiness gate passing."""
+
+
+def parse_objects(data: bytes) -> list[dict[str, Any]]:
+    """Every object in a multi-document manifest (List kinds expanded, empty docs dropped)."""
+    objects: list[dict[str, Any]] = []
+    for doc in yaml.safe_load_all(data):
+        if not doc:
+            continue
+        if doc.get("kind", "").endswith("List") and "items" in doc:
+            objects.extend(item for item in doc["items"] if item)
+        else:
+            objects.append(doc)
+    return objects
+
+
+def apply_order(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Namespaces, then CRDs, then everything else in manifest order."""
+    rank = {kind: i for i, kind in enumerate(FIRST)}
+    return sorted(objects, key=lambda o: rank.get(o.get("kind", ""), len(FIRST)))
+
+
+def field_manager(comp: Component) -> str:
+    return f"{FIELD_MANAGER}/{comp.name}"
+
+
+def check_versions(plan: list[Component], server: tuple[int, int]) -> None:
+    """PreflightError naming the first component the cluster is too old for."""
+    for comp in plan:
+        if server < comp.min_kubernetes:
+            need = ".".join(map(str, comp.min_kubernetes))
+            raise PreflightError(
+                f"component {comp.name} {comp.version} needs Kubernetes >= {need}; "
+                f"the cluster runs {server[0]}.{server[1]}",
+                fix=f"upgrade the cluster to {need} or later, or leave {comp.name} out",
+            )
+
+
+@dataclass
+class Installer:
+    kube: KubeApi
+    store: ManifestStore
+    builtins: Builtins
+    reporter: Reporter
+    ready_timeout_s: float = 600
+    poll_s: float = 2
+    apply_budget_s: float = 120
+
+    def render(self, comp: Component) -> list[dict[str, Any]]:
+        """Every object of the component as kfbox applies it: verified bytes only, with the
+        lock's adjustments made (nothing applied yet)."""
+        objects: list[dict[str, Any]] = []
+        for manifest in comp.manifests:
+            if manifest.builtin:
+                objects.extend(self.builtins[manifest.builtin]())
+            else:
+                objects.extend(parse_objects(self.store.read(manifest)))
+        for name in comp.adjust:
+            objects = ADJUSTMENTS[name](objects)
+        return objects
+
+    def install(self, plan: list[Component]) -> list[InstallResult]:
+        """Install each component in order, verifying every manifest before applying any."""
+        check_versions(plan, self.kube.server_version())
+        rendered = {comp.name: self.render(comp) for comp in plan}
+        results = []
+        for comp in plan:
+            with self.reporter.step(f"Installing {comp.name} {comp.version}") as update:
+                started = time.monotonic()
+                self._apply_all(comp, rendered[comp.name], update)
+                update("waiting for readiness")
+                crds = [o["metadata"]["name"] for o in rendered[comp.name]
+                        if o.get("kind") == "CustomResourceDefinition"]
+                self.wait_ready(comp, crds)
+                results.append(InstallResult(comp.name, comp.version, len(rendered[comp.name]),
+                                             time.monotonic() - started))
+        return results
+
+    def _apply_all(self, comp: Component, objects: list[dict[str, Any]],
+                   update: Callable[[str], None]) -> None:
+        ordered = apply_order(objects)
+        for i, obj in enumerate(ordered, 1):
+            update(f"{i}/{len(ordered)} {obj['kind']} {obj['metadata'].get('name', '')}")
+            self._apply(comp, obj)
+
+    def _apply(self, comp: Component, obj: dict[str, Any]) -> None:
+        retrying = Retrying(
+            retry=retry_if_exception(
+                lambda e: isinstance(e, KubeError) and e.status in TRANSIENT_STATUSES),
+            stop=stop_after_delay(self.apply_budget_s),
+            wait=wait_exponential(multiplier=self.poll_s / 4, max=self.poll_s * 4),
+            reraise=True,
+        )
+        try:
+            retrying(self.kube.apply, obj, manager=field_manager(comp))
+        except KubeError as exc:
+            what = f"{obj['kind']} {obj['metadata'].get('name', '')}"
+            raise KfboxError(f"{comp.name}: applying {what} failed: {exc}",
+                             fix="see `kubectl get events -A`; rerun `kfbox up` to resume") from exc
+
+    def wait_ready(self, comp: Component, crds: Sequence[str] = ()) -> None:
+        """Until the component's readiness gates pass; KfboxError naming what is pending."""
+        retrying = Retrying(
+            retry=retry_if_result(bool),
+            stop=stop_after_delay(self.ready_timeout_s),
+            wait=wait_fixed(self.poll_s),
+        )
+        try:
+            retrying(readiness.pending, self.kube, comp.ready, crds)
+        except RetryError as exc:
+            waiting = exc.last_attempt.result()
+            raise KfboxError(
+                f"{comp.name} not ready after {self.ready_timeout_s:.0f}s; waiting for "
+                + ", ".join(waiting[:3]) + (" ..." if len(waiting) > 3 else ""),
+                fix="`kfbox status` and `kubectl get pods -A` show why; rerun `kfbox up` to resume",
+            ) from None

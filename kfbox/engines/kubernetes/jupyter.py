@@ -1,0 +1,111 @@
+"""Notebook servers on Kubernetes: a Kubeflow `Notebook` running a notebook-server image with a
+Jupyter token on, and the kind sandbox's own notebook server, which kind maps to 127.0.0.1.
+
+Kubeflow's notebook images start `jupyter lab --ServerApp.token=""` under NB_PREFIX (kubeflow/
+kubeflow v1.10.0 components/example-notebook-servers/jupyter/s6/services.d/jupyterlab/run):
+authentication is left to the platform's mesh. kfbox has no mesh in front of them, so its
+notebooks replace that start command with the same `jupyter lab` and a token from a Secret."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubernetes import client
+
+from kfbox.engines.kubernetes.kindconfig import JUPYTER_NODE_PORT
+from kfbox.engines.kubernetes.kubeapi import KubeApi
+
+NOTEBOOK_API = "kubeflow.org/v1"
+CONTAINER_PORT = 8888
+"""The notebook controller's container port (notebook_controller.go DefaultContainerPort); its
+Service, named as the Notebook, serves it on port 80."""
+SERVICE_PORT = 80
+JUPYTER = "/opt/conda/bin/jupyter"
+HOME = "/home/jovyan"
+"""Where Kubeflow's notebook images keep Jupyter and the user's home (jupyter/Dockerfile)."""
+TOKEN_SECRET = "kfbox-jupyter-token"
+TOKEN_KEY = "token"
+TOKEN_ENV = "JUPYTER_TOKEN"
+SANDBOX_NAMESPACE = "kfbox"
+SANDBOX_NOTEBOOK = "jupyter"
+SANDBOX_CLAIM = "kfbox-workspace"
+SANDBOX_CLAIM_SIZE = "5Gi"
+NODEPORT_SERVICE = "jupyter-nodeport"
+SANDBOX_LABEL = "kfbox.sandbox"
+
+
+def prefix(namespace: str, name: str) -> str:
+    """The base URL the notebook controller gives the server (its NB_PREFIX variable)."""
+    return f"/notebook/{namespace}/{name}"
+
+
+def token_secret(namespace: str, token: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": TOKEN_SECRET, "namespace": namespace},
+            "stringData": {TOKEN_KEY: token}}
+
+
+def notebook_object(namespace: str, name: str, image: str,
+                    mounts: dict[str, str]) -> dict[str, Any]:
+    """The Notebook CR: `image` started as Kubeflow's images start Jupyter, with the token of
+    TOKEN_SECRET; `mounts` maps claim names to mount paths. The pod template is built with the
+    kubernetes typed models."""
+    args = [f"--notebook-dir={HOME}", "--ip=0.0.0.0", f"--port={CONTAINER_PORT}",
+            "--no-browser", "--ServerApp.base_url=$(NB_PREFIX)",
+            f"--IdentityProvider.token=$({TOKEN_ENV})", "--ServerApp.password=",
+            "--ServerApp.allow_origin=*", "--ServerApp.allow_remote_access=True"]
+    volumes = [(f"claim-{i}", claim, path) for i, (claim, path) in enumerate(mounts.items())]
+    pod = client.V1PodSpec(
+        containers=[client.V1Container(
+            name=name, image=image, command=[JUPYTER, "lab"], args=args,
+            env=[client.V1EnvVar(name=TOKEN_ENV, value_from=client.V1EnvVarSource(
+                secret_key_ref=client.V1SecretKeySelector(name=TOKEN_SECRET, key=TOKEN_KEY)))],
+            ports=[client.V1ContainerPort(name="notebook-port", container_port=CONTAINER_PORT,
+                                          protocol="TCP")],
+            volume_mounts=[client.V1VolumeMount(name=v, mount_path=path)
+                           for v, _, path in volumes],
+        )],
+        volumes=[client.V1Volume(name=v, persistent_volume_claim=client.
+                                 V1PersistentVolumeClaimVolumeSource(claim_name=claim))
+                 for v, claim, _ in volumes],
+    )
+    return {
+        "apiVersion": NOTEBOOK_API, "kind": "Notebook",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"template": {"spec": client.ApiClient().sanitize_for_serialization(pod)}},
+    }
+
+
+def sandbox_objects(sandbox: str, image: str, token: str) -> list[dict[str, Any]]:
+    """The kind sandbox's notebook server: its namespace, token, workspace claim, Notebook, and
+    a NodePort Service on the port kind maps to 127.0.0.1:<ports.jupyter>."""
+    ns = SANDBOX_NAMESPACE
+    return [
+        {"apiVersion": "v1", "kind": "Namespace",
+         "metadata": {"name": ns, "labels": {SANDBOX_LABEL: sandbox}}},
+        token_secret(ns, token),
+        {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+         "metadata": {"name": SANDBOX_CLAIM, "namespace": ns},
+         "spec": {"accessModes": ["ReadWriteOnce"],
+                  "resources": {"requests": {"storage": SANDBOX_CLAIM_SIZE}}}},
+        notebook_object(ns, SANDBOX_NOTEBOOK, image, {SANDBOX_CLAIM: f"{HOME}/work"}),
+        {"apiVersion": "v1", "kind": "Service",
+         "metadata": {"name": NODEPORT_SERVICE, "namespace": ns},
+         "spec": {"type": "NodePort",
+                  # The label the notebook controller puts on the Notebook's pod.
+                  "selector": {"statefulset": SANDBOX_NOTEBOOK},
+                  "ports": [{"name": "http", "port": CONTAINER_PORT, "protocol": "TCP",
+                             "targetPort": CONTAINER_PORT, "nodePort": JUPYTER_NODE_PORT}]}},
+    ]
+
+
+def ready_replicas(kube: KubeApi, namespace: str, name: str) -> int:
+    status = (kube.get(NOTEBOOK_API, "Notebook", name, namespace) or {}).get("status") or {}
+    return int(status.get("readyReplicas") or 0)
+
+
+def sandbox_pending(kube: KubeApi) -> str | None:
+    """What the sandbox notebook still waits for; None once its pod is ready."""
+    if ready_replicas(kube, SANDBOX_NAMESPACE, SANDBOX_NOTEBOOK) >= 1:
+        return None
+    return f"notebook {SANDBOX_NAMESPACE}/{SANDBOX_NOTEBOOK}"

@@ -1,0 +1,66 @@
+"""The kind cluster config for a sandbox: nodes, 127.0.0.1 port mappings, registry, GPU mounts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from kfbox.host.config import SandboxSpec
+
+CONTAINERD_CERTS_DIR = "/etc/containerd/certs.d"
+# containerd reads per-registry hosts.toml files from config_path; kind's local-registry
+# pattern points it there so `localhost:PORT/...` resolves to the registry container.
+REGISTRY_CONFIG_PATCH = (
+    '[plugins."io.containerd.grpc.v1.cri".registry]\n'
+    f'  config_path = "{CONTAINERD_CERTS_DIR}"'
+)
+NVIDIA_DEVICES_MOUNT = {
+    # nvkind: with accept-nvidia-visible-devices-as-volume-mounts on the host, a volume mount
+    # at this path asks the host toolkit to inject every GPU into the node container.
+    "hostPath": "/dev/null",
+    "containerPath": "/var/run/nvidia-container-devices/all",
+}
+NODE_IMAGE = ("kindest/node:v1.32.2@sha256:"
+              "f226345927d7e348497136874b6d207e0b32cc52154ad8323129352923a3142f")
+"""kind v0.27.0's default node image (pkg/apis/config/defaults/image.go), named so a bundle
+can carry it and every node runs the same Kubernetes."""
+JUPYTER_NODE_PORT = 30888
+"""NodePort of the sandbox notebook's Service (jupyter.py), mapped to ports.jupyter on
+127.0.0.1."""
+
+
+def cluster_name(spec: SandboxSpec) -> str:
+    return spec.name
+
+
+def kind_config(spec: SandboxSpec, *, gpu: bool) -> dict[str, Any]:
+    """The `kind.x-k8s.io/v1alpha4` Cluster for this spec. GPUs go to the nodes that run
+    workloads: the control plane alone, or every worker when there are workers."""
+    control: dict[str, Any] = {
+        "role": "control-plane",
+        "image": NODE_IMAGE,
+        "extraPortMappings": [{
+            "containerPort": JUPYTER_NODE_PORT,
+            "hostPort": spec.ports.jupyter,
+            "listenAddress": "127.0.0.1",
+            "protocol": "TCP",
+        }],
+    }
+    workers: list[dict[str, Any]] = [{"role": "worker", "image": NODE_IMAGE}
+                                     for _ in range(spec.nodes - 1)]
+    if gpu:
+        for node in workers or [control]:
+            node["extraMounts"] = [dict(NVIDIA_DEVICES_MOUNT)]
+    return {
+        "kind": "Cluster",
+        "apiVersion": "kind.x-k8s.io/v1alpha4",
+        "name": cluster_name(spec),
+        "networking": {"apiServerAddress": "127.0.0.1"},
+        "containerdConfigPatches": [REGISTRY_CONFIG_PATCH],
+        "nodes": [control, *workers],
+    }
+
+
+def render(config: dict[str, Any]) -> str:
+    return yaml.safe_dump(config, sort_keys=False)

@@ -1,0 +1,82 @@
+"""Notebooks on Kubernetes: a `Notebook` in the run's namespace with the run's model store
+mounted, driven with JupyterClient over a port-forward, with its own Jupyter token."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from kfbox.engines.jupyter import JupyterClient
+from kfbox.engines.kubernetes import jupyter
+from kfbox.engines.kubernetes.kubeapi import KubeApi, KubeError
+from kfbox.engines.kubernetes.portforward import PortForward
+from kfbox.engines.kubernetes.tools import Tools
+from kfbox.engines.kubernetes.workspace import STORE_CLAIM
+from kfbox.engines.platform import MODEL_STORE_MOUNT, NotebookResult, StepFailure
+
+NOTEBOOK_NAME = "kfbox-notebook"
+READY_TIMEOUT_S = 600
+
+
+@dataclass
+class KubeNotebooks:
+    """The run's Notebook CR, its Jupyter server driven with JupyterClient over a port-forward."""
+
+    kube: KubeApi
+    namespace: str
+    tools: Tools
+    kubeconfig: Path | None
+    image: str
+    run_dir: Path
+    """Where executed notebooks are saved: never beside the scenario's own (package data)."""
+    poll_s: float = 2
+    token: str = field(default_factory=lambda: secrets.token_hex(24))
+    forward: PortForward | None = None
+    client: JupyterClient | None = None
+
+    def pod(self) -> str:
+        """The notebook controller runs a Notebook as a StatefulSet of one."""
+        return f"{NOTEBOOK_NAME}-0"
+
+    def ensure_server(self) -> None:
+        if self.forward is not None:
+            return
+        try:
+            self.kube.apply(jupyter.token_secret(self.namespace, self.token))
+            self.kube.apply(jupyter.notebook_object(self.namespace, NOTEBOOK_NAME, self.image,
+                                                    {STORE_CLAIM: MODEL_STORE_MOUNT}))
+        except KubeError as exc:
+            raise StepFailure(f"Notebook {NOTEBOOK_NAME} refused: {exc}") from exc
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while jupyter.ready_replicas(self.kube, self.namespace, NOTEBOOK_NAME) < 1:
+            if time.monotonic() > deadline:
+                raise StepFailure(f"notebook server not ready after {READY_TIMEOUT_S}s")
+            time.sleep(self.poll_s)
+        self.forward = PortForward.start(self.tools, self.kubeconfig, self.namespace,
+                                         f"svc/{NOTEBOOK_NAME}", jupyter.SERVICE_PORT)
+        self.client = JupyterClient(
+            self.forward.url + jupyter.prefix(self.namespace, NOTEBOOK_NAME), self.token)
+        self.client.wait_ready()
+
+    def _client(self) -> JupyterClient:
+        self.ensure_server()
+        assert self.client is not None
+        return self.client
+
+    def execute(self, notebook: Path, remote_dir: str, *, timeout_s: float) -> NotebookResult:
+        # As the lite engine: one folder per journey (remote_dir ends with its run id), where
+        # the plugin collects executed notebooks for the diagnostics.
+        journey = PurePosixPath(remote_dir.strip("/")).name
+        executed = self.run_dir / journey / "notebook" / f"{notebook.stem}.executed.ipynb"
+        return self._client().execute_notebook(notebook, remote_dir, executed, timeout_s)
+
+    def fetch(self, remote_dir: str, dest: Path) -> list[Path]:
+        return self._client().fetch_dir(remote_dir, dest)
+
+    def close(self) -> None:
+        if self.forward is not None:
+            self.forward.stop()
+            self.forward = None
+            self.client = None

@@ -1,0 +1,78 @@
+"""The platform seam on Kubernetes for one journey run: its own namespace and model store,
+and one object per concern (training, tuning, serving, images, notebooks, artifacts,
+diagnostics). Built from what the engine passes in; it never reaches back into the engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from kfbox.engines.kubernetes.artifacts import KubeArtifacts
+from kfbox.engines.kubernetes.diagnostics import KubeDiagnostics
+from kfbox.engines.kubernetes.hostdocker import HostDocker
+from kfbox.engines.kubernetes.images import KubeImages
+from kfbox.engines.kubernetes.kubeapi import KubeApi
+from kfbox.engines.kubernetes.notebooks import KubeNotebooks
+from kfbox.engines.kubernetes.nvkind import advertised_gpus
+from kfbox.engines.kubernetes.serving import KubeServing
+from kfbox.engines.kubernetes.tools import Tools
+from kfbox.engines.kubernetes.training import TRAINING_RUNTIME, KubeTraining
+from kfbox.engines.kubernetes.tuning import KubeTuning
+from kfbox.engines.kubernetes.workspace import RunNamespace
+
+
+@dataclass(frozen=True)
+class ClusterAccess:
+    """What a run needs of the cluster and the host, as the engine set them up."""
+
+    kube: KubeApi
+    tools: Tools
+    kubeconfig: Path | None
+    sandbox: str
+    registry: str
+    """host:port[/path] the cluster pulls journey images from; empty when there is none."""
+    notebook_image: str
+    cpus: float
+    memory: str
+    ca_bundle: Path | None = None
+    gpu_runtime_class: str | None = None
+    """RuntimeClass GPU pods must name (kind: `nvidia`); None where GPUs need none."""
+    gpu_training_runtime: str = TRAINING_RUNTIME
+
+
+class KubePlatform:
+    """The platform for one journey run: its own namespace, deleted on close unless kept."""
+
+    def __init__(self, access: ClusterAccess, run_dir: Path) -> None:
+        kube = access.kube
+        self.access = access
+        self.workspace = RunNamespace.create(kube, access.sandbox)
+        ns = self.workspace.name
+        resources = {"cpus": access.cpus, "memory": access.memory}
+        self.training = KubeTraining(kube, ns, resources, access.gpu_training_runtime)
+        self.tuning = KubeTuning(kube, ns, self.training)
+        self.serving = KubeServing(kube, ns, access.tools, access.kubeconfig, resources,
+                                   access.gpu_runtime_class)
+        self.docker = HostDocker(access.tools)
+        self.images = KubeImages(self.docker, access.registry)
+        self.notebooks = KubeNotebooks(kube, ns, access.tools, access.kubeconfig,
+                                       access.notebook_image, run_dir)
+        self.artifacts = KubeArtifacts(self.notebooks)
+        self.diagnostics = KubeDiagnostics(kube, ns)
+
+    @property
+    def runtime_image(self) -> str:
+        """The ML runtime scenario images build FROM, built on the host as on lite."""
+        return self.docker.runtime_image(self.access.ca_bundle)
+
+    def gpu_count(self) -> int:
+        return max((advertised_gpus(n) for n in self.access.kube.list("v1", "Node")), default=0)
+
+    def collect_diagnostics(self, dest: Path) -> None:
+        self.diagnostics.collect(dest)
+
+    def close(self, *, keep: bool = False) -> None:
+        self.serving.close()
+        self.notebooks.close()
+        if not keep:
+            self.workspace.delete()

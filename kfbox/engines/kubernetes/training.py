@@ -1,0 +1,119 @@
+"""Training on Kubernetes: a TrainJob through the Kubeflow SDK's TrainerClient (Kubernetes
+backend), each node started under torch's launcher.
+
+The Trainer's torch plugin (kubeflow/trainer v2.3.0 pkg/runtime/framework/plugins/torch/
+torch.go, EnforceMLPolicy) gives every node PET_NNODES, PET_NPROC_PER_NODE, PET_NODE_RANK,
+PET_MASTER_ADDR and PET_MASTER_PORT: the variables torchrun reads for its arguments. A plain
+`python train.py` ignores them and trains alone on every node; under torchrun the nodes form
+one process group."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+
+from kfbox.engines.kubernetes import quantities
+from kfbox.engines.kubernetes.kubeapi import KubeApi, refusal
+from kfbox.engines.kubernetes.storemount import model_dir_env, trainer_options
+from kfbox.engines.metrics import parse_metrics
+from kfbox.engines.platform import StepFailure, TrainJob, TrainResult, error_line
+
+TRAINING_RUNTIME = "torch-distributed"
+"""The Trainer's stock ClusterTrainingRuntime (trainer-runtimes); the image is the job's own."""
+PYTHON = re.compile(r"^python(\d+(\.\d+)?)?$")
+
+
+def node_resources(gpus: int, cpus: float, memory: str) -> dict[str, str]:
+    """resources_per_node for the SDK (it maps `gpu` to nvidia.com/gpu), as quantities."""
+    resources = {"cpu": quantities.cpu(cpus), "memory": quantities.memory(memory)}
+    if gpus:
+        resources["gpu"] = str(gpus)
+    return resources
+
+
+def launch_command(command: list[str], gpus: int) -> list[str]:
+    """The entry point under torch's launcher, one process per GPU (or one on CPU): a Python
+    entry point through its own interpreter (`python -m torch.distributed.run script ...`),
+    anything else as a program (`torchrun --no-python ...`)."""
+    nproc = f"--nproc-per-node={max(1, gpus)}"
+    if PYTHON.match(PurePosixPath(command[0]).name):
+        return [command[0], "-m", "torch.distributed.run", nproc, *command[1:]]
+    return ["torchrun", nproc, "--no-python", *command]
+
+
+@dataclass
+class KubeTraining:
+    """Training through the Kubeflow SDK's TrainerClient (Kubernetes backend): a TrainJob."""
+
+    kube: KubeApi
+    namespace: str
+    resources: dict[str, Any]
+    """cpus and memory of each node (the sandbox spec's resources)."""
+    gpu_runtime: str = TRAINING_RUNTIME
+    """The ClusterTrainingRuntime of jobs that ask for GPUs."""
+    poll_s: float = 2
+
+    def runtime(self, gpus: int) -> str:
+        return self.gpu_runtime if gpus else TRAINING_RUNTIME
+
+    def client(self) -> Any:
+        from kubeflow.common.types import KubernetesBackendConfig
+        from kubeflow.trainer import TrainerClient
+
+        return TrainerClient(
+            backend_config=KubernetesBackendConfig(
+                namespace=self.namespace, client_configuration=self.kube.api.configuration
+            )
+        )
+
+    def logs(self, name: str, trainer_client: Any = None) -> str:
+        """Every node's output of TrainJob `name` (a Katib trial's TrainJob is named after the
+        trial); empty when the job is gone."""
+        try:
+            return "\n".join((trainer_client or self.client()).get_job_logs(name))
+        except (RuntimeError, ValueError):
+            return ""
+
+    def run(self, job: TrainJob) -> TrainResult:
+        from kubeflow.trainer import CustomTrainerContainer
+        from kubeflow.trainer.options import Name, TrainerArgs, TrainerCommand
+
+        trainer_client = self.client()
+        started = time.monotonic()
+        trainer = CustomTrainerContainer(
+            image=job.image,
+            num_nodes=job.num_nodes,
+            resources_per_node=node_resources(job.gpus, **self.resources),
+            env=model_dir_env(job.model_key),
+        )
+        args = [f"--{k}={v}" for k, v in job.args.items()]
+        try:
+            name = trainer_client.train(
+                runtime=self.runtime(job.gpus),
+                trainer=trainer,
+                options=[
+                    Name(job.name),
+                    TrainerCommand(launch_command(job.command, job.gpus)),
+                    TrainerArgs(args),
+                    *trainer_options(),
+                ],
+            )
+            final = trainer_client.wait_for_job_status(
+                name,
+                status={"Complete", "Failed"},
+                timeout=int(job.timeout_s),
+                polling_interval=max(1, int(self.poll_s)),
+            )
+        except (RuntimeError, TimeoutError, ValueError) as exc:
+            raise StepFailure(f"TrainJob {job.name}: {refusal(exc)}") from exc
+        logs = self.logs(name, trainer_client)
+        if final.status != "Complete":
+            raise StepFailure(
+                f"TrainJob {job.name} {final.status.lower()}: {error_line(logs)}", logs=logs
+            )
+        return TrainResult(
+            job.name, True, parse_metrics(logs), job.model_key, logs, time.monotonic() - started
+        )

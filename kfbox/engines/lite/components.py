@@ -1,0 +1,144 @@
+"""The lite sandbox's components: what each container looks like and how its readiness is probed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from docker.types import DeviceRequest
+
+from kfbox.engines.platform import MODEL_STORE_MOUNT
+from kfbox.host import listen
+from kfbox.host.config import Resources, SandboxSpec
+
+JUPYTER_WORKDIR = "/home/jovyan/work"
+
+
+def prefix(sandbox: str) -> str:
+    return f"kfbox-{sandbox}"
+
+
+def network_name(sandbox: str) -> str:
+    return prefix(sandbox)
+
+
+def volume_name(sandbox: str, purpose: str) -> str:
+    """Data volumes: `workspace` (notebooks), `models` (the model store), `registry` (images)."""
+    return f"{prefix(sandbox)}-{purpose}"
+
+
+def container_name(sandbox: str, component: str) -> str:
+    return f"{prefix(sandbox)}-{component}"
+
+
+@dataclass
+class ContainerPlan:
+    """A component container as `up` wants it; `config_hash` decides whether to recreate it."""
+
+    component: str
+    image: str
+    container_port: int
+    host_port: int
+    address: str = "127.0.0.1"
+    """The host address the port is published on (SandboxSpec.address_of)."""
+    environment: dict[str, str] = field(default_factory=dict)
+    volumes: dict[str, dict[str, str]] = field(default_factory=dict)
+    limits: dict[str, Any] = field(default_factory=dict)
+    """docker-py memory/CPU limit arguments; none for the platform's own services."""
+    probe: Callable[[str], None] = lambda base_url: None
+    """Raises until the component really answers at base_url (http://ADDRESS:PORT)."""
+
+    def name(self, sandbox: str) -> str:
+        return container_name(sandbox, self.component)
+
+    def config_hash(self) -> str:
+        # The token is in the environment: hash it rather than store it in a label.
+        payload = json.dumps(
+            [
+                self.image,
+                self.container_port,
+                self.host_port,
+                self.address,
+                self.environment,
+                self.volumes,
+                self.limits,
+            ],
+            sort_keys=True,
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def base_url(self) -> str:
+        """Where this host reaches the component."""
+        return f"http://{listen.reach(self.address)}:{self.host_port}"
+
+
+def _expect_ok(url: str, headers: dict[str, str] | None = None) -> None:
+    response = requests.get(url, headers=headers or {}, timeout=5)
+    response.raise_for_status()
+
+
+def registry_plan(spec: SandboxSpec, image: str) -> ContainerPlan:
+    return ContainerPlan(
+        component="registry",
+        image=image,
+        container_port=5000,
+        host_port=spec.ports.registry,
+        address=spec.address_of("registry"),
+        volumes={volume_name(spec.name, "registry"): {"bind": "/var/lib/registry", "mode": "rw"}},
+        probe=lambda base: _expect_ok(f"{base}/v2/"),
+    )
+
+
+def jupyter_plan(spec: SandboxSpec, image: str, token: str) -> ContainerPlan:
+    return ContainerPlan(
+        component="jupyter",
+        image=image,
+        container_port=8888,
+        host_port=spec.ports.jupyter,
+        address=spec.address_of("jupyter"),
+        environment={"JUPYTER_TOKEN": token},
+        volumes={
+            volume_name(spec.name, "workspace"): {"bind": JUPYTER_WORKDIR, "mode": "rw"},
+            volume_name(spec.name, "models"): {"bind": MODEL_STORE_MOUNT, "mode": "ro"},
+        },
+        # People's code runs in its kernels: the spec's limits keep one seat from starving
+        # the others on a shared host.
+        limits=workload_limits(spec.resources, 0),
+        probe=lambda base: _expect_ok(f"{base}/api/status", {"Authorization": f"token {token}"}),
+    )
+
+
+def workload_limits(resources: Resources, gpus: int) -> dict[str, Any]:
+    """docker-py arguments every workload container gets: the spec's memory and CPU limits,
+    and a device request when it asks for GPUs (the NVIDIA runtime turns it into devices)."""
+    # Docker refuses a CPU limit above the cores it has; there it would limit nothing anyway.
+    cpus = min(resources.cpus, os.cpu_count() or resources.cpus)
+    limits: dict[str, Any] = {
+        "mem_limit": resources.memory,
+        "nano_cpus": int(cpus * 1e9),
+    }
+    if gpus:
+        limits["device_requests"] = [DeviceRequest(count=gpus, capabilities=[["gpu"]])]
+    return limits
+
+
+def run_kwargs(plan: ContainerPlan, sandbox: str, labels: dict[str, str]) -> dict[str, Any]:
+    """docker-py `containers.run` arguments: private network, port on the plan's address only."""
+    return {
+        "image": plan.image,
+        "name": plan.name(sandbox),
+        "detach": True,
+        "network": network_name(sandbox),
+        "ports": {f"{plan.container_port}/tcp": (plan.address, plan.host_port)},
+        "environment": plan.environment,
+        "volumes": plan.volumes,
+        "labels": labels,
+        "restart_policy": {"Name": "unless-stopped"},
+        "hostname": plan.component,
+        **plan.limits,
+    }

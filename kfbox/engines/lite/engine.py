@@ -1,0 +1,434 @@
+"""The `lite` engine: the sandbox as labelled containers on one Docker engine, no Kubernetes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+import docker
+from docker.errors import APIError, DockerException, NotFound
+from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
+
+from kfbox.engines.base import (
+    Access,
+    Capabilities,
+    Check,
+    ComponentStatus,
+    Engine,
+    SandboxStatus,
+)
+from kfbox.engines.lite import components as comp
+from kfbox.engines.lite import registry_cache, registry_push
+from kfbox.engines.lite.bundle_record import bundle_record
+from kfbox.engines.platform import Platform
+from kfbox.host import listen, paths, preflight, statefiles
+from kfbox.host.diskspace import NEEDS_GIB, require_space
+from kfbox.host.docker_engine import COMPONENT_LABEL, LABEL, ROLE_LABEL, connect
+from kfbox.host.errors import KfboxError
+from kfbox.host.gpu import detect_gpus, engine_has_nvidia_runtime
+from kfbox.host.images.base import ensure_base_image
+from kfbox.host.images.build import ensure_component_image, prefetch_wheels
+from kfbox.host.images.versions import RUNTIME_PACKAGES, image_versions, installed_versions
+from kfbox.host.progress import Reporter
+
+CONFIG_LABEL = "kfbox.config-hash"
+DATA_LABEL = "kfbox.data"
+READY_TIMEOUT_S = 120
+
+
+class LiteEngine(Engine):
+    name = "lite"
+
+    def __init__(self, spec) -> None:
+        super().__init__(spec)
+        self._client: docker.DockerClient | None = None
+
+    # ---- plumbing --------------------------------------------------------------------------
+
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            self._client = connect()
+        return self._client
+
+    def labels(self, **extra: str) -> dict[str, str]:
+        return {LABEL: self.spec.name, **extra}
+
+    def _filters(self, **labels: str) -> dict[str, list[str]]:
+        """Docker filters for this sandbox's resources, narrowed by more labels if given."""
+        return {"label": [f"{LABEL}={self.spec.name}", *(f"{k}={v}" for k, v in labels.items())]}
+
+    @property
+    def state_file(self) -> Path:
+        return paths.state_dir(self.spec.name) / "state.json"
+
+    def token(self) -> str:
+        return statefiles.token(self.spec.name)
+
+    def _image(self, component: str, reporter: Reporter) -> str:
+        """The component's image: the offline bundle's the sandbox was installed from (loaded,
+        never built or fetched), else built here from its inputs when missing."""
+        installed = bundle_record(self.spec.name)
+        if installed is not None:
+            return installed.image(component, self.client)
+        return ensure_component_image(
+            component, reporter, self.client, ca_bundle=self.spec.ca_bundle
+        )
+
+    def runtime_image(self, reporter: Reporter) -> str:
+        """The ML runtime image scenario images build FROM; built at `up`, it is a component."""
+        return self._image("runtime", reporter)
+
+    def _images(self, reporter: Reporter) -> dict[str, str]:
+        """Every image the sandbox runs: component → tag, and `runtime`. Installed from an
+        offline bundle, the bundle's (loaded, never built or fetched); else built when missing,
+        the wheel downloads (network) beside the base image's debootstrap (mostly too)."""
+        wanted = [*(c for c in ("registry", "jupyter") if c in self.spec.components), "runtime"]
+        if bundle_record(self.spec.name) is None:
+            with ThreadPoolExecutor(max_workers=len(wanted)) as pool:
+                wheels = [pool.submit(prefetch_wheels, name, reporter.beside())
+                          for name in wanted]
+                ensure_base_image(reporter, self.client)
+                for download in wheels:
+                    download.result()
+        return {name: self._image(name, reporter) for name in wanted}
+
+    def _plans(self, images: dict[str, str]) -> list[comp.ContainerPlan]:
+        plans = []
+        if "registry" in images:
+            plans.append(comp.registry_plan(self.spec, images["registry"]))
+        if "jupyter" in images:
+            plans.append(comp.jupyter_plan(self.spec, images["jupyter"], self.token()))
+        return plans
+
+    # ---- Engine ----------------------------------------------------------------------------
+
+    def preflight(self) -> list[Check]:
+        try:
+            owned = self._owned_ports()
+        except (DockerException, KfboxError):  # no engine: host_checks says so, with the fix
+            owned = set()
+        return preflight.host_checks(self.spec, owned)
+
+    def _owned_ports(self) -> set[int]:
+        """Host ports held by this sandbox's running containers (a re-`up` is fine). A stopped
+        one holds nothing: its port must be free for `up` to start it again."""
+        return {
+            port
+            for container in self.client.containers.list(filters=self._filters())
+            for _, port in bindings(container)
+        }
+
+    def up(self, reporter: Reporter) -> SandboxStatus:
+        images = self._images(reporter)
+        runtime = images["runtime"]
+        if "registry" in self.spec.components and not self._has_volume("registry"):
+            # Checked before anything of the sandbox exists: a new registry takes the
+            # runtime's layers (from the cache, or pushed).
+            require_space(self.client, "seeding a new registry with the ML runtime",
+                          NEEDS_GIB["seed"])
+        plans = self._plans(images)  # from here on the sandbox is made: its token first
+        actions: dict[str, str] = {}
+        with reporter.step(f"Network and volumes for sandbox {self.spec.name!r}"):
+            self._ensure_network()
+            created = {p for p in ("workspace", "models", "registry") if self._ensure_volume(p)}
+        runtime_id = self.client.images.get(runtime).id
+        prefilled = "registry" in created and self._cache_step(
+            reporter, registry_cache.prefill, runtime_id
+        )
+        for plan in plans:
+            with reporter.step(f"Component {plan.component}") as update:
+                actions[plan.component] = self._ensure_container(plan)
+                update(f"{actions[plan.component]}; waiting for readiness")
+                self._wait_ready(plan)
+            reporter.info(
+                f"{plan.component}: {actions[plan.component]}, ready at {plan.base_url()}"
+            )
+        if "registry" in self.spec.components:
+            with reporter.step("Seeding the registry with the ML runtime") as update:
+                self._seed_registry(runtime, update)
+                if "registry" in created and not prefilled:
+                    update("keeping a copy for the next sandbox")
+                    self._cache_step(reporter, registry_cache.save, runtime_id)
+        self._record_state(plans, runtime)
+        status = self.status()
+        status.facts["actions"] = actions
+        return status
+
+    def _ensure_network(self) -> None:
+        if not self.client.networks.list(
+            names=[comp.network_name(self.spec.name)], filters=self._filters()
+        ):
+            self.client.networks.create(
+                comp.network_name(self.spec.name), driver="bridge", labels=self.labels()
+            )
+
+    def _has_volume(self, purpose: str) -> bool:
+        try:
+            self.client.volumes.get(comp.volume_name(self.spec.name, purpose))
+            return True
+        except NotFound:
+            return False
+
+    def _ensure_volume(self, purpose: str) -> bool:
+        """True when the volume had to be created."""
+        if self._has_volume(purpose):
+            return False
+        name = comp.volume_name(self.spec.name, purpose)
+        self.client.volumes.create(name, labels=self.labels(**{DATA_LABEL: purpose}))
+        return True
+
+    def _ensure_container(self, plan: comp.ContainerPlan) -> str:
+        """Create, start, recreate or leave alone; returns which it did."""
+        wanted = plan.config_hash()
+        try:
+            container = self.client.containers.get(plan.name(self.spec.name))
+        except NotFound:
+            container = None
+        if container is not None and container.labels.get(CONFIG_LABEL) != wanted:
+            container.remove(force=True)
+            action, container = "recreated", None
+        else:
+            action = "created"
+        if container is None:
+            labels = self.labels(
+                **{COMPONENT_LABEL: plan.component, ROLE_LABEL: "component", CONFIG_LABEL: wanted}
+            )
+            try:
+                self.client.containers.run(**comp.run_kwargs(plan, self.spec.name, labels))
+            except APIError as exc:
+                raise KfboxError(f"cannot start {plan.component}: {exc.explanation}") from exc
+            return action
+        if container.status != "running":
+            try:
+                container.start()
+            except APIError as exc:
+                raise KfboxError(f"cannot start {plan.component}: {exc.explanation}") from exc
+            return "started"
+        return "unchanged"
+
+    def _wait_ready(self, plan: comp.ContainerPlan) -> None:
+        try:
+            for attempt in Retrying(
+                stop=stop_after_delay(READY_TIMEOUT_S),
+                wait=wait_fixed(0.5),
+                retry=retry_if_exception_type(Exception),
+            ):
+                with attempt:
+                    plan.probe(plan.base_url())
+        except RetryError as exc:
+            cause = exc.last_attempt.exception()
+            raise KfboxError(
+                f"{plan.component} did not become ready at {plan.base_url()} within "
+                f"{READY_TIMEOUT_S}s: {cause}",
+                fix=f"see `docker logs {plan.name(self.spec.name)}`",
+            ) from None
+
+    def _cache_step(self, reporter: Reporter, action, runtime_id: str) -> bool:
+        """Run a registry-cache action; the cache only saves time, so its failure is a warning."""
+        try:
+            return bool(
+                action(
+                    self.client,
+                    comp.volume_name(self.spec.name, "registry"),
+                    runtime_id,
+                    ensure_base_image(reporter, self.client),
+                    self.labels(),
+                )
+            )
+        except (OSError, DockerException) as exc:
+            reporter.warn(f"registry cache skipped: {str(exc).splitlines()[0][:160]}")
+            return False
+
+    def _seed_registry(self, image: str, update) -> None:
+        """Push the runtime image once, so the first journey's push sends only its own layer
+        (the runtime's GB of layers are already there) and a re-`up` pushes nothing."""
+        repository = f"127.0.0.1:{self.spec.ports.registry}/{image.split(':')[0]}"
+        tag = image.split(":")[1]
+        self.client.images.get(image).tag(repository, tag)
+        registry_push.push(self.client, self.spec.name, repository, tag,
+                           "seeding the sandbox registry", progress=update)
+
+    def _record_state(self, plans: list[comp.ContainerPlan], runtime: str) -> None:
+        # The spec itself is recorded by the CLI (config.record_spec) for every engine.
+        state = {
+            "updated_at": datetime.now(UTC).isoformat(),
+            "components": {p.component: {"image": p.image, "url": p.base_url()} for p in plans},
+            "runtime_image": runtime,
+        }
+        statefiles.write_atomic(self.state_file, json.dumps(state, indent=2))
+
+    def _runtime_status(self) -> ComponentStatus:
+        """The ML runtime image scenario builds start from: reported so a bundle names the
+        exact torch/KServe stack it certified."""
+        try:
+            tag = json.loads(self.state_file.read_text())["runtime_image"]
+            image = self.client.images.get(tag)
+        except (OSError, ValueError, KeyError, NotFound):
+            return ComponentStatus("runtime", False, "ML runtime image missing: run `kfbox up`")
+        return ComponentStatus("runtime", True, "ML runtime image", "", f"{tag}@{image.id}")
+
+    def status(self) -> SandboxStatus:
+        containers = {
+            c.labels.get(COMPONENT_LABEL): c
+            for c in self.client.containers.list(
+                all=True,
+                filters=self._filters(**{ROLE_LABEL: "component"}),
+            )
+        }
+        volumes = {v.name for v in self.client.volumes.list(filters=self._filters())}
+        if not containers and not volumes:
+            return SandboxStatus(self.spec.name, self.name, "absent")
+        result = []
+        for component in self.spec.components:
+            if component == "store":
+                name = comp.volume_name(self.spec.name, "models")
+                present = name in volumes
+                result.append(
+                    ComponentStatus(
+                        "store", present, f"volume {name}" if present else "volume missing"
+                    )
+                )
+                continue
+            container = containers.get(component)
+            if container is None:
+                result.append(ComponentStatus(component, False, "container missing"))
+                continue
+            # The URL shows the address the engine really bound, so a check that every URL is
+            # on loopback can fail.
+            published = bindings(container)
+            url = f"http://{published[0][0]}:{published[0][1]}" if published else ""
+            healthy = container.status == "running" and self._answers(component, url)
+            result.append(
+                ComponentStatus(
+                    component,
+                    healthy,
+                    container.status,
+                    url,
+                    _image_ref(container),
+                )
+            )
+        result.append(self._runtime_status())
+        state = "running" if all(c.healthy for c in result) else "degraded"
+        return SandboxStatus(
+            self.spec.name, self.name, state, result, facts={"listen": self.spec.listen}
+        )
+
+    def _answers(self, component: str, url: str) -> bool:
+        probes = {
+            "registry": lambda: comp.registry_plan(self.spec, "").probe(url),
+            "jupyter": lambda: comp.jupyter_plan(self.spec, "", self.token()).probe(url),
+        }
+        try:
+            probes[component]()
+        except Exception:
+            return False
+        return True
+
+    def capabilities(self) -> Capabilities:
+        spec = self.spec
+        return Capabilities(
+            notebook=Access(f"http://{spec.address_of('jupyter')}:{spec.ports.jupyter}", "token")
+            if "jupyter" in spec.components
+            else None,
+            registry=f"{spec.address_of('registry')}:{spec.ports.registry}"
+            if "registry" in spec.components
+            else "",
+            model_store=f"volume {comp.volume_name(spec.name, 'models')}"
+            if "store" in spec.components
+            else "",
+            gpus=self.gpus(),
+            listen=spec.listen,
+            bundle=installed.sha256 if (installed := bundle_record(spec.name)) else "",
+            software=self.software(),
+        )
+
+    def gpus(self) -> int:
+        """GPUs a workload can request: the host's, when the engine has the nvidia runtime."""
+        if self.spec.gpu == "off":
+            return 0
+        if not engine_has_nvidia_runtime(self.client.info().get("Runtimes", {})):
+            return 0
+        return detect_gpus().count
+
+    def software(self) -> dict[str, str]:
+        """What the sandbox runs: the packages in its notebook and ML runtime images, the
+        Kubeflow SDK and Optuna that drive training and tuning from the host, the engine."""
+        try:
+            images = json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            images = {}
+        labels = self.labels(**{ROLE_LABEL: "probe"})
+        found: dict[str, str] = {}
+        jupyter = images.get("components", {}).get("jupyter", {}).get("image")
+        if jupyter:
+            found |= image_versions(self.client, jupyter, ["jupyterlab", "jupyter_server"], labels)
+        if images.get("runtime_image"):
+            found |= image_versions(self.client, images["runtime_image"], RUNTIME_PACKAGES, labels)
+        found |= installed_versions(["kubeflow", "optuna"])
+        found["docker"] = self.client.version().get("Version", "")
+        return found
+
+    def login_url(self, component: str) -> str | None:
+        if component != "jupyter":
+            return None
+        address = listen.reach(self.spec.address_of("jupyter"))
+        return f"http://{address}:{self.spec.ports.jupyter}/lab?token={self.token()}"
+
+    def down(self, reporter: Reporter, *, keep_data: bool = False) -> list[str]:
+        filters = self._filters()
+        with reporter.step(f"Removing sandbox {self.spec.name!r}"):
+            for container in self.client.containers.list(all=True, filters=filters):
+                container.remove(force=True)
+            for network in self.client.networks.list(filters=filters):
+                network.remove()
+            if not keep_data:
+                for volume in self.client.volumes.list(filters=filters):
+                    volume.remove(force=True)
+                self._untag_registry_images()
+        return self.leftovers(keep_data=keep_data)
+
+    def _untag_registry_images(self) -> None:
+        """Drop the local tags that point into this sandbox's registry (journey builds and the
+        runtime seed): with the registry's volume gone they name nothing. Shared layers stay."""
+        prefix = f"127.0.0.1:{self.spec.ports.registry}/"
+        for image in self.client.images.list():
+            for tag in image.tags:
+                if tag.startswith(prefix):
+                    with contextlib.suppress(APIError):  # still used by a leftover container
+                        self.client.images.remove(tag, noprune=False)
+
+    def leftovers(self, *, keep_data: bool = False) -> list[str]:
+        """Everything still labelled with this sandbox (data volumes allowed with keep_data)."""
+        filters = self._filters()
+        left = [
+            f"container {c.name}" for c in self.client.containers.list(all=True, filters=filters)
+        ]
+        left += [f"network {n.name}" for n in self.client.networks.list(filters=filters)]
+        if not keep_data:
+            left += [f"volume {v.name}" for v in self.client.volumes.list(filters=filters)]
+        return left
+
+    def platform(self, run_dir: Path) -> Platform:
+        from kfbox.engines.lite.platform import LitePlatform
+
+        return LitePlatform(self, run_dir)
+
+
+def bindings(container) -> list[tuple[str, int]]:
+    """(host address, host port) of each published port, as the engine bound them."""
+    return [
+        (binding.get("HostIp") or "0.0.0.0", int(binding["HostPort"]))
+        for items in (container.attrs["HostConfig"].get("PortBindings") or {}).values()
+        for binding in items or []
+        if binding.get("HostPort")
+    ]
+
+
+def _image_ref(container) -> str:
+    """tag@content-digest of the image a container runs, as the report records it."""
+    image = container.image
+    return f"{image.tags[0] if image.tags else 'untagged'}@{image.id}"

@@ -1,0 +1,180 @@
+"""Image builds without pulling: one streaming `docker build` helper, and the component images
+whose tags are a hash of their inputs (nothing is rebuilt unless an input changed)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from importlib import resources
+from pathlib import Path
+
+import docker
+from docker.errors import APIError, BuildError
+
+from kfbox.host import paths
+from kfbox.host.diskspace import (
+    NEEDS_GIB,
+    data_root,
+    disk_full,
+    is_disk_full,
+    require_space,
+)
+from kfbox.host.errors import KfboxError
+from kfbox.host.images.base import IMAGE_LABEL, ensure_base_image
+from kfbox.host.images.ca import find_ca_bundle
+from kfbox.host.images.wheelhouse import ensure_wheelhouse
+from kfbox.host.images.wheelserver import PORT, serving
+from kfbox.host.progress import Reporter
+
+COMPONENTS_DIR = resources.files("kfbox.host.images") / "components"
+INSTALLER = Path(str(COMPONENTS_DIR / "install-wheels"))
+"""Every image with requirements installs them with this script (one place for the recipe)."""
+
+
+class ImageBuildError(KfboxError):
+    """A docker build failed; `log` holds the build output for diagnostics."""
+
+    def __init__(self, message: str, log: str) -> None:
+        super().__init__(message)
+        self.log = log
+
+
+def docker_build(
+    client: docker.DockerClient,
+    context: Path,
+    tag: str,
+    *,
+    buildargs: dict[str, str] | None = None,
+    labels: dict[str, str] | None = None,
+    update: Callable[[str], None] = lambda _: None,
+    network: str | None = None,
+) -> str:
+    """Build `context` with pull=False, streaming 'Step i/n' into `update`; return the image id.
+    A failure raises ImageBuildError whose message is the failing instruction's last line."""
+    log: list[str] = []
+    image_id = ""
+    try:
+        stream = client.api.build(
+            path=str(context),
+            tag=tag,
+            buildargs=buildargs or {},
+            labels=labels or {},
+            pull=False,
+            rm=True,
+            forcerm=True,
+            decode=True,
+            network_mode=network,
+        )
+        for chunk in stream:
+            if "stream" in chunk:
+                # Kept as sent: a RUN's output arrives in pieces that can split a line, and
+                # stripping and re-joining them cut its last line (the cause) in two.
+                log.append(chunk["stream"])
+                if chunk["stream"].startswith("Step "):
+                    update(chunk["stream"].split(" : ")[0].lower())
+            if "aux" in chunk and "ID" in chunk["aux"]:
+                image_id = chunk["aux"]["ID"]
+            if "error" in chunk:
+                log.append(chunk["error"].rstrip() + "\n")
+                if is_disk_full(chunk["error"]):
+                    raise disk_full(f"building image {tag}", data_root(client))
+                raise ImageBuildError(f"image build failed: {chunk['error'].strip()}", "".join(log))
+    except (APIError, BuildError) as exc:
+        if is_disk_full(str(exc)):
+            raise disk_full(f"building image {tag}", data_root(client)) from exc
+        raise ImageBuildError(f"image build failed: {exc}", "".join(log)) from exc
+    if not image_id:
+        image_id = client.images.get(tag).id
+    return image_id
+
+
+def _component_dir(name: str) -> Path:
+    path = Path(str(COMPONENTS_DIR / name))
+    if not (path / "Dockerfile").is_file():
+        raise KfboxError(f"no component image named {name!r}")
+    return path
+
+
+def _requirements(component: Path) -> list[str]:
+    file = component / "requirements.txt"
+    if not file.exists():
+        return []
+    return [
+        ln.strip() for ln in file.read_text().splitlines() if ln.strip() and not ln.startswith("#")
+    ]
+
+
+def _input_hash(component: Path, base: str, ca_bundle: bytes, wheels: list[str]) -> str:
+    digest = hashlib.sha256(base.encode())
+    for file in [*sorted(component.iterdir()), *([INSTALLER] if wheels else [])]:
+        digest.update(file.name.encode() + file.read_bytes())
+    digest.update(ca_bundle)
+    digest.update("\n".join(sorted(wheels)).encode())
+    return digest.hexdigest()[:12]
+
+
+def prefetch_wheels(name: str, reporter: Reporter) -> None:
+    """Download component `name`'s wheelhouse now (a no-op when cached or when it has none)."""
+    requirements = _requirements(_component_dir(name))
+    if requirements:
+        ensure_wheelhouse(requirements, reporter, name)
+
+
+def ensure_component_image(
+    name: str,
+    reporter: Reporter,
+    client: docker.DockerClient,
+    *,
+    ca_bundle: Path | None = None,
+) -> str:
+    """The tag of component image `name` (kfbox/<name>:<input-hash>), built if missing."""
+    component = _component_dir(name)
+    base = ensure_base_image(reporter, client)
+    requirements = _requirements(component)
+    wheels_dir = ensure_wheelhouse(requirements, reporter, name) if requirements else None
+    wheels = sorted(p.name for p in wheels_dir.glob("*.whl")) if wheels_dir else []
+    bundle = ca_bundle or find_ca_bundle()
+    bundle_bytes = bundle.read_bytes() if bundle else b""
+    tag = f"kfbox/{name}:{_input_hash(component, base, bundle_bytes, wheels)}"
+    try:
+        client.images.get(tag)
+        return tag
+    except docker.errors.ImageNotFound:
+        pass
+    require_space(client, f"building image {tag}", NEEDS_GIB[name])
+    with (
+        reporter.step(f"Building image {tag}") as update,
+        tempfile.TemporaryDirectory(dir=paths.cache_dir("contexts")) as tmp,
+        wheels_for(client, wheels_dir, base, tag) as (network, buildargs),
+    ):
+        context = Path(tmp)
+        for file in component.iterdir():
+            shutil.copy2(file, context / file.name)
+        if wheels_dir is not None:
+            shutil.copy2(INSTALLER, context / INSTALLER.name)
+        (context / "ca-bundle.crt").write_bytes(bundle_bytes)
+        docker_build(
+            client,
+            context,
+            tag,
+            buildargs={"BASE_IMAGE": base, **buildargs},
+            labels={IMAGE_LABEL: name},
+            update=update,
+            network=network,
+        )
+    return tag
+
+
+@contextlib.contextmanager
+def wheels_for(
+    client: docker.DockerClient, wheelhouse: Path | None, base: str, tag: str
+) -> Iterator[tuple[str | None, dict[str, str]]]:
+    """(network, build args) giving a build its wheelhouse over the network; none without."""
+    if wheelhouse is None:
+        yield None, {}
+        return
+    with serving(client, wheelhouse, base, tag) as (network, host):
+        yield network, {"WHEELS_HOST": host, "WHEELS_PORT": str(PORT)}

@@ -1,1 +1,0 @@
-"""The product: CLI, config, preflight, provisioning, images, engines and the report."""

@@ -1,2 +1,0 @@
-"""The lite engine's offline bundle: one archive, written on a networked machine, that takes a
-fresh machine of the same OS and architecture to a certified sandbox with no network at all."""

@@ -1,1 +1,0 @@
-"""The conformance bundle: report.json, junit.xml, report.html and logs/, written on every run."""
