@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from kfbox.cli.journey import require_running, scenario_option
+from kfbox.cli.checks import require_running, scenario_option
 from kfbox.harness.certificate.console import detailed, summary
 from kfbox.harness.certificate.results import read_bundle, write_bundle
 from kfbox.harness.certify import certify

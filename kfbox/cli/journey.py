@@ -8,40 +8,8 @@ from typing import Annotated
 
 import typer
 
-from kfbox.engines import get_engine
-from kfbox.engines.base import Engine
-from kfbox.host.config import SandboxSpec
-from kfbox.host.errors import Interrupted, KfboxError, PreflightError, UsageError
-
-
-def scenario_option(scenario: str) -> None:
-    """A broken scenario is bad input: say so in one line before anything runs."""
-    from kfbox.scenarios.scenario import load_scenario
-
-    load_scenario(scenario)
-
-
-def require_running(spec: SandboxSpec) -> Engine:
-    """The sandbox's engine when the sandbox answers and is healthy; else one line naming the
-    sandbox and the fix (exit 3). A journey that cannot run is never a pass."""
-    from docker.errors import DockerException
-
-    engine = get_engine(spec)
-    fix = "run `kfbox up`" + (f" (with --name {spec.name})" if spec.name != "kfbox" else "")
-    try:
-        status = engine.status()
-    except UsageError:
-        raise  # a bad kubeconfig or setting is the input's fault, not the sandbox's
-    except (KfboxError, DockerException) as exc:
-        detail = exc.line() if isinstance(exc, KfboxError) else str(exc).splitlines()[0]
-        raise PreflightError(f"sandbox {spec.name!r} cannot be reached: {detail}") from None
-    if status.state == "absent":
-        raise PreflightError(f"sandbox {spec.name!r} does not exist", fix=fix)
-    if status.state != "running":
-        broken = ", ".join(c.name for c in status.components if not c.healthy)
-        raise PreflightError(f"sandbox {spec.name!r} is {status.state} ({broken} unhealthy)",
-                             fix=fix + " to repair it")
-    return engine
+from kfbox.cli.checks import require_running, scenario_option
+from kfbox.host.errors import Interrupted, UsageError
 
 
 def register(app: typer.Typer) -> None:

@@ -9,8 +9,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from kfbox.engines.base import Check, SandboxStatus
+from kfbox.engines.base import SandboxStatus
 from kfbox.host.listen import describe
+from kfbox.host.preflight import Check
 
 MARKS = {"pass": "[green]pass[/]", "warn": "[yellow]warn[/]", "fail": "[red]fail[/]"}
 

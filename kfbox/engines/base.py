@@ -9,19 +9,8 @@ from typing import Any, Literal
 
 from kfbox.engines.platform import Platform
 from kfbox.host.config import SandboxSpec
+from kfbox.host.preflight import Check
 from kfbox.host.progress import Reporter
-
-CheckStatus = Literal["pass", "warn", "fail"]
-
-
-@dataclass
-class Check:
-    """One preflight finding; a failing check always says how to fix it."""
-
-    name: str
-    status: CheckStatus
-    detail: str
-    fix: str = ""
 
 
 @dataclass

@@ -6,10 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from kfbox.engines import get_engine
-from kfbox.engines.base import Check, Engine, SandboxStatus
+from kfbox.engines.base import Engine, SandboxStatus
 from kfbox.host.config import SandboxSpec, forget_sandbox, record_spec
 from kfbox.host.errors import PreflightError
 from kfbox.host.locks import sandbox_lock
+from kfbox.host.preflight import Check
 from kfbox.host.progress import Reporter
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
-from kfbox.engines.base import Check
 from kfbox.host import docker_engine, listen, paths
 from kfbox.host.config import SandboxSpec
 from kfbox.host.gpu import detect_gpus, engine_has_nvidia_runtime
@@ -16,6 +17,19 @@ from kfbox.host.images.ca import find_ca_bundle
 MIN_MEMORY_GIB = 4
 MIN_DISK_GIB = 10
 INOTIFY_MINIMUMS = {"fs.inotify.max_user_watches": 524288, "fs.inotify.max_user_instances": 512}
+
+
+CheckStatus = Literal["pass", "warn", "fail"]
+
+
+@dataclass
+class Check:
+    """One preflight finding; a failing check always says how to fix it."""
+
+    name: str
+    status: CheckStatus
+    detail: str
+    fix: str = ""
 
 
 def check_docker(reachable: bool, detail: str) -> Check:

@@ -13,7 +13,8 @@ import docker
 import pytest
 
 from kfbox.host.images.base import ensure_base_image
-from kfbox.host.images.build import INSTALLER, ImageBuildError, docker_build, wheels_for
+from kfbox.host.images.build import INSTALLER, wheels_for
+from kfbox.host.images.dockerbuild import ImageBuildError, docker_build
 from kfbox.host.images.wheelhouse import INSTALLER as UV
 from kfbox.host.images.wheelserver import BUILD_LABEL
 from kfbox.host.progress import quiet_reporter

@@ -11,7 +11,7 @@ import pytest
 
 from kfbox.host import diskspace
 from kfbox.host.errors import PreflightError
-from kfbox.host.images.build import docker_build
+from kfbox.host.images.dockerbuild import docker_build
 
 
 class Engine:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kfbox.engines.base import Check, SandboxStatus
+from kfbox.engines.base import SandboxStatus
 from kfbox.engines.kubernetes import readiness
 from kfbox.engines.kubernetes.installer import InstallResult
 from kfbox.engines.kubernetes.kubeapi import KubeApi
@@ -16,6 +16,7 @@ from kfbox.engines.kubernetes.provider import KubernetesProvider
 from kfbox.engines.kubernetes.workspace import RUN_LABEL
 from kfbox.host import preflight
 from kfbox.host.errors import PreflightError, UsageError
+from kfbox.host.preflight import Check
 from kfbox.host.progress import Reporter
 
 

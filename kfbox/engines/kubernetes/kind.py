@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
-from kfbox.engines.base import Access, Capabilities, Check, ComponentStatus, SandboxStatus
+from kfbox.engines.base import Access, Capabilities, ComponentStatus, SandboxStatus
 from kfbox.engines.kubernetes import jupyter, nvkind, registry
 from kfbox.engines.kubernetes.bundle import bundle_images, load_images
 from kfbox.engines.kubernetes.catalog import Catalog
@@ -23,6 +23,7 @@ from kfbox.host.config import SandboxSpec
 from kfbox.host.docker_engine import LABEL
 from kfbox.host.errors import KfboxError, PreflightError
 from kfbox.host.gpu import detect_gpus
+from kfbox.host.preflight import Check
 from kfbox.host.progress import Reporter
 
 GPU_WAIT_S = 300

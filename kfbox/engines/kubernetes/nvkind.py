@@ -16,8 +16,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from kfbox.engines.base import Check
 from kfbox.engines.kubernetes.hostdocker import HostDocker
+from kfbox.host.preflight import Check
 
 TOOLKIT_CONFIG = Path("/etc/nvidia-container-runtime/config.toml")
 VOLUME_MOUNTS_KEY = "accept-nvidia-visible-devices-as-volume-mounts"

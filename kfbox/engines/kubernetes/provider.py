@@ -11,7 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from kfbox.engines.base import Capabilities, Check, ComponentStatus, Engine, SandboxStatus
+from kfbox.engines.base import Capabilities, ComponentStatus, Engine, SandboxStatus
 from kfbox.engines.kubernetes import nvkind, readiness
 from kfbox.engines.kubernetes.bundle import bundle_catalog
 from kfbox.engines.kubernetes.catalog import Catalog, Component, load_catalog
@@ -26,6 +26,7 @@ from kfbox.host.config import SandboxSpec
 from kfbox.host.docker_engine import LABEL, ROLE_LABEL
 from kfbox.host.errors import PreflightError, UsageError
 from kfbox.host.images.versions import RUNTIME_PACKAGES, installed_versions
+from kfbox.host.preflight import Check
 from kfbox.host.progress import Reporter
 
 STATE_FILE = "kubernetes.json"

@@ -57,7 +57,7 @@ class LiteEngine(Engine):
     def labels(self, **extra: str) -> dict[str, str]:
         return {LABEL: self.spec.name, **extra}
 
-    def _filters(self, **labels: str) -> dict[str, list[str]]:
+    def filters(self, **labels: str) -> dict[str, list[str]]:
         """Docker filters for this sandbox's resources, narrowed by more labels if given."""
         return {"label": [f"{LABEL}={self.spec.name}", *(f"{k}={v}" for k, v in labels.items())]}
 
@@ -118,7 +118,7 @@ class LiteEngine(Engine):
         one holds nothing: its port must be free for `up` to start it again."""
         return {
             port
-            for container in self.client.containers.list(filters=self._filters())
+            for container in self.client.containers.list(filters=self.filters())
             for _, port in bindings(container)
         }
 
@@ -160,7 +160,7 @@ class LiteEngine(Engine):
 
     def _ensure_network(self) -> None:
         if not self.client.networks.list(
-            names=[comp.network_name(self.spec.name)], filters=self._filters()
+            names=[comp.network_name(self.spec.name)], filters=self.filters()
         ):
             self.client.networks.create(
                 comp.network_name(self.spec.name), driver="bridge", labels=self.labels()
@@ -276,10 +276,10 @@ class LiteEngine(Engine):
             c.labels.get(COMPONENT_LABEL): c
             for c in self.client.containers.list(
                 all=True,
-                filters=self._filters(**{ROLE_LABEL: "component"}),
+                filters=self.filters(**{ROLE_LABEL: "component"}),
             )
         }
-        volumes = {v.name for v in self.client.volumes.list(filters=self._filters())}
+        volumes = {v.name for v in self.client.volumes.list(filters=self.filters())}
         if not containers and not volumes:
             return SandboxStatus(self.spec.name, self.name, "absent")
         result = []
@@ -379,7 +379,7 @@ class LiteEngine(Engine):
         return f"http://{address}:{self.spec.ports.jupyter}/lab?token={self.token()}"
 
     def down(self, reporter: Reporter, *, keep_data: bool = False) -> list[str]:
-        filters = self._filters()
+        filters = self.filters()
         with reporter.step(f"Removing sandbox {self.spec.name!r}"):
             for container in self.client.containers.list(all=True, filters=filters):
                 container.remove(force=True)
@@ -403,7 +403,7 @@ class LiteEngine(Engine):
 
     def leftovers(self, *, keep_data: bool = False) -> list[str]:
         """Everything still labelled with this sandbox (data volumes allowed with keep_data)."""
-        filters = self._filters()
+        filters = self.filters()
         left = [
             f"container {c.name}" for c in self.client.containers.list(all=True, filters=filters)
         ]
@@ -413,6 +413,8 @@ class LiteEngine(Engine):
         return left
 
     def platform(self, run_dir: Path) -> Platform:
+        # Imported here for start-up time: the platform loads the Kubeflow SDK and KServe
+        # (seconds), which `kfbox status`, `up` and `down` never use.
         from kfbox.engines.lite.platform import LitePlatform
 
         return LitePlatform(self, run_dir)

@@ -12,7 +12,7 @@ import docker
 from kfbox.engines.lite import registry_push
 from kfbox.engines.platform import BuiltImage, StepFailure, plain
 from kfbox.host.errors import KfboxError
-from kfbox.host.images.build import ImageBuildError, docker_build
+from kfbox.host.images.dockerbuild import ImageBuildError, docker_build
 
 BUILDER_LINE = re.compile(r"^( ---> |Removing intermediate container |Step \d+/\d+ : )")
 """The classic builder's own progress lines, as opposed to what a RUN printed."""

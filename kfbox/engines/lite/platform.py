@@ -8,8 +8,9 @@ import json
 import secrets
 import threading
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+import docker
 from docker.errors import APIError, NotFound
 
 from kfbox.engines.lite import components as comp
@@ -20,15 +21,33 @@ from kfbox.engines.lite.training import LiteTraining
 from kfbox.engines.lite.tuning import OptunaTuning
 from kfbox.engines.platform import NotebookResult
 from kfbox.host import listen
+from kfbox.host.config import SandboxSpec
 from kfbox.host.docker_engine import ROLE_LABEL
 from kfbox.host.images.base import ensure_base_image
-from kfbox.host.progress import quiet_reporter
+from kfbox.host.progress import Reporter, quiet_reporter
 from kfbox.host.redact import mask_text, mask_tree
 
-if TYPE_CHECKING:
-    from kfbox.engines.lite.engine import LiteEngine
-
 RUN_LABEL = "kfbox.run"
+
+
+class LiteSandbox(Protocol):
+    """What a journey's platform needs of the lite engine's sandbox (LiteEngine is one): the
+    platform is made by the engine, so it names the engine's face, not its class."""
+
+    spec: SandboxSpec
+
+    @property
+    def client(self) -> docker.DockerClient: ...
+
+    def labels(self, **extra: str) -> dict[str, str]: ...
+
+    def filters(self, **labels: str) -> dict[str, list[str]]: ...
+
+    def token(self) -> str: ...
+
+    def runtime_image(self, reporter: Reporter) -> str: ...
+
+    def gpus(self) -> int: ...
 
 
 class JupyterNotebooks:
@@ -54,7 +73,7 @@ class JupyterNotebooks:
 
 
 class LitePlatform:
-    def __init__(self, engine: LiteEngine, run_dir: Path) -> None:
+    def __init__(self, engine: LiteSandbox, run_dir: Path) -> None:
         self.engine = engine
         self.run_dir = run_dir
         # Unique per platform object: every run's workspace folder has the same name, so an id
@@ -96,13 +115,13 @@ class LitePlatform:
 
     def _run_filters(self) -> dict[str, list[str]]:
         """This run's workloads, within this sandbox only (label filters are ANDed)."""
-        return self.engine._filters(**{RUN_LABEL: self.run_id})
+        return self.engine.filters(**{RUN_LABEL: self.run_id})
 
     def _run_containers(self, *, components: bool) -> list:
         found = self.engine.client.containers.list(all=True, filters=self._run_filters())
         if components:
             found += self.engine.client.containers.list(
-                all=True, filters=self.engine._filters(**{ROLE_LABEL: "component"})
+                all=True, filters=self.engine.filters(**{ROLE_LABEL: "component"})
             )
         return found
 

@@ -22,6 +22,7 @@ from kfbox.host import paths
 from kfbox.host.diskspace import NEEDS_GIB, require_space
 from kfbox.host.docker_engine import connect
 from kfbox.host.errors import KfboxError, PreflightError
+from kfbox.host.images.dockerbuild import ImageBuildError, docker_build
 from kfbox.host.progress import Reporter
 
 SUITE = "bookworm"
@@ -97,9 +98,6 @@ def ensure_base_image(reporter: Reporter, client: docker.DockerClient | None = N
 def _from_registry(client: docker.DockerClient, tag: str, update, reporter: Reporter) -> bool:
     """Pull debian-slim and add the packages. False when no registry answers (quietly), or
     when installing the packages fails (with a warning): debootstrap may still get there."""
-    # build imports this module (component images build FROM the base): import it here.
-    from kfbox.host.images.build import ImageBuildError, docker_build
-
     try:
         update(f"pulling {PULL_REFERENCE}")
         client.images.pull(PULL_REFERENCE)

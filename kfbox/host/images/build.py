@@ -7,24 +7,21 @@ import contextlib
 import hashlib
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
 import docker
-from docker.errors import APIError, BuildError
 
 from kfbox.host import paths
 from kfbox.host.diskspace import (
     NEEDS_GIB,
-    data_root,
-    disk_full,
-    is_disk_full,
     require_space,
 )
 from kfbox.host.errors import KfboxError
 from kfbox.host.images.base import IMAGE_LABEL, ensure_base_image
 from kfbox.host.images.ca import find_ca_bundle
+from kfbox.host.images.dockerbuild import docker_build
 from kfbox.host.images.wheelhouse import ensure_wheelhouse
 from kfbox.host.images.wheelserver import PORT, serving
 from kfbox.host.progress import Reporter
@@ -32,63 +29,6 @@ from kfbox.host.progress import Reporter
 COMPONENTS_DIR = resources.files("kfbox.host.images") / "components"
 INSTALLER = Path(str(COMPONENTS_DIR / "install-wheels"))
 """Every image with requirements installs them with this script (one place for the recipe)."""
-
-
-class ImageBuildError(KfboxError):
-    """A docker build failed; `log` holds the build output for diagnostics."""
-
-    def __init__(self, message: str, log: str) -> None:
-        super().__init__(message)
-        self.log = log
-
-
-def docker_build(
-    client: docker.DockerClient,
-    context: Path,
-    tag: str,
-    *,
-    buildargs: dict[str, str] | None = None,
-    labels: dict[str, str] | None = None,
-    update: Callable[[str], None] = lambda _: None,
-    network: str | None = None,
-) -> str:
-    """Build `context` with pull=False, streaming 'Step i/n' into `update`; return the image id.
-    A failure raises ImageBuildError whose message is the failing instruction's last line."""
-    log: list[str] = []
-    image_id = ""
-    try:
-        stream = client.api.build(
-            path=str(context),
-            tag=tag,
-            buildargs=buildargs or {},
-            labels=labels or {},
-            pull=False,
-            rm=True,
-            forcerm=True,
-            decode=True,
-            network_mode=network,
-        )
-        for chunk in stream:
-            if "stream" in chunk:
-                # Kept as sent: a RUN's output arrives in pieces that can split a line, and
-                # stripping and re-joining them cut its last line (the cause) in two.
-                log.append(chunk["stream"])
-                if chunk["stream"].startswith("Step "):
-                    update(chunk["stream"].split(" : ")[0].lower())
-            if "aux" in chunk and "ID" in chunk["aux"]:
-                image_id = chunk["aux"]["ID"]
-            if "error" in chunk:
-                log.append(chunk["error"].rstrip() + "\n")
-                if is_disk_full(chunk["error"]):
-                    raise disk_full(f"building image {tag}", data_root(client))
-                raise ImageBuildError(f"image build failed: {chunk['error'].strip()}", "".join(log))
-    except (APIError, BuildError) as exc:
-        if is_disk_full(str(exc)):
-            raise disk_full(f"building image {tag}", data_root(client)) from exc
-        raise ImageBuildError(f"image build failed: {exc}", "".join(log)) from exc
-    if not image_id:
-        image_id = client.images.get(tag).id
-    return image_id
 
 
 def _component_dir(name: str) -> Path:
