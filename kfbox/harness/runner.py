@@ -1,6 +1,8 @@
 """Runs the journey suites in a pytest child process for a profile, and reads back what its
-plugin recorded. The engine is never asked anything here: the run record says what the
-session saw, so a sandbox that goes away after the journeys cannot erase them."""
+plugin recorded. The child loads kfbox's plugin with `-p`, never through pytest's plugin
+autoload, so PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 changes nothing. The engine is never asked
+anything here: the run record says what the session saw, so a sandbox that goes away after the
+journeys cannot erase them."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from kfbox.harness.fixtures.plugin import RECORD_FILE
+from kfbox.harness import plugin
 from kfbox.harness.profiles import Profile
 from kfbox.harness.records import RunRecord, read_run
 from kfbox.host.config import SandboxSpec
@@ -55,17 +57,18 @@ def pytest_command(
     command = [
         sys.executable, "-m", "pytest",
         "-c", str(SUITE_DIR / "pytest.ini"), "--rootdir", str(SUITE_DIR), str(SUITE_DIR),
+        "-p", plugin.__name__,
         "-p", "no:kmock",  # kmock's plugin needs pytest-asyncio; kfbox never uses it
         "-m", profile.pytest_markers, "-q", "--no-header", "-rfE",
         f"--junitxml={out_dir / 'junit.xml'}",
         f"--kfbox-out={out_dir}",
         f"--kfbox-workspace={workspace}",
-        f"--kfbox-record={workspace / RECORD_FILE}",
+        f"--kfbox-record={workspace / plugin.RECORD_FILE}",
         f"--kfbox-spec={spec_file}",
         f"--kfbox-scenario={scenario}",
     ]  # fmt: skip
     if require_gpu:
-        command.append("--require-gpu")
+        command.append("--kfbox-require-gpu")
     if keep:
         command.append("--kfbox-keep")
     return command + list(extra or [])
@@ -93,7 +96,7 @@ def run_suite(
     )
     exit_code, interrupted = run_to_the_end(command, output)
     return SuiteOutcome(
-        record=read_run(workspace / RECORD_FILE),
+        record=read_run(workspace / plugin.RECORD_FILE),
         junit_xml=out_dir / "junit.xml",
         logs_dir=out_dir / "logs",
         pytest_exit_code=exit_code,

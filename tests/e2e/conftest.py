@@ -14,7 +14,7 @@ import docker
 import pytest
 from docker.errors import NotFound
 
-from kfbox.harness.fixtures.plugin import RECORD_FILE
+from kfbox.harness.plugin import RECORD_FILE
 from kfbox.harness.runner import workspace_for
 from kfbox.host.config import load_spec
 from kfbox.host.docker_engine import LABEL

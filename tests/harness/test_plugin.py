@@ -1,6 +1,8 @@
 """The kfbox pytest plugin tested as a plugin (pytester): step records and their checks, blocking
 after a failure, an absent sandbox failing every test, the GPU journey's skip, component checks,
-an interrupted run, and the run record written at the session's end.
+an interrupted run, and the run record written at the session's end. Then how it is loaded: only
+with `-p` (an ordinary suite of the environment sees none of it), its recorder only in a session
+that asks for a record, and the runner's own invocation with pytest's plugin autoload off.
 
 The engine is a stand-in installed by the test's conftest (get_engine patched): the plugin's own
 behaviour is under test, not an engine's, and the steps are stand-ins that record checks.
@@ -10,17 +12,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from kfbox.harness import plugin, runner
+from kfbox.harness.profiles import PROFILES
+from kfbox.host.config import SandboxSpec
+
 pytest_plugins = ["pytester"]
 
-CONFTEST = '''
+PLUGIN = plugin.__name__
+STAND_INS = '''
 import pytest
 
 import kfbox.harness.journey as journey_module
 import kfbox.engines as engines
-from kfbox.harness.cuj.conftest import pytest_generate_tests  # noqa: F401
 from kfbox.engines.base import Access, Capabilities, ComponentStatus, SandboxStatus
 
 STATE = {{"state": {state!r}, "gpus": {gpus}, "fail": {fail!r}, "interrupt": {interrupt!r},
@@ -93,8 +100,8 @@ from kfbox.harness.requirements import STEPS
 
 
 @pytest.mark.parametrize("step", STEPS)
-def test_step(journey, step):
-    journey.run(step)
+def test_step(kfbox_journey, step):
+    kfbox_journey.run(step)
 '''
 
 COMPONENT_TESTS = '''
@@ -118,19 +125,25 @@ def test_unmarked(kfbox_check):
 '''
 
 
-def setup(pytester: pytest.Pytester, *, state: str = "running", gpus: int = 0,
-          fail: str = "", interrupt: str = "", unreachable_at_end: bool = False,
-          breaks: bool = False) -> None:
-    pytester.makeconftest(CONFTEST.format(state=state, gpus=gpus, fail=fail, interrupt=interrupt,
-                                          unreachable_at_end=unreachable_at_end, breaks=breaks))
+def stand_ins(*, state: str = "running", gpus: int = 0, fail: str = "", interrupt: str = "",
+              unreachable_at_end: bool = False, breaks: bool = False) -> str:
+    """The stand-in engine and steps, as the source of a conftest or a plugin module."""
+    return STAND_INS.format(state=state, gpus=gpus, fail=fail, interrupt=interrupt,
+                            unreachable_at_end=unreachable_at_end, breaks=breaks)
+
+
+def setup(pytester: pytest.Pytester, **state: Any) -> None:
+    # The suite's own parametrization of kfbox_journey, as kfbox/harness/cuj has it.
+    parametrize = "from kfbox.harness.cuj.conftest import pytest_generate_tests  # noqa: F401\n"
+    pytester.makeconftest(parametrize + stand_ins(**state))
     pytester.makepyfile(test_journey=JOURNEY_TESTS)
 
 
 def run(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunResult, dict]:
     record = pytester.path / "record.json"
     result = pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", "-p", "no:kmock", f"--kfbox-out={pytester.path / 'out'}",
-        f"--kfbox-record={record}", *args,
+        "-p", "no:cacheprovider", "-p", "no:kmock", "-p", PLUGIN,
+        f"--kfbox-out={pytester.path / 'out'}", f"--kfbox-record={record}", *args,
     )
     return result, json.loads(record.read_text()) if record.is_file() else {}
 
@@ -194,7 +207,7 @@ def test_the_gpu_journey_skips_without_a_gpu_and_fails_when_required(
     assert result.ret == 0  # pytest's view; the verdict never counts a skip as a pass
     assert set(statuses(record, "gpu").values()) == {"skipped"}
     assert record["journeys"][0]["steps"][0]["reason"].startswith("no GPU")
-    result, record = run(pytester, "-m", "gpu", "--require-gpu")
+    result, record = run(pytester, "-m", "gpu", "--kfbox-require-gpu")
     assert result.ret == 1
     assert set(statuses(record, "gpu").values()) == {"failed"}
 
@@ -236,9 +249,18 @@ def test_the_sandbox_is_looked_at_again_at_the_end_and_kept_if_gone(
 
 def test_no_record_without_an_out_folder_or_record_option(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_plain="def test_plain():\n    pass\n")
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:kmock")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:kmock",
+                                           "-p", PLUGIN)
     assert result.ret == 0
     assert not list(Path(pytester.path).rglob("run-record.json"))
+
+
+def test_a_fixture_needing_the_recorder_says_what_to_give(pytester: pytest.Pytester) -> None:
+    setup(pytester)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:kmock",
+                                           "-p", PLUGIN, "-m", "core")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*give --kfbox-record=FILE or --kfbox-out=DIR*"])
 
 
 def test_a_step_failing_with_a_component_down_names_it_and_the_fix(
@@ -251,3 +273,91 @@ def test_a_step_failing_with_a_component_down_names_it_and_the_fix(
     assert notebook["reason"] == ("the sandbox's jupyter (exited) is down: run `kfbox up` to "
                                   "repair it (notebook checked)")
     assert statuses(record)["build"] == "blocked"
+
+
+# ---- how the plugin is loaded ----------------------------------------------------------------
+
+SEES = f'''
+def test_sees(request):
+    manager = request.config.pluginmanager
+    print("plugin:", manager.has_plugin({PLUGIN!r}),
+          "recorder:", manager.get_plugin({plugin.RECORDER!r}) is not None)
+'''
+
+
+def fixtures_of_kfbox(listing: pytest.RunResult) -> set[str]:
+    """The kfbox_* fixtures `pytest --fixtures` lists."""
+    return {word for word in listing.stdout.str().split() if word.startswith("kfbox_")}
+
+
+def test_an_ordinary_suite_sees_nothing_of_kfbox_until_it_loads_the_plugin(
+    pytester: pytest.Pytester,
+) -> None:
+    """kfbox is installed in this environment, yet a suite that does not ask for its plugin gets
+    no option, fixture or recorder of it; `-p` brings the options and fixtures, and the recorder
+    comes only with a record asked for."""
+    pytester.makepyfile(test_plain=SEES)
+
+    def pytest_(*args: str) -> pytest.RunResult:
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:kmock", *args)
+        assert result.ret == 0, result.stdout.str()
+        return result
+
+    assert "--kfbox" not in pytest_("--help").stdout.str()
+    assert not fixtures_of_kfbox(pytest_("--fixtures"))
+    pytest_("-s").stdout.fnmatch_lines(["*plugin: False recorder: False*"])
+
+    assert "--kfbox-require-gpu" in pytest_("-p", PLUGIN, "--help").stdout.str()
+    assert {"kfbox_journey", "kfbox_engine", "kfbox_check"} <= fixtures_of_kfbox(
+        pytest_("-p", PLUGIN, "--fixtures"))
+    pytest_("-p", PLUGIN, "-s").stdout.fnmatch_lines(["*plugin: True recorder: False*"])
+    pytest_("-p", PLUGIN, "-s", f"--kfbox-record={pytester.path / 'record.json'}"
+            ).stdout.fnmatch_lines(["*plugin: True recorder: True*"])
+    assert (pytester.path / "record.json").is_file()
+
+
+def test_the_recorder_is_unregistered_when_the_session_ends(pytester: pytest.Pytester) -> None:
+    class Spy:
+        """Looks at the plugin manager after every other plugin's configure and unconfigure."""
+
+        def __init__(self) -> None:
+            self.registered: list[bool] = []
+
+        @pytest.hookimpl(trylast=True)
+        def pytest_configure(self, config: pytest.Config) -> None:
+            self.registered.append(config.pluginmanager.get_plugin(plugin.RECORDER) is not None)
+
+        @pytest.hookimpl(trylast=True)
+        def pytest_unconfigure(self, config: pytest.Config) -> None:
+            self.registered.append(config.pluginmanager.get_plugin(plugin.RECORDER) is not None)
+
+    spy = Spy()
+    pytester.makepyfile(test_plain="def test_plain():\n    pass\n")
+    pytester.inline_run("-p", "no:kmock", "-p", PLUGIN, f"--kfbox-out={pytester.path / 'out'}",
+                        plugins=[spy])
+    assert spy.registered == [True, False]
+    assert (pytester.path / "out" / "workspace" / plugin.RECORD_FILE).is_file()
+
+
+@pytest.mark.parametrize("require_gpu", [False, True])
+def test_the_runner_loads_the_plugin_itself_with_autoload_off(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, require_gpu: bool
+) -> None:
+    """run_suite, as `kfbox certify` calls it, with PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 (common in
+    CI): the real suite (kfbox/harness/cuj) against the stand-in engine, loaded as a plugin
+    module; without a GPU the GPU journey skips, or fails when require_gpu says so."""
+    pytester.makepyfile(kfbox_stand_ins=stand_ins())
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    monkeypatch.setenv("PYTHONPATH", str(pytester.path))
+    command = runner.pytest_command
+    monkeypatch.setattr(runner, "pytest_command", lambda *args, **kwargs: command(
+        *args, **kwargs, extra=["-p", "kfbox_stand_ins"]))
+    log = pytester.path / "pytest.log"
+    with log.open("w") as output:
+        outcome = runner.run_suite(PROFILES["gpu"], pytester.path / "out", SandboxSpec(),
+                                   require_gpu=require_gpu, output=output)
+    assert outcome.pytest_exit_code == (1 if require_gpu else 0), log.read_text()
+    assert outcome.counts["tests"] == 5
+    assert outcome.record is not None
+    [journey] = outcome.record.journeys
+    assert {step.status for step in journey.steps} == {"failed" if require_gpu else "skipped"}

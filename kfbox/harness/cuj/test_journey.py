@@ -13,5 +13,5 @@ from kfbox.harness.requirements import STEPS
 
 
 @pytest.mark.parametrize("step", STEPS)
-def test_step(journey: Journey, step: str) -> None:
-    journey.run(step)
+def test_step(kfbox_journey: Journey, step: str) -> None:
+    kfbox_journey.run(step)
