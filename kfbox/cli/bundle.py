@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from kfbox.engines import engine_class
 from kfbox.host.config import SandboxSpec
 from kfbox.host.errors import UsageError
 
@@ -63,8 +64,8 @@ def register(app: typer.Typer) -> None:
         (kfbox and its wheels, the Docker engine's Debian packages, the images, a manifest of
         digests, and bootstrap.sh). kind: manifests, lock and image tarballs for
         `kfbox up --engine kind --from-bundle DIR`."""
-        spec = ctx.obj.spec(engine=engine, platform=platform)
-        if spec.engine == "lite":
+        spec = ctx.obj.spec(engine=engine, **{"kubernetes.platform": platform})
+        if engine_class(spec.engine).features.bundle == "archive":
             kind_flags = {"--platform": platform is not None, "--gpu": gpu is not None,
                           "--no-images": not images,
                           "--trust-on-first-use": trust_on_first_use is not None}
@@ -80,7 +81,8 @@ def register(app: typer.Typer) -> None:
             raise UsageError("--verified-with is for the lite engine",
                              fix="drop it, or bundle the lite engine (--engine lite)")
         if output is None:
-            raise UsageError("--engine kind needs --output FOLDER",
-                             fix="e.g. kfbox bundle --engine kind -o ./kfbox-kind-bundle")
+            raise UsageError(f"--engine {spec.engine} needs --output FOLDER",
+                             fix=f"e.g. kfbox bundle --engine {spec.engine} "
+                             f"-o ./kfbox-{spec.engine}-bundle")
         kube_bundle(output, spec, gpu=bool(gpu), images=images,
                     trust_on_first_use=bool(trust_on_first_use))

@@ -64,7 +64,7 @@ def _kubeconfig_overrides(kubeconfig: Path | None) -> dict[str, Any]:
             f"--kubeconfig {str(kubeconfig)!r} is not a file",
             fix="give the kubeconfig of the cluster to certify",
         )
-    return {"engine": "existing", "kubeconfig": kubeconfig}
+    return {"engine": "existing", "kubernetes.kubeconfig": kubeconfig}
 
 
 def certify_sandbox(spec: SandboxSpec, profile: str, out: Path, scenario: str) -> None:

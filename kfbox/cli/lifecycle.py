@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from kfbox.cli.render import checks_table, print_json, status_table
-from kfbox.engines import get_engine
+from kfbox.engines import engine_class, get_engine
 from kfbox.engines.base import Engine, SandboxStatus
 from kfbox.engines.lifecycle import bring_up, failures, take_down
+from kfbox.host.config import LOOPBACK, SandboxSpec
 from kfbox.host.errors import UsageError
 from kfbox.host.progress import Reporter
 
@@ -33,6 +35,18 @@ def parse_ports(values: list[str] | None) -> dict[str, Any]:
             raise UsageError(f"--port {value!r} is not COMPONENT=NUMBER; e.g. --port jupyter=9999")
         overrides[f"ports.{key}"] = int(number)
     return overrides
+
+
+def refuse_listen(spec: SandboxSpec) -> None:
+    """--listen beyond loopback is for an engine that declares it can publish there; any other
+    would leave it unread (the address lives in the lite block)."""
+    address = spec.lite.listen
+    if address != LOOPBACK and not engine_class(spec.engine).features.listen:
+        raise UsageError(
+            f"listen {address!r} is supported by the lite engine only; the {spec.engine} "
+            "engine publishes on 127.0.0.1",
+            fix="drop --listen, or use --engine lite",
+        )
 
 
 def token_protected(engine: Engine, status: SandboxStatus) -> list[str]:
@@ -113,18 +127,19 @@ def register(app: typer.Typer) -> None:
             engine=engine,
             gpu=gpu,
             ca_bundle=ca_bundle,
-            kubeconfig=kubeconfig,
-            nodes=nodes,
             from_bundle=from_bundle,
-            platform=platform,
-            trust_on_first_use=trust_on_first_use,
-            listen=listen,
+            **{"kubernetes.kubeconfig": kubeconfig, "kubernetes.nodes": nodes,
+               "kubernetes.platform": platform,
+               "kubernetes.trust_on_first_use": trust_on_first_use, "lite.listen": listen},
             **parse_ports(port),
         )
+        if listen is not None:
+            refuse_listen(spec)
         reporter = Reporter(quiet=as_json)
-        status = bring_up(spec, reporter, provision=provision, from_bundle=bool(from_bundle))
-        if as_json:
-            print_json(out, status.to_dict())
+        result = bring_up(spec, reporter, provision=provision, from_bundle=bool(from_bundle))
+        status = result.status
+        if as_json:  # the sandbox as it stands, and each step `up` ran, named and timed
+            print_json(out, {**status.to_dict(), "steps": [asdict(s) for s in result.steps]})
         else:
             out.print(status_table(status, needs_token=token_protected(get_engine(spec), status)))
 

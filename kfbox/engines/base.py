@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -10,7 +12,7 @@ from typing import Any, Literal
 from kfbox.engines.platform import Platform
 from kfbox.host.config import SandboxSpec
 from kfbox.host.preflight import Check
-from kfbox.host.progress import Reporter
+from kfbox.host.progress import Reporter, StepTiming
 
 
 @dataclass
@@ -66,11 +68,40 @@ class SandboxStatus:
         return asdict(self)
 
 
+@dataclass
+class UpResult:
+    """What `up` did, as kind reports its create actions: the sandbox as it stands after, and
+    each step it ran, in order, with its stable action name, its duration and whether it
+    succeeded. The progress lines a person reads and the figures bench keeps are this list."""
+
+    status: SandboxStatus
+    steps: list[StepTiming] = field(default_factory=list)
+
+    def seconds(self, action: str) -> float | None:
+        """How long the step named `action` took; None when `up` did not run it."""
+        return next((s.seconds for s in self.steps if s.action == action), None)
+
+
+@dataclass(frozen=True)
+class EngineFeatures:
+    """What an engine can do, declared by its class (like kind's provider info) and read before
+    any sandbox exists (`engines.engine_class`): callers ask the engine, never test its name."""
+
+    bundle: Literal["archive", "folder"]
+    """The offline bundle `kfbox bundle` writes for it and `up --from-bundle` reads: one .tar
+    archive (a whole machine's worth, certifiable) or a folder of manifests and images."""
+    listen: bool = False
+    """It can publish its ports on an address beyond 127.0.0.1 (the lite block's `listen`)."""
+    seats: bool = False
+    """It can run a workshop's seats (sandboxes side by side, each on its own ports)."""
+
+
 class Engine(ABC):
     """Brings a sandbox up and down. Implementations label everything they create with the
     sandbox name so `down` can prove nothing is left."""
 
     name: str
+    features: EngineFeatures
 
     def __init__(self, spec: SandboxSpec) -> None:
         self.spec = spec
@@ -78,6 +109,13 @@ class Engine(ABC):
     @abstractmethod
     def preflight(self) -> list[Check]:
         """Host checks for this engine; never changes anything."""
+
+    @contextmanager
+    def installing_from_bundle(self, bundle: Path, reporter: Reporter) -> Iterator[Path | None]:
+        """`up --from-bundle`, around preflight: yields the folder of Docker engine packages
+        preflight provisions from (None: the bundle brings none); what follows the yield runs
+        once preflight passed. Nothing here by default: the engine's `up` reads the bundle."""
+        yield None
 
     @abstractmethod
     def up(self, reporter: Reporter) -> SandboxStatus:
@@ -96,6 +134,11 @@ class Engine(ABC):
     @abstractmethod
     def capabilities(self) -> Capabilities:
         """What this sandbox exposes (see Capabilities); only called on a running sandbox."""
+
+    def token(self) -> str | None:
+        """The secret a person logs into the sandbox's UIs with (the notebook's token); None
+        when the engine has none to give. Never printed unless asked."""
+        return None
 
     def login_url(self, component: str) -> str | None:
         """The component's URL with its secret (e.g. the Jupyter token); shown only on request."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kfbox.engines import get_engine
-from kfbox.engines.base import Engine, SandboxStatus
+from kfbox.engines.base import Engine, UpResult
 from kfbox.host.config import SandboxSpec, forget_sandbox, record_spec
 from kfbox.host.errors import PreflightError
 from kfbox.host.locks import sandbox_lock
@@ -43,29 +43,32 @@ def ensure_engine_ready(
 
 
 def bring_up(
-    spec: SandboxSpec, reporter: Reporter, *, provision: bool, from_bundle: bool = False
-) -> SandboxStatus:
+    spec: SandboxSpec, reporter: Reporter, *, provision: bool, from_bundle: bool = False,
+    preflight: bool = True,
+) -> UpResult:
     """Preflight, then create or repair the sandbox, holding its lock (a second `up` or a
     `down` of the same sandbox waits), and record the spec it was brought up with. With
-    `from_bundle` on lite, spec.from_bundle is verified first and supplies the engine's
-    packages and the images: nothing is built or fetched."""
+    `from_bundle`, the engine installs from spec.from_bundle around preflight
+    (Engine.installing_from_bundle: lite's .tar is verified first and supplies the Docker
+    engine's packages and the images, nothing built or fetched). Without `preflight`, the
+    caller ran the engine's checks already (a workshop checks every seat before the first is
+    made)."""
     engine = get_engine(spec)
+    first = len(reporter.timings)
     with sandbox_lock(spec.name, "up", reporter):
-        if from_bundle and spec.engine == "lite" and spec.from_bundle is not None:
-            from kfbox.engines.lite.bundle_install import verified_bundle
-            from kfbox.host.docker_engine import connect
-
-            with verified_bundle(spec.from_bundle, reporter) as bundle:
-                ensure_engine_ready(engine, reporter, provision=True, debs=bundle.debs)
-                bundle.load_images(connect(), reporter)
-                bundle.record(spec.name)
-        else:
+        if from_bundle and spec.from_bundle is not None:
+            with engine.installing_from_bundle(spec.from_bundle, reporter) as debs:
+                # Packages the bundle brings are installed whatever --provision says: the
+                # machine has no other way to get them.
+                ensure_engine_ready(engine, reporter, provision=provision or debs is not None,
+                                    debs=debs)
+        elif preflight:
             # No progress line for preflight: when it fails, its one error line is all one
             # sees.
             ensure_engine_ready(engine, reporter, provision=provision)
         status = engine.up(reporter)
         record_spec(spec)
-    return status
+    return UpResult(status, reporter.timings[first:])
 
 
 def take_down(engine: Engine, reporter: Reporter, *, keep_data: bool) -> list[str]:

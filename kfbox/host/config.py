@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
-import shutil
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,14 +18,14 @@ from pydantic import (
     model_validator,
 )
 
-from kfbox.host import paths
 from kfbox.host.errors import UsageError
+from kfbox.host.statefiles import StateFolder
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
 LITE_COMPONENTS = ("jupyter", "registry", "store")
 LOOPBACK = "127.0.0.1"
 HOST_ONLY_COMPONENTS = ("registry",)
-"""Components whose port stays on 127.0.0.1 whatever `listen` says: the registry has no
+"""Components whose port stays on 127.0.0.1 whatever `lite.listen` says: the registry has no
 authentication, and the Docker engine pushes to and pulls from it over plain HTTP, which it
 allows only for a loopback registry. Only this host's engine ever needs it."""
 DEFAULT_CONFIG_FILE = "kfbox.yaml"
@@ -37,7 +36,7 @@ class _Strict(BaseModel):
 
 
 class Ports(_Strict):
-    """Host ports, bound to the spec's `listen` address (the registry's to 127.0.0.1)."""
+    """Host ports, bound to 127.0.0.1 (lite: to `lite.listen`, but the registry's)."""
 
     jupyter: int = Field(default=8888, ge=1024, le=65535)
     registry: int = Field(default=5000, ge=1024, le=65535)
@@ -69,9 +68,63 @@ REGISTRY_PATTERN = re.compile(r"^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._/-]+)?$")
 IMAGE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._/:@-]*$")
 
 
-class Kubernetes(_Strict):
-    """Settings only the Kubernetes engines (kind, existing) read."""
+def _absolute(value: Path | None) -> Path | None:
+    # Paths are recorded with the spec and read by later commands, maybe from another folder.
+    return value.expanduser().resolve() if value is not None else None
 
+
+class LiteSettings(_Strict):
+    """Settings only the lite engine reads (kfbox.yaml's `lite:` block)."""
+
+    components: list[str] = Field(default_factory=lambda: list(LITE_COMPONENTS))
+    listen: str = LOOPBACK
+    """The host address the notebook server and model servers publish their ports on: an IPv4
+    address of this host, or 0.0.0.0 for all of them (checked by preflight)."""
+
+    @field_validator("components")
+    @classmethod
+    def _components(cls, value: list[str]) -> list[str]:
+        unknown = [c for c in value if c not in LITE_COMPONENTS]
+        if unknown:
+            raise ValueError(
+                f"unknown component {unknown[0]!r}; allowed: {', '.join(LITE_COMPONENTS)}"
+            )
+        return value
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        # Syntax only: whether this host has the address is preflight's question, so that a
+        # sandbox recorded on an address the host has since lost can still be taken down.
+        try:
+            return str(ipaddress.IPv4Address(value))
+        except ValueError:
+            raise ValueError("give an IPv4 address of this host, or 0.0.0.0 for all") from None
+
+    def address_of(self, component: str) -> str:
+        """The host address `component`'s port is published on."""
+        return published_address(component, self.listen)
+
+
+def published_address(component: str, listen: str) -> str:
+    """The host address `component`'s port is published on when the sandbox listens on
+    `listen`: the host-only components stay on loopback."""
+    return LOOPBACK if component in HOST_ONLY_COMPONENTS else listen
+
+
+class KubernetesSettings(_Strict):
+    """Settings only the Kubernetes engines (kind, existing) read (kfbox.yaml's `kubernetes:`
+    block)."""
+
+    kubeconfig: Path | None = None
+    """`existing`: the kubeconfig that reaches the cluster."""
+    nodes: int = Field(default=1, ge=1, le=8)
+    """`kind`: the cluster's nodes (one control plane, the rest workers)."""
+    platform: Literal["core", "full"] = "core"
+    """The Kubeflow platform to install (core: Trainer, Katib, KServe, notebooks; full: core
+    and Kubeflow's dashboard, auth, profiles and web apps)."""
+    trust_on_first_use: bool = False
+    """Accept a manifest the lock has no sha256 for, and pin that hash."""
     registry: str | None = None
     """host[:port][/path] the cluster pulls journey images from and this host pushes them to;
     required on `existing` (kind runs its own, localhost:<ports.registry>)."""
@@ -93,30 +146,25 @@ class Kubernetes(_Strict):
             raise ValueError("give an image reference, e.g. registry.example/notebook:v1")
         return value
 
+    @field_validator("kubeconfig")
+    @classmethod
+    def _kubeconfig(cls, value: Path | None) -> Path | None:
+        return _absolute(value)
+
 
 class SandboxSpec(_Strict):
     """Everything `kfbox up` needs to know; recorded in the sandbox state on success."""
 
     name: str = "kfbox"
     engine: Literal["lite", "kind", "existing"] = "lite"
-    components: list[str] = Field(default_factory=lambda: list(LITE_COMPONENTS))
     gpu: Literal["auto", "on", "off"] = "auto"
     ports: Ports = Field(default_factory=Ports)
-    listen: str = LOOPBACK
-    """The host address the notebook server and model servers publish their ports on: an IPv4
-    address of this host, or 0.0.0.0 for all of them (checked by preflight)."""
     resources: Resources = Field(default_factory=Resources)
     ca_bundle: Path | None = None
-    kubeconfig: Path | None = None
-    nodes: int = Field(default=1, ge=1, le=8)
     from_bundle: Path | None = None
     """An offline bundle (`kfbox bundle`): lite installs from its .tar, kind from its folder."""
-    trust_on_first_use: bool = False
-    """Kubernetes engines: accept a manifest the lock has no sha256 for, and pin that hash."""
-    platform: Literal["core", "full"] = "core"
-    """Kubernetes engines: the Kubeflow platform to install (core: Trainer, Katib, KServe,
-    notebooks; full: core and Kubeflow's dashboard, auth, profiles and web apps)."""
-    kubernetes: Kubernetes = Field(default_factory=Kubernetes)
+    lite: LiteSettings = Field(default_factory=LiteSettings)
+    kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
 
     @field_validator("name")
     @classmethod
@@ -133,44 +181,10 @@ class SandboxSpec(_Strict):
             return "on" if value else "off"
         return value
 
-    @field_validator("listen")
-    @classmethod
-    def _listen(cls, value: str) -> str:
-        # Syntax only: whether this host has the address is preflight's question, so that a
-        # sandbox recorded on an address the host has since lost can still be taken down.
-        try:
-            return str(ipaddress.IPv4Address(value))
-        except ValueError:
-            raise ValueError("give an IPv4 address of this host, or 0.0.0.0 for all") from None
-
-    @model_validator(mode="after")
-    def _listen_is_lite_only(self) -> SandboxSpec:
-        if self.listen != LOOPBACK and self.engine != "lite":
-            raise ValueError(
-                f"listen {self.listen!r} is supported by the lite engine only; the {self.engine} "
-                "engine publishes on 127.0.0.1"
-            )
-        return self
-
-    def address_of(self, component: str) -> str:
-        """The host address `component`'s port is published on."""
-        return LOOPBACK if component in HOST_ONLY_COMPONENTS else self.listen
-
-    @field_validator("components")
-    @classmethod
-    def _components(cls, value: list[str]) -> list[str]:
-        unknown = [c for c in value if c not in LITE_COMPONENTS]
-        if unknown:
-            raise ValueError(
-                f"unknown component {unknown[0]!r}; allowed: {', '.join(LITE_COMPONENTS)}"
-            )
-        return value
-
-    @field_validator("ca_bundle", "kubeconfig", "from_bundle")
+    @field_validator("ca_bundle", "from_bundle")
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:
-        # Recorded with the spec and read by later commands, maybe from another folder.
-        return value.expanduser().resolve() if value is not None else None
+        return _absolute(value)
 
     @field_validator("ca_bundle")
     @classmethod
@@ -219,6 +233,40 @@ def _nest(overrides: dict[str, Any]) -> dict[str, Any]:
     return nested
 
 
+MOVED_KEYS = {
+    "components": "lite",
+    "listen": "lite",
+    "kubeconfig": "kubernetes",
+    "nodes": "kubernetes",
+    "platform": "kubernetes",
+    "trust_on_first_use": "kubernetes",
+}
+"""Keys an older kfbox read at the top level, and the engine block each lives in now. The old
+place is still read in this release: with a notice in kfbox.yaml, silently in a recorded spec."""
+
+
+def _into_blocks(data: dict[str, Any], source: str | None) -> dict[str, Any]:
+    """`data` with each key at its old place (MOVED_KEYS) moved into its engine's block. For a
+    file (`source` names it) a notice on stderr per key, and a UsageError for a key given in
+    both places. A spec an older kfbox recorded (`source` None) moves silently: kfbox wrote
+    it, there is nothing for the user to move."""
+    moved = dict(data)
+    for key, block in MOVED_KEYS.items():
+        settings = moved.get(block, {})
+        if key not in moved or not isinstance(settings, dict):
+            continue  # a block that is no mapping is validation's to name
+        if source is None:  # a block's own value, if it has one, is the newer
+            moved[block] = {key: moved.pop(key), **settings}
+            continue
+        if key in settings:
+            raise UsageError(f"{source}: {key!r} is given twice, at the top level and as "
+                             f"{block}.{key}", fix=f"keep {block}.{key} and delete the other")
+        print(f"{source}: {key!r} belongs in the {block!r} block now; move it there "
+              "(the old place still works in this release)", file=sys.stderr)
+        moved[block] = {**settings, key: moved.pop(key)}
+    return moved
+
+
 def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     """`base` with `top` applied: mappings merge key by key, anything else is replaced."""
     merged = dict(base)
@@ -244,31 +292,22 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def recorded_spec_file(name: str) -> Path:
-    return paths.state_dir(name) / "spec.json"
-
-
 def record_spec(spec: SandboxSpec) -> None:
     """Remember the spec a sandbox was brought up with, so later commands (`status`, `test`,
     `certify`, a second `up`) use its ports and settings without the flags being repeated."""
-    from kfbox.host.statefiles import write_atomic
-
-    write_atomic(recorded_spec_file(spec.name), spec.model_dump_json(indent=2))
+    StateFolder(spec.name).write_text(StateFolder.SPEC, spec.model_dump_json(indent=2))
 
 
 def forget_sandbox(name: str) -> None:
     """Remove the sandbox's state folder: its recorded spec, token and engine state."""
-    shutil.rmtree(paths.state_dir(name), ignore_errors=True)
+    StateFolder(name).remove()
 
 
 def _recorded(name: object) -> dict[str, Any]:
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
         return {}
-    file = recorded_spec_file(name)
-    try:
-        return json.loads(file.read_text())
-    except (OSError, ValueError):
-        return {}
+    recorded = StateFolder(name).read_json(StateFolder.SPEC)
+    return recorded if isinstance(recorded, dict) else {}
 
 
 def load_spec(config: Path | None = None, overrides: dict[str, Any] | None = None) -> SandboxSpec:
@@ -280,11 +319,11 @@ def load_spec(config: Path | None = None, overrides: dict[str, Any] | None = Non
     if config is None and Path(DEFAULT_CONFIG_FILE).is_file():
         config = Path(DEFAULT_CONFIG_FILE)
     if config is not None:
-        data = read_config_file(config)
         source = str(config)
+        data = _into_blocks(read_config_file(config), source)
     flags = _nest(overrides or {})
     name = flags.get("name", data.get("name", SandboxSpec.model_fields["name"].default))
-    data = deep_merge(deep_merge(_recorded(name), data), flags)
+    data = deep_merge(deep_merge(_into_blocks(_recorded(name), None), data), flags)
     try:
         return SandboxSpec.model_validate(data)
     except ValidationError as exc:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 from kfbox.host import docker_engine, listen, paths
-from kfbox.host.config import SandboxSpec
+from kfbox.host.config import LOOPBACK, SandboxSpec, published_address
 from kfbox.host.gpu import detect_gpus, engine_has_nvidia_runtime
 from kfbox.host.images.ca import find_ca_bundle
 
@@ -97,9 +97,8 @@ def port_free(port: int, address: str = "127.0.0.1") -> bool:
     return True
 
 
-def check_listen(spec: SandboxSpec) -> Check:
+def check_listen(address: str) -> Check:
     """The listen address must be this host's (or 0.0.0.0); beyond loopback it is a warning."""
-    address = spec.listen
     if not listen.host_has(address):
         return Check(
             "listen address",
@@ -117,12 +116,14 @@ def check_listen(spec: SandboxSpec) -> Check:
     )
 
 
-def check_ports(spec: SandboxSpec, owned: set[int] | None = None) -> list[Check]:
-    """A port is fine when free on the address it will be published on, or when this sandbox's
-    own component already holds it."""
+def check_ports(
+    spec: SandboxSpec, owned: set[int] | None = None, listen_address: str = LOOPBACK
+) -> list[Check]:
+    """A port is fine when free on the address it will be published on (the engine listens on
+    `listen_address`), or when this sandbox's own component already holds it."""
     checks = []
     for component, port in spec.ports.model_dump().items():
-        address = spec.address_of(component)
+        address = published_address(component, listen_address)
         where = f"{address}:{port}"
         if port in (owned or set()) or port_free(port, address):
             checks.append(Check(f"port {component}", "pass", where))
@@ -191,8 +192,11 @@ def check_ca_bundle(spec: SandboxSpec) -> Check:
     return Check("ca bundle", "pass", f"{bundle} ({origin}; copied into every image)")
 
 
-def host_checks(spec: SandboxSpec, owned_ports: set[int] | None = None) -> list[Check]:
-    """The checks every engine runs; engine-specific ones are added by the engine."""
+def host_checks(
+    spec: SandboxSpec, owned_ports: set[int] | None = None, listen_address: str = LOOPBACK
+) -> list[Check]:
+    """The checks every engine runs; engine-specific ones are added by the engine. An engine
+    that publishes beyond loopback passes the address it listens on."""
     ok, detail = docker_engine.reachable()
     runtimes = docker_engine.connect().info().get("Runtimes", {}) if ok else None
     return [
@@ -200,8 +204,8 @@ def host_checks(spec: SandboxSpec, owned_ports: set[int] | None = None) -> list[
         check_memory(),
         check_disk(),
         check_cpu(),
-        check_listen(spec),
-        *check_ports(spec, owned_ports),
+        check_listen(listen_address),
+        *check_ports(spec, owned_ports, listen_address),
         check_inotify(),
         check_gpu(spec, runtimes),
         check_ca_bundle(spec),

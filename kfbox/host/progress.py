@@ -14,9 +14,13 @@ from rich.markup import escape
 
 @dataclass
 class StepTiming:
+    """One finished step: `action` names what it did in words that never change (a program
+    reads it: bench, `up`'s result), `name` is the line a person read."""
+
     name: str
     seconds: float
     ok: bool
+    action: str = ""
 
 
 @dataclass
@@ -37,8 +41,9 @@ class Reporter:
                         spinner=False)
 
     @contextmanager
-    def step(self, title: str) -> Iterator[Callable[[str], None]]:
-        """Run a step; the yielded callable updates its detail text ("layer 3/7")."""
+    def step(self, title: str, *, action: str = "") -> Iterator[Callable[[str], None]]:
+        """Run a step; the yielded callable updates its detail text ("layer 3/7"). `action`
+        is its stable name (the title when not given)."""
         started = time.monotonic()
         status = None
         if not self.quiet and self.spinner and self.console.is_terminal:
@@ -59,7 +64,7 @@ class Reporter:
             if status is not None:
                 status.stop()
             seconds = time.monotonic() - started
-            self.timings.append(StepTiming(title, seconds, ok))
+            self.timings.append(StepTiming(title, seconds, ok, action or title))
             if not self.quiet:
                 mark = "[green]✓[/]" if ok else "[red]✗[/]"
                 self.console.print(f" {mark} {escape(title)} [dim]({seconds:.1f}s)[/]")

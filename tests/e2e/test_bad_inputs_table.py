@@ -44,7 +44,7 @@ def files(root: Path) -> dict[str, str]:
     write("list.yaml", "- just\n- a list\n")
     write("notyaml.yaml", "name: [unclosed\n")
     write("gpu.yaml", "gpu: maybe\n")
-    write("components.yaml", "components: [jupyter, dashboard]\n")
+    write("components.yaml", "lite: {components: [jupyter, dashboard]}\n")
     write("engine.yaml", "engine: podman\n")
     write("kubeconfig-bad-yaml", "hello: [world\n")
     write("kubeconfig-text", "just text\n")

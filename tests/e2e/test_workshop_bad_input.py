@@ -126,7 +126,7 @@ def test_a_config_naming_another_engine(workshop: str, tmp_path: Path) -> None:
 
 
 def test_a_listen_address_from_the_config_is_checked_too(workshop: str, tmp_path: Path) -> None:
-    (tmp_path / "kfbox.yaml").write_text("listen: 203.0.113.7\n")
+    (tmp_path / "kfbox.yaml").write_text("lite: {listen: 203.0.113.7}\n")
     done = kfbox_cli("--name", workshop, "workshop", "up", "--seats", "2",
                      "--base-port", str(free_base_port(SEATS)), cwd=tmp_path)
     assert "listen address: 203.0.113.7 is not an address of this host" in refused(done, 3)

@@ -126,7 +126,7 @@ def test_existing_never_touches_what_it_did_not_create(kubeflow, tmp_path, monke
     kubeconfig.write_text("{}")
     with serve_dir(FIXTURES) as base:
         engine = ExistingEngine(SandboxSpec(name="box", engine="existing", gpu="off",
-                                            kubeconfig=kubeconfig),
+                                            kubernetes={"kubeconfig": kubeconfig}),
                                 catalog=parse_lock(lock(base)), kube=kubeflow.kube)
         engine.up(quiet_reporter())
     written = [r.url.path for r in kubeflow.double.log if r.method in ("PATCH", "POST", "PUT")]
@@ -231,7 +231,8 @@ def test_existing_without_a_cluster_is_one_line_exit_2(tmp_path: Path) -> None:
         "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
         "users": [{"name": "u", "user": {}}],
     }))
-    engine = ExistingEngine(SandboxSpec(name="box", engine="existing", kubeconfig=kubeconfig))
+    engine = ExistingEngine(SandboxSpec(name="box", engine="existing",
+                                        kubernetes={"kubeconfig": kubeconfig}))
     with pytest.raises(UsageError) as nowhere:
         engine.kube()
     assert nowhere.value.exit_code == 2
@@ -245,7 +246,8 @@ def test_settings_come_from_the_spec_not_the_environment(monkeypatch) -> None:
     monkeypatch.setenv("KFBOX_REGISTRY", "elsewhere:1")
     monkeypatch.setenv("KFBOX_NOTEBOOK_IMAGE", "elsewhere/nb:1")
     assert not KindEngine(kind_spec()).store().trust_on_first_use
-    assert KindEngine(kind_spec(trust_on_first_use=True)).store().trust_on_first_use
+    assert KindEngine(kind_spec(kubernetes={"trust_on_first_use": True})).store() \
+        .trust_on_first_use
     spec = SandboxSpec(name="box", engine="existing",
                        kubernetes={"registry": "registry.example:5000/team",
                                    "notebook_image": "example.invalid/nb:v2"})

@@ -16,6 +16,7 @@ from kfbox.engines.kubernetes.hostdocker import HostDocker
 from kfbox.engines.kubernetes.tools import Tools
 from kfbox.host.config import SandboxSpec
 from kfbox.host.errors import KfboxError, PreflightError
+from kfbox.host.statefiles import StateFolder
 
 
 def spec(**kw) -> SandboxSpec:
@@ -37,7 +38,7 @@ def test_kind_config_single_node_ports_on_loopback_and_registry_patch() -> None:
 
 
 def test_kind_config_gpu_mounts_follow_nvkind_on_workload_nodes() -> None:
-    config = kindconfig.kind_config(spec(nodes=3), gpu=True)
+    config = kindconfig.kind_config(spec(kubernetes={"nodes": 3}), gpu=True)
     roles = [n["role"] for n in config["nodes"]]
     assert roles == ["control-plane", "worker", "worker"]
     assert "extraMounts" not in config["nodes"][0]
@@ -103,7 +104,7 @@ def test_kfbox_objects_validate_against_kubernetes_and_crd_schemas() -> None:
     assert pod["template"]["spec"]["template"]["spec"]["runtimeClassName"] == "nvidia"
 
 
-def test_cluster_create_commands_and_registry_wiring(runner, tmp_path: Path) -> None:
+def test_cluster_create_commands_and_registry_wiring(runner, tmp_path: Path, monkeypatch) -> None:
     runner.script = [(("kind", "get", "clusters"), 0, "other\n"),
                      (("kind", "get", "nodes"), 0, "box-control-plane\n"),
                      (("kind", "get", "kubeconfig"), 0, "apiVersion: v1\n"),
@@ -113,7 +114,9 @@ def test_cluster_create_commands_and_registry_wiring(runner, tmp_path: Path) -> 
     docker = HostDocker(tools)
     s = spec()
     registry.ensure_running(docker, s)
-    cluster = KindCluster(s, tools, tmp_path)
+    monkeypatch.setenv("KFBOX_HOME", str(tmp_path))
+    state = StateFolder(s.name)
+    cluster = KindCluster(s, tools, state)
     cluster.create(gpu=False)
     cluster.write_kubeconfig()
     registry.connect_to_kind(docker, s)
@@ -127,15 +130,16 @@ def test_cluster_create_commands_and_registry_wiring(runner, tmp_path: Path) -> 
     assert ["docker", "network", "connect", "kind", "box-registry"] in runner.calls
     assert runner.stdins[-1] == '[host."http://box-registry:5000"]\n'
     assert runner.calls[-1][-1] == "/etc/containerd/certs.d/localhost:5000/hosts.toml"
-    assert (tmp_path / "kubeconfig").stat().st_mode & 0o077 == 0
+    assert state.file("kubeconfig").stat().st_mode & 0o077 == 0
 
 
-def test_failed_create_deletes_the_half_made_cluster(runner, tmp_path: Path) -> None:
+def test_failed_create_deletes_the_half_made_cluster(runner, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("KFBOX_HOME", str(tmp_path))
     runner.script = [(("kind", "get", "clusters"), 0, ""),
                      (("kind", "create"), 1, "ERROR: failed to create cluster: boom")]
     tools = Tools(runner=runner, which={"kind": "/usr/bin/kind"})
     with pytest.raises(KfboxError, match="boom"):
-        KindCluster(spec(), tools, tmp_path).create(gpu=False)
+        KindCluster(spec(), tools, StateFolder("box")).create(gpu=False)
     assert runner.calls[-1] == ["kind", "delete", "cluster", "--name", "box"]
 
 

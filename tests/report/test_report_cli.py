@@ -132,7 +132,7 @@ def test_kubeconfig_certifies_an_existing_cluster(runner, tmp_path) -> None:
     kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
     assert kfbox("certify", "--kubeconfig", str(kubeconfig), "--out", str(tmp_path / "o")) == 0
     spec = calls[0][2]
-    assert (spec.engine, spec.kubeconfig) == ("existing", kubeconfig)
+    assert (spec.engine, spec.kubernetes.kubeconfig) == ("existing", kubeconfig)
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ def test_defaults_bind_known_ports_and_lite(tmp_path: Path, monkeypatch, kfbox_h
     monkeypatch.chdir(tmp_path)
     spec = load_spec()
     assert spec.engine == "lite" and spec.name == "kfbox" and spec.gpu == "auto"
-    assert set(spec.components) == {"jupyter", "registry", "store"}
+    assert set(spec.lite.components) == {"jupyter", "registry", "store"}
 
 
 def test_flags_override_the_file(tmp_path: Path, kfbox_home) -> None:
@@ -37,7 +37,7 @@ def test_flags_override_the_file(tmp_path: Path, kfbox_home) -> None:
         ({"colour": "blue"}, "unknown key 'colour'; allowed keys here:"),
         ({"ports.ssh": 22}, "unknown key 'ports.ssh'; allowed keys here: jupyter, registry"),
         ({"name": "Has Spaces"}, "name: 'Has Spaces' is not valid"),
-        ({"components": ["jupyter", "mlflow"]}, "unknown component 'mlflow'"),
+        ({"lite.components": ["jupyter", "mlflow"]}, "unknown component 'mlflow'"),
         ({"resources.memory": "lots"}, "resources.memory: 'lots' is not valid"),
         ({"ca_bundle": "/no/such.pem"}, "no such file '/no/such.pem'"),
     ],
@@ -86,3 +86,82 @@ def test_a_recorded_spec_is_the_base_that_file_and_flags_override(
     assert load_spec(config, {"ports.jupyter": 9400}).ports.jupyter == 9400
     forget_sandbox("lab")
     assert load_spec(None, {"name": "lab"}).ports.jupyter == 8888
+
+
+def test_engine_settings_live_in_their_engine_block(tmp_path: Path, kfbox_home) -> None:
+    config = tmp_path / "kfbox.yaml"
+    config.write_text("lite: {listen: 0.0.0.0, components: [jupyter]}\n"
+                      "kubernetes: {nodes: 3, platform: full}\n")
+    spec = load_spec(config, {"kubernetes.trust_on_first_use": True})
+    assert (spec.lite.listen, spec.lite.components) == ("0.0.0.0", ["jupyter"])
+    assert (spec.kubernetes.nodes, spec.kubernetes.platform) == (3, "full")
+    assert spec.kubernetes.trust_on_first_use
+
+
+def test_old_top_level_keys_load_into_their_block_with_a_notice(
+    tmp_path: Path, kfbox_home, capsys
+) -> None:
+    config = tmp_path / "kfbox.yaml"
+    config.write_text("engine: kind\nnodes: 2\nplatform: full\nlisten: 0.0.0.0\n"
+                      "kubernetes: {notebook_image: example.invalid/nb:v1}\n")
+    spec = load_spec(config)
+    assert (spec.kubernetes.nodes, spec.kubernetes.platform) == (2, "full")
+    assert spec.kubernetes.notebook_image == "example.invalid/nb:v1"  # the block's own keys stay
+    assert spec.lite.listen == "0.0.0.0"
+    notices = capsys.readouterr().err.splitlines()
+    assert f"{config}: 'nodes' belongs in the 'kubernetes' block now; move it there (the old " \
+        "place still works in this release)" in notices
+    assert f"{config}: 'listen' belongs in the 'lite' block now; move it there (the old place " \
+        "still works in this release)" in notices
+    assert len(notices) == 3
+
+
+def test_a_key_in_both_places_is_one_usage_line(tmp_path: Path, kfbox_home) -> None:
+    config = tmp_path / "kfbox.yaml"
+    config.write_text("nodes: 2\nkubernetes: {nodes: 3}\n")
+    with pytest.raises(UsageError) as caught:
+        load_spec(config)
+    line = caught.value.line()
+    assert line.startswith(f"{config}: 'nodes' is given twice, at the top level and as "
+                           "kubernetes.nodes")
+    assert "\n" not in line and caught.value.exit_code == 2
+
+
+def test_a_spec_recorded_by_an_older_kfbox_loads_silently(kfbox_home, capsys) -> None:
+    from kfbox.host.statefiles import StateFolder
+
+    old = {"name": "lab", "engine": "kind", "components": ["jupyter", "registry", "store"],
+           "gpu": "off", "ports": {"jupyter": 9300, "registry": 9301}, "listen": "127.0.0.1",
+           "resources": {"memory": "4g", "cpus": 2.0}, "ca_bundle": None,
+           "kubeconfig": None, "nodes": 3, "from_bundle": None, "trust_on_first_use": True,
+           "platform": "full", "kubernetes": {"registry": None,
+                                              "notebook_image": "example.invalid/nb:v1"}}
+    StateFolder("lab").write_json(StateFolder.SPEC, old)
+    spec = load_spec(None, {"name": "lab"})
+    assert (spec.ports.jupyter, spec.kubernetes.nodes, spec.kubernetes.platform) == (
+        9300, 3, "full")
+    assert spec.kubernetes.trust_on_first_use
+    assert spec.kubernetes.notebook_image == "example.invalid/nb:v1"
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("lite: {listen: everywhere}\n", "lite.listen: 'everywhere' is not valid"),
+        ("kubernetes: {nodes: 0}\n", "kubernetes.nodes: 0 is not valid"),
+        ("kubernetes: {platform: huge}\n",
+         "kubernetes.platform: 'huge' is not valid (allowed: core or full)"),
+        ("nodes: 9\n", "kubernetes.nodes: 9 is not valid"),
+        ("lite: {colour: blue}\n",
+         "unknown key 'lite.colour'; allowed keys here: components, listen"),
+    ],
+)
+def test_a_bad_value_in_a_block_names_block_and_key(
+    tmp_path: Path, kfbox_home, text: str, expected: str
+) -> None:
+    config = tmp_path / "kfbox.yaml"
+    config.write_text(text)
+    with pytest.raises(UsageError) as caught:
+        load_spec(config)
+    assert expected in caught.value.line() and "\n" not in caught.value.line()

@@ -18,18 +18,18 @@ NOT_OURS = "203.0.113.7"
 
 def test_loopback_unless_named_and_the_registry_stays_there() -> None:
     spec = load_spec(None, {"name": "lt"})
-    assert spec.listen == "127.0.0.1"
-    named = load_spec(None, {"name": "lt", "listen": "0.0.0.0"})
-    assert named.address_of("jupyter") == "0.0.0.0"
-    assert named.address_of("registry") == "127.0.0.1"
+    assert spec.lite.listen == "127.0.0.1"
+    named = load_spec(None, {"name": "lt", "lite.listen": "0.0.0.0"})
+    assert named.lite.address_of("jupyter") == "0.0.0.0"
+    assert named.lite.address_of("registry") == "127.0.0.1"
 
 
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
-        ({"listen": "everywhere"}, "listen: 'everywhere' is not valid (give an IPv4 address"),
-        ({"listen": "::"}, "listen: '::' is not valid"),
-        ({"listen": "0.0.0.0", "engine": "kind"}, "listen '0.0.0.0' is supported by the lite"),
+        ({"lite.listen": "everywhere"},
+         "lite.listen: 'everywhere' is not valid (give an IPv4 address"),
+        ({"lite.listen": "::"}, "lite.listen: '::' is not valid"),
     ],
 )
 def test_bad_listen_values_are_one_usage_line(overrides, expected: str) -> None:
@@ -40,10 +40,10 @@ def test_bad_listen_values_are_one_usage_line(overrides, expected: str) -> None:
 
 
 def test_preflight_refuses_an_address_this_host_lacks_and_warns_beyond_loopback() -> None:
-    refused = check_listen(load_spec(None, {"name": "lt", "listen": NOT_OURS}))
+    refused = check_listen(NOT_OURS)
     assert refused.status == "fail" and NOT_OURS in refused.detail and "0.0.0.0" in refused.fix
-    assert check_listen(load_spec(None, {"name": "lt"})).status == "pass"
-    everywhere = check_listen(load_spec(None, {"name": "lt", "listen": "0.0.0.0"}))
+    assert check_listen("127.0.0.1").status == "pass"
+    everywhere = check_listen("0.0.0.0")
     assert everywhere.status == "warn" and "other machines can connect" in everywhere.detail
 
 
@@ -52,8 +52,9 @@ def test_ports_are_checked_on_the_address_they_will_be_published_on() -> None:
         taken.bind(("0.0.0.0", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        spec = load_spec(None, {"name": "lt", "listen": "0.0.0.0", "ports.jupyter": port})
-        [jupyter] = [c for c in check_ports(spec) if c.name == "port jupyter"]
+        spec = load_spec(None, {"name": "lt", "ports.jupyter": port})
+        [jupyter] = [c for c in check_ports(spec, listen_address="0.0.0.0")
+                     if c.name == "port jupyter"]
     assert jupyter.status == "fail" and jupyter.detail == f"0.0.0.0:{port} is already in use"
 
 

@@ -33,7 +33,7 @@ def test_seats_are_named_and_numbered_with_two_ports_each() -> None:
         ("lab-1", 20000, 20001), ("lab-2", 20002, 20003), ("lab-3", 20004, 20005)]
     assert workshop.port_range() == "20000-20005"
     spec = workshop.spec(workshop.seats[1], None)
-    assert (spec.name, spec.ports.jupyter, spec.ports.registry, spec.listen) == (
+    assert (spec.name, spec.ports.jupyter, spec.ports.registry, spec.lite.listen) == (
         "lab-2", 20002, 20003, "127.0.0.1")
 
 
@@ -58,7 +58,7 @@ def test_bad_workshop_values_are_one_usage_line(name, count, base, expected) -> 
 def test_limits_and_listen_reach_every_seat_spec_and_bad_ones_are_refused() -> None:
     workshop = seats.new_workshop("lab", 1, 20000, "0.0.0.0", {"memory": "2g", "cpus": 1.0})
     spec = workshop.spec(workshop.seats[0], None)
-    assert (spec.resources.memory, spec.resources.cpus, spec.listen) == ("2g", 1.0, "0.0.0.0")
+    assert (spec.resources.memory, spec.resources.cpus, spec.lite.listen) == ("2g", 1.0, "0.0.0.0")
     bad = seats.new_workshop("lab", 1, 20000, "0.0.0.0", {"memory": "lots"})
     with pytest.raises(UsageError, match=r"resources\.memory: 'lots' is not valid"):
         bad.spec(bad.seats[0], None)

@@ -17,8 +17,8 @@ from kfbox.apps.bench.sandboxes import bench_spec
 from kfbox.apps.bench.served import serve_a_model
 from kfbox.apps.bench.soak import soak
 from kfbox.apps.bench.trainstep import train_step
+from kfbox.engines import get_engine
 from kfbox.engines.lifecycle import take_down
-from kfbox.engines.lite.engine import LiteEngine
 from kfbox.host.docker_engine import connect
 from kfbox.host.progress import Reporter, quiet_reporter
 from kfbox.host.usage import sandbox_memory_mib
@@ -40,7 +40,7 @@ class Options:
 def run_bench(options: Options, reporter: Reporter) -> BenchRun:
     client = connect()
     run = BenchRun()
-    engine = LiteEngine(bench_spec())
+    engine = get_engine(bench_spec())
     with tempfile.TemporaryDirectory(prefix="kfbox-bench-") as tmp:
         work = Path(tmp)
         try:
@@ -53,8 +53,8 @@ def run_bench(options: Options, reporter: Reporter) -> BenchRun:
             platform = engine.platform(work / "platform")
             try:
                 if options.train_runs:
-                    step = train_step(engine, platform, work / "train", options.train_runs,
-                                      reporter)
+                    step = train_step(client, engine.spec.name, platform, work / "train",
+                                      options.train_runs, reporter)
                     run.add("train_harness_s", step.harness_s, "s",
                             f"median of {options.train_runs}: one node through TrainerClient")
                     run.add("train_docker_run_s", step.docker_run_s, "s",

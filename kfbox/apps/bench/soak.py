@@ -12,10 +12,10 @@ import docker
 from kfbox.apps.bench.sandboxes import bench_spec
 from kfbox.engines import get_engine
 from kfbox.engines.lifecycle import bring_up, take_down
-from kfbox.host import paths
 from kfbox.host.docker_engine import LABEL
 from kfbox.host.errors import KfboxError
 from kfbox.host.progress import Reporter, quiet_reporter
+from kfbox.host.statefiles import StateFolder
 
 
 @dataclass
@@ -36,8 +36,9 @@ def leftovers(client: docker.DockerClient, name: str, registry_port: int) -> lis
     left = [f"container {c.name}" for c in client.containers.list(all=True, filters=filters)]
     left += [f"network {n.name}" for n in client.networks.list(filters=filters)]
     left += [f"volume {v.name}" for v in client.volumes.list(filters=filters)]
-    if paths.state_dir(name).exists():
-        left.append(f"state folder {paths.state_dir(name)}")
+    state = StateFolder(name)
+    if state.exists():
+        left.append(f"state folder {state.path}")
     prefix = f"127.0.0.1:{registry_port}/"
     left += [f"image tag {t}" for i in client.images.list() for t in i.tags if t.startswith(prefix)]
     return left

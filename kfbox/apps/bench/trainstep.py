@@ -10,9 +10,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import docker
+
 from kfbox.apps.bench.served import built_image
-from kfbox.engines.lite.engine import LiteEngine
 from kfbox.engines.platform import MODEL_DIR_ENV, Platform, TrainJob
+from kfbox.host.docker_engine import LABEL
 from kfbox.host.progress import Reporter
 from kfbox.scenarios.scenario import load_scenario
 
@@ -27,8 +29,8 @@ class TrainStep:
         return self.harness_s / self.docker_run_s
 
 
-def train_step(engine: LiteEngine, platform: Platform, work: Path, runs: int,
-               reporter: Reporter) -> TrainStep:
+def train_step(client: docker.DockerClient, sandbox: str, platform: Platform, work: Path,
+               runs: int, reporter: Reporter) -> TrainStep:
     """Medians of `runs` runs each way, the order alternating run by run so that neither
     always goes second (onto caches the other warmed)."""
     scenario = load_scenario("digits")
@@ -41,8 +43,9 @@ def train_step(engine: LiteEngine, platform: Platform, work: Path, runs: int,
                                        model_key=f"bench/train-{run}"))
 
     def by_hand(run: int) -> None:
-        engine.client.containers.run(image.reference, argv, remove=True, labels=engine.labels(),
-                                     environment={MODEL_DIR_ENV: "/tmp/model"})
+        # Labelled with the sandbox, so its `down` finds one left by an interrupted bench.
+        client.containers.run(image.reference, argv, remove=True, labels={LABEL: sandbox},
+                              environment={MODEL_DIR_ENV: "/tmp/model"})
 
     times: dict[str, list[float]] = {"harness": [], "docker run": []}
     ways = [("harness", through_harness), ("docker run", by_hand)]

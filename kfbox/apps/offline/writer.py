@@ -22,6 +22,7 @@ import docker
 from kfbox import __version__
 from kfbox.apps.offline.debs import resolve_debs
 from kfbox.apps.offline.wheels import download_wheels
+from kfbox.engines import ENGINES, engine_class
 from kfbox.harness.certificate.results import REPORT_JSON, read_bundle
 from kfbox.host.config import SandboxSpec
 from kfbox.host.docker_engine import LABEL, ROLE_LABEL, connect
@@ -79,12 +80,15 @@ def bundle_path(output: Path | None, target: Target) -> Path:
 
 def read_verification(path: Path) -> tuple[Verified, dict[str, str]]:
     """The certificate `kfbox certify` wrote at `path` (folder or .tar.gz), and the image id
-    it certified per component. UsageError unless it certified a lite sandbox."""
+    it certified per component. UsageError unless it certified a sandbox whose engine's
+    bundle is an archive (lite)."""
     certificate = read_bundle(path)
-    if certificate.configuration.engine != "lite":
-        raise UsageError(f"--verified-with {str(path)!r} certified a "
-                         f"{certificate.configuration.engine} sandbox, not a lite one",
-                         fix="pass the results of `kfbox certify` on the lite sandbox")
+    engine = certificate.configuration.engine
+    # An engine whose bundle is an archive runs the very images the archive carries.
+    if engine not in ENGINES or engine_class(engine).features.bundle != "archive":
+        raise UsageError(f"--verified-with {str(path)!r} certified a {engine} sandbox, not a "
+                         "lite one", fix="pass the results of `kfbox certify` on the lite "
+                         "sandbox")
     if not certificate.certified:
         raise UsageError(f"--verified-with {str(path)!r}: profile {certificate.profile!r} is "
                          "not certified there", fix="pass the results of a certified run")

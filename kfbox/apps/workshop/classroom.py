@@ -10,18 +10,18 @@ from typing import Any
 from kfbox.apps.workshop import capacity, roster, seats
 from kfbox.apps.workshop.seats import DEFAULT_BASE_PORT, Workshop
 from kfbox.apps.workshop.verify import verify_seats
-from kfbox.engines.lifecycle import take_down
-from kfbox.engines.lite.engine import LiteEngine
-from kfbox.host import paths
-from kfbox.host.config import load_spec, record_spec
+from kfbox.engines import get_engine
+from kfbox.engines.base import Engine
+from kfbox.engines.lifecycle import bring_up, take_down
+from kfbox.host.config import load_spec
 from kfbox.host.errors import KfboxError, PreflightError, UsageError
-from kfbox.host.locks import sandbox_lock
 from kfbox.host.progress import Reporter
+from kfbox.host.statefiles import StateFolder
 
 
-def engines_of(workshop: Workshop, config: Path | None) -> dict[str, LiteEngine]:
+def engines_of(workshop: Workshop, config: Path | None) -> dict[str, Engine]:
     """Each seat's engine, by seat name (UsageError for a bad spec, before anything runs)."""
-    return {seat.name: LiteEngine(workshop.spec(seat, config)) for seat in workshop.seats}
+    return {seat.name: get_engine(workshop.spec(seat, config)) for seat in workshop.seats}
 
 
 def require(name: str) -> Workshop:
@@ -47,7 +47,7 @@ def _planned(
         if count is None:
             raise UsageError(f"workshop {name!r} does not exist yet: say how many seats",
                              fix="e.g. `kfbox workshop up --seats 3`")
-        configured = load_spec(config, {"name": f"{name}-1", "listen": listen}).listen
+        configured = load_spec(config, {"name": f"{name}-1", "lite.listen": listen}).lite.listen
         return seats.new_workshop(name, count, base_port or DEFAULT_BASE_PORT,
                                   configured, resources), True
     if (count is not None and count != len(existing.seats)) or (
@@ -76,10 +76,10 @@ def _results_folder(out: Path) -> Path:
     return out
 
 
-def _refuse_foreign(workshop: Workshop, engines: dict[str, LiteEngine]) -> None:
+def _refuse_foreign(workshop: Workshop, engines: dict[str, Engine]) -> None:
     """A new workshop's seat name must not be a sandbox someone already has."""
     for name, engine in engines.items():
-        if paths.state_dir(name).exists() or engine.status().state != "absent":
+        if StateFolder(name).exists() or engine.status().state != "absent":
             raise UsageError(
                 f"sandbox {name!r} already exists and is not a seat of workshop "
                 f"{workshop.name!r}",
@@ -89,7 +89,7 @@ def _refuse_foreign(workshop: Workshop, engines: dict[str, LiteEngine]) -> None:
 
 
 def preflight_seats(
-    workshop: Workshop, engines: dict[str, LiteEngine], reporter: Reporter
+    workshop: Workshop, engines: dict[str, Engine], reporter: Reporter
 ) -> None:
     """Every seat's host checks before anything is created: the first failure ends the
     command in one line (a port's names its seat); each warning is shown once."""
@@ -110,14 +110,6 @@ def preflight_seats(
         reporter.warn(line + (f" ({fix})" if fix else ""))
 
 
-def _bring_up(engine: LiteEngine, reporter: Reporter) -> None:
-    """Create or repair one seat under its lock (lifecycle.bring_up, less the preflight that
-    already ran for every seat before the first was made)."""
-    with sandbox_lock(engine.spec.name, "up", reporter):
-        engine.up(reporter)
-        record_spec(engine.spec)
-
-
 def _verify(
     workshop: Workshop, names: list[str], out: Path, parallel: int, reporter: Reporter
 ) -> None:
@@ -136,7 +128,7 @@ def _verify(
 
 
 def _roster(
-    workshop: Workshop, engines: dict[str, LiteEngine]
+    workshop: Workshop, engines: dict[str, Engine]
 ) -> tuple[list[roster.RosterRow], Path]:
     found = roster.rows(workshop, engines)
     return found, roster.write_page(workshop, found)
@@ -168,8 +160,8 @@ def up(
             raise chosen.refusal()
     preflight_seats(workshop, engines, reporter)
     workshop.save()
-    for engine in engines.values():
-        _bring_up(engine, reporter)
+    for engine in engines.values():  # preflight ran for every seat before the first was made
+        bring_up(engine.spec, reporter, provision=False, preflight=False)
     _verify(workshop, list(engines), out, parallel or chosen.parallel(), reporter)
     return workshop, *_roster(workshop, engines)
 
@@ -188,14 +180,15 @@ def reset(
     workshop = require(name)
     seat = workshop.seat(seat_name)
     out = _results_folder(out)
-    engine = LiteEngine(workshop.spec(seat, config))
+    engine = get_engine(workshop.spec(seat, config))
     preflight_seats(workshop, {seat.name: engine}, reporter)
     left = take_down(engine, reporter, keep_data=False)
     if left:
         raise KfboxError(f"seat {seat.name} could not be removed: {', '.join(left)}",
                          fix="remove them with `docker rm -f` / `docker volume rm`, then retry")
     seat.verification = None
-    _bring_up(engine, reporter)  # same spec, and a token and volumes made anew
+    # The same spec, and a token and volumes made anew; preflight_seats checked it above.
+    bring_up(engine.spec, reporter, provision=False, preflight=False)
     _verify(workshop, [seat.name], out, 1, reporter)
     return workshop, *_roster(workshop, engines_of(workshop, config))
 
@@ -210,6 +203,6 @@ def down(name: str, config: Path | None, reporter: Reporter) -> tuple[int, list[
     for engine in engines_of(workshop, config).values():
         left += take_down(engine, reporter, keep_data=False)
     seats.forget(workshop.name)
-    states = [paths.state_dir(s.name) for s in workshop.seats] + [seats.folder(workshop.name)]
+    states = [StateFolder(s.name).path for s in workshop.seats] + [seats.folder(workshop.name)]
     left += [f"state {path}" for path in states if path.exists()]
     return len(workshop.seats), left

@@ -12,8 +12,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from kfbox.apps.workshop.seats import Workshop, folder
-from kfbox.engines.lite.engine import LiteEngine
-from kfbox.host import listen, paths, statefiles
+from kfbox.engines.base import Engine
+from kfbox.host import listen, statefiles
+from kfbox.host.statefiles import StateFolder
 
 PAGE = "roster.html"
 
@@ -36,7 +37,7 @@ class RosterRow:
         return f"{self.url}?token={self.token}" if self.token else ""
 
 
-def rows(workshop: Workshop, engines: dict[str, LiteEngine]) -> list[RosterRow]:
+def rows(workshop: Workshop, engines: dict[str, Engine]) -> list[RosterRow]:
     """Each seat as it is now: asked of the engine, its verification from the record."""
     address = listen.public(workshop.listen)
     found = []
@@ -47,14 +48,14 @@ def rows(workshop: Workshop, engines: dict[str, LiteEngine]) -> list[RosterRow]:
         # Reading the token of an absent seat would make a new one: it has none to hand out.
         has_token = (
             state != "absent"
-            and (paths.state_dir(seat.name) / statefiles.TOKEN_FILE).exists()
+            and StateFolder(seat.name).has(StateFolder.TOKEN)
         )
         verified = seat.verification
         found.append(
             RosterRow(
                 seat=seat.name,
                 url=url,
-                token=engine.token() if has_token else "",
+                token=(engine.token() or "") if has_token else "",
                 state=state,
                 verification=verified.status if verified else "not verified",
                 detail=verified.detail if verified else "",

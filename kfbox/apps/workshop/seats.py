@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from kfbox.engines import engine_class
 from kfbox.host import paths, statefiles
 from kfbox.host.config import NAME_PATTERN, SandboxSpec, load_spec
 from kfbox.host.errors import KfboxError, UsageError
@@ -72,16 +73,16 @@ class Workshop:
 
     def spec(self, seat: Seat, config: Path | None) -> SandboxSpec:
         """The seat's sandbox spec: kfbox.yaml (or --config) with the seat's name, ports,
-        listen address and limits over it. The lite engine only: a seat is a lite sandbox."""
+        listen address and limits over it, on an engine that declares it runs seats."""
         overrides = {
             "name": seat.name,
             "ports.jupyter": seat.jupyter,
             "ports.registry": seat.registry,
-            "listen": self.listen,
+            "lite.listen": self.listen,
             **{f"resources.{key}": value for key, value in self.resources.items()},
         }
         spec = load_spec(config, overrides)
-        if spec.engine != "lite":
+        if not engine_class(spec.engine).features.seats:
             raise UsageError(
                 f"engine {spec.engine!r}: a workshop's seats run on the lite engine",
                 fix="drop `engine:` from the config, or set it to lite",

@@ -130,7 +130,7 @@ def make_bundle(dest: Path, spec: SandboxSpec, *, gpu: bool, with_images: bool,
     tools = Tools()
     store = ManifestStore(paths.cache_dir("manifests"), tools,
                           trust_on_first_use=trust_on_first_use)
-    plan = catalog.plan(catalog.platform(spec.platform, gpu=gpu))
+    plan = catalog.plan(catalog.platform(spec.kubernetes.platform, gpu=gpu))
     return write_bundle(dest, catalog, plan, store, HostDocker(tools), reporter,
                         extra_images=[spec.kubernetes.notebook_image],
                         host_images=[NODE_IMAGE, REGISTRY_IMAGE], with_images=with_images)

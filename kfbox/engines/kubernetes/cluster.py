@@ -7,9 +7,9 @@ from pathlib import Path
 
 from kfbox.engines.kubernetes import kindconfig
 from kfbox.engines.kubernetes.tools import CommandFailed, Tools
-from kfbox.host import statefiles
 from kfbox.host.config import SandboxSpec
 from kfbox.host.errors import KfboxError
+from kfbox.host.statefiles import StateFolder
 
 CREATE_WAIT = "180s"
 
@@ -18,7 +18,7 @@ CREATE_WAIT = "180s"
 class KindCluster:
     spec: SandboxSpec
     tools: Tools
-    state: Path
+    state: StateFolder
     """The sandbox's state folder: the kind config and the kubeconfig are written here."""
 
     @property
@@ -27,7 +27,7 @@ class KindCluster:
 
     @property
     def kubeconfig(self) -> Path:
-        return self.state / "kubeconfig"
+        return self.state.file("kubeconfig")
 
     def exists(self) -> bool:
         listed = self.tools("kind", "get", "clusters")
@@ -38,9 +38,9 @@ class KindCluster:
         half-made is left behind."""
         if self.exists():
             return
-        self.state.mkdir(parents=True, exist_ok=True)
-        config = self.state / "kind-config.yaml"
-        config.write_text(kindconfig.render(kindconfig.kind_config(self.spec, gpu=gpu)))
+        self.state.write_text("kind-config.yaml",
+                              kindconfig.render(kindconfig.kind_config(self.spec, gpu=gpu)))
+        config = self.state.file("kind-config.yaml")
         try:
             self.tools("kind", "create", "cluster", "--name", self.name, "--config", str(config),
                        "--kubeconfig", str(self.kubeconfig), "--wait", CREATE_WAIT, timeout=900)
@@ -53,7 +53,7 @@ class KindCluster:
     def write_kubeconfig(self) -> Path:
         """The cluster's kubeconfig in the state folder, readable by the owner only."""
         text = self.tools("kind", "get", "kubeconfig", "--name", self.name).stdout
-        statefiles.write_atomic(self.kubeconfig, text, private=True)
+        self.state.write_text("kubeconfig", text, private=True)
         return self.kubeconfig
 
     def nodes(self) -> list[str]:

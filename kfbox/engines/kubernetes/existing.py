@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kfbox.engines.base import SandboxStatus
+from kfbox.engines.base import EngineFeatures, SandboxStatus
 from kfbox.engines.kubernetes import readiness
 from kfbox.engines.kubernetes.installer import InstallResult
 from kfbox.engines.kubernetes.kubeapi import KubeApi
@@ -23,15 +23,17 @@ from kfbox.host.progress import Reporter
 class ExistingEngine(KubernetesProvider):
     name = "existing"
     kind_cluster = False
+    features = EngineFeatures(bundle="folder")
 
     @property
     def kubeconfig(self) -> Path | None:
-        return self.spec.kubeconfig
+        return self.spec.kubernetes.kubeconfig
 
     def kube(self) -> KubeApi:
-        if self.spec.kubeconfig is None and self._kube is None:
+        if self.spec.kubernetes.kubeconfig is None and self._kube is None:
             raise UsageError("--engine existing needs a cluster",
-                             fix="pass --kubeconfig PATH (or set kubeconfig: in kfbox.yaml)")
+                             fix="pass --kubeconfig PATH (or set kubeconfig: in kfbox.yaml's "
+                                 "kubernetes block)")
         return super().kube()
 
     def preflight(self) -> list[Check]:

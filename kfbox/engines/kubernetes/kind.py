@@ -8,7 +8,13 @@ from pathlib import Path
 
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
-from kfbox.engines.base import Access, Capabilities, ComponentStatus, SandboxStatus
+from kfbox.engines.base import (
+    Access,
+    Capabilities,
+    ComponentStatus,
+    EngineFeatures,
+    SandboxStatus,
+)
 from kfbox.engines.kubernetes import jupyter, nvkind, registry
 from kfbox.engines.kubernetes.bundle import bundle_images, load_images
 from kfbox.engines.kubernetes.catalog import Catalog
@@ -18,7 +24,7 @@ from kfbox.engines.kubernetes.kubeapi import KubeApi
 from kfbox.engines.kubernetes.platform import ClusterAccess
 from kfbox.engines.kubernetes.provider import KubernetesProvider
 from kfbox.engines.kubernetes.tools import Tools
-from kfbox.host import preflight, statefiles
+from kfbox.host import preflight
 from kfbox.host.config import SandboxSpec
 from kfbox.host.docker_engine import LABEL
 from kfbox.host.errors import KfboxError, PreflightError
@@ -34,6 +40,7 @@ KIND_CLUSTER_LABEL = "io.x-k8s.kind.cluster"
 class KindEngine(KubernetesProvider):
     name = "kind"
     kind_cluster = True
+    features = EngineFeatures(bundle="folder")
 
     def __init__(self, spec: SandboxSpec, *, tools: Tools | None = None,
                  catalog: Catalog | None = None, kube: KubeApi | None = None) -> None:
@@ -92,7 +99,7 @@ class KindEngine(KubernetesProvider):
     # ---- up --------------------------------------------------------------------------------
 
     def token(self) -> str:
-        return statefiles.token(self.spec.name)
+        return self.state.token()
 
     def builtins(self) -> Builtins:
         spec = self.spec

@@ -48,7 +48,7 @@ def kind_config(spec: SandboxSpec, *, gpu: bool) -> dict[str, Any]:
         }],
     }
     workers: list[dict[str, Any]] = [{"role": "worker", "image": NODE_IMAGE}
-                                     for _ in range(spec.nodes - 1)]
+                                     for _ in range(spec.kubernetes.nodes - 1)]
     if gpu:
         for node in workers or [control]:
             node["extraMounts"] = [dict(NVIDIA_DEVICES_MOUNT)]

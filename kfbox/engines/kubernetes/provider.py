@@ -5,7 +5,6 @@ touched beyond what kfbox created) are the providers."""
 
 from __future__ import annotations
 
-import json
 from abc import abstractmethod
 from dataclasses import asdict
 from pathlib import Path
@@ -21,13 +20,14 @@ from kfbox.engines.kubernetes.kubeapi import KubeApi, KubeError, client_from_kub
 from kfbox.engines.kubernetes.platform import ClusterAccess, KubePlatform
 from kfbox.engines.kubernetes.store import ManifestStore
 from kfbox.engines.kubernetes.tools import Tools
-from kfbox.host import paths, statefiles
+from kfbox.host import paths
 from kfbox.host.config import SandboxSpec
 from kfbox.host.docker_engine import LABEL, ROLE_LABEL
 from kfbox.host.errors import PreflightError, UsageError
 from kfbox.host.images.versions import RUNTIME_PACKAGES, installed_versions
 from kfbox.host.preflight import Check
 from kfbox.host.progress import Reporter
+from kfbox.host.statefiles import StateFolder
 
 STATE_FILE = "kubernetes.json"
 
@@ -47,7 +47,7 @@ class KubernetesProvider(Engine):
         self.catalog = catalog or (bundle_catalog(spec.from_bundle) if spec.from_bundle
                                    else load_catalog())
         self._kube = kube
-        self.state = paths.state_dir(spec.name)
+        self.state = StateFolder(spec.name)
 
     # ---- connection ------------------------------------------------------------------------
 
@@ -87,13 +87,13 @@ class KubernetesProvider(Engine):
     # ---- the plan and its install ----------------------------------------------------------
 
     def plan(self, gpu: bool) -> list[Component]:
-        return self.catalog.plan(self.catalog.platform(self.spec.platform, gpu=gpu,
+        return self.catalog.plan(self.catalog.platform(self.spec.kubernetes.platform, gpu=gpu,
                                                       kind=self.kind_cluster))
 
     def store(self) -> ManifestStore:
         return ManifestStore(
             cache=paths.cache_dir("manifests"), tools=self.tools,
-            trust_on_first_use=self.spec.trust_on_first_use,
+            trust_on_first_use=self.spec.kubernetes.trust_on_first_use,
             offline=self.spec.from_bundle / "manifests" if self.spec.from_bundle else None,
         )
 
@@ -106,15 +106,15 @@ class KubernetesProvider(Engine):
         return Installer(self.kube(), self.store(), self.builtins(), reporter)
 
     def record(self, gpu: bool, results: list[InstallResult], **extra: list[str]) -> None:
-        statefiles.write_atomic(self.state / STATE_FILE, json.dumps({
+        self.state.write_json(STATE_FILE, {
             "engine": self.spec.engine, "gpu": gpu,
             "components": [c.name for c in self.plan(gpu)],
             "install": [asdict(r) for r in results], **extra,
-        }, indent=2))
+        })
 
     def recorded(self) -> dict[str, Any]:
-        path = self.state / STATE_FILE
-        return json.loads(path.read_text()) if path.is_file() else {}
+        recorded = self.state.read_json(STATE_FILE)
+        return recorded if isinstance(recorded, dict) else {}
 
     # ---- status and capabilities -----------------------------------------------------------
 

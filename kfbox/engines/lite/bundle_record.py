@@ -3,16 +3,12 @@ images it loaded, kept in the sandbox's state so every later command runs exactl
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import docker
 from docker.errors import ImageNotFound
 from pydantic import BaseModel
 
-from kfbox.host import paths
 from kfbox.host.errors import KfboxError
-from kfbox.host.statefiles import write_atomic
+from kfbox.host.statefiles import StateFolder
 
 
 class BundleRecord(BaseModel):
@@ -34,17 +30,17 @@ class BundleRecord(BaseModel):
         return tag
 
 
-def record_file(sandbox: str) -> Path:
-    return paths.state_dir(sandbox) / "bundle.json"
+RECORD_FILE = "bundle.json"
 
 
 def record_bundle(sandbox: str, record: BundleRecord) -> None:
-    write_atomic(record_file(sandbox), record.model_dump_json(indent=2))
+    StateFolder(sandbox).write_text(RECORD_FILE, record.model_dump_json(indent=2))
 
 
 def bundle_record(sandbox: str) -> BundleRecord | None:
     """The bundle the sandbox was installed from; None when it was built online."""
+    text = StateFolder(sandbox).read_text(RECORD_FILE)
     try:
-        return BundleRecord.model_validate(json.loads(record_file(sandbox).read_text()))
-    except (OSError, ValueError):
+        return BundleRecord.model_validate_json(text) if text is not None else None
+    except ValueError:
         return None

@@ -45,7 +45,7 @@ class ContainerPlan:
     container_port: int
     host_port: int
     address: str = "127.0.0.1"
-    """The host address the port is published on (SandboxSpec.address_of)."""
+    """The host address the port is published on (LiteSettings.address_of)."""
     environment: dict[str, str] = field(default_factory=dict)
     volumes: dict[str, dict[str, str]] = field(default_factory=dict)
     limits: dict[str, Any] = field(default_factory=dict)
@@ -88,7 +88,7 @@ def registry_plan(spec: SandboxSpec, image: str) -> ContainerPlan:
         image=image,
         container_port=5000,
         host_port=spec.ports.registry,
-        address=spec.address_of("registry"),
+        address=spec.lite.address_of("registry"),
         volumes={volume_name(spec.name, "registry"): {"bind": "/var/lib/registry", "mode": "rw"}},
         probe=lambda base: _expect_ok(f"{base}/v2/"),
     )
@@ -100,7 +100,7 @@ def jupyter_plan(spec: SandboxSpec, image: str, token: str) -> ContainerPlan:
         image=image,
         container_port=8888,
         host_port=spec.ports.jupyter,
-        address=spec.address_of("jupyter"),
+        address=spec.lite.address_of("jupyter"),
         environment={"JUPYTER_TOKEN": token},
         volumes={
             volume_name(spec.name, "workspace"): {"bind": JUPYTER_WORKDIR, "mode": "rw"},

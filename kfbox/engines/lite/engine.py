@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import json
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,13 +18,15 @@ from kfbox.engines.base import (
     Check,
     ComponentStatus,
     Engine,
+    EngineFeatures,
     SandboxStatus,
 )
 from kfbox.engines.lite import components as comp
 from kfbox.engines.lite import registry_cache, registry_push
+from kfbox.engines.lite.bundle_install import verified_bundle
 from kfbox.engines.lite.bundle_record import bundle_record
 from kfbox.engines.platform import Platform
-from kfbox.host import listen, paths, preflight, statefiles
+from kfbox.host import listen, preflight
 from kfbox.host.diskspace import NEEDS_GIB, require_space
 from kfbox.host.docker_engine import COMPONENT_LABEL, LABEL, ROLE_LABEL, connect
 from kfbox.host.errors import KfboxError
@@ -33,14 +35,18 @@ from kfbox.host.images.base import ensure_base_image
 from kfbox.host.images.build import ensure_component_image, prefetch_wheels
 from kfbox.host.images.versions import RUNTIME_PACKAGES, image_versions, installed_versions
 from kfbox.host.progress import Reporter
+from kfbox.host.statefiles import StateFolder
 
 CONFIG_LABEL = "kfbox.config-hash"
 DATA_LABEL = "kfbox.data"
 READY_TIMEOUT_S = 120
+STATE_FILE = "state.json"
+"""What `up` made: each component's image and URL, and the ML runtime image."""
 
 
 class LiteEngine(Engine):
     name = "lite"
+    features = EngineFeatures(bundle="archive", listen=True, seats=True)
 
     def __init__(self, spec) -> None:
         super().__init__(spec)
@@ -62,11 +68,11 @@ class LiteEngine(Engine):
         return {"label": [f"{LABEL}={self.spec.name}", *(f"{k}={v}" for k, v in labels.items())]}
 
     @property
-    def state_file(self) -> Path:
-        return paths.state_dir(self.spec.name) / "state.json"
+    def state(self) -> StateFolder:
+        return StateFolder(self.spec.name)
 
     def token(self) -> str:
-        return statefiles.token(self.spec.name)
+        return self.state.token()
 
     def _image(self, component: str, reporter: Reporter) -> str:
         """The component's image: the offline bundle's the sandbox was installed from (loaded,
@@ -86,7 +92,8 @@ class LiteEngine(Engine):
         """Every image the sandbox runs: component → tag, and `runtime`. Installed from an
         offline bundle, the bundle's (loaded, never built or fetched); else built when missing,
         the wheel downloads (network) beside the base image's debootstrap (mostly too)."""
-        wanted = [*(c for c in ("registry", "jupyter") if c in self.spec.components), "runtime"]
+        wanted = [*(c for c in ("registry", "jupyter") if c in self.spec.lite.components),
+                  "runtime"]
         if bundle_record(self.spec.name) is None:
             with ThreadPoolExecutor(max_workers=len(wanted)) as pool:
                 wheels = [pool.submit(prefetch_wheels, name, reporter.beside())
@@ -111,7 +118,18 @@ class LiteEngine(Engine):
             owned = self._owned_ports()
         except (DockerException, KfboxError):  # no engine: host_checks says so, with the fix
             owned = set()
-        return preflight.host_checks(self.spec, owned)
+        return preflight.host_checks(self.spec, owned, listen_address=self.spec.lite.listen)
+
+    @contextlib.contextmanager
+    def installing_from_bundle(self, bundle: Path, reporter: Reporter) -> Iterator[Path | None]:
+        """The bundle's .tar, verified before anything is used: its Docker engine packages go to
+        provisioning, and once preflight passed its images are loaded (never built, never
+        fetched) and the sandbox records which bundle it runs."""
+        with verified_bundle(bundle, reporter) as verified:
+            yield verified.debs
+            # A fresh connection: the engine may have been installed from the bundle just now.
+            verified.load_images(connect(), reporter)
+            verified.record(self.spec.name)
 
     def _owned_ports(self) -> set[int]:
         """Host ports held by this sandbox's running containers (a re-`up` is fine). A stopped
@@ -125,14 +143,15 @@ class LiteEngine(Engine):
     def up(self, reporter: Reporter) -> SandboxStatus:
         images = self._images(reporter)
         runtime = images["runtime"]
-        if "registry" in self.spec.components and not self._has_volume("registry"):
+        if "registry" in self.spec.lite.components and not self._has_volume("registry"):
             # Checked before anything of the sandbox exists: a new registry takes the
             # runtime's layers (from the cache, or pushed).
             require_space(self.client, "seeding a new registry with the ML runtime",
                           NEEDS_GIB["seed"])
         plans = self._plans(images)  # from here on the sandbox is made: its token first
         actions: dict[str, str] = {}
-        with reporter.step(f"Network and volumes for sandbox {self.spec.name!r}"):
+        with reporter.step(f"Network and volumes for sandbox {self.spec.name!r}",
+                           action="network"):
             self._ensure_network()
             created = {p for p in ("workspace", "models", "registry") if self._ensure_volume(p)}
         runtime_id = self.client.images.get(runtime).id
@@ -140,15 +159,17 @@ class LiteEngine(Engine):
             reporter, registry_cache.prefill, runtime_id
         )
         for plan in plans:
-            with reporter.step(f"Component {plan.component}") as update:
+            with reporter.step(f"Component {plan.component}",
+                               action=f"component:{plan.component}") as update:
                 actions[plan.component] = self._ensure_container(plan)
                 update(f"{actions[plan.component]}; waiting for readiness")
                 self._wait_ready(plan)
             reporter.info(
                 f"{plan.component}: {actions[plan.component]}, ready at {plan.base_url()}"
             )
-        if "registry" in self.spec.components:
-            with reporter.step("Seeding the registry with the ML runtime") as update:
+        if "registry" in self.spec.lite.components:
+            with reporter.step("Seeding the registry with the ML runtime",
+                               action="registry-seed") as update:
                 self._seed_registry(runtime, update)
                 if "registry" in created and not prefilled:
                     update("keeping a copy for the next sandbox")
@@ -259,15 +280,20 @@ class LiteEngine(Engine):
             "components": {p.component: {"image": p.image, "url": p.base_url()} for p in plans},
             "runtime_image": runtime,
         }
-        statefiles.write_atomic(self.state_file, json.dumps(state, indent=2))
+        self.state.write_json(STATE_FILE, state)
+
+    def _recorded(self) -> dict:
+        """What the last `up` recorded (empty when it never finished)."""
+        recorded = self.state.read_json(STATE_FILE)
+        return recorded if isinstance(recorded, dict) else {}
 
     def _runtime_status(self) -> ComponentStatus:
         """The ML runtime image scenario builds start from: reported so a bundle names the
         exact torch/KServe stack it certified."""
         try:
-            tag = json.loads(self.state_file.read_text())["runtime_image"]
+            tag = self._recorded()["runtime_image"]
             image = self.client.images.get(tag)
-        except (OSError, ValueError, KeyError, NotFound):
+        except (KeyError, NotFound):
             return ComponentStatus("runtime", False, "ML runtime image missing: run `kfbox up`")
         return ComponentStatus("runtime", True, "ML runtime image", "", f"{tag}@{image.id}")
 
@@ -283,7 +309,7 @@ class LiteEngine(Engine):
         if not containers and not volumes:
             return SandboxStatus(self.spec.name, self.name, "absent")
         result = []
-        for component in self.spec.components:
+        for component in self.spec.lite.components:
             if component == "store":
                 name = comp.volume_name(self.spec.name, "models")
                 present = name in volumes
@@ -314,7 +340,7 @@ class LiteEngine(Engine):
         result.append(self._runtime_status())
         state = "running" if all(c.healthy for c in result) else "degraded"
         return SandboxStatus(
-            self.spec.name, self.name, state, result, facts={"listen": self.spec.listen}
+            self.spec.name, self.name, state, result, facts={"listen": self.spec.lite.listen}
         )
 
     def _answers(self, component: str, url: str) -> bool:
@@ -331,17 +357,18 @@ class LiteEngine(Engine):
     def capabilities(self) -> Capabilities:
         spec = self.spec
         return Capabilities(
-            notebook=Access(f"http://{spec.address_of('jupyter')}:{spec.ports.jupyter}", "token")
-            if "jupyter" in spec.components
+            notebook=Access(f"http://{spec.lite.address_of('jupyter')}:{spec.ports.jupyter}",
+                            "token")
+            if "jupyter" in spec.lite.components
             else None,
-            registry=f"{spec.address_of('registry')}:{spec.ports.registry}"
-            if "registry" in spec.components
+            registry=f"{spec.lite.address_of('registry')}:{spec.ports.registry}"
+            if "registry" in spec.lite.components
             else "",
             model_store=f"volume {comp.volume_name(spec.name, 'models')}"
-            if "store" in spec.components
+            if "store" in spec.lite.components
             else "",
             gpus=self.gpus(),
-            listen=spec.listen,
+            listen=spec.lite.listen,
             bundle=installed.sha256 if (installed := bundle_record(spec.name)) else "",
             software=self.software(),
         )
@@ -357,10 +384,7 @@ class LiteEngine(Engine):
     def software(self) -> dict[str, str]:
         """What the sandbox runs: the packages in its notebook and ML runtime images, the
         Kubeflow SDK and Optuna that drive training and tuning from the host, the engine."""
-        try:
-            images = json.loads(self.state_file.read_text())
-        except (OSError, ValueError):
-            images = {}
+        images = self._recorded()
         labels = self.labels(**{ROLE_LABEL: "probe"})
         found: dict[str, str] = {}
         jupyter = images.get("components", {}).get("jupyter", {}).get("image")
@@ -375,7 +399,7 @@ class LiteEngine(Engine):
     def login_url(self, component: str) -> str | None:
         if component != "jupyter":
             return None
-        address = listen.reach(self.spec.address_of("jupyter"))
+        address = listen.reach(self.spec.lite.address_of("jupyter"))
         return f"http://{address}:{self.spec.ports.jupyter}/lab?token={self.token()}"
 
     def down(self, reporter: Reporter, *, keep_data: bool = False) -> list[str]:

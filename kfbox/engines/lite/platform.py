@@ -85,7 +85,7 @@ class LitePlatform:
         self._labels = labels
         store = comp.volume_name(spec.name, "models")
         self.notebooks = JupyterNotebooks(
-            f"http://{listen.reach(spec.address_of('jupyter'))}:{spec.ports.jupyter}",
+            f"http://{listen.reach(spec.lite.address_of('jupyter'))}:{spec.ports.jupyter}",
             engine.token(),
             run_dir,
         )
@@ -103,7 +103,7 @@ class LitePlatform:
             store,
             f"{comp.prefix(spec.name)}-{self.run_id}",
             spec.resources,
-            spec.listen,
+            spec.lite.listen,
         )
         self.runtime_image = engine.runtime_image(quiet_reporter())
         self.artifacts = LiteArtifacts(

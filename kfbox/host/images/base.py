@@ -89,7 +89,7 @@ def ensure_base_image(reporter: Reporter, client: docker.DockerClient | None = N
     except ImageNotFound:
         pass
     require_space(client, f"preparing base image {tag}", NEEDS_GIB["base"])
-    with reporter.step(f"Preparing base image {tag}") as update:
+    with reporter.step(f"Preparing base image {tag}", action="image:base") as update:
         if not _from_registry(client, tag, update, reporter):
             _from_debootstrap(client, tag, update)
     return tag

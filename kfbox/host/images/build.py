@@ -86,7 +86,7 @@ def ensure_component_image(
         pass
     require_space(client, f"building image {tag}", NEEDS_GIB[name])
     with (
-        reporter.step(f"Building image {tag}") as update,
+        reporter.step(f"Building image {tag}", action=f"image:{name}") as update,
         tempfile.TemporaryDirectory(dir=paths.cache_dir("contexts")) as tmp,
         wheels_for(client, wheels_dir, base, tag) as (network, buildargs),
     ):

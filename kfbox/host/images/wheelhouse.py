@@ -51,7 +51,7 @@ def ensure_wheelhouse(requirements: list[str], reporter: Reporter, label: str) -
     target = wheelhouse_dir(requirements)
     if (target / DONE_MARKER).exists():
         return target
-    with reporter.step(f"Downloading wheels for {label}") as update:
+    with reporter.step(f"Downloading wheels for {label}", action=f"wheels:{label}") as update:
         update(", ".join(requirements))
         # Its own partial folder: two sandboxes may fetch the same wheelhouse at once.
         partial = target.with_name(f"{target.name}.{secrets.token_hex(4)}.partial")
