@@ -13,6 +13,9 @@ from kfbox.host import diskspace
 from kfbox.host.errors import PreflightError
 from kfbox.host.images.dockerbuild import docker_build
 
+# Tests that need no engine never read or write the user's real kfbox state.
+pytestmark = pytest.mark.usefixtures("kfbox_home")
+
 
 class Engine:
     """Answers `info` with a data-root, and a build with the stream it is given."""

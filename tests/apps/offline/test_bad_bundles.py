@@ -17,9 +17,9 @@ import pytest
 
 from kfbox.host.offline.manifest import IMAGES, Needs
 from kfbox.host.offline.target import this_host
+from tests.apps.offline.conftest import OfflineMachine, repack, small_bundle
 from tests.conftest import kfbox_cli, private_home
 from tests.e2e.conftest import remove_labelled
-from tests.offline.conftest import OfflineMachine, repack, small_bundle
 
 HOST = this_host()
 FIX_COPY = "copy the bundle again from where it was made"

@@ -1,6 +1,6 @@
 """`kfbox results --compare`: the fields compared and the exit codes, on SCHEMA.md's real report
 (its copies changed one field at a time); the comparison of certificates from a bundle install
-runs in tests/offline/test_offline_install.py."""
+runs in tests/apps/offline/test_offline_install.py."""
 
 from __future__ import annotations
 

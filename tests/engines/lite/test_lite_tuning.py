@@ -16,6 +16,9 @@ from kfbox.engines.platform import (
     TrainResult,
 )
 
+# Tests that need no engine never read or write the user's real kfbox state.
+pytestmark = pytest.mark.usefixtures("kfbox_home")
+
 
 class StandIn:
     """Training whose objective is a function of the trial's lr; can fail or stay silent."""

@@ -26,6 +26,9 @@ from kfbox.host.errors import UsageError
 from kfbox.host.preflight import Check
 from kfbox.host.progress import Reporter, quiet_reporter
 
+# Tests that need no engine never read or write the user's real kfbox state.
+pytestmark = pytest.mark.usefixtures("kfbox_home")
+
 
 def declare(monkeypatch: pytest.MonkeyPatch, engine: type[Engine], **changes: object) -> None:
     monkeypatch.setattr(engine, "features", dataclasses.replace(engine.features, **changes))

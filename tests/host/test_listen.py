@@ -12,6 +12,9 @@ from kfbox.host.config import load_spec
 from kfbox.host.errors import UsageError
 from kfbox.host.preflight import check_listen, check_ports
 
+# Tests that need no engine never read or write the user's real kfbox state.
+pytestmark = pytest.mark.usefixtures("kfbox_home")
+
 NOT_OURS = "203.0.113.7"
 """TEST-NET-3 (RFC 5737): no host has it."""
 

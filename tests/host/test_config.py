@@ -9,6 +9,9 @@ import pytest
 from kfbox.host.config import load_spec
 from kfbox.host.errors import UsageError
 
+# Tests that need no engine never read or write the user's real kfbox state.
+pytestmark = pytest.mark.usefixtures("kfbox_home")
+
 
 def test_defaults_bind_known_ports_and_lite(tmp_path: Path, monkeypatch, kfbox_home) -> None:
     monkeypatch.chdir(tmp_path)

@@ -16,6 +16,9 @@ from kfbox.engines.lite.training import WRITTEN_FOR_SDK, SandboxDockerAdapter
 from kfbox.engines.platform import MODEL_STORE_MOUNT
 from kfbox.host.config import Resources
 
+# Tests that need no engine never read or write the user's real kfbox state.
+pytestmark = pytest.mark.usefixtures("kfbox_home")
+
 
 class Recorded:
     """Answers `containers.run` and `networks.create/get` with what it was asked."""

@@ -16,7 +16,7 @@ import yaml
 from kfbox.harness.profiles import PROFILES
 from tests.conftest import unreachable
 
-CI = Path(__file__).resolve().parents[2] / "ci"
+CI = Path(__file__).resolve().parents[3] / "ci"
 GITHUB = CI / "github" / "kfbox-certify.yml"
 GITLAB = CI / "gitlab" / "kfbox-certify.gitlab-ci.yml"
 GITLAB_RESERVED = {

@@ -38,7 +38,7 @@ from kfbox.host.offline.target import Target, this_host
 from kfbox.host.progress import quiet_reporter
 from tests.conftest import kfbox_cli, private_home
 from tests.e2e.conftest import remove_labelled
-from tests.provision.conftest import host_inotify  # noqa: F401  (a fixture)
+from tests.host.provision.conftest import host_inotify  # noqa: F401  (a fixture)
 
 REFUSED = "http://127.0.0.1:9"
 """Where every package index, mirror and proxy points on an offline machine: the trap."""

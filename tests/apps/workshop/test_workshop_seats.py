@@ -16,6 +16,9 @@ from kfbox.apps.workshop.capacity import HostCapacity, Plan, SeatFigures
 from kfbox.apps.workshop.seats import Verification
 from kfbox.host.errors import KfboxError, PreflightError, UsageError
 
+# Tests that need no engine never read or write the user's real kfbox state.
+pytestmark = pytest.mark.usefixtures("kfbox_home")
+
 TOKEN = "f00dfeed" * 6
 FIGURES = SeatFigures(100.0, 1024.0, 0.5, "test")
 

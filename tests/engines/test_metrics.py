@@ -1,6 +1,11 @@
 """Katib-style metric lines: `name=value`, the last value of each name wins."""
 
+import pytest
+
 from kfbox.engines.metrics import parse_metrics
+
+# Tests that need no engine never read or write the user's real kfbox state.
+pytestmark = pytest.mark.usefixtures("kfbox_home")
 
 
 def test_last_value_wins_and_pairs_share_lines() -> None:

@@ -16,6 +16,9 @@ from kfbox.host.errors import PreflightError
 from kfbox.host.images import base
 from kfbox.host.progress import Reporter
 
+# Tests that need no engine never read or write the user's real kfbox state.
+pytestmark = pytest.mark.usefixtures("kfbox_home")
+
 
 def apt_root(tmp_path: Path, sources_list: str = "", deb822: str = "") -> Path:
     (tmp_path / "sources.list.d").mkdir()

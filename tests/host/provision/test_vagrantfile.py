@@ -11,7 +11,7 @@ from pathlib import Path
 from kfbox.host.provision.runner import HOST_PLAYBOOK, PLAYBOOKS
 from tests.conftest import unreachable
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 VAGRANTFILE = ROOT / "Vagrantfile"
 
 
