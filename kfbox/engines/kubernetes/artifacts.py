@@ -20,10 +20,13 @@ class KubeArtifacts:
         return self.notebooks.tools("kubectl", *argv).stdout
 
     def list(self, prefix: str = "") -> list[str]:
+        """Every file under `prefix` in the store; empty when the folder does not exist."""
         self.notebooks.ensure_server()
         root = f"{MODEL_STORE_MOUNT}/{prefix}".rstrip("/")
+        # A folder nothing was saved under yet lists as empty, not as find's error.
         out = self._kubectl("exec", "-n", self.notebooks.namespace, self.notebooks.pod(), "--",
-                            "find", root, "-type", "f")
+                            "sh", "-c", 'if [ -d "$1" ]; then find "$1" -type f; fi', "sh",
+                            root)
         return sorted(line.removeprefix(MODEL_STORE_MOUNT + "/") for line in out.split())
 
     def fetch(self, key: str, dest: Path) -> Path:

@@ -28,6 +28,7 @@ from kfbox.engines.kubernetes.kindconfig import NODE_IMAGE
 from kfbox.engines.kubernetes.registry import REGISTRY_IMAGE
 from kfbox.engines.kubernetes.store import ManifestStore, sha256_of
 from kfbox.engines.kubernetes.tools import Tools
+from kfbox.host import paths
 from kfbox.host.config import SandboxSpec
 from kfbox.host.errors import KfboxError, UsageError
 from kfbox.host.progress import Reporter
@@ -124,8 +125,6 @@ def make_bundle(dest: Path, spec: SandboxSpec, *, gpu: bool, with_images: bool,
     """`kfbox bundle`: everything `up --engine kind --from-bundle` needs for the spec's profile
     (and its notebook image), from this host's cache or downloads; returns what it could not
     save."""
-    from kfbox.host import paths
-
     catalog = load_catalog()
     tools = Tools()
     store = ManifestStore(paths.cache_dir("manifests"), tools,

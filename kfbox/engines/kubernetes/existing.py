@@ -1,14 +1,15 @@
 """`--engine existing`: someone else's cluster, given by a kubeconfig. kfbox installs only the
-profile's components the cluster does not have, waits for the ones it found without applying
-anything to them, and `down` deletes only the run namespaces it created; the cluster, and
-everything kfbox did not create in it, stay as they were."""
+profile's components the cluster does not have (judged by their objects: one that another
+field manager owns marks the component present), waits for the ones it found without applying
+anything to them, never applies over an object another manager owns, and `down` deletes only
+the run namespaces it created; the cluster, and everything kfbox did not create in it, stay
+as they were."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from kfbox.engines.base import EngineFeatures, SandboxStatus
-from kfbox.engines.kubernetes import readiness
 from kfbox.engines.kubernetes.installer import InstallResult
 from kfbox.engines.kubernetes.kubeapi import KubeApi
 from kfbox.engines.kubernetes.platform import ClusterAccess
@@ -56,14 +57,17 @@ class ExistingEngine(KubernetesProvider):
 
     def up(self, reporter: Reporter) -> SandboxStatus:
         gpu = self.wants_gpu()
-        kube = self.kube()
         installed_before = set(self.recorded().get("installed", []))
         plan = self.plan(gpu)
-        found = [c for c in plan if c.name not in installed_before
-                 and readiness.present(kube, c.ready)]
-        missing = [c for c in plan if c not in found]
         installer = self.installer(reporter)
-        results: list[InstallResult] = installer.install(missing) if missing else []
+        rendered = {c.name: installer.render(c) for c in plan}
+        # Present: any of its objects other than a (shared) Namespace exists under another
+        # field manager, whether or not the component has readiness gates.
+        found = [c for c in plan if c.name not in installed_before
+                 and any(o.get("kind") != "Namespace" and installer.foreign(o) is not None
+                         for o in rendered[c.name])]
+        missing = [c for c in plan if c not in found]
+        results: list[InstallResult] = installer.install(missing, rendered) if missing else []
         for comp in found:
             with reporter.step(f"Found {comp.name}: waiting for it (kfbox changes nothing)"):
                 installer.wait_ready(comp)

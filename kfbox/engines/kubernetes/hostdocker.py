@@ -10,7 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kfbox.engines.kubernetes.tools import Tools
+from kfbox.host.docker_engine import connect
 from kfbox.host.errors import KfboxError
+from kfbox.host.images.base import IMAGE_LABEL
+from kfbox.host.images.build import ensure_component_image
+from kfbox.host.images.versions import image_versions
+from kfbox.host.progress import quiet_reporter
 
 BUILD_TIMEOUT_S = 1800
 IMAGE_MOVE_TIMEOUT_S = 1800
@@ -29,10 +34,19 @@ class HostDocker:
         self.tools("docker", *argv, str(context), timeout=BUILD_TIMEOUT_S)
 
     def push(self, tag: str) -> str:
-        """Push, then the pushed image's pinned reference (repository@sha256:...)."""
+        """Push, then the pushed image's pinned reference (repository@sha256:...) in the
+        repository it was pushed to: an image pulled or pushed elsewhere before carries those
+        registries' digests too, in no promised order."""
         self.tools("docker", "push", tag, timeout=IMAGE_MOVE_TIMEOUT_S)
-        return self.tools("docker", "inspect", "-f", "{{index .RepoDigests 0}}",
-                          tag).stdout.strip()
+        repository = tag.rpartition(":")[0] if ":" in tag.rpartition("/")[2] else tag
+        found = json.loads(self.tools("docker", "inspect", "-f", "{{json .RepoDigests}}",
+                                      tag).stdout or "null") or []
+        for digest in found:
+            if digest.partition("@")[0] == repository:
+                return str(digest)
+        raise KfboxError(f"docker push {tag} left no digest in {repository} "
+                         f"(the image names {', '.join(found) or 'none'})",
+                         fix="check `docker push` reached the registry, then rerun")
 
     def has_image(self, image: str) -> bool:
         return self.tools("docker", "image", "inspect", image, check=False).returncode == 0
@@ -114,19 +128,11 @@ class HostDocker:
     def runtime_image(self, ca_bundle: Path | None) -> str:
         """The ML runtime image scenario images build FROM, built by kfbox's image builder
         (the lite engine's) into this host's engine."""
-        from kfbox.host.docker_engine import connect
-        from kfbox.host.images.build import ensure_component_image
-        from kfbox.host.progress import quiet_reporter
-
         return ensure_component_image("runtime", quiet_reporter(), connect(), ca_bundle=ca_bundle)
 
     def runtime_versions(self, packages: list[str], labels: dict[str, str]) -> dict[str, str]:
         """Python's and `packages`' versions in the newest ML runtime image this engine holds
         (what the journey's images build FROM); empty when none is built yet."""
-        from kfbox.host.docker_engine import connect
-        from kfbox.host.images.base import IMAGE_LABEL
-        from kfbox.host.images.versions import image_versions
-
         try:
             client = connect()
         except KfboxError:

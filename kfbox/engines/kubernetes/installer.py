@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -43,6 +43,27 @@ class InstallResult:
     objects: int
     seconds: float
     """Time from the first apply to the last readiness gate passing."""
+    left: list[str] = field(default_factory=list)
+    """One line per object kfbox left alone because another field manager owns it."""
+
+
+def owner(live: dict[str, Any]) -> str | None:
+    """Who manages a live object when kfbox does not: its first field manager (status
+    subresource entries aside), or "an unrecorded manager" when it has none; None when one of
+    kfbox's own managers (`kfbox`, `kfbox/<component>`) is among them."""
+    managers = [entry.get("manager", "") for entry in
+                (live.get("metadata") or {}).get("managedFields") or []
+                if not entry.get("subresource")]
+    if any(m == FIELD_MANAGER or m.startswith(f"{FIELD_MANAGER}/") for m in managers):
+        return None
+    return managers[0] if managers else "an unrecorded manager"
+
+
+def describe(obj: dict[str, Any]) -> str:
+    """`Kind namespace/name` (or `Kind name` when cluster-scoped)."""
+    meta = obj.get("metadata") or {}
+    where = f"{meta['namespace']}/" if meta.get("namespace") else ""
+    return f"{obj.get('kind', '')} {where}{meta.get('name', '')}"
 
 
 def parse_objects(data: bytes) -> list[dict[str, Any]]:
@@ -103,29 +124,53 @@ class Installer:
             objects = ADJUSTMENTS[name](objects)
         return objects
 
-    def install(self, plan: list[Component]) -> list[InstallResult]:
-        """Install each component in order, verifying every manifest before applying any."""
+    def install(self, plan: list[Component],
+                rendered: dict[str, list[dict[str, Any]]] | None = None) -> list[InstallResult]:
+        """Install each component in order, verifying every manifest before applying any
+        (`rendered`: components already rendered, by name)."""
         check_versions(plan, self.kube.server_version())
-        rendered = {comp.name: self.render(comp) for comp in plan}
+        rendered = {comp.name: (rendered or {}).get(comp.name) or self.render(comp)
+                    for comp in plan}
         results = []
         for comp in plan:
             with self.reporter.step(f"Installing {comp.name} {comp.version}") as update:
                 started = time.monotonic()
-                self._apply_all(comp, rendered[comp.name], update)
+                left = self._apply_all(comp, rendered[comp.name], update)
                 update("waiting for readiness")
                 crds = [o["metadata"]["name"] for o in rendered[comp.name]
                         if o.get("kind") == "CustomResourceDefinition"]
                 self.wait_ready(comp, crds)
                 results.append(InstallResult(comp.name, comp.version, len(rendered[comp.name]),
-                                             time.monotonic() - started))
+                                             time.monotonic() - started, left))
+            for line in left:
+                self.reporter.warn(line)
         return results
 
+    def foreign(self, obj: dict[str, Any]) -> str | None:
+        """The field manager of `obj` in the cluster when it exists and is not kfbox's."""
+        meta = obj.get("metadata") or {}
+        try:
+            live = self.kube.get(obj["apiVersion"], obj["kind"], meta["name"],
+                                 meta.get("namespace"))
+        except KubeError as exc:
+            if exc.status == 400:  # a namespaced kind without a namespace: applied as is
+                return None
+            raise
+        return owner(live) if live is not None else None
+
     def _apply_all(self, comp: Component, objects: list[dict[str, Any]],
-                   update: Callable[[str], None]) -> None:
+                   update: Callable[[str], None]) -> list[str]:
+        """Apply every object kfbox may; the lines naming the ones another manager owns
+        (a forced apply would take their fields from the cluster's owner)."""
         ordered = apply_order(objects)
+        left = []
         for i, obj in enumerate(ordered, 1):
             update(f"{i}/{len(ordered)} {obj['kind']} {obj['metadata'].get('name', '')}")
+            if (who := self.foreign(obj)) is not None:
+                left.append(f"{describe(obj)} is managed by {who}: kfbox left it as it is")
+                continue
             self._apply(comp, obj)
+        return left
 
     def _apply(self, comp: Component, obj: dict[str, Any]) -> None:
         retrying = Retrying(

@@ -12,6 +12,7 @@ from typing import Any
 
 from kubernetes import client
 
+from kfbox.engines.kubernetes import quantities
 from kfbox.engines.kubernetes.kindconfig import JUPYTER_NODE_PORT
 from kfbox.engines.kubernetes.kubeapi import KubeApi
 
@@ -45,11 +46,27 @@ def token_secret(namespace: str, token: str) -> dict[str, Any]:
             "stringData": {TOKEN_KEY: token}}
 
 
-def notebook_object(namespace: str, name: str, image: str,
-                    mounts: dict[str, str]) -> dict[str, Any]:
+NOTEBOOK_CPU_REQUEST = "100m"
+"""What a notebook server asks the scheduler for in CPU: it idles once its notebook ran (the
+journey keeps it for reading the store), and CPU is compressible; its limit is the sandbox's."""
+
+
+def notebook_resources(cpus: float, memory: str) -> dict[str, dict[str, str]]:
+    """The sandbox's resources as the notebook container's limits; memory requested in full
+    (it is not compressible: a pod over its request is evicted first), CPU at
+    NOTEBOOK_CPU_REQUEST (or the limit, if lower)."""
+    cpu_limit = quantities.cpu(cpus)
+    cpu_request = cpu_limit if cpus < 0.1 else NOTEBOOK_CPU_REQUEST  # never above the limit
+    return {"requests": {"cpu": cpu_request, "memory": quantities.memory(memory)},
+            "limits": {"cpu": cpu_limit, "memory": quantities.memory(memory)}}
+
+
+def notebook_object(namespace: str, name: str, image: str, mounts: dict[str, str],
+                    resources: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
     """The Notebook CR: `image` started as Kubeflow's images start Jupyter, with the token of
-    TOKEN_SECRET; `mounts` maps claim names to mount paths. The pod template is built with the
-    kubernetes typed models."""
+    TOKEN_SECRET; `mounts` maps claim names to mount paths; `resources` the container's
+    requests and limits (notebook_resources). The pod template is built with the kubernetes
+    typed models."""
     args = [f"--notebook-dir={HOME}", "--ip=0.0.0.0", f"--port={CONTAINER_PORT}",
             "--no-browser", "--ServerApp.base_url=$(NB_PREFIX)",
             f"--IdentityProvider.token=$({TOKEN_ENV})", "--ServerApp.password=",
@@ -64,6 +81,7 @@ def notebook_object(namespace: str, name: str, image: str,
                                           protocol="TCP")],
             volume_mounts=[client.V1VolumeMount(name=v, mount_path=path)
                            for v, _, path in volumes],
+            resources=client.V1ResourceRequirements(**resources) if resources else None,
         )],
         volumes=[client.V1Volume(name=v, persistent_volume_claim=client.
                                  V1PersistentVolumeClaimVolumeSource(claim_name=claim))

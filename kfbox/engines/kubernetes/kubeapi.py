@@ -124,10 +124,10 @@ class KubeApi:
         }
 
     def path(self, api_version: str, kind: str, namespace: str | None = None,
-             name: str | None = None) -> str:
+             name: str | None = None, *, all_namespaces: bool = False) -> str:
         ref = self.resource(api_version, kind)
         base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
-        if ref.namespaced:
+        if ref.namespaced and not all_namespaces:
             if not namespace:
                 raise KubeError(f"{kind} {name or ''} needs a namespace", 400)
             base += f"/namespaces/{namespace}"
@@ -157,9 +157,11 @@ class KubeApi:
             raise
 
     def list(self, api_version: str, kind: str, namespace: str | None = None,
-             selector: str | None = None) -> list[dict[str, Any]]:
+             selector: str | None = None, *, all_namespaces: bool = False
+             ) -> list[dict[str, Any]]:
         query = [("labelSelector", selector)] if selector else []
-        return self._call("GET", self.path(api_version, kind, namespace), query=query)["items"]
+        path = self.path(api_version, kind, namespace, all_namespaces=all_namespaces)
+        return self._call("GET", path, query=query)["items"]
 
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
         """Delete in the background; False when it was already gone."""

@@ -7,6 +7,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from kfbox.engines.jupyter import JupyterClient
 from kfbox.engines.kubernetes import jupyter
@@ -31,6 +32,8 @@ class KubeNotebooks:
     image: str
     run_dir: Path
     """Where executed notebooks are saved: never beside the scenario's own (package data)."""
+    resources: dict[str, Any] = field(default_factory=dict)
+    """cpus and memory of the sandbox (jupyter.notebook_resources); none when empty."""
     poll_s: float = 2
     token: str = field(default_factory=lambda: secrets.token_hex(24))
     forward: PortForward | None = None
@@ -45,8 +48,9 @@ class KubeNotebooks:
             return
         try:
             self.kube.apply(jupyter.token_secret(self.namespace, self.token))
-            self.kube.apply(jupyter.notebook_object(self.namespace, NOTEBOOK_NAME, self.image,
-                                                    {STORE_CLAIM: MODEL_STORE_MOUNT}))
+            self.kube.apply(jupyter.notebook_object(
+                self.namespace, NOTEBOOK_NAME, self.image, {STORE_CLAIM: MODEL_STORE_MOUNT},
+                jupyter.notebook_resources(**self.resources) if self.resources else None))
         except KubeError as exc:
             raise StepFailure(f"Notebook {NOTEBOOK_NAME} refused: {exc}") from exc
         deadline = time.monotonic() + READY_TIMEOUT_S

@@ -56,7 +56,7 @@ class KubePlatform:
         self.docker = HostDocker(access.tools)
         self.images = KubeImages(self.docker, access.registry)
         self.notebooks = KubeNotebooks(kube, ns, access.tools, access.kubeconfig,
-                                       access.notebook_image, run_dir)
+                                       access.notebook_image, run_dir, resources=resources)
         self.artifacts = KubeArtifacts(self.notebooks)
         self.diagnostics = KubeDiagnostics(kube, ns)
 

@@ -93,16 +93,6 @@ CHECKS: dict[str, Callable[[KubeApi], str | None]] = {
 }
 
 
-def present(kube: KubeApi, ready: Readiness) -> bool:
-    """Whether any object the component's gates name exists (someone installed it, at least
-    in part)."""
-    return any(kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", c) is not None
-               for c in ready.crds) or \
-        any(kube.get("apps/v1", kind, name, namespace) is not None
-            for kind, refs in (("Deployment", ready.deployments), ("DaemonSet", ready.daemonsets))
-            for namespace, name in map(_split, refs))
-
-
 def pending(kube: KubeApi, ready: Readiness, extra_crds: Sequence[str]) -> list[str]:
     """What is not ready yet, as short labels; empty when the component is ready."""
     waiting = [f"crd {c}" for c in dict.fromkeys([*ready.crds, *extra_crds])

@@ -73,7 +73,10 @@ class KubeServing:
             volume_mounts=[
                 client.V1VolumeMount(name="store", mount_path=MODEL_STORE_MOUNT, read_only=True)
             ],
-            resources=client.V1ResourceRequirements(limits=limits),
+            # Requests with the limits: KServe fills an unset request from
+            # inferenceservice-config (1 CPU, 2Gi as shipped; inference_service_defaults.go),
+            # which above a smaller limit makes the predictor's pods invalid.
+            resources=client.V1ResourceRequirements(requests=dict(limits), limits=limits),
         )
         isvc = V1beta1InferenceService(
             api_version=ISVC_API,

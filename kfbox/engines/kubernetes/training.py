@@ -15,12 +15,15 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from kfbox.engines.kubernetes import quantities
-from kfbox.engines.kubernetes.kubeapi import KubeApi, refusal
-from kfbox.engines.kubernetes.storemount import model_dir_env, trainer_options
+from kfbox.engines.kubernetes import capacity, quantities
+from kfbox.engines.kubernetes.kubeapi import KubeApi, KubeError, refusal
+from kfbox.engines.kubernetes.storemount import NODE, model_dir_env, trainer_options
 from kfbox.engines.metrics import parse_metrics
 from kfbox.engines.platform import StepFailure, TrainJob, TrainResult, error_line
 
+JOBSET_LABEL = "jobset.sigs.k8s.io/jobset-name"
+"""JobSet's label on every Pod of a TrainJob's JobSet (named as the TrainJob)."""
+INDEX_LABEL = "batch.kubernetes.io/job-completion-index"
 TRAINING_RUNTIME = "torch-distributed"
 """The Trainer's stock ClusterTrainingRuntime (trainer-runtimes); the image is the job's own."""
 PYTHON = re.compile(r"^python(\d+(\.\d+)?)?$")
@@ -42,6 +45,13 @@ def launch_command(command: list[str], gpus: int) -> list[str]:
     if PYTHON.match(PurePosixPath(command[0]).name):
         return [command[0], "-m", "torch.distributed.run", nproc, *command[1:]]
     return ["torchrun", nproc, "--no-python", *command]
+
+
+def joined(outputs: list[tuple[str, str]]) -> str:
+    """Node outputs as one log, each under a `==> pod <==` header when there are several."""
+    if len(outputs) == 1:
+        return outputs[0][1]
+    return "".join(f"==> {pod} <==\n{text}" for pod, text in outputs)
 
 
 @dataclass
@@ -69,18 +79,34 @@ class KubeTraining:
             )
         )
 
-    def logs(self, name: str, trainer_client: Any = None) -> str:
-        """Every node's output of TrainJob `name` (a Katib trial's TrainJob is named after the
-        trial); empty when the job is gone."""
+    def outputs(self, name: str, prefer: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+        """(pod, output) of each node Pod of TrainJob `name`, node 0 first: the log of the
+        first container of `prefer` the Pod has, else the node container's; empty when the
+        job is gone. (The SDK's get_job_logs reads node 0 only.)"""
         try:
-            return "\n".join((trainer_client or self.client()).get_job_logs(name))
-        except (RuntimeError, ValueError):
-            return ""
+            pods = self.kube.list("v1", "Pod", self.namespace, selector=f"{JOBSET_LABEL}={name}")
+            pods.sort(key=lambda p: int((p["metadata"].get("labels") or {}).get(INDEX_LABEL, 0)))
+            found = []
+            for pod in pods:
+                names = [c["name"] for c in pod["spec"]["containers"]]
+                container = next((c for c in prefer if c in names), NODE)
+                found.append((pod["metadata"]["name"],
+                              self.kube.pod_logs(pod["metadata"]["name"], self.namespace,
+                                                 container)))
+            return found
+        except KubeError:
+            return []  # gone with its namespace: the diagnostics keep what there was
+
+    def logs(self, name: str) -> str:
+        """Every node's output of TrainJob `name` (a Katib trial's TrainJob is named after the
+        trial)."""
+        return joined(self.outputs(name))
 
     def run(self, job: TrainJob) -> TrainResult:
         from kubeflow.trainer import CustomTrainerContainer
         from kubeflow.trainer.options import Name, TrainerArgs, TrainerCommand
 
+        capacity.require(self.kube, f"TrainJob {job.name}", job.num_nodes, self.resources)
         trainer_client = self.client()
         started = time.monotonic()
         trainer = CustomTrainerContainer(
@@ -109,11 +135,13 @@ class KubeTraining:
             )
         except (RuntimeError, TimeoutError, ValueError) as exc:
             raise StepFailure(f"TrainJob {job.name}: {refusal(exc)}") from exc
-        logs = self.logs(name, trainer_client)
+        outputs = self.outputs(name)
+        logs = joined(outputs)
         if final.status != "Complete":
             raise StepFailure(
                 f"TrainJob {job.name} {final.status.lower()}: {error_line(logs)}", logs=logs
             )
-        return TrainResult(
-            job.name, True, parse_metrics(logs), job.model_key, logs, time.monotonic() - started
-        )
+        # Metrics are node 0's: every node prints its own, and rank 0's speak for the job.
+        metrics = parse_metrics(outputs[0][1]) if outputs else {}
+        return TrainResult(job.name, True, metrics, job.model_key, logs,
+                           time.monotonic() - started)

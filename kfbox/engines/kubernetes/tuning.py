@@ -11,13 +11,16 @@ from typing import Any
 from kubeflow_katib_api import models as katib
 from kubeflow_trainer_api import models as trainer
 
+from kfbox.engines.kubernetes import capacity
 from kfbox.engines.kubernetes.kubeapi import KubeApi, KubeError
 from kfbox.engines.kubernetes.storemount import NODE, model_dir_env, runtime_patch
 from kfbox.engines.kubernetes.training import (
     KubeTraining,
+    joined,
     launch_command,
     node_resources,
 )
+from kfbox.engines.metrics import parse_metrics
 from kfbox.engines.platform import Experiment, StepFailure, Trial, TuneResult
 
 KATIB_API = "kubeflow.org/v1beta1"
@@ -28,6 +31,10 @@ under <model_key>/<trial name>, so the best trial's model can be found and serve
 # A TrainJob reports Complete/Failed conditions; Katib's defaults expect other kinds' names.
 SUCCESS = 'status.conditions.#(type=="Complete")#|#(status=="True")#'
 FAILURE = 'status.conditions.#(type=="Failed")#|#(status=="True")#'
+COLLECTOR = "metrics-logger-and-collector"
+"""Katib v0.19.0's StdOut collector sidecar (pkg/metricscollector/v1beta1/common/const.go):
+its wrapper (pkg/webhook/v1beta1/pod/utils.go) sends the primary container's output to
+/var/log/katib/metrics.log, and only this sidecar echoes it."""
 PRIMARY_POD = {"jobset.sigs.k8s.io/replicatedjob-name": NODE,
                "batch.kubernetes.io/job-completion-index": "0"}
 """Only node 0's metrics count (every node of a multi-node trial prints them)."""
@@ -131,6 +138,9 @@ class KubeTuning:
     poll_s: float = 5
 
     def run(self, experiment: Experiment) -> TuneResult:
+        capacity.require(self.kube, f"Experiment {experiment.name}",
+                         experiment.parallel_trials * experiment.trial.num_nodes,
+                         self.training.resources)
         started = time.monotonic()
         try:
             self.kube.apply(experiment_object(experiment, self.namespace, self.training))
@@ -150,7 +160,13 @@ class KubeTuning:
             KATIB_API, "Trial", self.namespace,
             selector=f"katib.kubeflow.org/experiment={experiment.name}")]
         for trial in trials:
-            trial.logs = self.training.logs(trial.name)
+            outputs = self.training.outputs(trial.name, prefer=(COLLECTOR,))
+            trial.logs = joined(outputs)
+            # Katib observes only the objective (and additionalMetricNames); the journey also
+            # reads train_seconds and its scenario's checks from the same primary output.
+            # Katib's observation wins for what it collected.
+            if outputs:
+                trial.metrics = {**parse_metrics(outputs[0][1]), **trial.metrics}
         scored = [t for t in trials if t.succeeded and experiment.objective in t.metrics]
         if not scored:
             message = conditions.get("Failed", {}).get("message", "no trial reported "

@@ -22,9 +22,10 @@ from controllers import (
     serve_notebooks,
 )
 from kapi_double import KubeApiDouble, core_double, serve
-from webhooks import crd_schema, experiment, trainjob
+from webhooks import crd_schema, experiment, kserve_resource_defaults, trainjob
 
 from kfbox.engines.kubernetes.kubeapi import KubeApi
+from kfbox.engines.kubernetes.tools import CommandFailed
 
 
 @dataclass
@@ -59,7 +60,6 @@ class RecordingRunner:
 
     def __call__(self, argv: Sequence[str], *, stdin: str | None = None, check: bool = True,
                  timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        from kfbox.engines.kubernetes.tools import CommandFailed
 
         args = [Path(argv[0]).name, *argv[1:]]
         self.calls.append(args)
@@ -105,7 +105,7 @@ def kubeflow(cluster: Cluster) -> Cluster:
 
     for group_version, plural, kind, namespaced in KUBEFLOW_KINDS:
         cluster.double.declare(group_version, plural, kind, namespaced=namespaced, status=True)
-    cluster.double.admission += [trainjob, experiment]
+    cluster.double.admission += [trainjob, experiment, kserve_resource_defaults]
     runtime = yaml.safe_load((Path(__file__).parent / "fixtures" / "torch-distributed.yaml")
                              .read_text())
     cluster.double.create("trainer.kubeflow.org/v1alpha1", "clustertrainingruntimes", runtime)

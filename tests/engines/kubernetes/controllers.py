@@ -131,6 +131,8 @@ class TrainJobs:
     double: KubeApiDouble
     kubelet: Kubelet
     pods: list[dict[str, Any]] = field(default_factory=list)
+    pod_webhooks: list[Callable[[dict[str, Any]], None]] = field(default_factory=list)
+    """Mutating admission of each node Pod as it is created (Katib's collector injection)."""
 
     def install(self) -> TrainJobs:
         self.double.on_write.append(self._hook)
@@ -181,11 +183,20 @@ class TrainJobs:
         meta = trainjob["metadata"]
         pods = self.node_pods(trainjob)
         for pod in pods:
+            for webhook in self.pod_webhooks:
+                webhook(pod)
             self.double.put("v1", "pods", pod)
             self.pods.append(pod)
         runs = self.kubelet(pods)
+        collector = upstream.component("katib")["metrics_collector_container"]
         for pod, (logs, ok) in zip(pods, runs, strict=True):
-            self.double.pod_logs[meta["namespace"], pod["metadata"]["name"], "node"] = logs
+            names = [c["name"] for c in pod["spec"]["containers"]]
+            # Katib's wrapper sends the primary container's output to its metrics file, which
+            # only the collector sidecar echoes (pkg/webhook/v1beta1/pod/utils.go at v0.19.0).
+            self.double.pod_logs[meta["namespace"], pod["metadata"]["name"], "node"] = \
+                "" if collector in names else logs
+            if collector in names:
+                self.double.pod_logs[meta["namespace"], pod["metadata"]["name"], collector] = logs
             self.double.set_status("v1", "pods", meta["namespace"], pod["metadata"]["name"],
                                    {"phase": "Succeeded" if ok else "Failed"})
         succeeded = all(ok for _, ok in runs)
@@ -246,7 +257,42 @@ class Experiments:
 
     def install(self) -> Experiments:
         self.double.on_write.append(self._hook)
+        self.trainjobs.pod_webhooks.append(self._inject)
         return self
+
+    def _inject(self, pod: dict[str, Any]) -> None:
+        """Katib's pod mutator (pkg/webhook/v1beta1/pod/inject_webhook.go, utils.go): in a
+        labelled namespace, a trial's primary pod gets the collector sidecar and its primary
+        container's output goes to the metrics file."""
+        meta = pod["metadata"]
+        trial = self.double.get(KATIB_API, "trials", meta["namespace"],
+                                meta["labels"]["jobset.sigs.k8s.io/jobset-name"])
+        experiment = trial and self.double.get(
+            KATIB_API, "experiments", meta["namespace"],
+            trial["metadata"]["labels"]["katib.kubeflow.org/experiment"])
+        if not experiment or not self._injected(meta["namespace"]):
+            return
+        template = experiment["spec"]["trialTemplate"]
+        if not all(meta["labels"].get(k) == v
+                   for k, v in (template.get("primaryPodLabels") or {}).items()):
+            return
+        facts = upstream.component("katib")
+        primary = next(c for c in pod["spec"]["containers"]
+                       if c["name"] == template["primaryContainerName"])
+        primary["args"] = [" ".join([*(primary.get("command") or []),
+                                     *(primary.get("args") or [])])
+                           + f" 1>{facts['metrics_file']} 2>&1"]
+        primary["command"] = ["sh", "-c"]
+        pod["spec"]["containers"].append({
+            "name": facts["metrics_collector_container"],
+            "image": "ghcr.io/kubeflow/katib/file-metrics-collector:v0.19.0"})
+
+    def _injected(self, namespace: str) -> bool:
+        """The pod mutator's namespaceSelector: only labelled namespaces."""
+        labels = (self.double.get("v1", "namespaces", None, namespace) or {}).get(
+            "metadata", {}).get("labels") or {}
+        return all(labels.get(k) == v for k, v in
+                   upstream.component("katib")["metrics_collector_label"].items())
 
     def _hook(self, plural: str, obj: dict[str, Any]) -> None:
         if plural == "experiments" and not obj.get("status"):
@@ -301,27 +347,26 @@ class Experiments:
 
     def _observe(self, trial: str, namespace: str, template: dict[str, Any],
                  spec: dict[str, Any], succeeded: bool) -> None:
-        # pkg/webhook/v1beta1/pod/inject_webhook.go: the collector sidecar goes only into the
-        # primary pod (primaryPodLabels), and the mutating webhook's namespaceSelector
-        # (katib.kubeflow.org/metrics-collector-injection: enabled) limits it to labelled
-        # namespaces.
-        labels = (self.double.get("v1", "namespaces", None, namespace) or {}).get(
-            "metadata", {}).get("labels") or {}
-        injected = all(labels.get(k) == v for k, v in
-                       upstream.component("katib")["metrics_collector_label"].items())
+        # The collector sidecar (injected only into the primary pod of a labelled namespace,
+        # _inject) reads the metrics file and reports the objective and
+        # additionalMetricNames, nothing else (file-metricscollector at v0.19.0).
+        collector = upstream.component("katib")["metrics_collector_container"]
         primary = next(
-            p for p in self.trainjobs.pods
-            if p["metadata"]["namespace"] == namespace
-            and p["metadata"]["labels"]["jobset.sigs.k8s.io/jobset-name"] == trial
-            and all(p["metadata"]["labels"].get(k) == v
-                    for k, v in (template.get("primaryPodLabels") or {}).items()))
-        logs = self.double.pod_logs[namespace, primary["metadata"]["name"],
-                                    template["primaryContainerName"]]
-        objective = spec["objective"]["objectiveMetricName"]
-        found = re.findall(rf"^{re.escape(objective)}=(\S+)$", logs, re.MULTILINE)
-        observation = {"metrics": [{"name": objective, "latest": found[-1]}]} \
-            if found and injected else None
-        self._finish(trial, namespace, succeeded, observation=observation)
+            (p for p in self.trainjobs.pods
+             if p["metadata"]["namespace"] == namespace
+             and p["metadata"]["labels"]["jobset.sigs.k8s.io/jobset-name"] == trial
+             and any(c["name"] == collector for c in p["spec"]["containers"])), None)
+        logs = "" if primary is None else \
+            self.double.pod_logs[namespace, primary["metadata"]["name"], collector]
+        names = [spec["objective"]["objectiveMetricName"],
+                 *(spec["objective"].get("additionalMetricNames") or [])]
+        metrics = []
+        for name in names:
+            found = re.findall(rf"^{re.escape(name)}=(\S+)$", logs, re.MULTILINE)
+            if found:
+                metrics.append({"name": name, "latest": found[-1]})
+        self._finish(trial, namespace, succeeded,
+                     observation={"metrics": metrics} if metrics else None)
 
 
 # ---- KServe v0.15.2 ---------------------------------------------------------------------------
@@ -382,6 +427,30 @@ def inference_service_url(double: KubeApiDouble, isvc: dict[str, Any]) -> tuple[
     return f"{ingress.get('urlScheme') or 'http'}://{domain}", ""
 
 
+SUFFIXES = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
+            "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+
+
+def quantity(text: str) -> float:
+    """A resource.Quantity's value (k8s.io/apimachinery pkg/api/resource/quantity.go)."""
+    match = re.fullmatch(r"([0-9.]+)([a-zA-Z]*)", str(text))
+    if match is None or (match.group(2) and match.group(2) not in SUFFIXES):
+        raise ValueError(f"quantities must match the regular expression: {text!r}")
+    return float(match.group(1)) * SUFFIXES.get(match.group(2), 1)
+
+
+def requests_over_limits(container: dict[str, Any]) -> list[str]:
+    """kubernetes/kubernetes v1.32 pkg/apis/core/validation/validation.go
+    (ValidateResourceRequirements): a request above its limit is invalid, so a Deployment whose
+    pod template has one is refused."""
+    resources = container.get("resources") or {}
+    limits, requests = resources.get("limits") or {}, resources.get("requests") or {}
+    return [f"spec.template.spec.containers[0].resources.requests: Invalid value: "
+            f'"{requests[name]}": must be less than or equal to {name} limit of {limit}'
+            for name, limit in limits.items()
+            if name in requests and quantity(requests[name]) > quantity(limit)]
+
+
 def serve_inference_services(double: KubeApiDouble) -> None:
     """Stand-in for KServe's controller: a raw-deployment InferenceService gets its predictor
     Service (`<name>-predictor`, port 80) and Ready with its URL; one KServe cannot serve gets
@@ -393,6 +462,14 @@ def serve_inference_services(double: KubeApiDouble) -> None:
             return
         meta = obj["metadata"]
         url, why = inference_service_url(double, obj)
+        if not why:
+            # The predictor Deployment (pkg/controller/v1beta1/inferenceservice/reconcilers/
+            # raw): the API server refuses its pod template, and KServe reports why.
+            refused = [found for container in obj["spec"]["predictor"].get("containers") or []
+                       for found in requests_over_limits(container)]
+            if refused:
+                why = (f'Deployment.apps "{meta["name"]}-predictor" is invalid: '
+                       + "; ".join(refused))
         if why:
             status = {"conditions": [{"type": "Ready", "status": "False", "message": why}]}
         else:
@@ -465,4 +542,9 @@ def installed_configs(double: KubeApiDouble) -> None:
     double.put("v1", "configmaps", {
         "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name,
                                                             "namespace": namespace},
-        "data": {"deploy": json.dumps({"defaultDeploymentMode": "RawDeployment"})}})
+        "data": {"deploy": json.dumps({"defaultDeploymentMode": "RawDeployment"}),
+                 kserve["resource_defaults"]["key"]: json.dumps({"resource": {
+                     "cpuRequest": kserve["resource_defaults"]["requests"]["cpu"],
+                     "memoryRequest": kserve["resource_defaults"]["requests"]["memory"],
+                     "cpuLimit": kserve["resource_defaults"]["limits"]["cpu"],
+                     "memoryLimit": kserve["resource_defaults"]["limits"]["memory"]}})}})

@@ -248,6 +248,12 @@ class KubeApiDouble(kmock.KubernetesEmulator):
                                  request.namespace, new, live))
             except Denied as denied:
                 return self._status(denied.code, denied.message)
+            # metadata.managedFields as a real server reports them (kubernetes/apimachinery
+            # v0.32 pkg/apis/meta/v1/types.go, ManagedFieldsEntry): one Apply entry per manager
+            # owning fields; the field sets themselves are kept in `owners`.
+            meta["managedFields"] = [
+                {"manager": name, "operation": "Apply", "apiVersion": self._group_version(request),
+                 "fieldsType": "FieldsV1", "fieldsV1": {}} for name in sorted(owners)]
             if live is None:
                 self._stamp(meta, new=True)
                 if key in self.objects:

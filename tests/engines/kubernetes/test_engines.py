@@ -17,12 +17,17 @@ from manifests_server import serve_dir
 
 from kfbox.engines import get_engine
 from kfbox.engines.kubernetes import jupyter, kindconfig
+from kfbox.engines.kubernetes import kind as kind_module
 from kfbox.engines.kubernetes.catalog import load_catalog, lock_data, parse_lock
 from kfbox.engines.kubernetes.existing import ExistingEngine
+from kfbox.engines.kubernetes.hostdocker import HostDocker
 from kfbox.engines.kubernetes.kind import KindEngine
+from kfbox.engines.kubernetes.kubeapi import client_from_kubeconfig
 from kfbox.engines.kubernetes.tools import Tools
+from kfbox.engines.platform import StepFailure
 from kfbox.host.config import Ports, SandboxSpec
 from kfbox.host.errors import PreflightError, UsageError
+from kfbox.host.gpu import GpuFacts
 from kfbox.host.progress import quiet_reporter
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -208,8 +213,6 @@ def test_repair_up_counts_its_own_registry_and_node_ports_as_owned(runner, clust
 
 def test_gpu_on_without_gpu_fails_before_anything_is_created(runner, monkeypatch,
                                                              cluster) -> None:
-    from kfbox.engines.kubernetes import kind as kind_module
-    from kfbox.host.gpu import GpuFacts
 
     monkeypatch.setattr(kind_module, "detect_gpus", lambda: GpuFacts())
     with pytest.raises(PreflightError, match="no NVIDIA GPU"):
@@ -265,7 +268,6 @@ def test_the_platform_is_built_from_what_the_provider_hands_it(kubeflow, tmp_pat
     """One object per concern over the run's own namespace; the registry, notebook image and
     GPU runtime come from the provider (kind: its registry and `nvidia`; existing: the spec's
     registry, or a one-line failure to build without one)."""
-    from kfbox.engines.platform import StepFailure
 
     monkeypatch.setenv("KFBOX_HOME", str(tmp_path / "home"))
     kind = KindEngine(kind_spec(ports=Ports(registry=15001),
@@ -304,8 +306,6 @@ def test_the_platform_is_built_from_what_the_provider_hands_it(kubeflow, tmp_pat
 def test_a_file_that_is_not_a_kubeconfig_is_one_line(tmp_path, text: str, expected: str) -> None:
     """The client library's loader answers such files with a traceback (a TypeError on plain
     text): kfbox reads the file first and says what is wrong with it."""
-    from kfbox.engines.kubernetes.kubeapi import client_from_kubeconfig
-    from kfbox.host.errors import UsageError
 
     path = tmp_path / "kubeconfig"
     path.write_text(text)
@@ -313,3 +313,59 @@ def test_a_file_that_is_not_a_kubeconfig_is_one_line(tmp_path, text: str, expect
         client_from_kubeconfig(path)
     assert caught.value.line().startswith(f"kubeconfig {str(path)!r} {expected} — ")
     assert "\n" not in caught.value.line()
+
+
+def test_existing_finds_gateless_components_by_their_objects_and_never_forces_over_an_owner(
+        kubeflow, tmp_path, monkeypatch) -> None:
+    """sprockets (no readiness gate) was installed by the cluster's owner with helm: kfbox
+    finds it and applies nothing to it. cogs is missing, but its namespace is the owner's:
+    kfbox installs the rest and leaves the namespace, saying so in one line."""
+    monkeypatch.setenv("KFBOX_HOME", str(tmp_path / "home"))
+    kubeflow.kube.apply({"apiVersion": "v1", "kind": "Namespace",
+                         "metadata": {"name": "widgets-system"}}, manager="helm")
+    for name in ("sprockets.yaml", "cogs.yaml"):
+        docs = list(yaml.safe_load_all((FIXTURES / name).read_text()))
+        if name == "cogs.yaml":
+            docs = docs[:1]  # the owner made the namespace only
+        for doc in docs:
+            kubeflow.kube.apply(doc, manager="helm")
+    owned = {"sprockets": {"version": "v1", "min_kubernetes": "1.25", "depends": [],
+                           "manifests": [{"url": "{base}/sprockets.yaml",
+                                          "sha256": sha("sprockets.yaml")}]},
+             "cogs": {"version": "v1", "min_kubernetes": "1.25", "depends": [],
+                      "manifests": [{"url": "{base}/cogs.yaml", "sha256": sha("cogs.yaml")}]}}
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("{}")
+    with serve_dir(FIXTURES) as base:
+        data = lock(base)
+        for name, comp in owned.items():
+            comp["manifests"][0]["url"] = comp["manifests"][0]["url"].format(base=base)
+            data["components"][name] = comp
+        data["platforms"]["core"] = ["sprockets", "cogs"]
+        engine = ExistingEngine(SandboxSpec(name="box", engine="existing", gpu="off",
+                                            kubernetes={"kubeconfig": kubeconfig}),
+                                catalog=parse_lock(data), kube=kubeflow.kube)
+        engine.up(quiet_reporter())
+    kfbox_writes = [r.url.path for r in kubeflow.double.log if r.method == "PATCH"
+                    and r.params.get("fieldManager", "").startswith("kfbox")]
+    assert engine.recorded()["found"] == ["sprockets"]
+    assert engine.recorded()["installed"] == ["cogs"]
+    assert kfbox_writes == ["/api/v1/namespaces/cogs-system/configmaps/cogs"]
+    assert engine.recorded()["install"][0]["left"] == [
+        "Namespace cogs-system is managed by helm: kfbox left it as it is"]
+    namespace = kubeflow.double.get("v1", "namespaces", None, "cogs-system")
+    assert [m["manager"] for m in namespace["metadata"]["managedFields"]] == ["helm"]
+
+
+def test_a_pushed_image_is_pinned_by_the_digest_of_the_registry_pods_pull_from(runner) -> None:
+    """An image also pushed to (or pulled from) another registry carries that registry's
+    digest too, first in RepoDigests here: the pin is the one of the registry pushed to."""
+
+    theirs, ours = "mirror.example/team/digits@sha256:" + "1" * 64, \
+        "localhost:15000/digits@sha256:" + "2" * 64
+    runner.script[:] = [(("docker", "inspect"), 0, f'["{theirs}","{ours}"]\n')]
+    docker = HostDocker(Tools(runner=runner, which=dict(TOOLS)))
+    assert docker.push("localhost:15000/digits:latest") == ours
+    runner.script[:] = [(("docker", "inspect"), 0, f'["{theirs}"]\n')]
+    with pytest.raises(Exception, match="left no digest in localhost:15000/digits"):
+        docker.push("localhost:15000/digits:latest")

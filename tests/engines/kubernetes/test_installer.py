@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from manifests_server import serve_dir
 
+from kfbox.engines.kubernetes import readiness
 from kfbox.engines.kubernetes.adjust import nvidia_runtime_class
 from kfbox.engines.kubernetes.catalog import load_catalog, parse_lock
 from kfbox.engines.kubernetes.installer import Installer, apply_order, parse_objects
@@ -235,7 +236,6 @@ def test_katib_is_ready_only_when_it_runs_trainjob_trials(cluster, tmp_path) -> 
     the controller's role must allow creating TrainJobs (Katib v0.19.0 ships both)."""
     import yaml
 
-    from kfbox.engines.kubernetes import readiness
 
     def katib_config(trials: list[str]) -> None:
         cluster.double.put("v1", "configmaps", {

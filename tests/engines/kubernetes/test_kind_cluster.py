@@ -13,7 +13,8 @@ import yaml
 from kfbox.engines.kubernetes import jupyter, kindconfig, nvkind, registry
 from kfbox.engines.kubernetes.cluster import KindCluster
 from kfbox.engines.kubernetes.hostdocker import HostDocker
-from kfbox.engines.kubernetes.tools import Tools
+from kfbox.engines.kubernetes.tools import Tools, run
+from kfbox.engines.kubernetes.workspace import namespace_object, store_claim
 from kfbox.host.config import SandboxSpec
 from kfbox.host.errors import KfboxError, PreflightError
 from kfbox.host.statefiles import StateFolder
@@ -89,7 +90,6 @@ def test_kfbox_objects_validate_against_kubernetes_and_crd_schemas() -> None:
     import kubernetes_validate
     import schemas
 
-    from kfbox.engines.kubernetes.workspace import namespace_object, store_claim
 
     sandbox = jupyter.sandbox_objects("box", "example.invalid/nb:v1", "t0ken")
     core = [o for o in sandbox if o["kind"] != "Notebook"]
@@ -152,7 +152,6 @@ def test_missing_kind_names_the_install_command() -> None:
 
 def test_a_failing_host_command_is_one_kfbox_error_line(tmp_path: Path) -> None:
     """Outside cluster.create nothing wraps a failing call: it must still print one line."""
-    from kfbox.engines.kubernetes.tools import run
 
     script = tmp_path / "docker"
     script.write_text("#!/bin/sh\necho pulling >&2\necho 'Error: no such network: kind' >&2\n"

@@ -27,8 +27,9 @@ from kfbox.engines.kubernetes import jupyter as notebook_servers
 from kfbox.engines.kubernetes.artifacts import KubeArtifacts
 from kfbox.engines.kubernetes.notebooks import NOTEBOOK_NAME, KubeNotebooks
 from kfbox.engines.kubernetes.tools import Tools
-from kfbox.engines.kubernetes.workspace import namespace_object
+from kfbox.engines.kubernetes.workspace import RunNamespace, namespace_object
 from kfbox.engines.platform import StepFailure
+from kfbox.host.errors import PreflightError
 
 NAMESPACE = "kfbox-run-nbtest"
 PREFIX = f"/notebook/{NAMESPACE}/{NOTEBOOK_NAME}"
@@ -180,7 +181,36 @@ def test_artifacts_are_read_through_the_notebook_pod(notebooks, runner, tmp_path
     assert dest == tmp_path / "model"
     assert runner.commands("kubectl") == [
         ["kubectl", "--kubeconfig", kubeconfig, "exec", "-n", NAMESPACE, "kfbox-notebook-0",
-         "--", "find", "/mnt/store/r1/train", "-type", "f"],
+         "--", "sh", "-c", 'if [ -d "$1" ]; then find "$1" -type f; fi', "sh",
+         "/mnt/store/r1/train"],
         ["kubectl", "--kubeconfig", kubeconfig, "cp",
          f"{NAMESPACE}/kfbox-notebook-0:/mnt/store/r1/tune/t-0001", str(tmp_path / "model")],
     ]
+
+
+def test_listing_a_store_folder_nothing_was_saved_in_is_empty(notebooks, tmp_path) -> None:
+    """The listing runs in the notebook pod's shell: a missing folder prints nothing and
+    exits 0 (find alone exits 1, which kubectl exec passes on as a failure)."""
+    artifacts = KubeArtifacts(notebooks)
+    assert artifacts.list("r9/never") == []
+    argv = next(c for c in notebooks.tools.runner.calls if "exec" in c)
+    script = argv[argv.index("--") + 1:]
+    store = tmp_path / "store"
+    (store / "r1").mkdir(parents=True)
+    (store / "r1" / "model.joblib").write_text("m")
+    absent = subprocess.run([*script[:-1], str(store / "r9")], capture_output=True, text=True)
+    present = subprocess.run([*script[:-1], str(store / "r1")], capture_output=True, text=True)
+    assert (absent.returncode, absent.stdout) == (0, "")
+    assert present.stdout.split() == [str(store / "r1" / "model.joblib")]
+
+
+def test_the_run_notebook_gets_the_sandboxs_resources(kubeflow, tmp_path) -> None:
+    ns = RunNamespace.create(kubeflow.kube, "box")
+    books = KubeNotebooks(kubeflow.kube, ns.name, Tools(which={"kubectl": None}), None, IMAGE,
+                          tmp_path, resources={"cpus": 2.0, "memory": "4g"})
+    with pytest.raises(PreflightError):  # no kubectl to port-forward: the Notebook counts
+        books.ensure_server()
+    stored = kubeflow.double.get("kubeflow.org/v1", "notebooks", ns.name, "kfbox-notebook")
+    resources = stored["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert resources == {"limits": {"cpu": "2", "memory": "4Gi"},
+                         "requests": {"cpu": "100m", "memory": "4Gi"}}

@@ -102,3 +102,36 @@ def test_the_double_refuses_a_field_kserve_v0_15_2_does_not_have(kubeflow) -> No
     isvc["spec"]["predictor"]["storageUris"] = [{"uri": "pvc://kfbox-store/x"}]
     with pytest.raises(Exception, match=r"spec\.predictor\.storageUris: unknown field"):
         kubeflow.kube.apply(isvc)
+
+
+@pytest.mark.parametrize("resources", [{"cpus": 0.5, "memory": "4g"},
+                                       {"cpus": 2.0, "memory": "1g"}], ids=["cpu", "memory"])
+def test_a_model_server_under_kserves_default_requests_is_served(kubeflow, resources) -> None:
+    """KServe fills a request the container leaves unset from inferenceservice-config (1 CPU,
+    2Gi): limits alone under those make requests above limits, which the API server refuses
+    in the predictor's pod template. kfbox sets the requests with the limits."""
+    ns = RunNamespace.create(kubeflow.kube, "box")
+    serve = KubeServing(kubeflow.kube, ns.name, Tools(), None, resources, poll_s=0.05)
+    isvc = serve.inference_service(request("small"))
+    kubeflow.kube.apply(isvc)
+    stored = kubeflow.double.get("serving.kserve.io/v1beta1", "inferenceservices", ns.name,
+                                 "small")
+    conditions = stored["status"]["conditions"]
+    assert conditions == [{"type": "Ready", "status": "True"}], conditions[0].get("message")
+    container = stored["spec"]["predictor"]["containers"][0]
+    assert container["resources"]["requests"] == container["resources"]["limits"]
+
+
+def test_the_double_refuses_requests_above_limits_as_kubernetes_does(kubeflow) -> None:
+    """KServe's defaults (1 CPU) over a 500m limit: the predictor Deployment is invalid."""
+    serve = serving(kubeflow)
+    isvc = serve.inference_service(request("limited"))
+    container = isvc["spec"]["predictor"]["containers"][0]
+    container["resources"] = {"limits": {"cpu": "500m", "memory": "4Gi"}}
+    kubeflow.kube.apply(isvc)
+    stored = kubeflow.double.get("serving.kserve.io/v1beta1", "inferenceservices",
+                                 serve.namespace, "limited")
+    assert stored["spec"]["predictor"]["containers"][0]["resources"]["requests"] == {
+        "cpu": "1", "memory": "2Gi"}
+    assert 'must be less than or equal to cpu limit of 500m' in \
+        stored["status"]["conditions"][0]["message"]

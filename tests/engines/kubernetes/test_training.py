@@ -20,6 +20,7 @@ from kubeflow_trainer_api import models as trainer
 from kfbox.engines.kubernetes.training import KubeTraining, launch_command
 from kfbox.engines.kubernetes.workspace import RunNamespace
 from kfbox.engines.platform import StepFailure, TrainJob
+from kfbox.scenarios.scenario import load_scenario
 
 RESOURCES = {"cpus": 2.0, "memory": "4g"}
 IMAGE = "localhost:5001/kfbox/digits@sha256:" + "c" * 64
@@ -94,7 +95,6 @@ def test_two_nodes_form_one_process_group(kubeflow, tmp_path) -> None:
     """The scenario's own train.py (as the notebook writes it), run on two nodes with the
     command kfbox gives the Trainer and the env the torch plugin sets: rank 0 reports the
     process group's size, 2, so the nodes trained as one."""
-    from kfbox.scenarios.scenario import load_scenario
 
     code = load_scenario("digits").training_code()
     kubelet = HostKubelet({"/app/train.py": code}, tmp_path)
@@ -134,3 +134,30 @@ def test_launch_command_starts_torchrun_one_process_per_gpu() -> None:
         "pkg.train"]
     assert launch_command(["/app/train"], 0) == ["torchrun", "--nproc-per-node=1",
                                                  "--no-python", "/app/train"]
+
+
+def test_a_job_the_nodes_cannot_hold_is_refused_before_anything_is_created(kubeflow) -> None:
+    """Two kind nodes of 2 CPUs, kind's and the components' own pods requesting 950m on one
+    and 100m on the other: two nodes of 2 CPUs each cannot be scheduled (a pod would stay
+    Pending until the step timed out); kfbox refuses in one line with the numbers."""
+    for name, used in (("box-control-plane", "950m"), ("box-worker", "100m")):
+        kubeflow.double.put("v1", "nodes", {
+            "apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
+            "status": {"allocatable": {"cpu": "2", "memory": "8Gi", "pods": "110"}}})
+        kubeflow.double.put("v1", "pods", {
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": f"system-{name}", "namespace": "kube-system"},
+            "spec": {"nodeName": name, "containers": [{"name": "c", "image": "x", "resources": {
+                "requests": {"cpu": used, "memory": "1Gi"}}}]},
+            "status": {"phase": "Running"}})
+    TrainJobs(kubeflow.double, each(lambda pod: ("accuracy=0.9\n", True))).install()
+    run = training(kubeflow)
+    job = TrainJob("digits-train", IMAGE, COMMAND, num_nodes=2, model_key="r1/train")
+    with pytest.raises(StepFailure, match=r"^TrainJob digits-train needs 2 pod\(s\) of 2 CPU "
+                                          r"and 4g each at once; the cluster can still allocate "
+                                          r"box-control-plane 1\.05 CPU/7\.0 GiB, box-worker "
+                                          r"1\.90 CPU/7\.0 GiB"):
+        run.run(job)
+    assert kubeflow.double.get(TRAINER_API, "trainjobs", run.namespace, "digits-train") is None
+    run.resources = {"cpus": 0.9, "memory": "2g"}
+    assert run.run(job).succeeded  # the same job at what the nodes can hold

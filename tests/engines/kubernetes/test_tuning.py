@@ -57,12 +57,17 @@ def test_experiment_builds_from_katib_and_trainer_models() -> None:
     assert job.trainer.command[:3] == ["python", "-m", "torch.distributed.run"]
 
 
+def words(container: dict) -> list[str]:
+    """The container's command line as words (Katib's wrapper makes it one `sh -c` string)."""
+    return " ".join([*container.get("command", []), *container.get("args", [])]).split()
+
+
 def program_scoring_lr(saved: dict[str, str]):
     """A training program whose accuracy rises with --lr, recording where it saved."""
 
     def run(pod: dict) -> tuple[str, bool]:
         node = pod["spec"]["containers"][0]
-        lr = float(next(a for a in node["args"] if a.startswith("--lr=")).split("=")[1])
+        lr = float(next(a for a in words(node) if a.startswith("--lr=")).split("=")[1])
         model_dir = next(e["value"] for e in node["env"] if e["name"] == "KFBOX_MODEL_DIR")
         saved[pod["metadata"]["labels"]["jobset.sigs.k8s.io/jobset-name"]] = model_dir
         return f"accuracy={0.5 + lr:.4f}\n", True
@@ -163,3 +168,24 @@ def test_the_double_refuses_what_katibs_validator_refuses(kubeflow) -> None:
     obj["metadata"]["name"] = "x" * 41
     with pytest.raises(Exception, match="may not be longer than 40 characters"):
         kubeflow.kube.apply(obj)
+
+
+def test_trial_logs_and_metrics_come_from_katibs_collector_sidecar(kubeflow) -> None:
+    """Katib v0.19.0 sends the primary container's output to /var/log/katib/metrics.log,
+    echoed only by the `metrics-logger-and-collector` sidecar, and observes only the objective
+    (and additionalMetricNames): the trial's log and the other metrics the journey reads
+    (train_seconds, the scenario's checks) come from that sidecar's log."""
+    def program(pod: dict) -> tuple[str, bool]:
+        lr = next(a for a in words(pod["spec"]["containers"][0]) if a.startswith("--lr="))
+        return f"epoch=1\naccuracy={0.5 + float(lr[5:]):.4f}\ntrain_seconds=4.5\n", True
+
+    trainjobs = TrainJobs(kubeflow.double, each(program)).install()
+    Experiments(kubeflow.double, trainjobs).install()
+    result = tuning(kubeflow).run(experiment(max_trials=2))
+    primary = [p for p in trainjobs.pods if any(
+        c["name"] == "metrics-logger-and-collector" for c in p["spec"]["containers"])]
+    assert len(primary) == 2  # the double injected the sidecar, as Katib does
+    for trial in result.trials:
+        assert "train_seconds=4.5" in trial.logs and "accuracy=" in trial.logs
+        assert trial.metrics["train_seconds"] == 4.5
+        assert trial.metrics["accuracy"] > 0.5

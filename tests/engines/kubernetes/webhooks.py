@@ -195,3 +195,33 @@ def _trial_template(spec: dict[str, Any]) -> list[str]:
 
 INSTALLED = [crd_schema, trainjob, experiment]
 """The admission a cluster with the core platform installed applies."""
+
+
+# ---- KServe (inferenceservice-config defaults) -----------------------------------------------
+
+
+def kserve_resource_defaults(double: KubeApiDouble, write: Write) -> None:
+    """KServe's InferenceService defaulter (kserve/kserve v0.15.2 and v0.20.0
+    pkg/apis/serving/v1beta1/inference_service_defaults.go, setResourceRequirementDefaults):
+    every request and limit a predictor container leaves unset is filled from
+    inferenceservice-config's `inferenceService` key (`resource`: cpuRequest, memoryRequest,
+    cpuLimit, memoryLimit; config/configmap/inferenceservice.yaml ships 1 CPU and 2Gi each)."""
+    if (write.group_version, write.plural) != ("serving.kserve.io/v1beta1",
+                                               "inferenceservices"):
+        return
+    facts = upstream.component("kserve")
+    namespace, name = facts["config"]["name"].split("/")
+    config = (double.get("v1", "configmaps", namespace, name) or {}).get("data") or {}
+    if facts["resource_defaults"]["key"] not in config:
+        return
+    resource = json.loads(config[facts["resource_defaults"]["key"]]).get("resource") or {}
+    defaults = {"requests": {"cpu": resource.get("cpuRequest"),
+                             "memory": resource.get("memoryRequest")},
+                "limits": {"cpu": resource.get("cpuLimit"), "memory": resource.get("memoryLimit")}}
+    for container in (write.obj["spec"].get("predictor") or {}).get("containers") or []:
+        resources = container.setdefault("resources", {})
+        for kind, values in defaults.items():
+            given = resources.setdefault(kind, {})
+            for key, value in values.items():
+                if value and key not in given:
+                    given[key] = value
