@@ -20,6 +20,7 @@ from kfbox.host.config import load_spec
 from kfbox.host.docker_engine import LABEL
 from kfbox.scenarios.scenario import SCENARIOS_DIR
 from tests.conftest import free_port
+from tests.e2e import machine
 
 
 def sandbox_name(prefix: str = "e2e") -> str:
@@ -100,3 +101,26 @@ def run_folder(out: Path) -> Path:
 def run_record(run: Path) -> dict[str, Any]:
     """What the run's plugin recorded (kept beside the run folder, with the run's own files)."""
     return json.loads((workspace_for(run) / RECORD_FILE).read_text())
+
+
+def _is_machine_check(item: pytest.Item) -> bool:
+    return item.path.name == "test_machine_untouched.py"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The machine check (test_machine_untouched.py) runs after every other test."""
+    items.sort(key=_is_machine_check)  # stable: the others keep their order
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Before any test runs, when the machine check will: the machine as the person left it,
+    with a container of theirs running (tests/e2e/machine.py)."""
+    if any(_is_machine_check(item) for item in session.items):
+        session.config.stash[machine.BEFORE] = machine.take()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The guard goes even when the check did not run to its end."""
+    before = session.config.stash.get(machine.BEFORE, None)
+    if isinstance(before, machine.Snapshot):
+        machine.remove_guard(before)

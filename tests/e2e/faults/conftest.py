@@ -1,5 +1,7 @@
-"""Fault tests' fixtures: a sandbox of its own (name, ports in its spec file, KFBOX_HOME) that
-commands reach from child processes, which a test can start, read and kill as a person would."""
+"""Fault tests' fixtures: a Docker engine of the suite's own (tests/suite_engine.py: these tests
+stop, kill and fill it, never the machine's), and on it a sandbox of its own (name, ports in its
+spec file, KFBOX_HOME) that commands reach from child processes, which a test can start, read and
+kill as a person would."""
 
 from __future__ import annotations
 
@@ -18,21 +20,62 @@ import pytest
 import requests
 import yaml
 
-from tests.conftest import free_port, kfbox_cli, private_home
+from kfbox.host import docker_engine
+from kfbox.host.images.base import base_tag
+from kfbox.host.images.build import ensure_component_image
+from kfbox.host.progress import quiet_reporter
+from tests.conftest import free_port, kfbox_cli, private_home, unreachable
 from tests.e2e.conftest import labelled, remove_labelled, sandbox_name, untag_registry
+from tests.suite_engine import EngineError, SuiteEngine, suite_engine
+
+COMPONENTS = ("registry", "jupyter", "runtime")
+"""The images a sandbox runs; with the base (its journeys' and these tests' FROM), what the
+suite's engine gets from the machine's."""
+
+
+@pytest.fixture(scope="session")
+def own_engine() -> Iterator[SuiteEngine]:
+    """The suite's own engine, once a session, with the images a sandbox needs copied from the
+    machine's engine (built there first if missing, as every other e2e test would); removed with
+    its data root when the session ends."""
+    machine_host = docker_engine.address()
+    ok, detail = docker_engine.reachable()
+    if not ok:
+        unreachable(f"no Docker engine to copy images from: {detail} (run `kfbox provision`)")
+    machine = docker_engine.connect()
+    tags = [base_tag(), *(ensure_component_image(c, quiet_reporter(), machine) for c in COMPONENTS)]
+    try:
+        with suite_engine() as engine:
+            engine.copy_images(machine_host, tags)
+            yield engine
+    except EngineError as exc:
+        unreachable(str(exc))
+
+
+@pytest.fixture(scope="session")
+def docker_client(own_engine: SuiteEngine) -> docker.DockerClient:
+    """Here, the suite's own engine (outside tests/e2e/faults: the machine's)."""
+    return own_engine.client()
+
+
+@pytest.fixture(autouse=True)
+def on_own_engine(own_engine: SuiteEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """kfbox in the test's own process (and its children) uses the suite's engine."""
+    monkeypatch.setenv("DOCKER_HOST", own_engine.host)
 
 
 @dataclass
 class Box:
-    """A sandbox under test: its name, its private KFBOX_HOME and its spec file."""
+    """A sandbox under test: its name, its private KFBOX_HOME, its spec file and its engine."""
 
     name: str
     home: Path
     config: Path
     ports: dict[str, int]
+    docker_host: str
 
     def env(self) -> dict[str, str]:
-        return {"KFBOX_HOME": str(self.home)}
+        return {"KFBOX_HOME": str(self.home), "DOCKER_HOST": self.docker_host}
 
     def kfbox(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
         return kfbox_cli("--config", str(self.config), *args, env=self.env(), timeout=timeout)
@@ -84,12 +127,12 @@ def interrupt(process: subprocess.Popen[str]) -> None:
     process.send_signal(signal.SIGINT)
 
 
-def make_box(root: Path) -> Box:
+def make_box(root: Path, engine: SuiteEngine) -> Box:
     name = sandbox_name("fault")
     ports = {"jupyter": free_port(), "registry": free_port()}
     config = root / "kfbox.yaml"
     config.write_text(yaml.safe_dump({"name": name, "ports": ports}))
-    return Box(name, private_home(root / "home"), config, ports)
+    return Box(name, private_home(root / "home"), config, ports, engine.host)
 
 
 def clean_up(client: docker.DockerClient, box: Box) -> None:
@@ -98,10 +141,12 @@ def clean_up(client: docker.DockerClient, box: Box) -> None:
 
 
 @pytest.fixture
-def box(docker_client: docker.DockerClient, tmp_path: Path) -> Iterator[Box]:
+def box(
+    docker_client: docker.DockerClient, own_engine: SuiteEngine, tmp_path: Path
+) -> Iterator[Box]:
     """A sandbox name and ports no one uses, not brought up; everything it leaves is removed
     afterwards (a test asserts first that `down` left nothing)."""
-    made = make_box(tmp_path)
+    made = make_box(tmp_path, own_engine)
     try:
         yield made
     finally:
@@ -110,10 +155,11 @@ def box(docker_client: docker.DockerClient, tmp_path: Path) -> Iterator[Box]:
 
 @pytest.fixture(scope="module")
 def running_box(
-    docker_client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory
+    docker_client: docker.DockerClient, own_engine: SuiteEngine,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Box]:
     """One sandbox up for the module, taken down (and checked empty) at its end."""
-    made = make_box(tmp_path_factory.mktemp("fault-module"))
+    made = make_box(tmp_path_factory.mktemp("fault-module"), own_engine)
     try:
         up = made.kfbox("up")
         assert up.returncode == 0, up.stdout + up.stderr
