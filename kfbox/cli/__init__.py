@@ -5,16 +5,18 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from docker.errors import DockerException
-from rich.console import Console
 from rich.markup import escape
 
 from kfbox import __version__
-from kfbox.host.config import SandboxSpec, load_spec
+from kfbox.cli import bench, bundle, certify, journey, lifecycle, workshop
+from kfbox.cli.console import err, out
 from kfbox.host.errors import KfboxError
+
+if TYPE_CHECKING:
+    from kfbox.host.config import SandboxSpec
 
 app = typer.Typer(
     name="kfbox",
@@ -23,8 +25,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
 
 
 @dataclass
@@ -34,6 +34,10 @@ class Globals:
 
     def spec(self, **overrides: Any) -> SandboxSpec:
         """The sandbox spec from kfbox.yaml (or --config) and these flag overrides."""
+        # Imported here for start-up time: the spec is pydantic and YAML, which `--help` and
+        # `--version` never read.
+        from kfbox.host.config import load_spec
+
         return load_spec(self.config, {"name": self.name, **overrides})
 
 
@@ -62,8 +66,6 @@ def _globals(
 
 
 def _register() -> None:
-    from kfbox.cli import bench, bundle, certify, journey, lifecycle, workshop
-
     for module in (lifecycle, journey, certify, bundle, bench, workshop):
         module.register(app)
 
@@ -85,7 +87,13 @@ def main(argv: list[str] | None = None) -> None:
         _fail("interrupted", 130)
     except KfboxError as exc:
         _fail(exc.line(), exc.exit_code)
-    except DockerException as exc:  # an engine error no step turned into a KfboxError
+    except Exception as exc:
+        # An engine error no step turned into a KfboxError. Only the commands that talk to the
+        # engine import the Docker SDK (start-up time), so an error of its type means it is
+        # loaded; looking it up in sys.modules keeps `--help` from importing it.
+        docker_errors = sys.modules.get("docker.errors")
+        if docker_errors is None or not isinstance(exc, docker_errors.DockerException):
+            raise
         from kfbox.host.docker_engine import describe
 
         _fail(describe(exc), 1)

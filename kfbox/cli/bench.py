@@ -11,7 +11,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from kfbox.cli.console import out as stdout
 from kfbox.host.errors import UsageError
+from kfbox.host.progress import Reporter
 
 
 def _check(value: int, flag: str, least: int) -> None:
@@ -47,11 +49,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Measure on throwaway sandboxes; targets are reported beside the figures, never
         asserted."""
+        # Imported here for start-up time: the bench loads the engines and the harness.
         from kfbox.apps.bench.figures import ratio, read_figures
         from kfbox.apps.bench.run import Options, run_bench
-        from kfbox.cli import out as stdout
         from kfbox.cli.render import print_json
-        from kfbox.host.progress import Reporter
 
         for value, flag, least in ((train_runs, "--train-runs", 0),
                                    (serve_requests, "--serve-requests", 0),

@@ -4,20 +4,24 @@ the default) or the Kubernetes engine (`--engine kind`: a folder of manifests an
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kfbox.engines import engine_class
-from kfbox.host.config import SandboxSpec
+from kfbox.cli.console import out
+from kfbox.cli.kube import kube_bundle
 from kfbox.host.errors import UsageError
+from kfbox.host.progress import Reporter
+
+if TYPE_CHECKING:
+    from kfbox.host.config import SandboxSpec
 
 
 def _lite(output: Path | None, spec: SandboxSpec, verified_with: Path | None) -> None:
+    # Imported here for start-up time: the writer loads the Docker SDK and the harness, the
+    # manifest pydantic.
     from kfbox.apps.offline.writer import write_lite_bundle
-    from kfbox.cli import out
     from kfbox.host.offline.manifest import size_text
-    from kfbox.host.progress import Reporter
 
     reporter = Reporter()
     written = write_lite_bundle(output, spec, reporter, verified_with=verified_with)
@@ -64,6 +68,9 @@ def register(app: typer.Typer) -> None:
         (kfbox and its wheels, the Docker engine's Debian packages, the images, a manifest of
         digests, and bootstrap.sh). kind: manifests, lock and image tarballs for
         `kfbox up --engine kind --from-bundle DIR`."""
+        # Imported here for start-up time: the engines load the Docker SDK.
+        from kfbox.engines import engine_class
+
         spec = ctx.obj.spec(engine=engine, **{"kubernetes.platform": platform})
         if engine_class(spec.engine).features.bundle == "archive":
             kind_flags = {"--platform": platform is not None, "--gpu": gpu is not None,
@@ -75,8 +82,6 @@ def register(app: typer.Typer) -> None:
                                  fix="a lite bundle always holds the whole platform; drop it")
             _lite(output, spec, verified_with)
             return
-        from kfbox.cli.kube import kube_bundle
-
         if verified_with is not None:
             raise UsageError("--verified-with is for the lite engine",
                              fix="drop it, or bundle the lite engine (--engine lite)")

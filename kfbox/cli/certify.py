@@ -6,19 +6,19 @@ import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from kfbox.cli.checks import require_running, scenario_option
-from kfbox.harness.certificate.console import detailed, summary
-from kfbox.harness.certificate.results import read_bundle, write_bundle
-from kfbox.harness.certify import certify
+from kfbox.cli.console import out as stdout
 from kfbox.harness.profiles import PROFILES, get_profile
-from kfbox.host.config import SandboxSpec
 from kfbox.host.errors import KfboxError, UsageError
 
-MODES = {"summary": summary, "detailed": detailed}
+if TYPE_CHECKING:
+    from kfbox.host.config import SandboxSpec
+
+MODES = ("summary", "detailed")
 
 
 class NotCertified(KfboxError):
@@ -71,8 +71,11 @@ def certify_sandbox(spec: SandboxSpec, profile: str, out: Path, scenario: str) -
     """Certify the sandbox `spec` names against `profile` with `scenario`: run, write the
     bundle, print the summary and the verdict; NotCertified (non-zero exit) unless certified.
     Bad input and a sandbox that cannot be tested fail before anything is written."""
-    from kfbox.cli import out as stdout
+    # Imported here for start-up time: the certificate loads pydantic and jinja2.
+    from kfbox.harness.certificate.console import summary
     from kfbox.harness.certificate.document import masked
+    from kfbox.harness.certificate.results import write_bundle
+    from kfbox.harness.certify import certify
 
     chosen = get_profile(profile)
     scenario_option(scenario)
@@ -96,8 +99,9 @@ def certify_sandbox(spec: SandboxSpec, profile: str, out: Path, scenario: str) -
 
 def compare_bundles(bundles: list[Path]) -> None:
     """Print how the certificates compare; typer.Exit(1) when any field differs."""
-    from kfbox.cli import out as stdout
+    # Imported here for start-up time: the certificate loads pydantic and jinja2.
     from kfbox.harness.certificate.compare import compare, render
+    from kfbox.harness.certificate.results import read_bundle
 
     if len(bundles) < 2:
         raise UsageError("--compare needs two or more bundles",
@@ -138,7 +142,9 @@ def register(app: typer.Typer) -> None:
             "configuration? Lists what differs; exit 1 when anything does")] = False,
     ) -> None:
         """Re-read a conformance bundle and show its verdict and steps, or compare several."""
-        from kfbox.cli import out as stdout
+        # Imported here for start-up time: the certificate loads pydantic and jinja2.
+        from kfbox.harness.certificate.console import detailed, summary
+        from kfbox.harness.certificate.results import read_bundle
 
         if compare:
             compare_bundles(bundles)
@@ -148,4 +154,5 @@ def register(app: typer.Typer) -> None:
                              fix="give one bundle, or compare them: --compare A B ...")
         if mode not in MODES:
             raise UsageError(f"unknown --mode {mode!r}; use --mode {'|'.join(MODES)}")
-        stdout.print(MODES[mode](read_bundle(bundles[0])))
+        view = summary if mode == "summary" else detailed
+        stdout.print(view(read_bundle(bundles[0])))

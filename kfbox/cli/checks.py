@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from kfbox.engines import get_engine
-from kfbox.engines.base import Engine
-from kfbox.host.config import SandboxSpec
+from typing import TYPE_CHECKING
+
 from kfbox.host.errors import KfboxError, PreflightError, UsageError
+
+if TYPE_CHECKING:
+    from kfbox.engines.base import Engine
+    from kfbox.host.config import SandboxSpec
 
 
 def scenario_option(scenario: str) -> None:
     """A broken scenario is bad input: say so in one line before anything runs."""
+    # Imported here for start-up time: the loader is pydantic and YAML, and every command
+    # module (so `kfbox --help`) imports this one.
     from kfbox.scenarios.scenario import load_scenario
 
     load_scenario(scenario)
@@ -18,7 +23,10 @@ def scenario_option(scenario: str) -> None:
 def require_running(spec: SandboxSpec) -> Engine:
     """The sandbox's engine when the sandbox answers and is healthy; else one line naming the
     sandbox and the fix (exit 3). A journey that cannot run is never a pass."""
+    # Imported here for start-up time: the engines load the Docker SDK.
     from docker.errors import DockerException
+
+    from kfbox.engines import get_engine
 
     engine = get_engine(spec)
     fix = "run `kfbox up`" + (f" (with --name {spec.name})" if spec.name != "kfbox" else "")

@@ -8,8 +8,12 @@ from typing import Annotated
 
 import typer
 
+from kfbox.cli.certify import certify_sandbox
 from kfbox.cli.checks import require_running, scenario_option
+from kfbox.cli.console import err
+from kfbox.harness.profiles import JOURNEY_PROFILES, PROFILES, get_profile
 from kfbox.host.errors import Interrupted, UsageError
+from kfbox.host.progress import Reporter
 
 
 def register(app: typer.Typer) -> None:
@@ -28,10 +32,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """The main job: bring the sandbox up (provisioning Docker if missing), run the whole
         journey, write the results bundle and end with the verdict. Exit 0 only if certified."""
-        from kfbox.cli.certify import certify_sandbox
+        # Imported here for start-up time: the engines load the Docker SDK.
         from kfbox.engines.lifecycle import bring_up
-        from kfbox.harness.profiles import get_profile
-        from kfbox.host.progress import Reporter
 
         get_profile(profile)  # bad input fails before anything starts
         scenario_option(scenario)
@@ -56,7 +58,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run the journey (notebook → build → train → tune → serve) against the sandbox;
         each step prints its status, duration and metrics. Exits with pytest's code."""
-        from kfbox.harness.profiles import JOURNEY_PROFILES, PROFILES
+        # Imported here for start-up time: the runner loads pytest.
         from kfbox.harness.runner import run_suite
 
         if profile not in JOURNEY_PROFILES:
@@ -68,8 +70,6 @@ def register(app: typer.Typer) -> None:
         outcome = run_suite(
             PROFILES[profile], run_dir, spec, scenario=scenario, require_gpu=require_gpu, keep=keep
         )
-        from kfbox.cli import err
-
         err.print(f"run folder: {run_dir}")
         if outcome.interrupted:
             raise Interrupted("the run was interrupted; its workloads were removed")

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from kfbox.cli.render import checks_table, print_json, status_table
-from kfbox.engines import engine_class, get_engine
-from kfbox.engines.base import Engine, SandboxStatus
-from kfbox.engines.lifecycle import bring_up, failures, take_down
-from kfbox.host.config import LOOPBACK, SandboxSpec
+from kfbox.cli.console import err, out
 from kfbox.host.errors import UsageError
 from kfbox.host.progress import Reporter
+
+if TYPE_CHECKING:
+    from kfbox.engines.base import Engine, SandboxStatus
+    from kfbox.host.config import SandboxSpec
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 ListenFlag = Annotated[
@@ -40,6 +40,10 @@ def parse_ports(values: list[str] | None) -> dict[str, Any]:
 def refuse_listen(spec: SandboxSpec) -> None:
     """--listen beyond loopback is for an engine that declares it can publish there; any other
     would leave it unread (the address lives in the lite block)."""
+    # Imported here for start-up time: the engines load the Docker SDK.
+    from kfbox.engines import engine_class
+    from kfbox.host.config import LOOPBACK
+
     address = spec.lite.listen
     if address != LOOPBACK and not engine_class(spec.engine).features.listen:
         raise UsageError(
@@ -54,14 +58,19 @@ def token_protected(engine: Engine, status: SandboxStatus) -> list[str]:
     return [c.name for c in status.components if c.url and engine.login_url(c.name)]
 
 
+# Each command imports the engines (the Docker SDK) and the tables (the spec's pydantic) in its
+# body, for start-up time: `kfbox --help` loads every command module and needs neither.
 def register(app: typer.Typer) -> None:
     @app.command()
     def doctor(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         """Check the host: Docker engine, memory, disk, CPU, ports, inotify, GPU, CA bundle."""
+        # Imported here for start-up time (see the note above register).
+        from kfbox.cli.render import checks_table, print_json
+        from kfbox.engines import get_engine
+        from kfbox.engines.lifecycle import failures
+
         spec = ctx.obj.spec()
         checks = get_engine(spec).preflight()
-        from kfbox.cli import out
-
         if as_json:
             print_json(out, [c.__dict__ for c in checks])
         else:
@@ -78,7 +87,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Install and start the Docker engine (and the NVIDIA toolkit when a GPU is present)
         with the host playbook (ansible-runner). Idempotent."""
-        from kfbox.cli import err
+        # Imported here for start-up time: ansible-runner.
         from kfbox.host.provision.runner import provision_host
 
         spec = ctx.obj.spec(gpu=gpu)
@@ -121,7 +130,10 @@ def register(app: typer.Typer) -> None:
         as_json: JsonFlag = False,
     ) -> None:
         """Bring the sandbox up (or repair it): preflight, images, components, readiness."""
-        from kfbox.cli import out
+        # Imported here for start-up time (see the note above register).
+        from kfbox.cli.render import print_json, print_status
+        from kfbox.engines import get_engine
+        from kfbox.engines.lifecycle import bring_up
 
         spec = ctx.obj.spec(
             engine=engine,
@@ -141,7 +153,7 @@ def register(app: typer.Typer) -> None:
         if as_json:  # the sandbox as it stands, and each step `up` ran, named and timed
             print_json(out, {**status.to_dict(), "steps": [asdict(s) for s in result.steps]})
         else:
-            out.print(status_table(status, needs_token=token_protected(get_engine(spec), status)))
+            print_status(out, status, needs_token=token_protected(get_engine(spec), status))
 
     @app.command()
     def status(
@@ -150,7 +162,9 @@ def register(app: typer.Typer) -> None:
         show_token: Annotated[bool, typer.Option(help="Show URLs with their tokens")] = False,
     ) -> None:
         """Each component, its health and URL (tokens masked unless --show-token)."""
-        from kfbox.cli import out
+        # Imported here for start-up time (see the note above register).
+        from kfbox.cli.render import print_json, print_status
+        from kfbox.engines import get_engine
 
         engine = get_engine(ctx.obj.spec())
         current = engine.status()
@@ -163,8 +177,7 @@ def register(app: typer.Typer) -> None:
                 comp["url"] = logins.get(comp["name"], comp["url"])
             print_json(out, data)
         else:
-            out.print(status_table(current, logins,
-                                   needs_token=token_protected(engine, current)))
+            print_status(out, current, logins, needs_token=token_protected(engine, current))
         if current.state != "running":
             raise typer.Exit(1)
 
@@ -176,7 +189,9 @@ def register(app: typer.Typer) -> None:
         ] = False,
     ) -> None:
         """Remove everything the sandbox created, then verify nothing labelled is left."""
-        from kfbox.cli import err
+        # Imported here for start-up time (see the note above register).
+        from kfbox.engines import get_engine
+        from kfbox.engines.lifecycle import take_down
 
         left = take_down(get_engine(ctx.obj.spec()), Reporter(), keep_data=keep_data)
         if left:

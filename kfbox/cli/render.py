@@ -30,35 +30,43 @@ def checks_table(checks: list[Check]) -> Table:
     return table
 
 
-def status_table(
+def print_status(
+    console: Console,
     status: SandboxStatus,
     login_urls: dict[str, str] | None = None,
     *,
     needs_token: list[str] | None = None,
-) -> Table:
-    """Components with health, URL and detail; `login_urls` replace the URLs (with their
-    tokens, on request), else a caption says how to log in to those in `needs_token`."""
-    lines = []
-    if status.facts.get("listen"):
-        lines.append(f"listening on {describe(status.facts['listen'])}")
-    if needs_token and not login_urls:
-        lines.append(f"{', '.join(needs_token)} asks for its token: `kfbox status --show-token` "
-                     "shows the URL with it")
-    caption = "\n".join(lines)
-    table = Table(
-        title=f"sandbox {status.name!r} ({status.engine}): {status.state}",
-        title_justify="left",
-        show_edge=False,
-        caption=escape(caption) if caption else None,
-        caption_justify="left",
-    )
-    for column in ("component", "health", "url", "detail"):
-        table.add_column(column, overflow="fold")
+) -> None:
+    """The sandbox's state; its components with health and detail; then each URL (a component's,
+    or its login URL with the token from `login_urls`, on request) and each kept workload's, on
+    a line of its own that is never wrapped or cut: a table folds or crops a cell to the
+    terminal's width (80 when piped), and a URL or token cut in two opens nothing. Last, how
+    to log in to those in `needs_token` when their tokens are not shown. An absent sandbox
+    with nothing kept is its one line."""
+    plain = {"soft_wrap": True, "markup": False, "emoji": False}
+    console.print(f"sandbox {status.name!r} ({status.engine}): {status.state}", **plain)
+    if status.components:
+        table = Table(show_edge=False)
+        for column in ("component", "health", "detail"):
+            table.add_column(column, overflow="fold")
+        for comp in status.components:
+            health = "[green]healthy[/]" if comp.healthy else "[red]unhealthy[/]"
+            table.add_row(escape(comp.name), health, escape(comp.detail))
+        console.print(table)
     for comp in status.components:
-        health = "[green]healthy[/]" if comp.healthy else "[red]unhealthy[/]"
         url = (login_urls or {}).get(comp.name, comp.url)
-        table.add_row(escape(comp.name), health, escape(url), escape(comp.detail))
-    return table
+        if url:
+            console.print(f"{comp.name}: {url}", **plain)
+    if status.workloads:
+        console.print("kept workloads (`kfbox down` removes them):", **plain)
+    for workload in status.workloads:
+        where = workload.url or "no published port"
+        console.print(f"  {workload.name} ({workload.run}): {where}", **plain)
+    if status.facts.get("listen"):
+        console.print(f"listening on {describe(status.facts['listen'])}", **plain)
+    if needs_token and not login_urls:
+        console.print(f"{', '.join(needs_token)} asks for its token: `kfbox status --show-token` "
+                      "shows the URL with it", **plain)
 
 
 def print_json(console: Console, data: Any) -> None:

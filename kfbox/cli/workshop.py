@@ -8,7 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from kfbox.apps.workshop import seats as seat_records
+from kfbox.apps.workshop.defaults import DEFAULT_BASE_PORT, DEFAULT_NAME
+from kfbox.cli.console import err, out
 from kfbox.cli.lifecycle import ListenFlag
 from kfbox.host.errors import KfboxError
 from kfbox.host.progress import Reporter
@@ -16,7 +17,7 @@ from kfbox.host.progress import Reporter
 workshop_app = typer.Typer(
     name="workshop",
     help="A class on one host: N verified sandboxes (seats), each with its own ports and token. "
-    f"--name names the workshop (default: {seat_records.DEFAULT_NAME}); its seats are NAME-1 "
+    f"--name names the workshop (default: {DEFAULT_NAME}); its seats are NAME-1 "
     "to NAME-N.",
     no_args_is_help=True,
 )
@@ -27,13 +28,13 @@ OutFlag = Annotated[
 
 
 def _name(ctx: typer.Context) -> str:
-    return ctx.obj.name or seat_records.DEFAULT_NAME
+    return ctx.obj.name or DEFAULT_NAME
 
 
 def _show(workshop, rows, page: Path) -> None:
     """The roster on the terminal (no tokens) and where the page with them is."""
+    # Imported here for start-up time: the roster loads jinja2 and the engines.
     from kfbox.apps.workshop.roster import table
-    from kfbox.cli import out
 
     out.print(table(workshop, rows))
     out.print(f"roster with each seat's token (mode 0600, keep it to yourself): {page}",
@@ -60,8 +61,9 @@ def plan(
 ) -> None:
     """Whether this host can hold N seats, from measured per-seat memory and CPU; starts
     nothing. Exit 0 when they fit, 3 when they do not."""
+    # Imported here for start-up time: the seat records load the engines (the Docker SDK).
+    from kfbox.apps.workshop import seats as seat_records
     from kfbox.apps.workshop.capacity import plan as make_plan
-    from kfbox.cli import out
 
     chosen = make_plan(seat_records.check_seats(seats))
     for line in chosen.lines():
@@ -79,7 +81,7 @@ def up(
         int | None,
         typer.Option(
             help="Seat i gets ports BASE+2(i-1) (JupyterLab) and BASE+2(i-1)+1 (registry) "
-            f"(default: {seat_records.DEFAULT_BASE_PORT})"
+            f"(default: {DEFAULT_BASE_PORT})"
         ),
     ] = None,
     listen: ListenFlag = None,
@@ -96,6 +98,7 @@ def up(
     out: OutFlag = Path("kfbox-results"),
 ) -> None:
     """Bring up (or repair) every seat, verify each with the quick journey, write the roster."""
+    # Imported here for start-up time: the classroom loads the engines and the harness.
     from kfbox.apps.workshop import classroom
 
     limits: dict[str, Any] = {
@@ -120,6 +123,7 @@ def up(
 def status(ctx: typer.Context) -> None:
     """Each seat's URL, state and verification (no tokens: they are in the roster page, which
     this writes again). Exit 1 when a seat is not running."""
+    # Imported here for start-up time: the classroom loads the engines and the harness.
     from kfbox.apps.workshop import classroom
 
     workshop, rows, page = classroom.status(_name(ctx), ctx.obj.config)
@@ -136,6 +140,7 @@ def reset(
 ) -> None:
     """Replace a seat with a fresh one on the same ports: new token, new volumes, nothing kept
     from the old one; verified like the others."""
+    # Imported here for start-up time: the classroom loads the engines and the harness.
     from kfbox.apps.workshop import classroom
 
     workshop, rows, page = classroom.reset(
@@ -149,8 +154,8 @@ def reset(
 def down(ctx: typer.Context) -> None:
     """Remove every seat (containers, networks, volumes, state) and the roster, then prove
     nothing labelled with a seat is left."""
+    # Imported here for start-up time: the classroom loads the engines and the harness.
     from kfbox.apps.workshop import classroom
-    from kfbox.cli import err
 
     name = _name(ctx)
     removed, left = classroom.down(name, ctx.obj.config, Reporter())

@@ -13,6 +13,7 @@ def engine_class(name: str) -> type[Engine]:
     """The engine class `name` names, without making one, so a caller asks what it declares
     (`engine_class(spec.engine).features`); imported lazily so `lite` never loads Kubernetes
     code. UsageError for a name that is no engine."""
+    # Imported here for start-up time: each engine loads only its own clients.
     if name == "lite":
         from kfbox.engines.lite.engine import LiteEngine
 

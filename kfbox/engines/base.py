@@ -25,6 +25,16 @@ class ComponentStatus:
 
 
 @dataclass
+class Workload:
+    """A journey's workload still running after its run (`kfbox test --keep` keeps the model
+    server): what to call it, the run it came from, and where it answers from this host."""
+
+    name: str
+    run: str
+    url: str = ""
+
+
+@dataclass
 class Access:
     """Something a person opens from this host: where it answers and how it authenticates."""
 
@@ -63,6 +73,8 @@ class SandboxStatus:
     state: Literal["running", "degraded", "absent"]
     components: list[ComponentStatus] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)
+    workloads: list[Workload] = field(default_factory=list)
+    """Kept workloads that still run; they are not the platform, so never its health."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -26,6 +26,7 @@ def ensure_engine_ready(
     first failing check and its fix; creates nothing."""
     checks = engine.preflight()
     if provision and any(c.name == "docker engine" for c in failures(checks)):
+        # Imported here for start-up time: ansible-runner, needed only on a host to provision.
         from kfbox.host.provision.runner import provision_host
 
         provision_host(reporter, gpu=engine.spec.gpu, debs=debs)

@@ -129,6 +129,8 @@ def certify(profile: Profile, spec: SandboxSpec, folder: Path, *, scenario: str)
     """Run the profile's suites into `folder` and judge them; never raises for a suite that
     fails or cannot start (the bundle is written on every run): the error becomes the
     certificate's first reason."""
+    # Imported here for start-up time: the runner loads pytest, which `kfbox results` (reading
+    # certificates through this module) never uses.
     from kfbox.harness.runner import run_suite
 
     host = collect_host_facts()

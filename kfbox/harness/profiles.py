@@ -4,10 +4,15 @@ it proves. A profile is chosen with `kfbox certify --profile`; the verdict is `v
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from kfbox.harness.requirements import COMPONENTS, REQUIREMENTS, STEPS, Requirement
 from kfbox.host.errors import UsageError
-from kfbox.scenarios.scenario import Variant
+
+if TYPE_CHECKING:
+    # A type only: the scenario loader is pydantic and YAML, and `kfbox --help` names the
+    # profiles.
+    from kfbox.scenarios.scenario import Variant
 
 
 @dataclass(frozen=True)

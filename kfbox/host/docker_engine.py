@@ -14,6 +14,8 @@ LABEL = "kfbox.sandbox"
 COMPONENT_LABEL = "kfbox.component"
 ROLE_LABEL = "kfbox.role"
 """`component` for the sandbox's services, `workload` for per-journey containers."""
+RUN_LABEL = "kfbox.run"
+"""The journey run a workload belongs to (lite: its platform's run id)."""
 
 
 def address() -> str:

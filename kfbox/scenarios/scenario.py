@@ -295,6 +295,7 @@ def load_scenario(path_or_name: str | Path) -> Scenario:
             fix="name the folder after the scenario",
         )
     _check_files(scenario)
+    _check_world_size(scenario, first_format="thresholds" in raw)
     for variant in OVERRIDE_KEYS:  # a broken override must fail now, not mid-journey
         scenario.for_variant(variant)
     return scenario
@@ -373,6 +374,26 @@ def _check_files(scenario: Scenario) -> None:
                 f"scenario {scenario.name}: {scenario.dockerfile} copies '{source}', which is "
                 "neither a notebook output nor a build file"
             )
+
+
+def _check_world_size(scenario: Scenario, *, first_format: bool) -> None:
+    """The train step checks the `world_size=N` line the training script prints (the proof that
+    its nodes train as one process group), a contract the first format (`thresholds:`) never
+    had: a script that never mentions world_size is refused now, not after its job ran."""
+    script = Path(scenario.train.command[-1]).name
+    try:
+        code = scenario.training_code()
+    except UsageError:
+        return  # the notebook writes it some other way: only its job's output can tell
+    if "world_size" in code:
+        return
+    since = " (a contract added after the first format, 'thresholds:')" if first_format else ""
+    raise UsageError(
+        f"scenario {scenario.name}: {script} (the notebook's '%%writefile {script}' cell) never "
+        f"prints the world_size=N line the train step checks{since}",
+        fix="have rank 0 print it once after init_process_group, e.g. "
+        'print(f"world_size={torch.distributed.get_world_size()}")',
+    )
 
 
 def _copy_sources(dockerfile: str) -> list[str]:

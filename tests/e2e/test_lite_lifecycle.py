@@ -7,6 +7,10 @@ import json
 import pytest
 import requests
 
+from kfbox.engines.lite.components import network_name
+from kfbox.host.docker_engine import LABEL, ROLE_LABEL, RUN_LABEL
+from kfbox.host.images.base import ensure_base_image
+from kfbox.host.progress import quiet_reporter
 from tests.conftest import free_port, kfbox_cli
 from tests.e2e.conftest import labelled
 
@@ -117,4 +121,31 @@ def test_down_keep_data_keeps_only_volumes(docker_client, fresh_name: str, kfbox
     left = labelled(docker_client, fresh_name)
     assert left and all(item.startswith("volume ") for item in left)
     assert kfbox_cli(*base, "down").returncode == 0
+    assert labelled(docker_client, fresh_name) == []
+
+
+def test_status_lists_a_kept_model_server(docker_client, fresh_name: str, kfbox_home) -> None:
+    # A container labelled as `kfbox test --keep` leaves a model server: a workload of a run,
+    # its port any free one on 127.0.0.1 (the port a real model server would answer on).
+    base = ["--name", fresh_name]
+    ports = ["--port", f"jupyter={free_port()}", "--port", f"registry={free_port()}"]
+    assert kfbox_cli(*base, "up", *ports).returncode == 0
+    server = docker_client.containers.run(
+        ensure_base_image(quiet_reporter(), docker_client), ["sleep", "infinity"],
+        name=f"kfbox-{fresh_name}-run-0e2e-serve-digits", detach=True,
+        network=network_name(fresh_name),
+        labels={LABEL: fresh_name, ROLE_LABEL: "workload", RUN_LABEL: "run-0e2e"},
+        ports={"8080/tcp": ("127.0.0.1", None)},
+    )
+    server.reload()
+    url = f"http://127.0.0.1:{server.ports['8080/tcp'][0]['HostPort']}"
+
+    shown = kfbox_cli(*base, "status", "--json")
+    assert shown.returncode == 0, shown.stderr  # a kept workload is not the platform's health
+    assert json.loads(shown.stdout)["workloads"] == [
+        {"name": server.name, "run": "run-0e2e", "url": url}
+    ]
+    assert f"  {server.name} (run-0e2e): {url}" in kfbox_cli(*base, "status").stdout.splitlines()
+
+    assert kfbox_cli(*base, "down").returncode == 0  # kept workloads go with the sandbox
     assert labelled(docker_client, fresh_name) == []

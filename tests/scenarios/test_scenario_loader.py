@@ -3,6 +3,7 @@ and a broken folder says why in one line."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -155,6 +156,37 @@ def test_a_broken_scenario_yaml_is_one_line(
     folder = copy_of(load_scenario(name), tmp_path)
     edit_yaml(folder, *changes)
     assert load_error(folder) == f"scenario {name}: {line}"
+
+
+def without_world_size(folder: Path) -> None:
+    """The notebook's training script as the first release's scenarios wrote it: no
+    `world_size=N` line."""
+    file = folder / "explore.ipynb"
+    notebook = json.loads(file.read_text())
+    for cell in notebook["cells"]:
+        cell["source"] = [line for line in cell["source"] if "world_size" not in line]
+    file.write_text(json.dumps(notebook))
+
+
+PRINT_WORLD_SIZE = (
+    " — have rank 0 print it once after init_process_group, e.g. "
+    'print(f"world_size={torch.distributed.get_world_size()}")'
+)
+
+
+@pytest.mark.parametrize("first_format", [True, False], ids=["first-format", "checks"])
+def test_a_training_script_without_world_size_fails_at_load(
+    digits: Scenario, tmp_path: Path, first_format: bool
+) -> None:
+    folder = copy_of(digits, tmp_path)
+    if first_format:
+        edit_yaml(folder, in_first_format)
+    without_world_size(folder)
+    since = " (a contract added after the first format, 'thresholds:')" if first_format else ""
+    assert load_error(folder) == (
+        "scenario digits: train.py (the notebook's '%%writefile train.py' cell) never prints "
+        f"the world_size=N line the train step checks{since}" + PRINT_WORLD_SIZE
+    )
 
 
 def test_bad_quick_override_fails_at_load(digits: Scenario, tmp_path: Path) -> None:

@@ -9,13 +9,12 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from kfbox.apps.workshop.defaults import DEFAULT_BASE_PORT, DEFAULT_NAME
 from kfbox.engines import engine_class
 from kfbox.host import paths, statefiles
 from kfbox.host.config import NAME_PATTERN, SandboxSpec, load_spec
 from kfbox.host.errors import KfboxError, UsageError
 
-DEFAULT_NAME = "class"
-DEFAULT_BASE_PORT = 18000
 PORTS_PER_SEAT = 2
 """Each seat publishes JupyterLab (base + 2i) and its registry (base + 2i + 1)."""
 MAX_SEATS = 99

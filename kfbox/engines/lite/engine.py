@@ -10,7 +10,6 @@ from pathlib import Path
 
 import docker
 from docker.errors import APIError, DockerException, NotFound
-from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from kfbox.engines.base import (
     Access,
@@ -20,6 +19,7 @@ from kfbox.engines.base import (
     Engine,
     EngineFeatures,
     SandboxStatus,
+    Workload,
 )
 from kfbox.engines.lite import components as comp
 from kfbox.engines.lite import registry_cache, registry_push
@@ -28,7 +28,7 @@ from kfbox.engines.lite.bundle_record import bundle_record
 from kfbox.engines.platform import Platform
 from kfbox.host import listen, preflight
 from kfbox.host.diskspace import NEEDS_GIB, require_space
-from kfbox.host.docker_engine import COMPONENT_LABEL, LABEL, ROLE_LABEL, connect
+from kfbox.host.docker_engine import COMPONENT_LABEL, LABEL, ROLE_LABEL, RUN_LABEL, connect
 from kfbox.host.errors import KfboxError
 from kfbox.host.gpu import detect_gpus, engine_has_nvidia_runtime
 from kfbox.host.images.base import ensure_base_image
@@ -232,6 +232,16 @@ class LiteEngine(Engine):
         return "unchanged"
 
     def _wait_ready(self, plan: comp.ContainerPlan) -> None:
+        # Imported here for start-up time: tenacity loads tornado and asyncio when they are
+        # installed, and only `up` waits for readiness.
+        from tenacity import (
+            RetryError,
+            Retrying,
+            retry_if_exception_type,
+            stop_after_delay,
+            wait_fixed,
+        )
+
         try:
             for attempt in Retrying(
                 stop=stop_after_delay(READY_TIMEOUT_S),
@@ -306,8 +316,9 @@ class LiteEngine(Engine):
             )
         }
         volumes = {v.name for v in self.client.volumes.list(filters=self.filters())}
+        workloads = self._kept_workloads()
         if not containers and not volumes:
-            return SandboxStatus(self.spec.name, self.name, "absent")
+            return SandboxStatus(self.spec.name, self.name, "absent", workloads=workloads)
         result = []
         for component in self.spec.lite.components:
             if component == "store":
@@ -340,8 +351,29 @@ class LiteEngine(Engine):
         result.append(self._runtime_status())
         state = "running" if all(c.healthy for c in result) else "degraded"
         return SandboxStatus(
-            self.spec.name, self.name, state, result, facts={"listen": self.spec.lite.listen}
+            self.spec.name, self.name, state, result, facts={"listen": self.spec.lite.listen},
+            workloads=workloads,
         )
+
+    def _kept_workloads(self) -> list[Workload]:
+        """The journeys' workloads still running (a model server `kfbox test --keep` kept), each
+        with the URL of its first published port; a run's finished jobs are not listed."""
+        running = self.client.containers.list(
+            filters={**self.filters(**{ROLE_LABEL: "workload"}), "status": ["running"]}
+        )
+        kept = []
+        for container in sorted(running, key=lambda c: c.name):
+            # The ports the engine chose: a model server asks for any free one, which its
+            # port bindings leave blank.
+            published = [
+                (binding.get("HostIp") or "0.0.0.0", binding["HostPort"])
+                for items in container.ports.values()
+                for binding in items or []
+                if binding.get("HostPort")
+            ]
+            url = f"http://{published[0][0]}:{published[0][1]}" if published else ""
+            kept.append(Workload(container.name, container.labels.get(RUN_LABEL, ""), url))
+        return kept
 
     def _answers(self, component: str, url: str) -> bool:
         probes = {

@@ -13,6 +13,7 @@ from typing import Protocol
 import docker
 from docker.errors import APIError, NotFound
 
+from kfbox.engines.jupyter import JupyterClient
 from kfbox.engines.lite import components as comp
 from kfbox.engines.lite.artifacts import LiteArtifacts
 from kfbox.engines.lite.images import LiteImages
@@ -22,12 +23,10 @@ from kfbox.engines.lite.tuning import OptunaTuning
 from kfbox.engines.platform import NotebookResult
 from kfbox.host import listen
 from kfbox.host.config import SandboxSpec
-from kfbox.host.docker_engine import ROLE_LABEL
+from kfbox.host.docker_engine import ROLE_LABEL, RUN_LABEL
 from kfbox.host.images.base import ensure_base_image
 from kfbox.host.progress import Reporter, quiet_reporter
 from kfbox.host.redact import mask_text, mask_tree
-
-RUN_LABEL = "kfbox.run"
 
 
 class LiteSandbox(Protocol):
@@ -54,8 +53,6 @@ class JupyterNotebooks:
     """Notebooks through the sandbox's JupyterLab, as a remote client would."""
 
     def __init__(self, base_url: str, token: str, workspace: Path) -> None:
-        from kfbox.engines.jupyter import JupyterClient
-
         self.client = JupyterClient(base_url, token, timeout_s=60)
         self.workspace = workspace
 
