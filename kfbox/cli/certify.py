@@ -1,4 +1,5 @@
-"""`kfbox certify` and `kfbox results`: run a conformance profile, write and re-read the bundle."""
+"""`kfbox certify` and `kfbox results`: run a conformance profile, write and re-read the results
+bundle."""
 
 from __future__ import annotations
 
@@ -89,7 +90,7 @@ def certify_sandbox(spec: SandboxSpec, profile: str, out: Path, scenario: str) -
     seconds = time.perf_counter() - started
     stdout.print(summary(masked(run.certificate)))
     stdout.print(
-        f"bundle: {paths.folder} (+ {paths.tarball.name}), written in {seconds:.2f}s",
+        f"results bundle: {paths.folder} (+ {paths.tarball.name}), written in {seconds:.2f}s",
         soft_wrap=True,
     )
     if run.exit_code:
@@ -104,7 +105,7 @@ def compare_bundles(bundles: list[Path]) -> None:
     from kfbox.harness.certificate.results import read_bundle
 
     if len(bundles) < 2:
-        raise UsageError("--compare needs two or more bundles",
+        raise UsageError("--compare needs two or more results bundles",
                          fix="e.g. kfbox results --compare seat1.tar.gz seat2.tar.gz")
     comparison = compare([read_bundle(b) for b in bundles], [str(b) for b in bundles])
     stdout.print(render(comparison))
@@ -119,29 +120,29 @@ def register(app: typer.Typer) -> None:
         profile: Annotated[
             str, typer.Option(help=f"Conformance profile: {' | '.join(PROFILES)}")
         ] = "core",
-        out: Annotated[Path, typer.Option(help="Folder the bundle is written under")] = Path(
-            "kfbox-results"
-        ),
+        out: Annotated[
+            Path, typer.Option(help="Folder the results bundle is written under")
+        ] = Path("kfbox-results"),
         kubeconfig: Annotated[
             Path | None, typer.Option(help="Certify this cluster (engine 'existing') instead")
         ] = None,
         scenario: Annotated[str, typer.Option(help="Scenario name or folder")] = "digits",
     ) -> None:
-        """Run a profile's suites, write the bundle (folder + .tar.gz, pass or fail) and print
-        a summary; exit 0 only when the profile is certified."""
+        """Run a profile's suites, write the results bundle (folder + .tar.gz, pass or fail) and
+        print a summary; exit 0 only when the profile is certified."""
         spec = ctx.obj.spec(**_kubeconfig_overrides(kubeconfig))
         certify_sandbox(spec, profile, out, scenario)
 
     @app.command()
     def results(
         bundles: Annotated[list[Path], typer.Argument(
-            help="A bundle folder or .tar.gz from certify (two or more with --compare)")],
+            help="A results bundle (folder or .tar.gz) from certify (two or more with --compare)")],
         mode: Annotated[str, typer.Option(help="summary | detailed")] = "summary",
         compare: Annotated[bool, typer.Option(
-            "--compare", help="Compare certificates: the same bundle, verdicts, software and "
-            "configuration? Lists what differs; exit 1 when anything does")] = False,
+            "--compare", help="Compare certificates: the same offline bundle, verdicts, software "
+            "and configuration? Lists what differs; exit 1 when anything does")] = False,
     ) -> None:
-        """Re-read a conformance bundle and show its verdict and steps, or compare several."""
+        """Re-read a results bundle and show its verdict and steps, or compare several."""
         # Imported here for start-up time: the certificate loads pydantic and jinja2.
         from kfbox.harness.certificate.console import detailed, summary
         from kfbox.harness.certificate.results import read_bundle
@@ -150,8 +151,8 @@ def register(app: typer.Typer) -> None:
             compare_bundles(bundles)
             return
         if len(bundles) != 1:
-            raise UsageError(f"{len(bundles)} bundles given",
-                             fix="give one bundle, or compare them: --compare A B ...")
+            raise UsageError(f"{len(bundles)} results bundles given",
+                             fix="give one results bundle, or compare them: --compare A B ...")
         if mode not in MODES:
             raise UsageError(f"unknown --mode {mode!r}; use --mode {'|'.join(MODES)}")
         view = summary if mode == "summary" else detailed

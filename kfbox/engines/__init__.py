@@ -30,5 +30,5 @@ def engine_class(name: str) -> type[Engine]:
 
 
 def get_engine(spec: SandboxSpec) -> Engine:
-    """The engine's provider the spec names."""
+    """The engine the spec names."""
     return engine_class(spec.engine)(spec)

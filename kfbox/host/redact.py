@@ -1,4 +1,4 @@
-"""Masks secrets (tokens, passwords, bearer credentials) in everything the bundle stores."""
+"""Masks secrets (tokens, passwords, bearer credentials) in everything the results bundle stores."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ _MASK_BYTES = MASK.encode()
 
 _SECRET_WORD = rb"(?:token|secret|password|passwd|api[_-]?key|credential)s?"
 # Each pattern's group 1 ends where the secret value starts; the match ends where it ends.
-# Scanning tens of MiB of logs with a regex at every offset would blow the bundle's time
+# Scanning tens of MiB of logs with a regex at every offset would blow the results bundle's time
 # budget, so each pattern is tried only where one of its literal openings occurs (found with
 # bytes.find, at memchr speed) in an ASCII-lowercased copy: bytes.lower() keeps every offset,
 # since multi-byte UTF-8 never contains ASCII bytes.

@@ -138,8 +138,8 @@ CASES: dict[str, Case] = {
     "run-profile": Case((*N, "run", "--profile", "nightly", "--no-provision"), "unknown profile 'nightly'"),
     "run-scenario": Case((*N, "run", "--scenario", "nosuch", "--no-provision"), "unknown scenario 'nosuch'"),
     # results
-    "results-missing": Case(("results", "{tmp}/none"), "no bundle at '{tmp}/none'"),
-    "results-garbage": Case(("results", "{garbage_tar_gz}"), "corrupt or truncated bundle archive"),
+    "results-missing": Case(("results", "{tmp}/none"), "no results bundle at '{tmp}/none'"),
+    "results-garbage": Case(("results", "{garbage_tar_gz}"), "corrupt or truncated results bundle archive"),
     "results-mode": Case(("results", "{garbage_tar_gz}", "--mode", "json"), "unknown --mode 'json'; use --mode summary|detailed"),
     # workshop (its own file has the rest: tests/e2e/test_workshop_bad_input.py)
     "workshop-seats-zero": Case((*N, "workshop", "up", "--seats", "0"), "--seats 0: a workshop has 1 to 99 seats — e.g. --seats 3"),

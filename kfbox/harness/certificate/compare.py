@@ -56,6 +56,11 @@ def compare(certificates: list[Certificate], labels: list[str]) -> Comparison:
     return Comparison(labels, shared, differences)
 
 
+def _installed_from(bundle: str) -> str:
+    """Where the sandboxes came from, in words: online, or the offline bundle's digest."""
+    return "installed online" if bundle == "(online)" else f"offline bundle {_short(bundle)}"
+
+
 def _short(value: str) -> str:
     """Digests shortened so the table fits a terminal; the rest as they are."""
     return value[:16] + "…" if len(value) == 64 and value.isalnum() else value
@@ -71,7 +76,7 @@ def render(comparison: Comparison) -> RenderableType:
                              for k, v in comparison.shared.items() if k.startswith("verdict."))
         software = sum(k.startswith("software.") for k in comparison.shared)
         lines.append(Text(
-            f"identical: bundle {_short(bundle)}, {verdicts}, the same {software} software "
+            f"identical: {_installed_from(bundle)}, {verdicts}, the same {software} software "
             "versions and configuration", style="green"))
         return Group(*lines)
     table = Table(title=f"{len(comparison.differences)} field(s) differ")

@@ -66,9 +66,10 @@ def parse_report(raw: bytes, source: str) -> Certificate:
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UsageError(f"{source}: report.json is not valid JSON ({exc})",
-                         fix="the bundle is corrupt or truncated; re-run `kfbox certify`") from None
+                         fix="the results bundle is corrupt or truncated; re-run `kfbox certify`"
+                         ) from None
     if not isinstance(data, dict) or data.get("kind") != REPORT_KIND:
-        raise UsageError(f"{source}: report.json is not a kfbox conformance report",
+        raise UsageError(f"{source}: report.json is not a kfbox certificate",
                          fix=f"expected \"kind\": \"{REPORT_KIND}\"")
     version = data.get("schema_version")
     if not isinstance(version, int) or version < 1:
@@ -86,7 +87,7 @@ def parse_report(raw: bytes, source: str) -> Certificate:
     except ValidationError as exc:
         first = exc.errors()[0]
         raise UsageError(f"{source}: report.json: {_where(first)}: {first['msg']}",
-                         fix="the bundle is corrupt; re-run `kfbox certify`") from None
+                         fix="the results bundle is corrupt; re-run `kfbox certify`") from None
     if certificate.profile not in certificate.verdicts:
         raise UsageError(
             f"{source}: report.json has no verdict for its profile {certificate.profile!r}"

@@ -1,4 +1,4 @@
-"""junit.xml for a bundle whose pytest wrote none: one test case per journey step."""
+"""junit.xml for a results bundle whose pytest wrote none: one test case per journey step."""
 
 from __future__ import annotations
 

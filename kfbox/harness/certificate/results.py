@@ -1,4 +1,4 @@
-"""Writes the conformance bundle (folder + .tar.gz) on every run; reads one back for `results`."""
+"""Writes the results bundle (folder + .tar.gz) on every run; reads one back for `results`."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def _redact_file(source: Path, dest: Path) -> None:
 
 
 def _collect_logs(logs_dir: Path | None, dest: Path) -> None:
-    """logs/ in the bundle, redacted; the runner may already have written it in place."""
+    """logs/ in the results bundle, redacted; the runner may already have written it in place."""
     dest.mkdir(parents=True, exist_ok=True)
     source = logs_dir if logs_dir is not None and logs_dir.is_dir() else dest
     for path in sorted(source.rglob("*")):
@@ -103,8 +103,9 @@ def write_bundle(
 def _read_folder(path: Path) -> Certificate:
     missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
     if missing:
-        raise UsageError(f"{path}: not a complete kfbox bundle (missing {', '.join(missing)})",
-                         fix="give the folder or .tar.gz that `kfbox certify` wrote")
+        raise UsageError(
+            f"{path}: not a complete kfbox results bundle (missing {', '.join(missing)})",
+            fix="give the folder or .tar.gz that `kfbox certify` wrote")
     return parse_report((path / REPORT_JSON).read_bytes(), str(path))
 
 
@@ -117,24 +118,24 @@ def _read_tarball(path: Path) -> Certificate:
             missing = [name for name in REQUIRED_FILES if name not in by_name]
             if missing:
                 raise UsageError(
-                    f"{path}: not a complete kfbox bundle (missing {', '.join(missing)})",
+                    f"{path}: not a complete kfbox results bundle (missing {', '.join(missing)})",
                     fix="give the folder or .tar.gz that `kfbox certify` wrote",
                 )
             handle = tar.extractfile(by_name[REPORT_JSON])
             raw = handle.read() if handle else b""
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
         detail = str(exc) or type(exc).__name__
-        raise UsageError(f"{path}: corrupt or truncated bundle archive ({detail})",
+        raise UsageError(f"{path}: corrupt or truncated results bundle archive ({detail})",
                          fix="copy it again, or re-run `kfbox certify`") from None
     return parse_report(raw, str(path))
 
 
 def read_bundle(path: Path) -> Certificate:
-    """The report of a bundle folder or .tar.gz; UsageError (exit 2) when it is missing,
-    corrupt, truncated, incomplete or from a newer schema version."""
+    """The certificate in a results bundle (folder or .tar.gz); UsageError (exit 2) when it is
+    missing, corrupt, truncated, incomplete or from a newer schema version."""
     if path.is_dir():
         return _read_folder(path)
     if path.is_file():
         return _read_tarball(path)
-    raise UsageError(f"no bundle at {str(path)!r}",
+    raise UsageError(f"no results bundle at {str(path)!r}",
                      fix="give the folder or .tar.gz that `kfbox certify` wrote")

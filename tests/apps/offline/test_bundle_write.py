@@ -82,7 +82,7 @@ def test_writing_shows_a_line_per_step_and_ends_with_the_size(real_bundle: Writt
      "error: --verified-with is for the lite engine"),
     (["-o", "nowhere/b.tar"], "error: --output 'nowhere/b.tar': no folder 'nowhere'"),
     (["-o", "b.zip"], "error: --output 'b.zip' does not end in .tar"),
-    (["--verified-with", "missing"], "error: no bundle at 'missing'"),
+    (["--verified-with", "missing"], "error: no results bundle at 'missing'"),
 ])
 def test_bad_bundle_options_are_one_line_before_anything(args, line, tmp_path: Path) -> None:
     done = kfbox_cli("bundle", *args, cwd=tmp_path)

@@ -85,7 +85,7 @@ def test_a_fresh_machine_with_no_network_is_certified_from_the_bundle(
     wide = {"COLUMNS": "200"}  # the table as a wide terminal shows it
     same = kfbox_cli("results", "--compare", str(first), f"{first}.tar.gz", env=wide)
     assert same.returncode == 0, same.stdout + same.stderr
-    assert f"identical: bundle {digest[:16]}…, quick certified" in same.stdout
+    assert f"identical: offline bundle {digest[:16]}…, quick certified" in same.stdout
     differ = kfbox_cli("results", "--compare", str(first), str(other), env=wide)
     assert differ.returncode == 1, differ.stdout + differ.stderr
     assert "configuration.scenario │ digits" in differ.stdout

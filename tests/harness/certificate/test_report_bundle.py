@@ -157,7 +157,7 @@ def test_corrupt_truncated_and_incomplete_bundles(tmp_path: Path) -> None:
     assert "not valid JSON" in _bad(paths.folder)
     (paths.folder / "report.html").unlink()
     assert "missing report.html" in _bad(paths.folder)
-    assert "no bundle at" in _bad(tmp_path / "nowhere")
+    assert "no results bundle at" in _bad(tmp_path / "nowhere")
 
 
 def _tar_with(tmp_path: Path, document: dict) -> Path:
@@ -175,7 +175,7 @@ def test_newer_schema_wrong_kind_and_wrong_types(tmp_path: Path) -> None:
     document = to_document(make_certificate())
     assert "newer than this kfbox reads" in _bad(
         _tar_with(tmp_path, {**document, "schema_version": SCHEMA_VERSION + 1}))
-    assert "not a kfbox conformance report" in _bad(_tar_with(tmp_path, {**document, "kind": "x"}))
+    assert "not a kfbox certificate" in _bad(_tar_with(tmp_path, {**document, "kind": "x"}))
     wrong = json.loads(json.dumps(document))
     wrong["journeys"][0]["steps"][2]["status"] = "ok"
     assert "journeys.0.steps.2.status" in _bad(_tar_with(tmp_path, wrong))

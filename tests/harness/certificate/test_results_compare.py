@@ -64,15 +64,16 @@ def test_another_seat_name_is_still_identical(tmp_path: Path) -> None:
     seat = results_folder(tmp_path / "b", _seat_name)
     done = kfbox_cli("results", "--compare", str(first), str(seat), env=WIDE)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert ("identical: bundle (online), core certified, the same 11 software versions and "
+    assert ("identical: installed online, core certified, the same 11 software versions and "
             "configuration") in done.stdout
 
 
 @pytest.mark.parametrize("args, line", [
-    (["--compare", "a"], "error: --compare needs two or more bundles — e.g. kfbox results "
+    (["--compare", "a"], "error: --compare needs two or more results bundles — e.g. kfbox results "
                          "--compare seat1.tar.gz seat2.tar.gz"),
-    (["a", "b"], "error: 2 bundles given — give one bundle, or compare them: --compare A B ..."),
-    (["--compare", "a", "missing"], "error: no bundle at 'missing'"),
+    (["a", "b"], "error: 2 results bundles given — give one results bundle, or compare them: "
+                 "--compare A B ..."),
+    (["--compare", "a", "missing"], "error: no results bundle at 'missing'"),
 ])
 def test_bad_compare_input_is_one_line(args, line, tmp_path: Path) -> None:
     results_folder(tmp_path / "a")
