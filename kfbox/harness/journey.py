@@ -1,6 +1,6 @@
 """The Critical User Journey, engine-agnostic: notebook → build → train → tune → serve.
 
-Each step reads what earlier steps left in the Journey (the notebook's workspace is what gets
+Each step reads what earlier steps left in the Journey (the notebook's outputs are what gets
 built, the built image is what trains and tunes, the best trial's model is what gets served),
 records a check against each requirement it proves, keeps its workloads' logs, and returns its
 metrics. A step fails by raising StepFailure (the platform could not do it) or JourneyCheckFailed
@@ -54,7 +54,8 @@ class Journey:
     """The journey's workload logs (training nodes, trials, model server): in the bundle."""
     run_id: str
     gpus: int = 0
-    workspace: Path | None = None
+    outputs: Path | None = None
+    """The files the notebook wrote (its training code), fetched from the notebook server."""
     image: BuiltImage | None = None
     trained: TrainResult | None = None
     tuned: TuneResult | None = None
@@ -106,7 +107,7 @@ class Journey:
             "variant": self.scenario.variant,
             "run_id": self.run_id,
             "gpus": self.gpus,
-            "workspace": str(self.workspace) if self.workspace else None,
+            "outputs": str(self.outputs) if self.outputs else None,
             "image": self.image.reference if self.image else None,
             "train": {"model_key": self.trained.model_key, "metrics": self.trained.metrics}
             if self.trained
@@ -133,8 +134,8 @@ def notebook_step(journey: Journey) -> dict[str, Any]:
     result = journey.platform.notebooks.execute(
         scenario.path(scenario.notebook), remote_dir, timeout_s=NOTEBOOK_TIMEOUT_S
     )
-    journey.workspace = journey.run_dir / "workspace"
-    fetched = {p.name for p in journey.platform.notebooks.fetch(remote_dir, journey.workspace)}
+    journey.outputs = journey.run_dir / "outputs"
+    fetched = {p.name for p in journey.platform.notebooks.fetch(remote_dir, journey.outputs)}
     missing = [name for name in scenario.notebook_outputs if name not in fetched]
     journey.check(
         "notebook.executes",
@@ -161,9 +162,9 @@ def notebook_metrics(executed: Path) -> dict[str, float]:
 
 def build_step(journey: Journey) -> dict[str, Any]:
     """Build the notebook's output with the scenario's Dockerfile; push to the sandbox registry."""
-    if journey.workspace is None:
-        raise JourneyCheckFailed("no workspace: the notebook step did not run")
-    context = journey.scenario.build_context(journey.workspace, journey.run_dir / "build")
+    if journey.outputs is None:
+        raise JourneyCheckFailed("no notebook outputs: the notebook step did not run")
+    context = journey.scenario.build_context(journey.outputs, journey.run_dir / "build")
     journey.image = journey.platform.images.build(
         context,
         f"kfbox/{journey.scenario.name}",

@@ -14,11 +14,11 @@ SCENARIO = "digits"
 
 def built_image(platform: Platform, scenario: Scenario, work: Path) -> BuiltImage:
     """The scenario's image from its notebook's training code, pushed to the sandbox registry."""
-    workspace = work / "workspace"
-    workspace.mkdir(parents=True, exist_ok=True)
+    outputs = work / "outputs"  # what the notebook would have written
+    outputs.mkdir(parents=True, exist_ok=True)
     for name in scenario.notebook_outputs:
-        (workspace / name).write_text(scenario.notebook_file(name))
-    context = scenario.build_context(workspace, work / "context")
+        (outputs / name).write_text(scenario.notebook_file(name))
+    context = scenario.build_context(outputs, work / "context")
     return platform.images.build(context, f"kfbox/bench-{scenario.name}",
                                  build_args={"BASE_IMAGE": platform.runtime_image})
 
