@@ -24,9 +24,9 @@ from kfbox.engines.kubernetes.catalog import (
 )
 from kfbox.engines.kubernetes.hostdocker import HostDocker
 from kfbox.engines.kubernetes.installer import parse_objects
-from kfbox.engines.kubernetes.kindconfig import NODE_IMAGE
+from kfbox.engines.kubernetes.kindconfig import NODE_IMAGE, NODE_IMAGE_TAG
 from kfbox.engines.kubernetes.registry import REGISTRY_IMAGE
-from kfbox.engines.kubernetes.store import ManifestStore, sha256_of
+from kfbox.engines.kubernetes.store import ManifestStore, objects_digest
 from kfbox.engines.kubernetes.tools import Tools
 from kfbox.host import paths
 from kfbox.host.config import SandboxSpec
@@ -36,6 +36,9 @@ from kfbox.host.progress import Reporter
 BUNDLE_LOCK = "components.lock.yaml"
 IMAGES_LIST = "images.txt"
 HOST_IMAGES_LIST = "host-images.txt"
+NODE_IMAGE_RECORD = "node-image.yaml"
+"""The node image as the bundle saved it: its pinned reference, the tag it was saved under
+(the tarball restores that tag; Docker's classic store restores no repo digest) and its id."""
 POD_IMAGE = re.compile(r"^[\w.\-/:@]+$")
 CONFIG_IMAGE = re.compile(r"^[a-z0-9][\w.-]*(:[0-9]+)?/[\w./-]+(:[\w.-]+)?(@sha256:[0-9a-f]{64})?$"
                           r"|^[a-z0-9][\w.-]*:[\w.-]+$")
@@ -92,7 +95,7 @@ def write_bundle(dest: Path, catalog: Catalog, plan: list[Component], store: Man
                 if manifest.builtin:
                     continue
                 data = store.read(manifest)
-                (dest / "manifests" / f"{sha256_of(data)}.yaml").write_bytes(data)
+                (dest / "manifests" / f"{objects_digest(data)}.yaml").write_bytes(data)
                 images.update(images_in(parse_objects(data), comp.image_configs))
     included = {c.name for c in plan}
     pruned = Catalog({k: v for k, v in catalog.components.items() if k in included},
@@ -114,10 +117,40 @@ def write_bundle(dest: Path, catalog: Catalog, plan: list[Component], store: Man
                 try:
                     if not docker.has_image(image):
                         docker.pull(image)
-                    docker.save(image, tarball(dest, image))
+                    if image == NODE_IMAGE:
+                        save_node_image(dest, docker)
+                    else:
+                        docker.save(image, tarball(dest, image))
                 except KfboxError:
                     missing.append(image)
     return missing
+
+
+def save_node_image(dest: Path, docker: HostDocker) -> None:
+    """The pinned node image saved under its tag, with its id recorded: after `docker load`
+    the tag exists and the pinned reference may not."""
+    docker.tag(NODE_IMAGE, NODE_IMAGE_TAG)
+    docker.save(NODE_IMAGE_TAG, tarball(dest, NODE_IMAGE))
+    (dest / NODE_IMAGE_RECORD).write_text(yaml.safe_dump(
+        {"pinned": NODE_IMAGE, "tag": NODE_IMAGE_TAG, "id": docker.image_id(NODE_IMAGE)}))
+
+
+def offline_node_image(path: Path, docker: HostDocker) -> str:
+    """The reference kind creates the nodes from, offline: the pinned one when the engine
+    has it, else the loaded tag when its image id is the one the bundle recorded."""
+    if docker.image_id(NODE_IMAGE) is not None:
+        return NODE_IMAGE
+    record_file = path / NODE_IMAGE_RECORD
+    record = yaml.safe_load(record_file.read_text()) if record_file.is_file() else {}
+    if record.get("pinned") != NODE_IMAGE:
+        raise UsageError(f"the bundle carries no node image {NODE_IMAGE} ({NODE_IMAGE_RECORD})",
+                         fix="make the bundle again with this kfbox's `kfbox bundle`")
+    loaded = docker.image_id(record["tag"])
+    if loaded is None or loaded != record["id"]:
+        raise UsageError(f"{record['tag']} in Docker is {loaded or 'absent'}, not the bundle's "
+                         f"node image {record['id']}",
+                         fix=f"`docker rmi {record['tag']}`, then rerun `kfbox up --from-bundle`")
+    return str(record["tag"])
 
 
 def make_bundle(dest: Path, spec: SandboxSpec, *, gpu: bool, with_images: bool,

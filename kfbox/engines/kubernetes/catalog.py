@@ -16,12 +16,13 @@ LOCK_FILE = Path(__file__).with_name("components.lock.yaml")
 @dataclass(frozen=True)
 class Manifest:
     """One thing to apply: an upstream URL, an upstream kustomize target, or a builtin
-    kfbox renders itself; `sha256` None means not yet pinned."""
+    kfbox renders itself; `objects_sha256` (store.objects_digest of its objects as rendered
+    from upstream at the tag) None means not yet pinned."""
 
     url: str = ""
     kustomize: str = ""
     builtin: str = ""
-    sha256: str | None = None
+    objects_sha256: str | None = None
 
     @property
     def source(self) -> str:
@@ -138,7 +139,7 @@ def lock_data(catalog: Catalog, pins: dict[str, str]) -> dict[str, Any]:
             entry: dict[str, Any] = {k: v for k, v in (("url", m.url), ("kustomize", m.kustomize),
                                                         ("builtin", m.builtin)) if v}
             if not m.builtin:
-                entry["sha256"] = m.sha256 or pins.get(m.source)
+                entry["objects_sha256"] = m.objects_sha256 or pins.get(m.source)
             manifests.append(entry)
         ready = {k: list(getattr(comp.ready, k)) for k in ("crds", "deployments", "daemonsets",
                                                            "webhooks", "checks")

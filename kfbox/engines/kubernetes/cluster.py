@@ -33,13 +33,13 @@ class KindCluster:
         listed = self.tools("kind", "get", "clusters")
         return self.name in listed.stdout.split()
 
-    def create(self, *, gpu: bool) -> None:
+    def create(self, *, gpu: bool, node_image: str = kindconfig.NODE_IMAGE) -> None:
         """Create the cluster unless it exists; a failed create is deleted again so nothing
         half-made is left behind."""
         if self.exists():
             return
-        self.state.write_text("kind-config.yaml",
-                              kindconfig.render(kindconfig.kind_config(self.spec, gpu=gpu)))
+        self.state.write_text("kind-config.yaml", kindconfig.render(
+            kindconfig.kind_config(self.spec, gpu=gpu, node_image=node_image)))
         config = self.state.file("kind-config.yaml")
         try:
             self.tools("kind", "create", "cluster", "--name", self.name, "--config", str(config),

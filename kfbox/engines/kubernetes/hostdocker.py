@@ -51,6 +51,14 @@ class HostDocker:
     def has_image(self, image: str) -> bool:
         return self.tools("docker", "image", "inspect", image, check=False).returncode == 0
 
+    def image_id(self, image: str) -> str | None:
+        """The local image's id (sha256:...), None when the engine does not have it."""
+        found = self.tools("docker", "image", "inspect", "-f", "{{.Id}}", image, check=False)
+        return found.stdout.strip() or None if found.returncode == 0 else None
+
+    def tag(self, image: str, tag: str) -> None:
+        self.tools("docker", "tag", image, tag)
+
     def pull(self, image: str) -> None:
         self.tools("docker", "pull", image, timeout=IMAGE_MOVE_TIMEOUT_S)
 

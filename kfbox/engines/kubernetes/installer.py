@@ -9,7 +9,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
 from tenacity import (
     RetryError,
     Retrying,
@@ -22,9 +21,9 @@ from tenacity import (
 
 from kfbox.engines.kubernetes import readiness
 from kfbox.engines.kubernetes.adjust import ADJUSTMENTS
-from kfbox.engines.kubernetes.catalog import Component
+from kfbox.engines.kubernetes.catalog import Component, Readiness
 from kfbox.engines.kubernetes.kubeapi import FIELD_MANAGER, KubeApi, KubeError
-from kfbox.engines.kubernetes.store import ManifestStore
+from kfbox.engines.kubernetes.store import ManifestStore, parse_objects
 from kfbox.host.errors import KfboxError, PreflightError
 from kfbox.host.progress import Reporter
 
@@ -32,6 +31,10 @@ from kfbox.host.progress import Reporter
 # starting; the rest are the API server being busy or restarting.
 TRANSIENT_STATUSES = {0, 404, 409, 429, 500, 502, 503, 504}
 FIRST = ("Namespace", "CustomResourceDefinition")
+WEBHOOK_KINDS = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
+"""Applied after the component's workloads run: a webhook configuration whose Service has no
+ready endpoint makes the API server refuse what it guards (failurePolicy Fail, the default),
+and Katib v0.19.0's pod mutator guards every pod of the namespace its own controller runs in."""
 
 Builtins = dict[str, Callable[[], list[dict[str, Any]]]]
 
@@ -66,23 +69,19 @@ def describe(obj: dict[str, Any]) -> str:
     return f"{obj.get('kind', '')} {where}{meta.get('name', '')}"
 
 
-def parse_objects(data: bytes) -> list[dict[str, Any]]:
-    """Every object in a multi-document manifest (List kinds expanded, empty docs dropped)."""
-    objects: list[dict[str, Any]] = []
-    for doc in yaml.safe_load_all(data):
-        if not doc:
-            continue
-        if doc.get("kind", "").endswith("List") and "items" in doc:
-            objects.extend(item for item in doc["items"] if item)
-        else:
-            objects.append(doc)
-    return objects
-
-
 def apply_order(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Namespaces, then CRDs, then everything else in manifest order."""
+    """Namespaces, then CRDs, then everything else in manifest order, webhook configurations
+    last."""
     rank = {kind: i for i, kind in enumerate(FIRST)}
-    return sorted(objects, key=lambda o: rank.get(o.get("kind", ""), len(FIRST)))
+    last = len(FIRST) + 1
+    return sorted(objects, key=lambda o: last if o.get("kind") in WEBHOOK_KINDS
+                  else rank.get(o.get("kind", ""), len(FIRST)))
+
+
+def workloads_only(ready: Readiness) -> Readiness:
+    """The gates a component's webhook configurations wait for: its CRDs, Deployments and
+    DaemonSets (the pods that serve its webhooks)."""
+    return Readiness(crds=ready.crds, deployments=ready.deployments, daemonsets=ready.daemonsets)
 
 
 def field_manager(comp: Component) -> str:
@@ -135,10 +134,19 @@ class Installer:
         for comp in plan:
             with self.reporter.step(f"Installing {comp.name} {comp.version}") as update:
                 started = time.monotonic()
-                left = self._apply_all(comp, rendered[comp.name], update)
-                update("waiting for readiness")
-                crds = [o["metadata"]["name"] for o in rendered[comp.name]
+                objects = rendered[comp.name]
+                crds = [o["metadata"]["name"] for o in objects
                         if o.get("kind") == "CustomResourceDefinition"]
+                hooks = [o for o in objects if o.get("kind") in WEBHOOK_KINDS]
+                left = self._apply_all(comp, [o for o in objects if o not in hooks], update)
+                if hooks:
+                    # Its webhooks' pods first: behind a configuration whose Service has no
+                    # ready endpoint, the API server refuses what the webhook guards (Katib's
+                    # pod mutator: every pod of `kubeflow`, its own controller's included).
+                    update("waiting for its workloads before its webhooks")
+                    self.wait_ready(comp, crds, workloads_only(comp.ready))
+                    left += self._apply_all(comp, hooks, update)
+                update("waiting for readiness")
                 self.wait_ready(comp, crds)
                 results.append(InstallResult(comp.name, comp.version, len(rendered[comp.name]),
                                              time.monotonic() - started, left))
@@ -187,15 +195,17 @@ class Installer:
             raise KfboxError(f"{comp.name}: applying {what} failed: {exc}",
                              fix="see `kubectl get events -A`; rerun `kfbox up` to resume") from exc
 
-    def wait_ready(self, comp: Component, crds: Sequence[str] = ()) -> None:
-        """Until the component's readiness gates pass; KfboxError naming what is pending."""
+    def wait_ready(self, comp: Component, crds: Sequence[str] = (),
+                   gates: Readiness | None = None) -> None:
+        """Until the component's readiness gates (or `gates`) pass; KfboxError naming what is
+        pending."""
         retrying = Retrying(
             retry=retry_if_result(bool),
             stop=stop_after_delay(self.ready_timeout_s),
             wait=wait_fixed(self.poll_s),
         )
         try:
-            retrying(readiness.pending, self.kube, comp.ready, crds)
+            retrying(readiness.pending, self.kube, gates or comp.ready, crds)
         except RetryError as exc:
             waiting = exc.last_attempt.result()
             raise KfboxError(

@@ -15,8 +15,8 @@ from kfbox.engines.base import (
     EngineFeatures,
     SandboxStatus,
 )
-from kfbox.engines.kubernetes import jupyter, nvkind, registry
-from kfbox.engines.kubernetes.bundle import bundle_images, load_images
+from kfbox.engines.kubernetes import jupyter, kindconfig, nvkind, registry
+from kfbox.engines.kubernetes.bundle import bundle_images, load_images, offline_node_image
 from kfbox.engines.kubernetes.catalog import Catalog
 from kfbox.engines.kubernetes.cluster import KindCluster
 from kfbox.engines.kubernetes.installer import Builtins
@@ -112,13 +112,15 @@ class KindEngine(KubernetesProvider):
 
     def up(self, reporter: Reporter) -> SandboxStatus:
         gpu = self.wants_gpu()
+        node_image = kindconfig.NODE_IMAGE
         if self.spec.from_bundle is not None:
             load_images(self.spec.from_bundle, self.docker, reporter)
+            node_image = offline_node_image(self.spec.from_bundle, self.docker)
         plan = self.plan(gpu)
         with reporter.step("Starting the local registry"):
             registry.ensure_running(self.docker, self.spec)
         with reporter.step(f"Creating kind cluster {self.cluster.name!r}"):
-            self.cluster.create(gpu=gpu)
+            self.cluster.create(gpu=gpu, node_image=node_image)
             self.cluster.write_kubeconfig()
         with reporter.step("Joining the registry to the kind network"):
             registry.connect_to_kind(self.docker, self.spec)

@@ -25,6 +25,13 @@ NODE_IMAGE = ("kindest/node:v1.32.2@sha256:"
               "f226345927d7e348497136874b6d207e0b32cc52154ad8323129352923a3142f")
 """kind v0.27.0's default node image (pkg/apis/config/defaults/image.go), named so a bundle
 can carry it and every node runs the same Kubernetes."""
+NODE_IMAGE_TAG = NODE_IMAGE.partition("@")[0]
+"""The node image by tag: what exists after `docker load` of a bundle's tarball. Docker's
+classic image store does not restore a loaded image's repo digest, so the pinned reference
+would not be found and kind would pull it (kubernetes-sigs/kind v0.27.0
+pkg/cluster/internal/providers/docker/images.go, pullIfNotPresent: `docker inspect
+--type=image` the reference, else `docker pull`); offline, kfbox names the tag after checking
+its image id against the bundle's record."""
 JUPYTER_NODE_PORT = 30888
 """NodePort of the sandbox notebook's Service (jupyter.py), mapped to ports.jupyter on
 127.0.0.1."""
@@ -34,12 +41,13 @@ def cluster_name(spec: SandboxSpec) -> str:
     return spec.name
 
 
-def kind_config(spec: SandboxSpec, *, gpu: bool) -> dict[str, Any]:
+def kind_config(spec: SandboxSpec, *, gpu: bool,
+                node_image: str = NODE_IMAGE) -> dict[str, Any]:
     """The `kind.x-k8s.io/v1alpha4` Cluster for this spec. GPUs go to the nodes that run
     workloads: the control plane alone, or every worker when there are workers."""
     control: dict[str, Any] = {
         "role": "control-plane",
-        "image": NODE_IMAGE,
+        "image": node_image,
         "extraPortMappings": [{
             "containerPort": JUPYTER_NODE_PORT,
             "hostPort": spec.ports.jupyter,
@@ -47,7 +55,7 @@ def kind_config(spec: SandboxSpec, *, gpu: bool) -> dict[str, Any]:
             "protocol": "TCP",
         }],
     }
-    workers: list[dict[str, Any]] = [{"role": "worker", "image": NODE_IMAGE}
+    workers: list[dict[str, Any]] = [{"role": "worker", "image": node_image}
                                      for _ in range(spec.kubernetes.nodes - 1)]
     if gpu:
         for node in workers or [control]:

@@ -1,10 +1,18 @@
-"""Manifest bytes: downloaded once, checked against the lock's sha256, cached for offline reuse."""
+"""Manifest bytes: downloaded (or rendered) once, their objects checked against the lock's
+digest, cached for offline reuse.
+
+The digest is of the objects, not of the bytes: the sha256 of the JSON of the list of parsed
+objects, each with sorted keys, the list sorted by apiVersion, kind, namespace and name. So a
+kustomize target rendered by another kustomize version (other quoting, order, indentation)
+has the digest the lock records, while any changed value, added or removed object does not."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import requests
 import yaml
@@ -21,14 +29,40 @@ class ManifestRefused(KfboxError):
     """A manifest whose bytes are not the pinned ones (or that is not pinned at all)."""
 
 
-def sha256_of(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def parse_objects(data: bytes) -> list[dict[str, Any]]:
+    """Every object in a multi-document manifest (List kinds expanded, empty docs dropped)."""
+    objects: list[dict[str, Any]] = []
+    for doc in yaml.safe_load_all(data):
+        if not doc:
+            continue
+        if doc.get("kind", "").endswith("List") and "items" in doc:
+            objects.extend(item for item in doc["items"] if item)
+        else:
+            objects.append(doc)
+    return objects
+
+
+def _identity(obj: dict[str, Any]) -> tuple[str, str, str, str]:
+    meta = obj.get("metadata") or {}
+    return (str(obj.get("apiVersion", "")), str(obj.get("kind", "")),
+            str(meta.get("namespace") or ""), str(meta.get("name", "")))
+
+
+def objects_digest(data: bytes) -> str:
+    """sha256 of the manifest's objects in canonical form (see the module's docstring)."""
+    try:
+        objects = sorted(parse_objects(data), key=_identity)
+    except yaml.YAMLError as exc:
+        raise ManifestRefused(f"the manifest is not YAML: {exc}") from exc
+    canonical = json.dumps(objects, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                           default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 @dataclass
 class ManifestStore:
-    """Where manifest bytes come from. `cache` holds files named by their sha256 and a pins
-    file (source → sha256) for hashes learned on first use; `offline` (a bundle's manifest
+    """Where manifest bytes come from. `cache` holds files named by their objects' digest and
+    a pins file (source → digest) for digests learned on first use; `offline` (a bundle's manifest
     folder) is the only source when set, so nothing is downloaded."""
 
     cache: Path
@@ -46,7 +80,7 @@ class ManifestStore:
         (self.cache / PINS_FILE).write_text(yaml.safe_dump(pins, sort_keys=True))
 
     def expected(self, manifest: Manifest) -> str | None:
-        return manifest.sha256 or self.pins().get(manifest.source)
+        return manifest.objects_sha256 or self.pins().get(manifest.source)
 
     def _stored(self, manifest: Manifest) -> Path | None:
         """The verified copy in the bundle or the cache, if either holds it."""
@@ -75,23 +109,26 @@ class ManifestStore:
             data = self._verified(data, manifest, expected)
         elif not self.trust_on_first_use:
             raise ManifestRefused(
-                f"{manifest.source} has no pinned sha256 in the lock (its sha256 is "
-                f"{sha256_of(data)})",
-                fix="review it, then rerun with --trust-on-first-use to pin that hash",
+                f"{manifest.source} has no pinned objects_sha256 in the lock (its objects' "
+                f"digest is {objects_digest(data)})",
+                fix="review it, then rerun with --trust-on-first-use to pin that digest",
             )
         else:
-            expected = sha256_of(data)
+            expected = objects_digest(data)
             self._record_pin(manifest.source, expected)
         (self.cache / f"{expected}.yaml").write_bytes(data)
         return data
 
     @staticmethod
     def _verified(data: bytes, manifest: Manifest, expected: str) -> bytes:
-        actual = sha256_of(data)
+        actual = objects_digest(data)
         if actual != expected:
             raise ManifestRefused(
-                f"{manifest.source}: sha256 {actual} differs from the lock's {expected}",
-                fix="refusing to apply it; delete the cached copy or update the lock deliberately",
+                f"{manifest.source}: its objects' digest {actual} differs from the lock's "
+                f"objects_sha256 {expected}; nothing was applied",
+                fix="upstream changed what this pin names: review the difference, then pin the "
+                    "new digest in components.lock.yaml deliberately (or delete a corrupt "
+                    "cached copy in ~/.kfbox/cache/manifests)",
             )
         return data
 

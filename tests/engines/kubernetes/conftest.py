@@ -22,7 +22,13 @@ from controllers import (
     serve_notebooks,
 )
 from kapi_double import KubeApiDouble, core_double, serve
-from webhooks import crd_schema, experiment, kserve_resource_defaults, trainjob
+from webhooks import (
+    crd_schema,
+    experiment,
+    kserve_resource_defaults,
+    trainjob,
+    unreachable_webhooks,
+)
 
 from kfbox.engines.kubernetes.kubeapi import KubeApi
 from kfbox.engines.kubernetes.tools import CommandFailed
@@ -38,9 +44,10 @@ class Cluster:
 @pytest.fixture
 def cluster() -> Iterator[Cluster]:
     """A Kubernetes API double (kmock subclass) on 127.0.0.1 with CRD and workload controllers;
-    custom resources are checked against the upstream CRD schemas at the pinned tags."""
+    custom resources are checked against the upstream CRD schemas at the pinned tags, and a pod
+    behind an unreachable webhook is refused as the API server refuses it."""
     double = core_double()
-    double.admission.append(crd_schema)
+    double.admission += [crd_schema, unreachable_webhooks]
     serve_crds(double)
     run_workloads(double)
     with serve(double) as url:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,28 +42,80 @@ def serve_crds(double: KubeApiDouble) -> None:
     double.on_write.append(hook)
 
 
-def run_workloads(double: KubeApiDouble) -> None:
-    """Deployments become Available, DaemonSets ready, webhook Services get endpoints."""
+REPLICASET_CONTROLLER = "system:serviceaccount:kube-system:replicaset-controller"
+"""Who creates a Deployment's pods (kubernetes/kubernetes v1.32
+pkg/controller/replicaset/replica_set.go runs as this service account under kind)."""
+CONTROLLER_LAG_S = 0.2
+"""How long after a Deployment is written its pod is created: on a real cluster the deployment
+and ReplicaSet controllers' watches and syncs take tens to hundreds of milliseconds, while a
+client's next request follows in a few."""
+
+
+def _endpoints(double: KubeApiDouble, service: dict[str, Any]) -> None:
+    """The endpoints controller: a Service's Endpoints list the pods its selector matches."""
+    meta = service["metadata"]
+    selector = (service.get("spec") or {}).get("selector") or {}
+    pods = [o.raw for key, o in list(double.objects.items())
+            if key[0].plural == "pods" and key[1] == meta.get("namespace") and not o.deleted]
+    if selector and any(all((p["metadata"].get("labels") or {}).get(k) == v
+                            for k, v in selector.items()) for p in pods):
+        double.put("v1", "endpoints", {
+            "apiVersion": "v1", "kind": "Endpoints",
+            "metadata": {"name": meta["name"], "namespace": meta.get("namespace")},
+            "subsets": [{"addresses": [{"ip": "10.0.0.9"}]}]})
+
+
+def run_workloads(double: KubeApiDouble, lag_s: float = CONTROLLER_LAG_S) -> None:
+    """Deployments get their pod a little after they are written (through admission, as the
+    ReplicaSet controller, retried while refused) and become Available once it exists;
+    DaemonSets become ready; Services get Endpoints once a pod they select exists."""
+    waiting: dict[tuple[str | None, str], float] = {}
 
     def hook(plural: str, obj: dict[str, Any]) -> None:
         meta = obj["metadata"]
         if plural == "deployments" and not obj.get("status"):
-            double.set_status("apps/v1", plural, meta.get("namespace"), meta["name"],
-                              {"conditions": [{"type": "Available", "status": "True"}]})
+            waiting.setdefault((meta.get("namespace"), meta["name"]), time.monotonic())
         elif plural == "daemonsets" and not obj.get("status"):
             double.set_status("apps/v1", plural, meta.get("namespace"), meta["name"],
                               {"desiredNumberScheduled": 1, "numberReady": 1})
-        elif plural.endswith("webhookconfigurations"):
-            for hook_ in obj.get("webhooks") or []:
-                service = hook_["clientConfig"]["service"]
-                if double.get("v1", "endpoints", service["namespace"], service["name"]) is None:
-                    double.put("v1", "endpoints", {
-                        "apiVersion": "v1", "kind": "Endpoints",
-                        "metadata": {"name": service["name"], "namespace": service["namespace"]},
-                        "subsets": [{"addresses": [{"ip": "10.0.0.9"}]}],
-                    })
+        elif plural == "services":
+            _endpoints(double, obj)
+
+    def reconcile() -> None:
+        for (namespace, name), since in list(waiting.items()):
+            deployment = double.get("apps/v1", "deployments", namespace, name)
+            if deployment is None:
+                waiting.pop((namespace, name))
+                continue
+            if time.monotonic() - since < lag_s:
+                continue
+            template = deployment["spec"]["template"]
+            pod = {"apiVersion": "v1", "kind": "Pod",
+                   "metadata": {"name": f"{name}-0", "namespace": namespace,
+                                "labels": dict((template.get("metadata") or {})
+                                               .get("labels") or {})},
+                   "spec": copy.deepcopy(template["spec"])}
+            try:
+                double.create("v1", "pods", pod, user=REPLICASET_CONTROLLER)
+            except Denied as refused:
+                # pkg/controller/deployment/sync.go: a ReplicaSet that cannot create its pods
+                # gives the Deployment a ReplicaFailure condition, and it is not Available.
+                double.set_status("apps/v1", "deployments", namespace, name, {"conditions": [
+                    {"type": "Available", "status": "False"},
+                    {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+                     "message": refused.message}]})
+                double.refused.append((f"{namespace}/{pod['metadata']['name']}",
+                                       refused.message))
+                continue
+            waiting.pop((namespace, name))
+            double.set_status("apps/v1", "deployments", namespace, name,
+                              {"conditions": [{"type": "Available", "status": "True"}]})
+            for key, service in list(double.objects.items()):
+                if key[0].plural == "services" and key[1] == namespace and not service.deleted:
+                    _endpoints(double, service.raw)
 
     double.on_write.append(hook)
+    double.after_request.append(reconcile)
 
 
 # ---- Kubeflow Trainer v2.3.0 + JobSet + the kubelet ---------------------------------------

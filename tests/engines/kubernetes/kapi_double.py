@@ -31,6 +31,8 @@ import ssa
 from kmock._internal import dicts, enums, parsing, rendering
 
 APPLY_PATCH = "application/apply-patch+yaml"
+CLIENT_USER = "kubernetes-admin"
+"""The user of every request over HTTP (kind's kubeconfig user); controllers' writes name theirs."""
 
 
 class Denied(Exception):
@@ -52,6 +54,8 @@ class Write:
     obj: dict[str, Any]
     old: dict[str, Any] | None
     """The stored object before this write; None on create."""
+    user: str = CLIENT_USER
+    """Who makes the request (request.userInfo.username in admission)."""
 
 
 Admission = Callable[["KubeApiDouble", Write], None]
@@ -128,6 +132,11 @@ class KubeApiDouble(kmock.KubernetesEmulator):
     owners: dict[tuple[Any, str | None, str], dict[str, set[ssa.Path]]] = attrs.field(
         factory=dict)
     """Field ownership per object and manager, from server-side applies."""
+    refused: list[tuple[str, str]] = attrs.field(factory=list)
+    """(namespace/pod, message) for each pod creation a stand-in controller had refused."""
+    after_request: list[Callable[[], None]] = attrs.field(factory=list)
+    """Called after each request is served: controllers that act later than the write that
+    triggered them (a real controller's watch and sync take time) do their work here."""
     _versions: Iterator[int] = attrs.field(factory=lambda: itertools.count(1000), init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -154,6 +163,13 @@ class KubeApiDouble(kmock.KubernetesEmulator):
         return key in self.objects and not self.objects[key].deleted
 
     async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        try:
+            return await self._serve_request(request)
+        finally:
+            for hook in list(self.after_request):
+                hook()
+
+    async def _serve_request(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
         scripted = self.failures.get((str(request.method.value), request.url.path))
         if scripted:
             code = scripted.pop(0)
@@ -319,11 +335,13 @@ class KubeApiDouble(kmock.KubernetesEmulator):
 
     # ---- helpers for tests (synchronous, thread-safe enough for the test thread) ----------
 
-    def create(self, group_version: str, plural: str, obj: dict[str, Any]) -> None:
+    def create(self, group_version: str, plural: str, obj: dict[str, Any], *,
+               user: str = CLIENT_USER) -> None:
         """Create an object as a controller does, through admission (Denied if refused)."""
         meta = obj.get("metadata", {})
         self.admit(Write(group_version, plural, meta.get("namespace"), obj,
-                         self.get(group_version, plural, meta.get("namespace"), meta["name"])))
+                         self.get(group_version, plural, meta.get("namespace"), meta["name"]),
+                         user))
         self.put(group_version, plural, obj)
 
     def put(self, group_version: str, plural: str, obj: dict[str, Any]) -> None:

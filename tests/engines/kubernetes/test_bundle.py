@@ -10,7 +10,6 @@ pull/save/load and `kind load` moving real images, and the real upstream manifes
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from pathlib import Path
 
@@ -20,8 +19,11 @@ import yaml
 from manifests_server import serve_dir
 
 from kfbox.engines.kubernetes.bundle import (
+    NODE_IMAGE_RECORD,
     bundle_catalog,
     load_images,
+    offline_node_image,
+    save_node_image,
     tarball,
     write_bundle,
 )
@@ -29,8 +31,8 @@ from kfbox.engines.kubernetes.catalog import parse_lock
 from kfbox.engines.kubernetes.hostdocker import HostDocker
 from kfbox.engines.kubernetes.installer import Installer
 from kfbox.engines.kubernetes.kind import KindEngine
-from kfbox.engines.kubernetes.kindconfig import NODE_IMAGE
-from kfbox.engines.kubernetes.store import ManifestStore
+from kfbox.engines.kubernetes.kindconfig import NODE_IMAGE, NODE_IMAGE_TAG
+from kfbox.engines.kubernetes.store import ManifestStore, objects_digest
 from kfbox.engines.kubernetes.tools import Tools
 from kfbox.host.config import SandboxSpec
 from kfbox.host.errors import UsageError
@@ -42,7 +44,8 @@ NOTEBOOK_IMAGE = "ghcr.io/kubeflow/kubeflow/notebook-servers/jupyter-scipy:v1.10
 
 
 def sha(name: str) -> str:
-    return hashlib.sha256((FIXTURES / name).read_bytes()).hexdigest()
+    """The digest a lock pins for a fixture manifest: its objects' (store.objects_digest)."""
+    return objects_digest((FIXTURES / name).read_bytes())
 
 
 def katib_like(folder: Path) -> None:
@@ -71,23 +74,24 @@ def lock(base: str) -> dict:
         "components": {
             "widgets": {
                 "version": "v1", "min_kubernetes": "1.30", "depends": [],
-                "manifests": [{"url": f"{base}/widgets.yaml", "sha256": sha("widgets.yaml")}],
+                "manifests": [{"url": f"{base}/widgets.yaml",
+                               "objects_sha256": sha("widgets.yaml")}],
                 "ready": {"crds": ["widgets.example.kfbox.dev"],
                           "deployments": ["widgets-system/widgets-controller"]},
             },
             "gadgets": {
                 "version": "v2", "min_kubernetes": "1.25", "depends": ["widgets"],
-                "manifests": [{"url": f"{base}/gadgets.yaml", "sha256": None}],
+                "manifests": [{"url": f"{base}/gadgets.yaml", "objects_sha256": None}],
                 "ready": {"deployments": ["widgets-system/gadgets"]},
             },
             "katib-like": {
                 "version": "v0", "min_kubernetes": "1.25", "depends": [],
-                "manifests": [{"url": f"{base}/katib-like.yaml", "sha256": None}],
+                "manifests": [{"url": f"{base}/katib-like.yaml", "objects_sha256": None}],
                 "image_configs": ["kubeflow/katib-config"],
             },
             "unused": {
                 "version": "v0", "min_kubernetes": "1.25", "depends": [],
-                "manifests": [{"url": f"{base}/absent.yaml", "sha256": None}],
+                "manifests": [{"url": f"{base}/absent.yaml", "objects_sha256": None}],
             },
         },
         "platforms": {"core": ["gadgets", "katib-like"],
@@ -129,7 +133,7 @@ def test_bundle_holds_verified_manifests_a_full_lock_and_the_images(bundle, runn
     assert set(written["components"]) == {"widgets", "gadgets", "katib-like"}  # the plan only
     assert written["platforms"] == {"core": ["gadgets", "katib-like"],
                                    "full": ["gadgets", "katib-like"]}
-    assert all(len(comp["manifests"][0]["sha256"]) == 64
+    assert all(len(comp["manifests"][0]["objects_sha256"]) == 64
                for comp in written["components"].values())
     listed = (bundle / "images.txt").read_text().split()
     katib_images = upstream.component("katib")["config_images"]["kubeflow/katib-config"]
@@ -176,8 +180,14 @@ def test_kind_up_from_bundle_loads_its_images_then_installs_offline(
     monkeypatch.setenv("KFBOX_HOME", str(tmp_path / "home"))
     for image in ("example.invalid/widgets:v1", NOTEBOOK_IMAGE, NODE_IMAGE):
         tarball(bundle, image).write_bytes(b"")  # what `docker save` wrote
+    # As Docker's classic image store leaves it after `docker load`: the tag, no repo digest.
+    (bundle / NODE_IMAGE_RECORD).write_text(yaml.safe_dump(
+        {"pinned": NODE_IMAGE, "tag": NODE_IMAGE_TAG, "id": "sha256:" + "1" * 64}))
     runner.calls.clear()
     runner.script[:] = [
+        (("docker", "image", "inspect", "-f", "{{.Id}}", NODE_IMAGE), 1, "No such image"),
+        (("docker", "image", "inspect", "-f", "{{.Id}}", NODE_IMAGE_TAG), 0,
+         "sha256:" + "1" * 64 + "\n"),
         (("kind", "get", "clusters"), 0, ""),
         (("kind", "get", "kubeconfig"), 0, "apiVersion: v1\nkind: Config\n"),
         (("kind", "get", "nodes"), 0, "box-control-plane\n"),
@@ -198,4 +208,39 @@ def test_kind_up_from_bundle_loads_its_images_then_installs_offline(
                                                                           "cluster"]))
     assert runner.calls.index(loads[0]) > create  # nodes exist before images go into them
     assert kubeflow.double.get("apps/v1", "deployments", "widgets-system", "gadgets")
+    # The nodes are made from the loaded tag (its id checked), not the pinned reference kind
+    # would look for, fail to find, and pull.
+    config = yaml.safe_load((tmp_path / "home" / "sandboxes" / "box" / "kind-config.yaml")
+                            .read_text())
+    assert {node["image"] for node in config["nodes"]} == {NODE_IMAGE_TAG}
     assert engine.recorded()["components"] == ["widgets", "gadgets", "katib-like"]
+
+
+def test_the_offline_node_image_is_the_loaded_tag_checked_by_id(bundle, runner) -> None:
+    """Docker's classic store restores a loaded image's tag but not its repo digest: offline,
+    kind gets the tag when its id is the bundle's, and a different image there is refused."""
+    docker = HostDocker(Tools(runner=runner, which=dict(TOOLS)))
+    record = {"pinned": NODE_IMAGE, "tag": NODE_IMAGE_TAG, "id": "sha256:" + "1" * 64}
+    (bundle / NODE_IMAGE_RECORD).write_text(yaml.safe_dump(record))
+    runner.script[:] = [
+        (("docker", "image", "inspect", "-f", "{{.Id}}", NODE_IMAGE), 1, "No such image"),
+        (("docker", "image", "inspect", "-f", "{{.Id}}", NODE_IMAGE_TAG), 0, record["id"]),
+    ]
+    assert offline_node_image(bundle, docker) == NODE_IMAGE_TAG
+    runner.script[1] = (runner.script[1][0], 0, "sha256:" + "2" * 64)
+    with pytest.raises(UsageError, match="not the bundle's node image"):
+        offline_node_image(bundle, docker)
+    runner.script[0] = (runner.script[0][0], 0, "sha256:" + "3" * 64)  # pinned ref present
+    assert offline_node_image(bundle, docker) == NODE_IMAGE
+
+
+def test_the_bundle_saves_the_node_image_under_its_tag_with_its_id(tmp_path, runner) -> None:
+    docker = HostDocker(Tools(runner=runner, which=dict(TOOLS)))
+    runner.script[:] = [(("docker", "image", "inspect", "-f", "{{.Id}}"), 0, "sha256:abc\n")]
+    (tmp_path / "images").mkdir()
+    save_node_image(tmp_path, docker)
+    assert ["docker", "tag", NODE_IMAGE, NODE_IMAGE_TAG] in runner.calls
+    assert ["docker", "save", "-o", str(tarball(tmp_path, NODE_IMAGE)), NODE_IMAGE_TAG] in \
+        runner.calls
+    assert yaml.safe_load((tmp_path / NODE_IMAGE_RECORD).read_text()) == {
+        "pinned": NODE_IMAGE, "tag": NODE_IMAGE_TAG, "id": "sha256:abc"}

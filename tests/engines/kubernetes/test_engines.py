@@ -23,6 +23,7 @@ from kfbox.engines.kubernetes.existing import ExistingEngine
 from kfbox.engines.kubernetes.hostdocker import HostDocker
 from kfbox.engines.kubernetes.kind import KindEngine
 from kfbox.engines.kubernetes.kubeapi import client_from_kubeconfig
+from kfbox.engines.kubernetes.store import objects_digest
 from kfbox.engines.kubernetes.tools import Tools
 from kfbox.engines.platform import StepFailure
 from kfbox.host.config import Ports, SandboxSpec
@@ -42,18 +43,21 @@ KIND_SCRIPT = [
 
 
 def sha(name: str) -> str:
-    return hashlib.sha256((FIXTURES / name).read_bytes()).hexdigest()
+    """The digest a lock pins for a fixture manifest: its objects' (store.objects_digest)."""
+    return objects_digest((FIXTURES / name).read_bytes())
 
 
 def lock(base: str) -> dict:
     """widgets from a served manifest, the kind sandbox's notebook server, the registry."""
     return {"schema": 1, "components": {
         "widgets": {"version": "v1", "min_kubernetes": "1.25", "depends": [],
-                    "manifests": [{"url": f"{base}/widgets.yaml", "sha256": sha("widgets.yaml")}],
+                    "manifests": [{"url": f"{base}/widgets.yaml",
+                                   "objects_sha256": sha("widgets.yaml")}],
                     "ready": {"crds": ["widgets.example.kfbox.dev"],
                               "deployments": ["widgets-system/widgets-controller"]}},
         "gadgets": {"version": "v2", "min_kubernetes": "1.25", "depends": ["widgets"],
-                    "manifests": [{"url": f"{base}/gadgets.yaml", "sha256": sha("gadgets.yaml")}],
+                    "manifests": [{"url": f"{base}/gadgets.yaml",
+                                   "objects_sha256": sha("gadgets.yaml")}],
                     "ready": {"deployments": ["widgets-system/gadgets"]}},
         "jupyter": {"version": "builtin", "min_kubernetes": "1.27", "depends": [],
                     "kind_only": True, "manifests": [{"builtin": "sandbox-notebook"}],
@@ -119,7 +123,8 @@ def test_existing_never_touches_what_it_did_not_create(kubeflow, tmp_path, monke
     for doc in yaml.safe_load_all((FIXTURES / "widgets.yaml").read_text()):
         plural = {"Namespace": "namespaces", "CustomResourceDefinition":
                   "customresourcedefinitions", "Deployment": "deployments",
-                  "ValidatingWebhookConfiguration": "validatingwebhookconfigurations"}
+                  "ValidatingWebhookConfiguration": "validatingwebhookconfigurations",
+                  "Service": "services"}
         kubeflow.double.create(doc["apiVersion"], plural[doc["kind"]], doc)
     kubeflow.double.set_status("apiextensions.k8s.io/v1", "customresourcedefinitions", None,
                                "widgets.example.kfbox.dev",
@@ -168,8 +173,9 @@ def test_preflight_checks_git_where_kustomize_renders_remote_bases(tmp_path,
     for comp in pinned["components"].values():
         for manifest in comp["manifests"]:
             if "kustomize" in manifest:
-                manifest["sha256"] = hashlib.sha256(manifest["kustomize"].encode()).hexdigest()
-                (bundle / "manifests" / f"{manifest['sha256']}.yaml").write_text("")
+                digest = hashlib.sha256(manifest["kustomize"].encode()).hexdigest()
+                manifest["objects_sha256"] = digest
+                (bundle / "manifests" / f"{digest}.yaml").write_text("")
     (bundle / "components.lock.yaml").write_text(yaml.safe_dump(pinned))
     engine = KindEngine(kind_spec(from_bundle=bundle), tools=Tools(which={**TOOLS, "git": None}))
     assert engine.git_check() == []
@@ -331,9 +337,10 @@ def test_existing_finds_gateless_components_by_their_objects_and_never_forces_ov
             kubeflow.kube.apply(doc, manager="helm")
     owned = {"sprockets": {"version": "v1", "min_kubernetes": "1.25", "depends": [],
                            "manifests": [{"url": "{base}/sprockets.yaml",
-                                          "sha256": sha("sprockets.yaml")}]},
+                                          "objects_sha256": sha("sprockets.yaml")}]},
              "cogs": {"version": "v1", "min_kubernetes": "1.25", "depends": [],
-                      "manifests": [{"url": "{base}/cogs.yaml", "sha256": sha("cogs.yaml")}]}}
+                      "manifests": [{"url": "{base}/cogs.yaml",
+                                     "objects_sha256": sha("cogs.yaml")}]}}
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text("{}")
     with serve_dir(FIXTURES) as base:

@@ -1,6 +1,7 @@
 """Installer contract, against the Kubernetes API double (kmock subclass, with server-side
 apply's field ownership: ssa.py) and a local HTTP server for manifests. Verified here:
-ordering, one field manager per component, sha256 refusal, trust-on-first-use, caching,
+ordering (webhook configurations after their workloads), one field manager per component,
+objects-digest refusal, trust-on-first-use, caching,
 readiness gates and kfbox's configuration checks, version gates, retries, kfbox's adjustments
 to upstream objects (KServe's deployment mode without losing the config's other keys, the
 device plugin's runtime class). Only on a real cluster: real controllers' readiness and the
@@ -8,20 +9,21 @@ real upstream manifests."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from kapi_double import Denied
 from manifests_server import serve_dir
 
 from kfbox.engines.kubernetes import readiness
 from kfbox.engines.kubernetes.adjust import nvidia_runtime_class
 from kfbox.engines.kubernetes.catalog import load_catalog, parse_lock
 from kfbox.engines.kubernetes.installer import Installer, apply_order, parse_objects
-from kfbox.engines.kubernetes.store import ManifestRefused, ManifestStore
+from kfbox.engines.kubernetes.store import ManifestRefused, ManifestStore, objects_digest
 from kfbox.engines.kubernetes.tools import Tools
 from kfbox.host.errors import KfboxError, PreflightError, UsageError
 from kfbox.host.progress import quiet_reporter
@@ -30,7 +32,8 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def sha(name: str) -> str:
-    return hashlib.sha256((FIXTURES / name).read_bytes()).hexdigest()
+    """The digest a lock pins for a fixture manifest: its objects' (store.objects_digest)."""
+    return objects_digest((FIXTURES / name).read_bytes())
 
 
 def lock(base: str, *, widgets_sha: str | None = None, gadgets_sha: str | None = None,
@@ -41,13 +44,13 @@ def lock(base: str, *, widgets_sha: str | None = None, gadgets_sha: str | None =
             "gadgets": {
                 "version": "v2", "min_kubernetes": "1.25", "depends": ["widgets"],
                 "manifests": [{"url": f"{base}/gadgets.yaml",
-                               "sha256": gadgets_sha or sha("gadgets.yaml")}],
+                               "objects_sha256": gadgets_sha or sha("gadgets.yaml")}],
                 "ready": {"deployments": ["widgets-system/gadgets"]},
             },
             "widgets": {
                 "version": "v1", "min_kubernetes": min_k8s, "depends": [],
                 "manifests": [{"url": f"{base}/widgets.yaml",
-                               "sha256": widgets_sha or sha("widgets.yaml")}],
+                               "objects_sha256": widgets_sha or sha("widgets.yaml")}],
                 "ready": {"crds": ["widgets.example.kfbox.dev"],
                           "deployments": ["widgets-system/widgets-controller"],
                           "webhooks": ["widgets.example.kfbox.dev"]},
@@ -86,7 +89,7 @@ def test_shipped_lock_parses_and_core_platform_orders_cert_manager_before_kserve
     for comp in catalog.components.values():
         for m in comp.manifests:
             assert m.builtin or m.url.startswith("https://") or m.kustomize.startswith("https://")
-            assert m.sha256 is None or len(m.sha256) == 64
+            assert m.objects_sha256 is None or len(m.objects_sha256) == 64
 
 
 def test_apply_order_namespaces_then_crds() -> None:
@@ -126,17 +129,46 @@ def test_manifest_differing_from_lock_is_refused_before_anything_is_applied(
         cluster, tmp_path) -> None:
     with serve_dir(FIXTURES) as base:
         catalog = parse_lock(lock(base, gadgets_sha="0" * 64))
-        with pytest.raises(ManifestRefused, match="differs from the lock"):
+        with pytest.raises(ManifestRefused, match="differs from the lock's objects_sha256"):
             installer(cluster, tmp_path).install(catalog.plan(["gadgets"]))
     assert not [r for r in cluster.double.log if r.method == "PATCH"]
+
+
+def test_a_changed_object_is_refused_and_a_reformatted_manifest_is_not(cluster,
+                                                                       tmp_path) -> None:
+    """The lock pins the objects, not the bytes: the same objects in another order, quoting
+    and indentation (another kustomize version) install; one changed value is refused in one
+    line naming the manifest, both digests and the fix, before anything is applied."""
+    served = tmp_path / "served"
+    served.mkdir()
+    docs = list(yaml.safe_load_all((FIXTURES / "widgets.yaml").read_text()))
+    (served / "widgets.yaml").write_text(yaml.safe_dump_all(reversed(docs), indent=4,
+                                                            default_style='"'))
+    with serve_dir(served) as base:
+        data = lock(base)
+        data["components"]["widgets"]["manifests"][0]["objects_sha256"] = sha("widgets.yaml")
+        installer(cluster, tmp_path).install(parse_lock(data).plan(["widgets"]))
+        docs[2]["spec"]["template"]["spec"]["containers"][0]["image"] = "example.invalid/evil:v1"
+        (served / "widgets.yaml").write_text(yaml.safe_dump_all(docs))
+        shutil.rmtree(tmp_path / "cache")
+        before = len([r for r in cluster.double.log if r.method == "PATCH"])
+        with pytest.raises(ManifestRefused) as refused:
+            installer(cluster, tmp_path).install(parse_lock(data).plan(["widgets"]))
+    message = str(refused.value)
+    assert "\n" not in message and f"{base}/widgets.yaml" in message
+    assert sha("widgets.yaml") in message
+    actual = objects_digest((served / "widgets.yaml").read_bytes())
+    assert actual in message and actual != sha("widgets.yaml")
+    assert "components.lock.yaml" in refused.value.fix
+    assert len([r for r in cluster.double.log if r.method == "PATCH"]) == before
 
 
 def test_unpinned_manifest_refused_unless_trust_on_first_use(cluster, tmp_path) -> None:
     with serve_dir(FIXTURES) as base:
         data = lock(base)
-        data["components"]["widgets"]["manifests"][0]["sha256"] = None
+        data["components"]["widgets"]["manifests"][0]["objects_sha256"] = None
         catalog = parse_lock(data)
-        with pytest.raises(ManifestRefused, match="no pinned sha256") as refused:
+        with pytest.raises(ManifestRefused, match="no pinned objects_sha256") as refused:
             installer(cluster, tmp_path).install(catalog.plan(["widgets"]))
         assert sha("widgets.yaml") in str(refused.value)
         trusting = installer(cluster, tmp_path, trust_on_first_use=True)
@@ -172,6 +204,46 @@ def test_transient_failures_are_retried(cluster, tmp_path) -> None:
     assert len(deployment_patches) == 3
 
 
+def lockbox_lock(base: str) -> dict[str, Any]:
+    return {"schema": 1, "components": {"lockbox": {
+        "version": "v1", "min_kubernetes": "1.25", "depends": [],
+        "manifests": [{"url": f"{base}/lockbox.yaml", "objects_sha256": sha("lockbox.yaml")}],
+        "ready": {"deployments": ["lockbox/katib-controller"],
+                  "webhooks": ["lockbox.example.kfbox.dev"]}}},
+        "platforms": {"core": ["lockbox"]}}
+
+
+def test_a_pod_webhook_cannot_lock_out_its_own_controller(cluster, tmp_path) -> None:
+    """Katib v0.19.0's pod mutator (failurePolicy Fail by default) guards every pod of the
+    namespace its controller runs in, excluding only requests by the controller itself, not
+    the ReplicaSet controller's: applied before that pod exists, nothing there can start. kfbox
+    applies a component's webhook configurations once its Deployments are Available."""
+    with serve_dir(FIXTURES) as base:
+        installer(cluster, tmp_path).install(parse_lock(lockbox_lock(base)).plan(["lockbox"]))
+    assert cluster.double.refused == []
+    assert cluster.double.get("v1", "pods", "lockbox", "katib-controller-0") is not None
+    written = [r.url.path.rsplit("/", 2)[-2] for r in cluster.double.log if r.method == "PATCH"]
+    assert written[-1] == "mutatingwebhookconfigurations"
+
+
+def test_the_double_refuses_a_pod_behind_an_unreachable_fail_webhook(cluster) -> None:
+    """The API server's rule (webhooks.unreachable_webhooks): refused under Fail, admitted
+    under Ignore, outside the namespaceSelector, or when the matchCondition excludes the
+    requester."""
+    for doc in yaml.safe_load_all((FIXTURES / "lockbox.yaml").read_text()):
+        if doc["kind"] in ("Namespace", "MutatingWebhookConfiguration"):
+            cluster.kube.apply(doc)
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "lockbox"},
+           "spec": {"containers": [{"name": "c", "image": "x"}]}}
+    with pytest.raises(Denied, match=r'failed calling webhook "mutator\.pod\.katib\.kubeflow\.org"'
+                                     r'.*no endpoints available for service "katib-controller"'):
+        cluster.double.create("v1", "pods", pod)
+    cluster.double.create("v1", "pods", pod,
+                          user="system:serviceaccount:lockbox:katib-controller")
+    cluster.kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "other"}})
+    cluster.double.create("v1", "pods", {**pod, "metadata": {"name": "p", "namespace": "other"}})
+
+
 def test_full_platform_is_core_and_more(tmp_path) -> None:
     """`full` adds the Kubeflow platform to core: Trainer v2 and Katib with TrainJob trials
     included (the manifests' own example has neither)."""
@@ -187,7 +259,8 @@ def test_full_platform_is_core_and_more(tmp_path) -> None:
 def kserve_lock(base: str) -> dict[str, Any]:
     return {"schema": 1, "components": {"kserve": {
         "version": "v0", "min_kubernetes": "1.25", "depends": [],
-        "manifests": [{"url": f"{base}/kserve-config.yaml", "sha256": sha("kserve-config.yaml")}],
+        "manifests": [{"url": f"{base}/kserve-config.yaml",
+                       "objects_sha256": sha("kserve-config.yaml")}],
         "adjust": ["kserve-raw-deployment"], "ready": {}}}, "platforms": {"core": ["kserve"]}}
 
 

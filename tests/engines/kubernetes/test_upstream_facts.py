@@ -54,6 +54,37 @@ def test_each_pinned_component_matches_its_upstream_release(comp) -> None:
     assert set(comp.image_configs) <= set(facts.get("config_images", {}))
 
 
+def test_every_upstream_manifest_is_pinned_to_the_digest_computed_from_source() -> None:
+    """No trust on first use: each manifest's objects_sha256 is the one computed from upstream
+    source at its tag (facts.yaml manifest_digests, with how)."""
+    digests = FACTS["manifest_digests"]
+    pinned = {m.source: m.objects_sha256 for c in CATALOG.components.values()
+              for m in c.manifests if not m.builtin}
+    assert pinned == digests
+
+
+def test_the_lockbox_fixture_has_katibs_pod_mutator_shape() -> None:
+    """fixtures/lockbox.yaml stands for Katib's install in the webhook-ordering test: its pod
+    mutator must be Katib v0.19.0's (name, default failurePolicy, selector, condition)."""
+    from pathlib import Path
+
+    import yaml
+
+    katib = facts_of("katib")
+    mutator = katib["pod_mutator"]
+    docs = list(yaml.safe_load_all((Path(__file__).parent / "fixtures" / "lockbox.yaml")
+                                   .read_text()))
+    hook = next(d for d in docs if d["kind"] == "MutatingWebhookConfiguration")["webhooks"][0]
+    assert hook["name"] == mutator["webhook"]
+    assert hook.get("failurePolicy") == mutator["failure_policy"]
+    assert hook["namespaceSelector"]["matchLabels"] == katib["metrics_collector_label"]
+    assert katib["namespace_labels"]["kubeflow"] == katib["metrics_collector_label"]
+    assert hook["matchConditions"][0]["expression"] == \
+        mutator["match_condition"].replace(":kubeflow:", ":lockbox:")
+    assert hook["rules"] == [{"apiGroups": [""], "apiVersions": ["v1"],
+                              "operations": ["CREATE"], "resources": ["pods"]}]
+
+
 def test_the_trainer_gate_waits_for_jobsets_real_deployment() -> None:
     """JobSet's namePrefix `jobset-` + `controller-manager`, in the Trainer's namespace."""
     assert "kubeflow-system/jobset-controller-manager" in \

@@ -225,3 +225,94 @@ def kserve_resource_defaults(double: KubeApiDouble, write: Write) -> None:
             for key, value in values.items():
                 if value and key not in given:
                     given[key] = value
+
+
+# ---- The API server's own webhook dispatch (kubernetes/kubernetes v1.32) -------------------
+
+# The only CEL form the double evaluates in a webhook's matchConditions: a comparison of the
+# requesting user's name (Katib v0.19.0's `exclude-katib-controller`, components/webhook/
+# webhooks.yaml). Any other expression is an error in the test, never silently true.
+USERNAME_CONDITION = re.compile(r'^\s*request\.userInfo\.username\s*(==|!=)\s*"([^"]*)"\s*$')
+SELECTOR_OPERATORS = {
+    "In": lambda labels, key, values: labels.get(key) in values,
+    "NotIn": lambda labels, key, values: labels.get(key) not in values,
+    "Exists": lambda labels, key, values: key in labels,
+    "DoesNotExist": lambda labels, key, values: key not in labels,
+}
+
+
+def _selects(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
+    """A metav1.LabelSelector; an absent or empty one selects everything."""
+    selector = selector or {}
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    return all(SELECTOR_OPERATORS[e["operator"]](labels, e["key"], set(e.get("values") or ()))
+               for e in selector.get("matchExpressions") or [])
+
+
+def _rule_matches(rule: dict[str, Any], group: str, version: str, plural: str,
+                  operation: str) -> bool:
+    def within(key: str, value: str) -> bool:
+        return bool({value, "*"} & set(rule.get(key) or ()))
+    return (within("apiGroups", group) and within("apiVersions", version)
+            and within("resources", plural) and within("operations", operation))
+
+
+def _condition_holds(expression: str, user: str) -> bool:
+    found = USERNAME_CONDITION.match(expression)
+    if not found:
+        raise AssertionError(f"the API double cannot evaluate matchCondition {expression!r}")
+    operator, name = found.groups()
+    return (user == name) == (operator == "==")
+
+
+def _has_ready_endpoint(double: KubeApiDouble, service: dict[str, Any]) -> bool:
+    endpoints = double.get("v1", "endpoints", service["namespace"], service["name"]) or {}
+    return any(subset.get("addresses") for subset in endpoints.get("subsets") or [])
+
+
+def unreachable_webhooks(double: KubeApiDouble, write: Write) -> None:
+    """A create of a core object behind a webhook the API server cannot reach is refused when
+    that webhook's failurePolicy is Fail (its default), as kubernetes/kubernetes v1.32 does:
+    - pkg/apis/admissionregistration/v1/defaults.go (SetDefaults_MutatingWebhook and
+      SetDefaults_ValidatingWebhook): failurePolicy defaults to Fail, namespaceSelector and
+      objectSelector to everything;
+    - staging/src/k8s.io/apiserver/pkg/admission/plugin/webhook/generic/webhook.go
+      (ShouldCallHook): the rules, namespaceSelector and objectSelector decide whether a
+      webhook is called; staging/.../webhook/matchconditions: a false matchCondition skips it;
+    - staging/src/k8s.io/apiserver/pkg/util/proxy/proxy.go (ResolveEndpoint): a service with
+      no ready endpoint is `no endpoints available for service "NAME"`;
+    - staging/.../webhook/mutating/dispatcher.go and validating/dispatcher.go: a call error
+      under failurePolicy Ignore is skipped, under Fail it rejects the request (500, "failed
+      calling webhook")."""
+    if write.old is not None or "/" in write.group_version:
+        return  # CREATE of the core group's kinds (pods) only: what kfbox's installs risk
+    labels = (write.obj.get("metadata") or {}).get("labels") or {}
+    namespace = double.get("v1", "namespaces", None, write.namespace) if write.namespace else None
+    namespace_labels = ((namespace or {}).get("metadata") or {}).get("labels") or {}
+    for plural in ("mutatingwebhookconfigurations", "validatingwebhookconfigurations"):
+        configs = [o.raw for key, o in list(double.objects.items())
+                   if key[0].plural == plural and not o.deleted]
+        for config in configs:
+            for hook in config.get("webhooks") or []:
+                if not any(_rule_matches(r, "", write.group_version, write.plural, "CREATE")
+                           for r in hook.get("rules") or []):
+                    continue
+                if write.namespace and not _selects(hook.get("namespaceSelector"),
+                                                    namespace_labels):
+                    continue
+                if not _selects(hook.get("objectSelector"), labels):
+                    continue
+                if not all(_condition_holds(c["expression"], write.user)
+                           for c in hook.get("matchConditions") or []):
+                    continue
+                service = (hook.get("clientConfig") or {}).get("service")
+                if not service or _has_ready_endpoint(double, service):
+                    continue
+                if hook.get("failurePolicy", "Fail") == "Ignore":
+                    continue
+                raise Denied(500, f'Internal error occurred: failed calling webhook '
+                                  f'"{hook["name"]}": failed to call webhook: Post '
+                                  f'"https://{service["name"]}.{service["namespace"]}.svc:443'
+                                  f'{service.get("path", "")}?timeout=10s": no endpoints '
+                                  f'available for service "{service["name"]}"')
