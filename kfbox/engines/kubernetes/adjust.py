@@ -14,8 +14,11 @@ from kfbox.engines.kubernetes.nvkind import RUNTIME_CLASS
 from kfbox.host.errors import KfboxError
 
 Objects = list[dict[str, Any]]
-KSERVE_CONFIG = ("kserve", "inferenceservice-config")
-RAW_DEPLOYMENT = "RawDeployment"
+KSERVE_NAMESPACE = "kserve"
+KSERVE_CONFIG = (KSERVE_NAMESPACE, "inferenceservice-config")
+STANDARD_DEPLOYMENT = "Standard"
+"""KServe v0.20.0's name for raw deployment (pkg/constants/constants.go: `RawDeployment` is a
+deprecated alias that NewDeployConfig and GetDeploymentMode turn into `Standard`)."""
 
 
 def _find(objects: Objects, kind: str, namespace: str, name: str, why: str) -> dict[str, Any]:
@@ -28,15 +31,22 @@ def _find(objects: Objects, kind: str, namespace: str, name: str, why: str) -> d
                      fix="the upstream release changed: update the lock and kfbox together")
 
 
-def kserve_raw_deployment(objects: Objects) -> Objects:
-    """KServe's default deployment mode becomes RawDeployment (no Knative here): the `deploy`
-    key of inferenceservice-config, whose other keys (ingress, storageInitializer, ...)
-    stay as upstream wrote them."""
+def kserve_namespace() -> Objects:
+    """The namespace KServe runs in: its v0.20.0 release manifest (kserve.yaml) leaves the
+    Namespace out (hack/release/generate-install.sh drops kind Namespace from
+    config/overlays/all), so kfbox creates it with the component."""
+    return [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": KSERVE_NAMESPACE}}]
+
+
+def kserve_standard_deployment(objects: Objects) -> Objects:
+    """KServe's default deployment mode becomes Standard (no Knative here; upstream ships
+    `Serverless`): the `deploy` key of inferenceservice-config, whose other keys (ingress,
+    storageInitializer, ...) stay as upstream wrote them."""
     namespace, name = KSERVE_CONFIG
     config = _find(objects, "ConfigMap", namespace, name, "KServe's deployment mode lives there")
     data = config.setdefault("data", {})
     deploy = json.loads(data.get("deploy") or "{}")
-    deploy["defaultDeploymentMode"] = RAW_DEPLOYMENT
+    deploy["defaultDeploymentMode"] = STANDARD_DEPLOYMENT
     data["deploy"] = json.dumps(deploy, indent=2)
     return objects
 
@@ -54,6 +64,6 @@ def nvidia_runtime_class(objects: Objects) -> Objects:
 
 
 ADJUSTMENTS: dict[str, Callable[[Objects], Objects]] = {
-    "kserve-raw-deployment": kserve_raw_deployment,
+    "kserve-standard-deployment": kserve_standard_deployment,
     "nvidia-runtime-class": nvidia_runtime_class,
 }

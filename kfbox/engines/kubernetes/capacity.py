@@ -79,3 +79,36 @@ def require(kube: KubeApi, what: str, pods: int, resources: dict[str, object]) -
         f"{what} needs {pods} pod(s) of {cpus:g} CPU and {resources['memory']} each at once; "
         f"the cluster can still allocate {room} (allocatable minus requests): lower "
         "resources.cpus/memory, or give the nodes more (kind: Docker's CPUs and memory)")
+
+
+def shared_store(kube: KubeApi, namespace: str, claim: str, what: str, pods: int) -> None:
+    """StepFailure in one line when `pods` pods at once on a multi-node cluster would share a
+    model store claim only one node can mount: a ReadWriteOnce volume attaches to one node
+    (kubernetes/kubernetes v1.32 pkg/controller/volume/attachdetach refuses a second node's
+    attach, a local-path PV's node affinity keeps pods elsewhere Pending), so a 2-node job or
+    parallel trials placed on other nodes would wait until the step timed out. The claim's
+    access modes are the bound volume's (status) when bound, else what it asks (spec).
+    Nothing is checked where nodes or the claim cannot be read, or on one node."""
+    if pods <= 1:
+        return
+    try:
+        nodes = [n for n in kube.list("v1", "Node")
+                 if not (n.get("spec") or {}).get("unschedulable")]
+        found = kube.get("v1", "PersistentVolumeClaim", claim, namespace)
+    except KubeError as exc:
+        if exc.status in (401, 403):
+            return
+        raise
+    if len(nodes) <= 1 or found is None:
+        return
+    modes = ((found.get("status") or {}).get("accessModes")
+             or (found.get("spec") or {}).get("accessModes") or [])
+    if "ReadWriteMany" in modes:
+        return
+    storage_class = (found.get("spec") or {}).get("storageClassName") or "the default"
+    raise StepFailure(
+        f"{what} needs {pods} pods at once on a {len(nodes)}-node cluster, but the model store "
+        f"claim {namespace}/{claim} is {'/'.join(modes) or 'without access modes'} "
+        f"(storage class {storage_class}), which one node at a time can mount: give the "
+        "cluster a ReadWriteMany default StorageClass (NFS, CephFS, ...), or run the journey "
+        "with 1 node per job and 1 parallel trial")

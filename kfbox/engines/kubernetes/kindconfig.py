@@ -10,7 +10,11 @@ from kfbox.host.config import SandboxSpec
 
 CONTAINERD_CERTS_DIR = "/etc/containerd/certs.d"
 # containerd reads per-registry hosts.toml files from config_path; kind's local-registry
-# pattern points it there so `localhost:PORT/...` resolves to the registry container.
+# pattern points it there so `localhost:PORT/...` resolves to the registry container. The
+# plugin path is the version-2 config's: kind v0.32.0's node image still writes `version = 2`
+# (images/base/files/etc/containerd/config.toml) though it runs containerd v2.3.1
+# (images/base/Dockerfile), which reads version-2 files; site/static/examples/
+# kind-with-registry.sh at v0.32.0 patches this very path.
 REGISTRY_CONFIG_PATCH = (
     '[plugins."io.containerd.grpc.v1.cri".registry]\n'
     f'  config_path = "{CONTAINERD_CERTS_DIR}"'
@@ -21,14 +25,14 @@ NVIDIA_DEVICES_MOUNT = {
     "hostPath": "/dev/null",
     "containerPath": "/var/run/nvidia-container-devices/all",
 }
-NODE_IMAGE = ("kindest/node:v1.32.2@sha256:"
-              "f226345927d7e348497136874b6d207e0b32cc52154ad8323129352923a3142f")
-"""kind v0.27.0's default node image (pkg/apis/config/defaults/image.go), named so a bundle
+NODE_IMAGE = ("kindest/node:v1.36.1@sha256:"
+              "3489c7674813ba5d8b1a9977baea8a6e553784dab7b84759d1014dbd78f7ebd5")
+"""kind v0.32.0's default node image (pkg/apis/config/defaults/image.go), named so a bundle
 can carry it and every node runs the same Kubernetes."""
 NODE_IMAGE_TAG = NODE_IMAGE.partition("@")[0]
 """The node image by tag: what exists after `docker load` of a bundle's tarball. Docker's
 classic image store does not restore a loaded image's repo digest, so the pinned reference
-would not be found and kind would pull it (kubernetes-sigs/kind v0.27.0
+would not be found and kind would pull it (kubernetes-sigs/kind v0.32.0
 pkg/cluster/internal/providers/docker/images.go, pullIfNotPresent: `docker inspect
 --type=image` the reference, else `docker pull`); offline, kfbox names the tag after checking
 its image id against the bundle's record."""

@@ -5,7 +5,8 @@ The recipe followed is NVIDIA/nvkind at commit 24c190e (main, 2026-06-09; nvkind
 tags): pkg/nvkind/node.go and cmd/nvkind/cluster_create.go. Per GPU node it installs the
 container toolkit, configures containerd from its config file without making `nvidia` the
 default runtime (with --config-source=command the toolkit writes an invalid drop-in under
-containerd 2 with a version-2 config, which kind v0.27's node images run), restarts containerd,
+containerd 2 with a version-2 config, which kind's node images run: v0.32.0's containerd v2.3.1
+still with `version = 2`), restarts containerd,
 then masks the driver's ModifyDeviceFiles; then it registers RuntimeClass `nvidia`. runc stays
 the nodes' default runtime, so every pod that needs a GPU names RuntimeClass `nvidia`.
 """

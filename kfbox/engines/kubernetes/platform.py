@@ -38,6 +38,8 @@ class ClusterAccess:
     gpu_runtime_class: str | None = None
     """RuntimeClass GPU pods must name (kind: `nvidia`); None where GPUs need none."""
     gpu_training_runtime: str = TRAINING_RUNTIME
+    shared_store: bool = False
+    """Refuse multi-node steps whose store claim is not ReadWriteMany (`existing`)."""
 
 
 class KubePlatform:
@@ -49,7 +51,8 @@ class KubePlatform:
         self.workspace = RunNamespace.create(kube, access.sandbox)
         ns = self.workspace.name
         resources = {"cpus": access.cpus, "memory": access.memory}
-        self.training = KubeTraining(kube, ns, resources, access.gpu_training_runtime)
+        self.training = KubeTraining(kube, ns, resources, access.gpu_training_runtime,
+                                     shared_store=access.shared_store)
         self.tuning = KubeTuning(kube, ns, self.training)
         self.serving = KubeServing(kube, ns, access.tools, access.kubeconfig, resources,
                                    access.gpu_runtime_class)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from kfbox.engines.base import Capabilities, ComponentStatus, Engine, SandboxStatus
-from kfbox.engines.kubernetes import nvkind, readiness
+from kfbox.engines.kubernetes import adjust, nvkind, readiness
 from kfbox.engines.kubernetes.bundle import bundle_catalog
 from kfbox.engines.kubernetes.catalog import Catalog, Component, load_catalog
 from kfbox.engines.kubernetes.hostdocker import HostDocker
@@ -99,7 +99,8 @@ class KubernetesProvider(Engine):
 
     def builtins(self) -> Builtins:
         """Objects kfbox renders itself, by the name the lock gives them."""
-        return {"nvidia-runtime-class": lambda: [nvkind.runtime_class()],
+        return {"kserve-namespace": adjust.kserve_namespace,
+                "nvidia-runtime-class": lambda: [nvkind.runtime_class()],
                 "nvidia-training-runtime": lambda: [nvkind.training_runtime()]}
 
     def installer(self, reporter: Reporter) -> Installer:
@@ -175,7 +176,7 @@ class KubernetesProvider(Engine):
             kube=self.kube(), tools=self.tools, kubeconfig=self.kubeconfig, sandbox=spec.name,
             registry=registry, notebook_image=spec.kubernetes.notebook_image,
             cpus=spec.resources.cpus, memory=spec.resources.memory, ca_bundle=spec.ca_bundle,
-            gpu_runtime_class=gpu_runtime_class, **extra)
+            gpu_runtime_class=gpu_runtime_class, shared_store=not self.kind_cluster, **extra)
 
     def platform(self, run_dir: Path) -> KubePlatform:
         return KubePlatform(self.access(), run_dir)

@@ -1,5 +1,6 @@
 """The sandbox's local image registry, joined to the kind network (kind's pattern, as
-kubernetes-sigs/kind v0.27.0 site/static/examples/kind-with-registry.sh sets it up)."""
+kubernetes-sigs/kind v0.32.0 site/static/examples/kind-with-registry.sh sets it up: `registry:3`,
+127.0.0.1 only, config_path hosts.toml per node, the local-registry-hosting ConfigMap)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from kfbox.engines.kubernetes.kindconfig import CONTAINERD_CERTS_DIR
 from kfbox.host.config import SandboxSpec
 from kfbox.host.docker_engine import COMPONENT_LABEL, LABEL
 
-REGISTRY_IMAGE = "registry:2"
+REGISTRY_IMAGE = "registry:3"
 KIND_NETWORK = "kind"
 REGISTRY_CONTAINER_PORT = 5000
 

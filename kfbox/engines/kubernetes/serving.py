@@ -1,9 +1,14 @@
-"""Serving with a KServe InferenceService in raw-deployment mode, reached by port-forward.
+"""Serving with a KServe InferenceService in Standard (raw Deployment) mode, reached by
+port-forward.
 
-KServe v0.15.2 picks the deployment mode from the InferenceService's annotation before the
+KServe v0.20.0 picks the deployment mode from the InferenceService's annotation before the
 cluster default (pkg/controller/v1beta1/inferenceservice/utils/utils.go, GetDeploymentMode), so
 the annotation alone keeps it off Knative, whatever a cluster's inferenceservice-config says;
-the predictor then answers on the Service `<name>-predictor`, port 80."""
+the predictor then answers on the Service `<name>-predictor`, port 80. The annotation says
+`Standard`, not the deprecated alias `RawDeployment`: once the controller has recorded
+`Standard` in the status, the validating webhook refuses an update whose annotation differs
+from it as a string (inference_service_validation.go, validateDeploymentMode), so re-applying
+an InferenceService annotated `RawDeployment` would be refused."""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from typing import Any
 from kubernetes import client
 
 from kfbox.engines.kubernetes import quantities
+from kfbox.engines.kubernetes.adjust import STANDARD_DEPLOYMENT
 from kfbox.engines.kubernetes.kubeapi import KubeApi, KubeError
 from kfbox.engines.kubernetes.portforward import PortForward
 from kfbox.engines.kubernetes.tools import Tools
@@ -30,7 +36,7 @@ from kfbox.engines.platform import (
 ISVC_API = "serving.kserve.io/v1beta1"
 ISVC_POD_LABEL = "serving.kserve.io/inferenceservice"
 """The label KServe gives an InferenceService's pods, valued with its name."""
-DEPLOYMENT_MODE = {"serving.kserve.io/deploymentMode": "RawDeployment"}
+DEPLOYMENT_MODE = {"serving.kserve.io/deploymentMode": STANDARD_DEPLOYMENT}
 PREDICTOR_PORT = 8080
 SERVICE_PORT = 80
 
@@ -123,7 +129,7 @@ class KubeServing:
 
     def logs(self, name: str) -> str:
         """The model server's output: every container of the InferenceService's predictor pods
-        (labelled with its name, kserve v0.15.2 pkg/constants/constants.go
+        (labelled with its name, kserve v0.20.0 pkg/constants/constants.go
         InferenceServicePodLabelKey)."""
         try:
             pods = self.kube.list("v1", "Pod", self.namespace,

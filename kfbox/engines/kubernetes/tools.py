@@ -11,7 +11,7 @@ from typing import Protocol
 
 from kfbox.host.errors import KfboxError, PreflightError
 
-KIND_VERSION = "v0.27.0"
+KIND_VERSION = "v0.32.0"
 KUBECTL_VERSION = "v1.32.3"
 
 INSTALL_HINTS = {

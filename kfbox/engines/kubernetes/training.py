@@ -18,6 +18,7 @@ from typing import Any
 from kfbox.engines.kubernetes import capacity, quantities
 from kfbox.engines.kubernetes.kubeapi import KubeApi, KubeError, refusal
 from kfbox.engines.kubernetes.storemount import NODE, model_dir_env, trainer_options
+from kfbox.engines.kubernetes.workspace import STORE_CLAIM
 from kfbox.engines.metrics import parse_metrics
 from kfbox.engines.platform import StepFailure, TrainJob, TrainResult, error_line
 
@@ -65,6 +66,13 @@ class KubeTraining:
     gpu_runtime: str = TRAINING_RUNTIME
     """The ClusterTrainingRuntime of jobs that ask for GPUs."""
     poll_s: float = 2
+    shared_store: bool = False
+    """Refuse a step whose pods need the model store on several nodes when the claim is not
+    ReadWriteMany (`existing`: someone else's nodes and storage)."""
+
+    def require_store(self, what: str, pods: int) -> None:
+        if self.shared_store:
+            capacity.shared_store(self.kube, self.namespace, STORE_CLAIM, what, pods)
 
     def runtime(self, gpus: int) -> str:
         return self.gpu_runtime if gpus else TRAINING_RUNTIME
@@ -107,6 +115,7 @@ class KubeTraining:
         from kubeflow.trainer.options import Name, TrainerArgs, TrainerCommand
 
         capacity.require(self.kube, f"TrainJob {job.name}", job.num_nodes, self.resources)
+        self.require_store(f"TrainJob {job.name}", job.num_nodes)
         trainer_client = self.client()
         started = time.monotonic()
         trainer = CustomTrainerContainer(

@@ -141,6 +141,8 @@ class KubeTuning:
         capacity.require(self.kube, f"Experiment {experiment.name}",
                          experiment.parallel_trials * experiment.trial.num_nodes,
                          self.training.resources)
+        self.training.require_store(f"Experiment {experiment.name}",
+                                    experiment.parallel_trials * experiment.trial.num_nodes)
         started = time.monotonic()
         try:
             self.kube.apply(experiment_object(experiment, self.namespace, self.training))

@@ -25,6 +25,7 @@ from kapi_double import KubeApiDouble, core_double, serve
 from webhooks import (
     crd_schema,
     experiment,
+    inference_service,
     kserve_resource_defaults,
     trainjob,
     unreachable_webhooks,
@@ -112,7 +113,8 @@ def kubeflow(cluster: Cluster) -> Cluster:
 
     for group_version, plural, kind, namespaced in KUBEFLOW_KINDS:
         cluster.double.declare(group_version, plural, kind, namespaced=namespaced, status=True)
-    cluster.double.admission += [trainjob, experiment, kserve_resource_defaults]
+    cluster.double.admission += [trainjob, experiment, kserve_resource_defaults,
+                                 inference_service]
     runtime = yaml.safe_load((Path(__file__).parent / "fixtures" / "torch-distributed.yaml")
                              .read_text())
     cluster.double.create("trainer.kubeflow.org/v1alpha1", "clustertrainingruntimes", runtime)

@@ -422,7 +422,7 @@ class Experiments:
                      observation={"metrics": metrics} if metrics else None)
 
 
-# ---- KServe v0.15.2 ---------------------------------------------------------------------------
+# ---- KServe v0.20.0 ---------------------------------------------------------------------------
 
 
 def kserve_config(double: KubeApiDouble) -> dict[str, Any] | None:
@@ -440,44 +440,61 @@ def _fqdn(domain: str) -> bool:
         for label in labels)
 
 
-def inference_service_url(double: KubeApiDouble, isvc: dict[str, Any]) -> tuple[str, str]:
-    """(url, "") for an InferenceService KServe serves raw, or ("", why) when it does not.
+def inference_service_url(double: KubeApiDouble, isvc: dict[str, Any]) -> tuple[str, str, str]:
+    """(url, mode, "") for an InferenceService KServe serves as a Standard (raw) Deployment,
+    or ("", mode, why) when it does not.
 
-    kserve/kserve v0.15.2: pkg/apis/serving/v1beta1/configmap.go (NewDeployConfig: a deploy
-    key must name Serverless, RawDeployment or ModelMesh; NewIngressConfig: an ingress key must
-    be JSON with an ingressGateway, an absent one means the defaults);
-    pkg/controller/v1beta1/inferenceservice/utils/utils.go (GetDeploymentMode: the
-    annotation, else the config's default; Serverless needs Knative, absent here);
+    kserve/kserve v0.20.0: pkg/apis/serving/v1beta1/configmap.go (NewDeployConfig: a deploy
+    key must name a defaultDeploymentMode, the aliases RawDeployment and Serverless become
+    Standard and Knative, anything but Knative, Standard or ModelMesh is invalid;
+    NewIngressConfig: an ingress key must be JSON with an ingressGateway, with
+    enableGatewayApi a kserveIngressGateway too, a pathTemplate needs an ingressDomain; an
+    absent key means the defaults); pkg/controller/v1beta1/inferenceservice/utils/utils.go
+    (GetDeploymentMode: the mode recorded in the status, then the annotation when it names a
+    mode after normalising, else the config's default; Knative needs Knative, absent here);
     reconcilers/ingress/domain.go (GenerateDomainName: the domain template's result must be a
     fully qualified domain name)."""
     facts = upstream.component("kserve")
+    aliases, modes = facts["deployment_mode_aliases"], facts["deployment_modes"]
     data = kserve_config(double)
     if data is None:
-        return "", "unable to get configmap kserve/inferenceservice-config"
+        return "", "", "unable to get configmap kserve/inferenceservice-config"
     try:
         deploy = json.loads(data["deploy"]) if "deploy" in data else {}
         ingress = json.loads(data["ingress"]) if "ingress" in data else {}
     except json.JSONDecodeError as exc:
-        return "", f"unable to parse config json: {exc}"
-    default_mode = deploy.get("defaultDeploymentMode")
-    if "deploy" in data and default_mode not in facts["deployment_modes"]:
-        return "", "invalid deploy config, defaultDeploymentMode is required"
-    if "ingress" in data and not ingress.get("ingressGateway"):
-        return "", "invalid ingress config - ingressGateway is required"
-    annotations = isvc["metadata"].get("annotations") or {}
-    mode = annotations.get(facts["deployment_mode_annotation"])
-    if mode not in facts["deployment_modes"]:
-        mode = default_mode
-    if mode != "RawDeployment":
-        return "", f"deployment mode {mode}: no Knative Service kind is served here"
+        return "", "", f"unable to parse config json: {exc}"
+    default_mode = deploy.get("defaultDeploymentMode") or ""
+    default_mode = aliases.get(default_mode, default_mode)
+    if "deploy" in data and not default_mode:
+        return "", "", "invalid deploy config, defaultDeploymentMode is required"
+    if "deploy" in data and default_mode not in modes:
+        return "", "", ("invalid deployment mode. Supported modes are Knative, Standard and "
+                         "ModelMesh")
+    if "ingress" in data:
+        if ingress.get("enableGatewayApi") and not ingress.get("kserveIngressGateway"):
+            return "", "", "invalid ingress config - kserveIngressGateway is required"
+        if not ingress.get("ingressGateway"):
+            return "", "", "invalid ingress config - ingressGateway is required"
+        if ingress.get("pathTemplate") and not ingress.get("ingressDomain"):
+            return "", "", ("invalid ingress config - ingressDomain is required if "
+                            "pathTemplate is given")
+    recorded = (isvc.get("status") or {}).get("deploymentMode")
+    annotated = (isvc["metadata"].get("annotations") or {}).get(
+        facts["deployment_mode_annotation"], "")
+    annotated = aliases.get(annotated, annotated)
+    mode = (aliases.get(recorded, recorded) if recorded
+            else annotated if annotated in modes else default_mode)
+    if mode != facts["default_deployment_mode"]:
+        return "", mode, f"deployment mode {mode}: no Knative Service kind is served here"
     template = ingress.get("domainTemplate") or facts["default_domain_template"]
     domain = (template.replace("{{ .Name }}", isvc["metadata"]["name"])
               .replace("{{ .Namespace }}", isvc["metadata"]["namespace"])
               .replace("{{ .IngressDomain }}",
                        ingress.get("ingressDomain") or facts["default_ingress_domain"]))
     if not _fqdn(domain):
-        return "", f'invalid domain name "{domain}"'
-    return f"{ingress.get('urlScheme') or 'http'}://{domain}", ""
+        return "", mode, f'invalid domain name "{domain}"'
+    return f"{ingress.get('urlScheme') or 'http'}://{domain}", mode, ""
 
 
 SUFFIXES = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
@@ -505,16 +522,17 @@ def requests_over_limits(container: dict[str, Any]) -> list[str]:
 
 
 def serve_inference_services(double: KubeApiDouble) -> None:
-    """Stand-in for KServe's controller: a raw-deployment InferenceService gets its predictor
-    Service (`<name>-predictor`, port 80) and Ready with its URL; one KServe cannot serve gets
-    Ready False with the reason."""
+    """Stand-in for KServe v0.20.0's controller: a Standard InferenceService gets its predictor
+    Service (`<name>-predictor`, port 80; constants.go PredictorServiceName) and Ready with its
+    URL; one KServe cannot serve gets Ready False with the reason. Either way the status
+    records the deployment mode it resolved (controller.go: Status.DeploymentMode)."""
     suffix = upstream.component("kserve")["predictor_service_suffix"]
 
     def hook(plural: str, obj: dict[str, Any]) -> None:
         if plural != "inferenceservices" or obj.get("status"):
             return
         meta = obj["metadata"]
-        url, why = inference_service_url(double, obj)
+        url, mode, why = inference_service_url(double, obj)
         if not why:
             # The predictor Deployment (pkg/controller/v1beta1/inferenceservice/reconcilers/
             # raw): the API server refuses its pod template, and KServe reports why.
@@ -525,12 +543,15 @@ def serve_inference_services(double: KubeApiDouble) -> None:
                        + "; ".join(refused))
         if why:
             status = {"conditions": [{"type": "Ready", "status": "False", "message": why}]}
+            if mode:
+                status["deploymentMode"] = mode
         else:
             double.put("v1", "services", {
                 "apiVersion": "v1", "kind": "Service",
                 "metadata": {"name": meta["name"] + suffix, "namespace": meta["namespace"]},
                 "spec": {"ports": [{"port": 80, "targetPort": 8080}]}})
-            status = {"url": url, "conditions": [{"type": "Ready", "status": "True"}]}
+            status = {"url": url, "deploymentMode": mode,
+                      "conditions": [{"type": "Ready", "status": "True"}]}
         double.set_status("serving.kserve.io/v1beta1", plural, meta["namespace"], meta["name"],
                           status)
 
@@ -576,8 +597,7 @@ def serve_notebooks(double: KubeApiDouble) -> None:
 def installed_configs(double: KubeApiDouble) -> None:
     """What the core platform's install leaves that controllers read, from the upstream facts:
     katib-config (trial resources, suggestions), the katib-controller ClusterRole's rules, and
-    KServe's inferenceservice-config with raw deployment as its default (as kfbox installs
-    it)."""
+    KServe's inferenceservice-config with Standard as its default (as kfbox installs it)."""
     katib = upstream.component("katib")
     namespace, name = katib["config"]["name"].split("/")
     double.put("v1", "configmaps", {
@@ -595,7 +615,7 @@ def installed_configs(double: KubeApiDouble) -> None:
     double.put("v1", "configmaps", {
         "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name,
                                                             "namespace": namespace},
-        "data": {"deploy": json.dumps({"defaultDeploymentMode": "RawDeployment"}),
+        "data": {"deploy": json.dumps({"defaultDeploymentMode": kserve["default_deployment_mode"]}),
                  kserve["resource_defaults"]["key"]: json.dumps({"resource": {
                      "cpuRequest": kserve["resource_defaults"]["requests"]["cpu"],
                      "memoryRequest": kserve["resource_defaults"]["requests"]["memory"],

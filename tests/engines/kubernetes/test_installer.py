@@ -261,10 +261,10 @@ def kserve_lock(base: str) -> dict[str, Any]:
         "version": "v0", "min_kubernetes": "1.25", "depends": [],
         "manifests": [{"url": f"{base}/kserve-config.yaml",
                        "objects_sha256": sha("kserve-config.yaml")}],
-        "adjust": ["kserve-raw-deployment"], "ready": {}}}, "platforms": {"core": ["kserve"]}}
+        "adjust": ["kserve-standard-deployment"], "ready": {}}}, "platforms": {"core": ["kserve"]}}
 
 
-def test_kserve_becomes_raw_without_losing_its_configs_other_keys(cluster, tmp_path) -> None:
+def test_kserve_becomes_standard_without_losing_its_configs_other_keys(cluster, tmp_path) -> None:
     """Under server-side apply a second, partial apply of inferenceservice-config by the same
     manager would remove every key it left out; kfbox changes `deploy` in the one apply."""
     with serve_dir(FIXTURES) as base:
@@ -273,7 +273,7 @@ def test_kserve_becomes_raw_without_losing_its_configs_other_keys(cluster, tmp_p
             installer(cluster, tmp_path).install(catalog.plan(["kserve"]))
     data = cluster.double.get("v1", "configmaps", "kserve", "inferenceservice-config")["data"]
     assert set(data) == {"deploy", "ingress", "storageInitializer"}
-    assert json.loads(data["deploy"]) == {"defaultDeploymentMode": "RawDeployment"}
+    assert json.loads(data["deploy"]) == {"defaultDeploymentMode": "Standard"}
     assert json.loads(data["ingress"])["ingressDomain"] == "example.com"
     patches = [r for r in cluster.double.log if r.method == "PATCH"
                and r.url.path.endswith("/inferenceservice-config")]

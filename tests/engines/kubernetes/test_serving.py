@@ -1,18 +1,21 @@
-"""Serving against the Kubernetes API double (kmock subclass) with a KServe v0.15.2 stand-in
-(controllers.serve_inference_services: the deployment mode from the annotation or
-inferenceservice-config, the config's parsing rules, the raw URL's domain rule). Verified here:
-the InferenceService built with KServe's typed models and accepted by KServe v0.15.2's CRD
+"""Serving against the Kubernetes API double (kmock subclass) with a KServe v0.20.0 stand-in
+(controllers.serve_inference_services: the deployment mode from the status, the annotation or
+inferenceservice-config, the config's parsing rules, the raw URL's domain rule; webhooks.
+inference_service: the name, and an update may not change the recorded mode). Verified here:
+the InferenceService built with KServe's typed models and accepted by KServe v0.20.0's CRD
 schema (an SDK field that release lacks would be refused), resources as quantities, the GPU
-runtime class, Ready through raw deployment, the port-forward to `<name>-predictor` (a
+runtime class, Ready through the Standard mode, the port-forward to `<name>-predictor` (a
 stand-in kubectl); and that the double refuses what KServe cannot serve. Only on a real
 cluster: KServe's controller and webhooks, the predictor pod, the port-forward itself."""
 
 from __future__ import annotations
 
 import json
+import re
 
 import fake_kubectl
 import pytest
+import upstream
 
 from kfbox.engines.kubernetes.serving import KubeServing
 from kfbox.engines.kubernetes.tools import Tools
@@ -44,7 +47,8 @@ def test_inference_service_is_raw_ready_and_reached_by_port_forward(kubeflow, tm
         stored = kubeflow.double.get("serving.kserve.io/v1beta1", "inferenceservices",
                                      serve.namespace, "digits")
         assert stored["metadata"]["annotations"] == {
-            "serving.kserve.io/deploymentMode": "RawDeployment"}
+            "serving.kserve.io/deploymentMode": "Standard"}
+        assert stored["status"]["deploymentMode"] == "Standard"
         assert stored["status"]["url"] == f"http://digits-{serve.namespace}.example.com"
         container = stored["spec"]["predictor"]["containers"][0]
         assert container["image"] == IMAGE
@@ -70,9 +74,9 @@ def test_a_gpu_model_server_names_the_gpu_runtime_class(kubeflow) -> None:
 
 
 def test_the_double_serves_no_inference_service_kserve_cannot(kubeflow) -> None:
-    """KServe v0.15.2: without the annotation the config's default (Serverless, upstream's)
-    needs Knative; an ingress key without ingressGateway is refused; the raw URL's domain must
-    be a valid DNS name."""
+    """KServe v0.20.0: without the annotation the config's default (Serverless, upstream's,
+    read as Knative) needs Knative; an ingress key without ingressGateway is refused; the raw
+    URL's domain must be a valid DNS name."""
     serve = serving(kubeflow)
     kubeflow.double.put("v1", "configmaps", {
         "apiVersion": "v1", "kind": "ConfigMap",
@@ -91,17 +95,80 @@ def test_the_double_serves_no_inference_service_kserve_cannot(kubeflow) -> None:
     stored = kubeflow.double.get("serving.kserve.io/v1beta1", "inferenceservices",
                                  serve.namespace, "plain")
     assert "no Knative" in stored["status"]["conditions"][0]["message"]
+    assert stored["status"]["deploymentMode"] == "Knative"
     with pytest.raises(StepFailure, match="invalid domain name"):
         serve.deploy(request("m" * 60))
 
 
-def test_the_double_refuses_a_field_kserve_v0_15_2_does_not_have(kubeflow) -> None:
-    """The KServe SDK's models are newer than the pinned release: a field only they know
-    would be pruned by the real server, so the double refuses it."""
+@pytest.mark.parametrize("field", ["spec.tracing", "spec.predictor.schedulingGroup"])
+def test_the_double_refuses_a_field_kserve_v0_20_0_does_not_have(kubeflow, field) -> None:
+    """The KServe SDK's models (kserve 0.21.0) are newer than the pinned release: a field only
+    they know would be pruned by the real server, so the double refuses it. (v0.15.2 lacked
+    spec.predictor.storageUris; v0.20.0 has it.)"""
+    assert field in upstream.component("kserve")["sdk_only_fields"]
     isvc = serving(kubeflow).inference_service(request())
-    isvc["spec"]["predictor"]["storageUris"] = [{"uri": "pvc://kfbox-store/x"}]
-    with pytest.raises(Exception, match=r"spec\.predictor\.storageUris: unknown field"):
+    parent, _, key = field.rpartition(".")
+    node = isvc
+    for part in parent.split("."):
+        node = node[part]
+    node[key] = {"name": "x"}
+    with pytest.raises(Exception, match=rf"{re.escape(field)}: unknown field"):
         kubeflow.kube.apply(isvc)
+    del node[key]
+    isvc["spec"]["predictor"]["storageUris"] = [{"uri": "pvc://kfbox-store/x"}]
+    kubeflow.kube.apply(isvc)  # v0.20.0 has storageUris
+
+
+def test_the_double_refuses_changing_a_recorded_deployment_mode(kubeflow) -> None:
+    """KServe v0.20.0 (inference_service_validation.go validateDeploymentMode): once the
+    controller has recorded `Standard`, an update annotated with the deprecated alias
+    `RawDeployment` is refused, as the string differs; kfbox annotates `Standard`, so a
+    re-apply is accepted."""
+    serve = serving(kubeflow)
+    isvc = serve.inference_service(request())
+    kubeflow.kube.apply(isvc)
+    kubeflow.kube.apply(serve.inference_service(request()))  # kfbox's own re-apply
+    isvc["metadata"]["annotations"] = {"serving.kserve.io/deploymentMode": "RawDeployment"}
+    with pytest.raises(Exception, match="deploymentMode cannot be changed from 'Standard' to "
+                                        "'RawDeployment'"):
+        kubeflow.kube.apply(isvc)
+
+
+@pytest.mark.parametrize(("data", "why"), [
+    ({"deploy": {"defaultDeploymentMode": "Raw"}},
+     "invalid deployment mode. Supported modes are Knative, Standard and ModelMesh"),
+    ({"deploy": {}}, "defaultDeploymentMode is required"),
+    ({"ingress": {"ingressGateway": "a/b", "enableGatewayApi": True}},
+     "kserveIngressGateway is required"),
+    ({"ingress": {"ingressGateway": "a/b", "pathTemplate": "/p/{{ .Name }}"}},
+     "ingressDomain is required if pathTemplate is given"),
+], ids=["mode", "no-mode", "gateway-api", "path-template"])
+def test_the_double_refuses_a_config_kserve_v0_20_0_refuses(kubeflow, data, why) -> None:
+    """configmap.go at v0.20.0: NewDeployConfig and NewIngressConfig."""
+    serve = serving(kubeflow)
+    kubeflow.double.put("v1", "configmaps", {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "inferenceservice-config", "namespace": "kserve"},
+        "data": {key: json.dumps(value) for key, value in data.items()}})
+    with pytest.raises(StepFailure, match=re.escape(why)):
+        serve.deploy(request())
+
+
+def test_the_deprecated_alias_in_the_config_still_means_standard(kubeflow) -> None:
+    """NewDeployConfig turns a default of `RawDeployment` into `Standard`: an unannotated
+    InferenceService is served under it."""
+    serve = serving(kubeflow)
+    kubeflow.double.put("v1", "configmaps", {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "inferenceservice-config", "namespace": "kserve"},
+        "data": {"deploy": json.dumps({"defaultDeploymentMode": "RawDeployment"})}})
+    isvc = serve.inference_service(request("plain"))
+    del isvc["metadata"]["annotations"]
+    kubeflow.kube.apply(isvc)
+    stored = kubeflow.double.get("serving.kserve.io/v1beta1", "inferenceservices",
+                                 serve.namespace, "plain")
+    assert stored["status"]["deploymentMode"] == "Standard"
+    assert stored["status"]["conditions"] == [{"type": "Ready", "status": "True"}]
 
 
 @pytest.mark.parametrize("resources", [{"cpus": 0.5, "memory": "4g"},

@@ -161,3 +161,42 @@ def test_a_job_the_nodes_cannot_hold_is_refused_before_anything_is_created(kubef
     assert kubeflow.double.get(TRAINER_API, "trainjobs", run.namespace, "digits-train") is None
     run.resources = {"cpus": 0.9, "memory": "2g"}
     assert run.run(job).succeeded  # the same job at what the nodes can hold
+
+
+def two_nodes(kubeflow) -> None:
+    for name in ("lab-a", "lab-b"):
+        kubeflow.double.put("v1", "nodes", {
+            "apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
+            "status": {"allocatable": {"cpu": "8", "memory": "32Gi", "pods": "110"}}})
+
+
+def test_a_multi_node_job_on_a_read_write_once_store_is_refused_on_existing(kubeflow) -> None:
+    """`existing`, two nodes, the store claim ReadWriteOnce (kfbox's own, on the default
+    class): a 2-node job's pods could land on both nodes and only one can mount the volume,
+    so kfbox refuses in one line naming the claim, its access mode, its class and the fix."""
+    two_nodes(kubeflow)
+    TrainJobs(kubeflow.double, each(lambda pod: ("accuracy=0.9\n", True))).install()
+    run = training(kubeflow)
+    run.shared_store = True
+    job = TrainJob("digits-train", IMAGE, COMMAND, num_nodes=2, model_key="r1/train")
+    with pytest.raises(StepFailure, match=(
+            rf"^TrainJob digits-train needs 2 pods at once on a 2-node cluster, but the model "
+            rf"store claim {run.namespace}/kfbox-store is ReadWriteOnce \(storage class the "
+            r"default\), which one node at a time can mount: give the cluster a ReadWriteMany")):
+        run.run(job)
+    assert kubeflow.double.get(TRAINER_API, "trainjobs", run.namespace, "digits-train") is None
+    assert run.run(TrainJob("one", IMAGE, COMMAND, model_key="r1/one")).succeeded  # 1 node
+
+
+def test_a_read_write_many_store_serves_a_multi_node_job(kubeflow) -> None:
+    """The bound volume's access modes decide: ReadWriteMany (an NFS class, say) is shared."""
+    two_nodes(kubeflow)
+    TrainJobs(kubeflow.double, each(lambda pod: ("accuracy=0.9\n", True))).install()
+    run = training(kubeflow)
+    run.shared_store = True
+    claim = kubeflow.double.get("v1", "persistentvolumeclaims", run.namespace, "kfbox-store")
+    claim["spec"]["storageClassName"] = "nfs"
+    claim["status"] = {"phase": "Bound", "accessModes": ["ReadWriteMany"]}
+    kubeflow.double.put("v1", "persistentvolumeclaims", claim)
+    job = TrainJob("digits-train", IMAGE, COMMAND, num_nodes=2, model_key="r1/train")
+    assert run.run(job).succeeded

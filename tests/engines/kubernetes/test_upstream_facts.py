@@ -106,7 +106,15 @@ def test_katib_is_a_release_that_runs_trainjob_trials() -> None:
 
 
 def test_the_full_platform_adds_what_kubeflows_own_example_lacks() -> None:
-    assert PLATFORM["trainer_v2_in_example"] is False
+    """Manifests 26.03's example installs Trainer v2.1.0 (no runtimePatches, which came in
+    v2.2.0) and KServe v0.16.0 (out of support): `full` keeps core's instead."""
+    def release(tag: str) -> tuple[int, ...]:
+        return tuple(int(part) for part in tag.lstrip("v").split("."))
+
+    assert release(PLATFORM["trainer_v2_in_example"]) < (2, 2, 0) <= \
+        release(CATALOG.components["trainer"].version)
+    assert release(PLATFORM["kserve_in_example"]) < release(CATALOG.components["kserve"].version)
+    assert PLATFORM["katib_in_example"] == CATALOG.components["katib"].version
     full = CATALOG.platform("full", gpu=True)
     assert "trainer" in full and set(CATALOG.platform("core", gpu=True)) <= set(full)
     for name, facts in PLATFORM["components"].items():
@@ -121,7 +129,17 @@ def test_kfbox_constants_are_upstreams_names() -> None:
     assert training.TRAINING_RUNTIME in facts_of("trainer-runtimes")["cluster_training_runtimes"]
     kserve = facts_of("kserve")
     assert "/".join(adjust.KSERVE_CONFIG) == kserve["config"]["name"]
-    assert adjust.RAW_DEPLOYMENT in kserve["deployment_modes"]
+    assert adjust.STANDARD_DEPLOYMENT == kserve["default_deployment_mode"] in \
+        kserve["deployment_modes"]
+    assert serving.DEPLOYMENT_MODE[kserve["deployment_mode_annotation"]] == \
+        adjust.STANDARD_DEPLOYMENT  # not the deprecated alias RawDeployment
+    assert adjust.STANDARD_DEPLOYMENT not in kserve["deployment_mode_aliases"]
+    # The release manifest has no Namespace since v0.17: kfbox creates the one it names.
+    assert kserve["namespace_in_release_manifest"] is False
+    assert adjust.kserve_namespace()[0]["metadata"]["name"] == kserve["namespace"] == \
+        adjust.KSERVE_CONFIG[0]
+    assert CATALOG.components["kserve"].manifests[0].builtin == "kserve-namespace"
+    assert set(kserve["crds_manifest"]["crds"]) <= set(kserve["crds"])
     assert list(serving.DEPLOYMENT_MODE) == [kserve["deployment_mode_annotation"]]
     assert serving.SERVICE_PORT == 80 and serving.predictor_service("m") == \
         "svc/m" + kserve["predictor_service_suffix"]
@@ -135,6 +153,12 @@ def test_kfbox_constants_are_upstreams_names() -> None:
     kind = facts_of("kind")
     assert (kind["version"], kind["node_image"]) == (tools.KIND_VERSION, kindconfig.NODE_IMAGE)
     assert kind["registry_image"] == registry.REGISTRY_IMAGE
+    # The node image's containerd config is version 2, so the CRI plugin path kfbox patches
+    # is the recipe's (a version-3 config would name io.containerd.cri.v1.images).
+    assert kind["containerd_config_version"] == 2
+    assert kindconfig.REGISTRY_CONFIG_PATCH.splitlines() == [
+        kind["registry_patch_plugin"], f'  config_path = "{kind["registry_config_path"]}"']
+    assert kind["registry_config_path"] == kindconfig.CONTAINERD_CERTS_DIR
     recipe = facts_of("nvkind")
     assert recipe["version"] == nvkind.NVKIND_COMMIT
     assert recipe["configure"] in nvkind.node_setup_scripts()
@@ -171,3 +195,16 @@ def test_the_doubles_fixtures_have_upstreams_shape() -> None:
     assert set(config["data"]) <= set(facts_of("kserve")["config"]["keys"])
     assert "/".join((config["metadata"]["namespace"], config["metadata"]["name"])) == \
         facts_of("kserve")["config"]["name"]
+
+
+def test_cert_managers_rotation_default_touches_nothing_kfbox_creates() -> None:
+    """cert-manager v1.18+ gives a Certificate without privateKey.rotationPolicy `Always` (a
+    new key at each renewal). kfbox's own objects (its builtins) hold no Certificate; the
+    pinned components' Certificates are upstream's, listed in facts.yaml."""
+    facts = facts_of("cert-manager")
+    assert facts["default_rotation_policy"] == {"value": "Always", "since": "v1.18.0"}
+    assert tuple(int(p) for p in CATALOG.components["cert-manager"].version.lstrip("v")
+                 .split(".")) >= (1, 18, 0)
+    builtins = [*adjust.kserve_namespace(), nvkind.runtime_class(), nvkind.training_runtime(),
+                *jupyter.sandbox_objects("box", "example.invalid/nb:1", "t")]
+    assert builtins and not [o for o in builtins if o["kind"] == "Certificate"]

@@ -201,7 +201,7 @@ INSTALLED = [crd_schema, trainjob, experiment]
 
 
 def kserve_resource_defaults(double: KubeApiDouble, write: Write) -> None:
-    """KServe's InferenceService defaulter (kserve/kserve v0.15.2 and v0.20.0
+    """KServe's InferenceService defaulter (kserve/kserve v0.20.0, as at v0.15.2:
     pkg/apis/serving/v1beta1/inference_service_defaults.go, setResourceRequirementDefaults):
     every request and limit a predictor container leaves unset is filled from
     inferenceservice-config's `inferenceService` key (`resource`: cpuRequest, memoryRequest,
@@ -225,6 +225,43 @@ def kserve_resource_defaults(double: KubeApiDouble, write: Write) -> None:
             for key, value in values.items():
                 if value and key not in given:
                     given[key] = value
+
+
+def normalised_deployment_mode(mode: str) -> str:
+    """kserve/kserve v0.20.0 pkg/constants/constants.go ParseDeploymentMode: empty is the
+    default (Standard), the deprecated aliases become their new names."""
+    facts = upstream.component("kserve")
+    return facts["deployment_mode_aliases"].get(mode, mode) if mode else \
+        facts["default_deployment_mode"]
+
+
+def inference_service(double: KubeApiDouble, write: Write) -> None:
+    """KServe v0.20.0's InferenceService validator (pkg/apis/serving/v1beta1/
+    inference_service_validation.go; config/webhook/manifests.yaml registers it for CREATE and
+    UPDATE): the name must match IsvcRegexp; on UPDATE (validateDeploymentMode), once the
+    controller has recorded a deployment mode in the status, an annotation that differs from
+    it (normalised) as a string is refused, so `RawDeployment` over a recorded `Standard` is."""
+    if (write.group_version, write.plural) != ("serving.kserve.io/v1beta1",
+                                               "inferenceservices"):
+        return
+    webhook = "inferenceservice.kserve-webhook-server.validator"
+    name = write.obj["metadata"]["name"]
+    if not RFC1035.match(name):
+        raise _denied(webhook, [
+            f"the InferenceService \"{name}\" is invalid: a InferenceService name must consist "
+            "of lower case alphanumeric characters or '-', and must start with alphabetical "
+            "character. (e.g. \"my-name\" or \"abc-123\", regex used for validation is "
+            "'[a-z]([-a-z0-9]*[a-z0-9])?')"])
+    recorded = ((write.old or {}).get("status") or {}).get("deploymentMode")
+    if not recorded:
+        return
+    annotations = write.obj["metadata"].get("annotations") or {}
+    key = upstream.component("kserve")["deployment_mode_annotation"]
+    status_mode = normalised_deployment_mode(recorded)
+    if key in annotations and annotations[key] != status_mode:
+        raise _denied(webhook, [
+            f"update rejected: deploymentMode cannot be changed from '{status_mode}' to "
+            f"'{annotations[key]}'"])
 
 
 # ---- The API server's own webhook dispatch (kubernetes/kubernetes v1.32) -------------------
