@@ -25,8 +25,8 @@ from kfbox.engines.kubernetes.catalog import (
 from kfbox.engines.kubernetes.hostdocker import HostDocker
 from kfbox.engines.kubernetes.installer import parse_objects
 from kfbox.engines.kubernetes.kindconfig import NODE_IMAGE, NODE_IMAGE_TAG
+from kfbox.engines.kubernetes.manifest_cache import ManifestCache, objects_digest
 from kfbox.engines.kubernetes.registry import REGISTRY_IMAGE
-from kfbox.engines.kubernetes.store import ManifestStore, objects_digest
 from kfbox.engines.kubernetes.tools import Tools
 from kfbox.host import paths
 from kfbox.host.config import SandboxSpec
@@ -80,7 +80,7 @@ def tarball(dest: Path, image: str) -> Path:
     return dest / "images" / (re.sub(r"[^\w.-]", "_", image) + ".tar")
 
 
-def write_bundle(dest: Path, catalog: Catalog, plan: list[Component], store: ManifestStore,
+def write_bundle(dest: Path, catalog: Catalog, plan: list[Component], manifests: ManifestCache,
                  docker: HostDocker, reporter: Reporter, *, extra_images: list[str],
                  host_images: list[str], with_images: bool = True) -> list[str]:
     """Fill `dest` with the plan's verified manifests, a lock pinning each one, the image
@@ -94,14 +94,14 @@ def write_bundle(dest: Path, catalog: Catalog, plan: list[Component], store: Man
             for manifest in comp.manifests:
                 if manifest.builtin:
                     continue
-                data = store.read(manifest)
+                data = manifests.read(manifest)
                 (dest / "manifests" / f"{objects_digest(data)}.yaml").write_bytes(data)
                 images.update(images_in(parse_objects(data), comp.image_configs))
     included = {c.name for c in plan}
     pruned = Catalog({k: v for k, v in catalog.components.items() if k in included},
                      {k: tuple(n for n in v if n in included)
                       for k, v in catalog.platforms.items()})
-    (dest / BUNDLE_LOCK).write_text(yaml.safe_dump(lock_data(pruned, store.pins()),
+    (dest / BUNDLE_LOCK).write_text(yaml.safe_dump(lock_data(pruned, manifests.pins()),
                                                    sort_keys=False))
     (dest / IMAGES_LIST).write_text("".join(f"{i}\n" for i in sorted(images)))
     (dest / HOST_IMAGES_LIST).write_text("".join(f"{i}\n" for i in sorted(host_images)))
@@ -160,10 +160,10 @@ def make_bundle(dest: Path, spec: SandboxSpec, *, gpu: bool, with_images: bool,
     save."""
     catalog = load_catalog()
     tools = Tools()
-    store = ManifestStore(paths.cache_dir("manifests"), tools,
+    manifests = ManifestCache(paths.cache_dir("manifests"), tools,
                           trust_on_first_use=trust_on_first_use)
     plan = catalog.plan(catalog.platform(spec.kubernetes.platform, gpu=gpu))
-    return write_bundle(dest, catalog, plan, store, HostDocker(tools), reporter,
+    return write_bundle(dest, catalog, plan, manifests, HostDocker(tools), reporter,
                         extra_images=[spec.kubernetes.notebook_image],
                         host_images=[NODE_IMAGE, REGISTRY_IMAGE], with_images=with_images)
 

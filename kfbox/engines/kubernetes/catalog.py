@@ -16,7 +16,7 @@ LOCK_FILE = Path(__file__).with_name("components.lock.yaml")
 @dataclass(frozen=True)
 class Manifest:
     """One thing to apply: an upstream URL, an upstream kustomize target, or a builtin
-    kfbox renders itself; `objects_sha256` (store.objects_digest of its objects as rendered
+    kfbox renders itself; `objects_sha256` (manifest_cache.objects_digest of its objects as rendered
     from upstream at the tag) None means not yet pinned."""
 
     url: str = ""

@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from kfbox.engines.base import EngineFeatures, SandboxStatus
+from kfbox.engines.kubernetes.engine import KubernetesEngine
 from kfbox.engines.kubernetes.installer import InstallResult
 from kfbox.engines.kubernetes.kubeapi import KubeApi
 from kfbox.engines.kubernetes.platform import ClusterAccess
-from kfbox.engines.kubernetes.provider import KubernetesProvider
 from kfbox.engines.kubernetes.workspace import RUN_LABEL
 from kfbox.host import preflight
 from kfbox.host.errors import PreflightError, UsageError
@@ -21,7 +21,7 @@ from kfbox.host.preflight import Check
 from kfbox.host.progress import Reporter
 
 
-class ExistingEngine(KubernetesProvider):
+class ExistingEngine(KubernetesEngine):
     name = "existing"
     kind_cluster = False
     features = EngineFeatures(bundle="folder")

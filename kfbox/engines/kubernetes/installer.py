@@ -23,7 +23,7 @@ from kfbox.engines.kubernetes import readiness
 from kfbox.engines.kubernetes.adjust import ADJUSTMENTS
 from kfbox.engines.kubernetes.catalog import Component, Readiness
 from kfbox.engines.kubernetes.kubeapi import FIELD_MANAGER, KubeApi, KubeError
-from kfbox.engines.kubernetes.store import ManifestStore, parse_objects
+from kfbox.engines.kubernetes.manifest_cache import ManifestCache, parse_objects
 from kfbox.host.errors import KfboxError, PreflightError
 from kfbox.host.progress import Reporter
 
@@ -103,7 +103,7 @@ def check_versions(plan: list[Component], server: tuple[int, int]) -> None:
 @dataclass
 class Installer:
     kube: KubeApi
-    store: ManifestStore
+    manifests: ManifestCache
     builtins: Builtins
     reporter: Reporter
     ready_timeout_s: float = 600
@@ -118,7 +118,7 @@ class Installer:
             if manifest.builtin:
                 objects.extend(self.builtins[manifest.builtin]())
             else:
-                objects.extend(parse_objects(self.store.read(manifest)))
+                objects.extend(parse_objects(self.manifests.read(manifest)))
         for name in comp.adjust:
             objects = ADJUSTMENTS[name](objects)
         return objects

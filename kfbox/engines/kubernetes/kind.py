@@ -19,10 +19,10 @@ from kfbox.engines.kubernetes import jupyter, kindconfig, nvkind, registry
 from kfbox.engines.kubernetes.bundle import bundle_images, load_images, offline_node_image
 from kfbox.engines.kubernetes.catalog import Catalog
 from kfbox.engines.kubernetes.cluster import KindCluster
+from kfbox.engines.kubernetes.engine import KubernetesEngine
 from kfbox.engines.kubernetes.installer import Builtins
 from kfbox.engines.kubernetes.kubeapi import KubeApi
 from kfbox.engines.kubernetes.platform import ClusterAccess
-from kfbox.engines.kubernetes.provider import KubernetesProvider
 from kfbox.engines.kubernetes.tools import Tools
 from kfbox.host import preflight
 from kfbox.host.config import SandboxSpec
@@ -37,7 +37,7 @@ KIND_CLUSTER_LABEL = "io.x-k8s.kind.cluster"
 """The label kind puts on every node container, valued with the cluster's name."""
 
 
-class KindEngine(KubernetesProvider):
+class KindEngine(KubernetesEngine):
     name = "kind"
     kind_cluster = True
     features = EngineFeatures(bundle="folder")

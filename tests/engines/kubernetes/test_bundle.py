@@ -17,6 +17,7 @@ import pytest
 import upstream
 import yaml
 from manifests_server import serve_dir
+from pins import sha
 
 from kfbox.engines.kubernetes.bundle import (
     NODE_IMAGE_RECORD,
@@ -32,7 +33,7 @@ from kfbox.engines.kubernetes.hostdocker import HostDocker
 from kfbox.engines.kubernetes.installer import Installer
 from kfbox.engines.kubernetes.kind import KindEngine
 from kfbox.engines.kubernetes.kindconfig import NODE_IMAGE, NODE_IMAGE_TAG
-from kfbox.engines.kubernetes.store import ManifestStore, objects_digest
+from kfbox.engines.kubernetes.manifest_cache import ManifestCache
 from kfbox.engines.kubernetes.tools import Tools
 from kfbox.host.config import SandboxSpec
 from kfbox.host.errors import UsageError
@@ -42,10 +43,6 @@ FIXTURES = Path(__file__).parent / "fixtures"
 TOOLS = {"docker": "/usr/bin/docker", "kind": "/usr/local/bin/kind", "kubectl": "/usr/bin/kubectl"}
 NOTEBOOK_IMAGE = "ghcr.io/kubeflow/kubeflow/notebook-servers/jupyter-scipy:v1.10.0"
 
-
-def sha(name: str) -> str:
-    """The digest a lock pins for a fixture manifest: its objects' (store.objects_digest)."""
-    return objects_digest((FIXTURES / name).read_bytes())
 
 
 def katib_like(folder: Path) -> None:
@@ -115,7 +112,7 @@ def bundle(tmp_path, runner) -> Path:
     with serve_dir(served) as base:
         catalog = parse_lock(lock(base))
         tools = Tools(runner=runner, which=dict(TOOLS))
-        store = ManifestStore(tmp_path / "cache", tools, trust_on_first_use=True)
+        store = ManifestCache(tmp_path / "cache", tools, trust_on_first_use=True)
         store.cache.mkdir()
         missing = write_bundle(dest, catalog, catalog.plan(catalog.platform("core", gpu=False)),
                                store, HostDocker(tools), quiet_reporter(),
@@ -151,7 +148,7 @@ def test_bundle_holds_verified_manifests_a_full_lock_and_the_images(bundle, runn
 def test_install_from_the_bundle_needs_no_network(bundle, kubeflow, tmp_path, runner) -> None:
     load_images(bundle, HostDocker(Tools(runner=runner, which=dict(TOOLS))), quiet_reporter())
     catalog = bundle_catalog(bundle)
-    store = ManifestStore(tmp_path / "empty-cache", Tools(), offline=bundle / "manifests")
+    store = ManifestCache(tmp_path / "empty-cache", Tools(), offline=bundle / "manifests")
     store.cache.mkdir()
     results = Installer(kubeflow.kube, store, {}, quiet_reporter(), ready_timeout_s=3,
                         poll_s=0.05).install(catalog.plan(catalog.platform("core", gpu=False)))
@@ -163,7 +160,7 @@ def test_install_from_the_bundle_needs_no_network(bundle, kubeflow, tmp_path, ru
 def test_a_manifest_missing_from_the_bundle_is_refused(bundle, tmp_path) -> None:
     (bundle / "manifests" / f"{sha('gadgets.yaml')}.yaml").unlink()
     catalog = bundle_catalog(bundle)
-    store = ManifestStore(tmp_path / "c", Tools(), offline=bundle / "manifests")
+    store = ManifestCache(tmp_path / "c", Tools(), offline=bundle / "manifests")
     store.cache.mkdir()
     with pytest.raises(UsageError, match=r"the bundle has no manifest for http://127\.0\.0\.1:"
                                          r"\d+/gadgets\.yaml"):

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from manifests_server import serve_dir
+from pins import sha
 
 from kfbox.engines import get_engine
 from kfbox.engines.kubernetes import jupyter, kindconfig
@@ -23,7 +24,6 @@ from kfbox.engines.kubernetes.existing import ExistingEngine
 from kfbox.engines.kubernetes.hostdocker import HostDocker
 from kfbox.engines.kubernetes.kind import KindEngine
 from kfbox.engines.kubernetes.kubeapi import client_from_kubeconfig
-from kfbox.engines.kubernetes.store import objects_digest
 from kfbox.engines.kubernetes.tools import Tools
 from kfbox.engines.platform import StepFailure
 from kfbox.host.config import Ports, SandboxSpec
@@ -41,10 +41,6 @@ KIND_SCRIPT = [
     (("docker", "inspect"), 0, '{"kind":{}}'),
 ]
 
-
-def sha(name: str) -> str:
-    """The digest a lock pins for a fixture manifest: its objects' (store.objects_digest)."""
-    return objects_digest((FIXTURES / name).read_bytes())
 
 
 def lock(base: str) -> dict:
@@ -254,8 +250,8 @@ def test_settings_come_from_the_spec_not_the_environment(monkeypatch) -> None:
     monkeypatch.setenv("KFBOX_TRUST_ON_FIRST_USE", "1")
     monkeypatch.setenv("KFBOX_REGISTRY", "elsewhere:1")
     monkeypatch.setenv("KFBOX_NOTEBOOK_IMAGE", "elsewhere/nb:1")
-    assert not KindEngine(kind_spec()).store().trust_on_first_use
-    assert KindEngine(kind_spec(kubernetes={"trust_on_first_use": True})).store() \
+    assert not KindEngine(kind_spec()).manifest_cache().trust_on_first_use
+    assert KindEngine(kind_spec(kubernetes={"trust_on_first_use": True})).manifest_cache() \
         .trust_on_first_use
     spec = SandboxSpec(name="box", engine="existing",
                        kubernetes={"registry": "registry.example:5000/team",

@@ -18,22 +18,19 @@ import pytest
 import yaml
 from kapi_double import Denied
 from manifests_server import serve_dir
+from pins import sha
 
 from kfbox.engines.kubernetes import readiness
 from kfbox.engines.kubernetes.adjust import nvidia_runtime_class
 from kfbox.engines.kubernetes.catalog import load_catalog, parse_lock
 from kfbox.engines.kubernetes.installer import Installer, apply_order, parse_objects
-from kfbox.engines.kubernetes.store import ManifestRefused, ManifestStore, objects_digest
+from kfbox.engines.kubernetes.manifest_cache import ManifestCache, ManifestRefused, objects_digest
 from kfbox.engines.kubernetes.tools import Tools
 from kfbox.host.errors import KfboxError, PreflightError, UsageError
 from kfbox.host.progress import quiet_reporter
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
-
-def sha(name: str) -> str:
-    """The digest a lock pins for a fixture manifest: its objects' (store.objects_digest)."""
-    return objects_digest((FIXTURES / name).read_bytes())
 
 
 def lock(base: str, *, widgets_sha: str | None = None, gadgets_sha: str | None = None,
@@ -61,7 +58,7 @@ def lock(base: str, *, widgets_sha: str | None = None, gadgets_sha: str | None =
 
 
 def installer(cluster, tmp_path: Path, **store_args: Any) -> Installer:
-    store = ManifestStore(cache=tmp_path / "cache", tools=Tools(), **store_args)
+    store = ManifestCache(cache=tmp_path / "cache", tools=Tools(), **store_args)
     store.cache.mkdir(exist_ok=True)
     return Installer(cluster.kube, store, {}, quiet_reporter(), ready_timeout_s=3, poll_s=0.05,
                      apply_budget_s=2)
@@ -173,7 +170,7 @@ def test_unpinned_manifest_refused_unless_trust_on_first_use(cluster, tmp_path) 
         assert sha("widgets.yaml") in str(refused.value)
         trusting = installer(cluster, tmp_path, trust_on_first_use=True)
         trusting.install(catalog.plan(["widgets"]))
-    assert trusting.store.pins() == {f"{base}/widgets.yaml": sha("widgets.yaml")}
+    assert trusting.manifests.pins() == {f"{base}/widgets.yaml": sha("widgets.yaml")}
 
 
 def test_cluster_too_old_names_component_and_minimum(cluster, tmp_path) -> None:

@@ -1,7 +1,7 @@
 """What the two Kubernetes engines share: the cluster connection, the component plan and its
 installer, the record of what `up` did, status, capabilities and the platform seam. `kind.py`
 (kfbox creates and deletes the cluster) and `existing.py` (someone else's cluster, never
-touched beyond what kfbox created) are the providers."""
+touched beyond what kfbox created) are the two engines on it."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from kfbox.engines.kubernetes.catalog import Catalog, Component, load_catalog
 from kfbox.engines.kubernetes.hostdocker import HostDocker
 from kfbox.engines.kubernetes.installer import Builtins, Installer, InstallResult
 from kfbox.engines.kubernetes.kubeapi import KubeApi, KubeError, client_from_kubeconfig
+from kfbox.engines.kubernetes.manifest_cache import ManifestCache
 from kfbox.engines.kubernetes.platform import ClusterAccess, KubePlatform
-from kfbox.engines.kubernetes.store import ManifestStore
 from kfbox.engines.kubernetes.tools import Tools
 from kfbox.host import paths
 from kfbox.host.config import SandboxSpec
@@ -32,7 +32,7 @@ from kfbox.host.statefiles import StateFolder
 STATE_FILE = "kubernetes.json"
 
 
-class KubernetesProvider(Engine):
+class KubernetesEngine(Engine):
     """A sandbox on a Kubernetes cluster; subclasses say whose cluster it is."""
 
     kind_cluster: bool
@@ -79,9 +79,9 @@ class KubernetesProvider(Engine):
     def git_check(self) -> list[Check]:
         """kustomize clones a remote base with git: needed unless every kustomize target of
         the plan is already verified in the cache or the bundle."""
-        store = self.store()
+        cache = self.manifest_cache()
         needed = [m for comp in self.plan(gpu=True) for m in comp.manifests
-                  if m.kustomize and not store.available(m)]
+                  if m.kustomize and not cache.available(m)]
         return [self.tool_check("git")] if needed else []
 
     # ---- the plan and its install ----------------------------------------------------------
@@ -90,8 +90,8 @@ class KubernetesProvider(Engine):
         return self.catalog.plan(self.catalog.platform(self.spec.kubernetes.platform, gpu=gpu,
                                                       kind=self.kind_cluster))
 
-    def store(self) -> ManifestStore:
-        return ManifestStore(
+    def manifest_cache(self) -> ManifestCache:
+        return ManifestCache(
             cache=paths.cache_dir("manifests"), tools=self.tools,
             trust_on_first_use=self.spec.kubernetes.trust_on_first_use,
             offline=self.spec.from_bundle / "manifests" if self.spec.from_bundle else None,
@@ -104,7 +104,7 @@ class KubernetesProvider(Engine):
                 "nvidia-training-runtime": lambda: [nvkind.training_runtime()]}
 
     def installer(self, reporter: Reporter) -> Installer:
-        return Installer(self.kube(), self.store(), self.builtins(), reporter)
+        return Installer(self.kube(), self.manifest_cache(), self.builtins(), reporter)
 
     def record(self, gpu: bool, results: list[InstallResult], **extra: list[str]) -> None:
         self.state.write_json(STATE_FILE, {

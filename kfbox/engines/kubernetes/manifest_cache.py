@@ -60,7 +60,7 @@ def objects_digest(data: bytes) -> str:
 
 
 @dataclass
-class ManifestStore:
+class ManifestCache:
     """Where manifest bytes come from. `cache` holds files named by their objects' digest and
     a pins file (source → digest) for digests learned on first use; `offline` (a bundle's manifest
     folder) is the only source when set, so nothing is downloaded."""
