@@ -1,61 +1,19 @@
-"""Shared test helpers: isolated KFBOX_HOME, free ports, and the kfbox CLI as a subprocess."""
+"""Fixtures every test folder may use: a private KFBOX_HOME, the machine's Docker engine, the
+machine's inotify limits put back. Helpers to import are in tests/support."""
 
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 
+from tests.support.ci import unreachable
+from tests.support.cli import private_home
+
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def unreachable(message: str) -> NoReturn:
-    """A test of kfbox itself that cannot reach what it needs (a Docker engine, a browser, a
-    tool) fails under CI=true and skips, saying why, elsewhere."""
-    if in_ci():
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def kfbox_cli(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 1800
-) -> subprocess.CompletedProcess[str]:
-    """`kfbox ARGS` in a child process, as a user runs it."""
-    return subprocess.run(
-        [sys.executable, "-c", "from kfbox.cli import main; main()", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        env={**os.environ, **(env or {})},
-        cwd=cwd,
-    )
-
-
-def private_home(home: Path) -> Path:
-    """Make `home` a private KFBOX_HOME for state; the image and wheel caches stay shared (they
-    are big and keyed by their inputs, so sharing them cannot change a result)."""
-    shared_cache = Path(os.environ.get("KFBOX_HOME", Path.home() / ".kfbox")) / "cache"
-    home.mkdir(parents=True, exist_ok=True)
-    shared_cache.mkdir(parents=True, exist_ok=True)
-    (home / "cache").symlink_to(shared_cache)
-    return home
 
 
 @pytest.fixture
@@ -75,3 +33,17 @@ def docker_client():
     if not ok:
         unreachable(f"no Docker engine: {detail} (run `bin/kfbox provision`)")
     return docker_engine.connect()
+
+
+INOTIFY = Path("/proc/sys/fs/inotify")
+
+
+@pytest.fixture
+def host_inotify() -> Iterator[None]:
+    """fs.inotify.* are not namespaced: the playbook raising them in a container raises them
+    on the machine running the test. Put the machine's own values back afterwards."""
+    before = {p: p.read_text() for p in INOTIFY.glob("max_user_*")}
+    yield
+    for path, value in before.items():
+        if path.read_text() != value:
+            path.write_text(value)

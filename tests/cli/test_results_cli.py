@@ -18,7 +18,7 @@ from kfbox.harness.records import JourneyRecord, RunRecord
 from kfbox.harness.runner import SuiteOutcome
 from kfbox.host.config import SandboxSpec
 from kfbox.host.errors import PreflightError
-from tests.harness.records import SECRET, component_checks, journey, sandbox
+from tests.support.records import SECRET, component_checks, journey, sandbox
 
 
 @pytest.fixture

@@ -10,8 +10,9 @@ import pytest
 import yaml
 
 from kfbox.scenarios.scenario import SCENARIO_FILE, load_scenario
-from tests.conftest import free_port, kfbox_cli
-from tests.e2e.conftest import labelled
+from tests.support.cli import kfbox_cli
+from tests.support.net import free_port
+from tests.support.sandboxes import labelled
 
 pytestmark = pytest.mark.e2e
 

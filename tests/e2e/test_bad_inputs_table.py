@@ -14,7 +14,7 @@ import yaml
 from kfbox.cli import main
 from kfbox.host.docker_engine import LABEL
 from kfbox.scenarios.scenario import SCENARIOS_DIR
-from tests.conftest import free_port
+from tests.support.net import free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from kfbox.host.docker_engine import LABEL
-from tests.conftest import kfbox_cli
+from tests.support.cli import kfbox_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

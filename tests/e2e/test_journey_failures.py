@@ -25,8 +25,9 @@ from kfbox.harness.runner import workspace_for
 from kfbox.host.config import load_spec
 from kfbox.host.docker_engine import LABEL, ROLE_LABEL
 from kfbox.scenarios.scenario import SCENARIO_FILE, load_scenario
-from tests.conftest import free_port, kfbox_cli, private_home
-from tests.e2e.conftest import (
+from tests.support.cli import kfbox_cli, private_home
+from tests.support.net import free_port
+from tests.support.sandboxes import (
     labelled,
     remove_labelled,
     run_folder,

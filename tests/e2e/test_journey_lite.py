@@ -15,8 +15,9 @@ import pytest
 from kfbox.harness.requirements import STEPS
 from kfbox.host.gpu import detect_gpus
 from kfbox.scenarios.scenario import list_scenarios, load_scenario
-from tests.conftest import free_port, kfbox_cli
-from tests.e2e.conftest import labelled, run_folder, run_record, sandbox_name
+from tests.support.cli import kfbox_cli
+from tests.support.net import free_port
+from tests.support.sandboxes import labelled, run_folder, run_record, sandbox_name
 
 pytestmark = pytest.mark.e2e
 

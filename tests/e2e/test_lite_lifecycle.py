@@ -11,8 +11,9 @@ from kfbox.engines.lite.components import network_name
 from kfbox.host.docker_engine import LABEL, ROLE_LABEL, RUN_LABEL
 from kfbox.host.images.base import ensure_base_image
 from kfbox.host.progress import quiet_reporter
-from tests.conftest import free_port, kfbox_cli
-from tests.e2e.conftest import labelled
+from tests.support.cli import kfbox_cli
+from tests.support.net import free_port
+from tests.support.sandboxes import labelled
 
 pytestmark = pytest.mark.e2e
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import unreachable
-from tests.e2e import machine
+from tests.support import machine
+from tests.support.ci import unreachable
 
 pytestmark = pytest.mark.e2e
 

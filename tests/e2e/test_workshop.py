@@ -16,9 +16,9 @@ from kfbox.harness.profiles import Profile
 from kfbox.harness.runner import run_suite
 from kfbox.host import listen
 from kfbox.host.config import load_spec
-from tests.conftest import kfbox_cli, private_home
-from tests.e2e.conftest import labelled, remove_labelled, sandbox_name
-from tests.e2e.workshops import free_base_port, leftovers, seat_names
+from tests.support.cli import kfbox_cli, private_home
+from tests.support.sandboxes import labelled, remove_labelled, sandbox_name
+from tests.support.workshops import free_base_port, leftovers, seat_names
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 SEATS = 2

@@ -12,9 +12,9 @@ import pytest
 
 from kfbox.apps.workshop.verify import verify_seat
 from kfbox.host.preflight import meminfo_mib
-from tests.conftest import kfbox_cli
-from tests.e2e.conftest import remove_labelled, sandbox_name
-from tests.e2e.workshops import free_base_port, leftovers, seat_names
+from tests.support.cli import kfbox_cli
+from tests.support.sandboxes import remove_labelled, sandbox_name
+from tests.support.workshops import free_base_port, leftovers, seat_names
 
 pytestmark = pytest.mark.e2e
 SEATS = 2

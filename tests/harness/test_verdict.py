@@ -10,7 +10,7 @@ from kfbox.harness.records import CheckRecord, RunRecord
 from kfbox.harness.requirements import COMPONENTS, REQUIREMENTS, STEPS
 from kfbox.harness.verdict import judge_profile
 from kfbox.host.errors import UsageError
-from tests.harness.records import component_checks, journey, sandbox
+from tests.support.records import component_checks, journey, sandbox
 
 
 def run(*journeys, checks=None) -> RunRecord:

@@ -23,9 +23,9 @@ from kserve.protocol.infer_type import InferInput, InferRequest, InferResponse
 
 from kfbox.engines.platform import MODEL_DIR_ENV
 from kfbox.scenarios.scenario import Scenario
-from tests.conftest import free_port
-from tests.processes import stop, wait_until_answers
-from tests.scenarios.judge import assert_meets, assert_same_answers, load_module, scores
+from tests.support.judge import assert_meets, assert_same_answers, load_module, scores
+from tests.support.net import free_port
+from tests.support.processes import stop, wait_until_answers
 
 WRONG_SHAPE = [[0.5] * 3]
 """One row of three values: no scenario's model takes that."""

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from kfbox.scenarios.scenario import Scenario
-from tests.scenarios.judge import assert_meets, assert_same_answers, load_module, scores
+from tests.support.judge import assert_meets, assert_same_answers, load_module, scores
 
 Split = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 Network = Callable[[torch.Tensor], torch.Tensor]

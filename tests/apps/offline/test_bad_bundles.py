@@ -17,9 +17,9 @@ import pytest
 
 from kfbox.host.offline.manifest import IMAGES, Needs
 from kfbox.host.offline.target import this_host
-from tests.apps.offline.conftest import OfflineMachine, repack, small_bundle
-from tests.conftest import kfbox_cli, private_home
-from tests.e2e.conftest import remove_labelled
+from tests.support.cli import kfbox_cli, private_home
+from tests.support.offline import OfflineMachine, repack, small_bundle
+from tests.support.sandboxes import remove_labelled
 
 HOST = this_host()
 FIX_COPY = "copy the bundle again from where it was made"

@@ -17,8 +17,8 @@ from kfbox.harness.certificate import __file__ as report_package
 from kfbox.host.offline.archive import FIRST, read_manifest, verify
 from kfbox.host.offline.manifest import COMPONENT_IMAGES, size_text
 from kfbox.host.offline.target import this_host
-from tests.apps.offline.conftest import WrittenBundle
-from tests.conftest import kfbox_cli
+from tests.support.cli import kfbox_cli
+from tests.support.offline import WrittenBundle
 
 DEV_ONLY = ("ruff", "testcontainers", "kmock", "kubernetes-validate", "torch", "jupyter-server")
 

@@ -18,8 +18,8 @@ import pytest
 
 from kfbox.apps.offline.writer import check_verified, read_verification
 from kfbox.host.offline.archive import read_manifest
-from tests.apps.offline.conftest import WrittenBundle
-from tests.conftest import kfbox_cli, private_home
+from tests.support.cli import kfbox_cli, private_home
+from tests.support.offline import WrittenBundle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -5,28 +5,23 @@ kill as a person would."""
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import docker
 import pytest
-import requests
 import yaml
 
 from kfbox.host import docker_engine
 from kfbox.host.images.base import base_tag
 from kfbox.host.images.build import ensure_component_image
 from kfbox.host.progress import quiet_reporter
-from tests.conftest import free_port, kfbox_cli, private_home, unreachable
-from tests.e2e.conftest import labelled, remove_labelled, sandbox_name, untag_registry
-from tests.suite_engine import EngineError, SuiteEngine, suite_engine
+from tests.support.ci import unreachable
+from tests.support.cli import private_home
+from tests.support.faults import Box
+from tests.support.net import free_port
+from tests.support.sandboxes import labelled, remove_labelled, sandbox_name, untag_registry
+from tests.support.suite_engine import EngineError, SuiteEngine, suite_engine
 
 COMPONENTS = ("registry", "jupyter", "runtime")
 """The images a sandbox runs; with the base (its journeys' and these tests' FROM), what the
@@ -62,69 +57,6 @@ def docker_client(own_engine: SuiteEngine) -> docker.DockerClient:
 def on_own_engine(own_engine: SuiteEngine, monkeypatch: pytest.MonkeyPatch) -> None:
     """kfbox in the test's own process (and its children) uses the suite's engine."""
     monkeypatch.setenv("DOCKER_HOST", own_engine.host)
-
-
-@dataclass
-class Box:
-    """A sandbox under test: its name, its private KFBOX_HOME, its spec file and its engine."""
-
-    name: str
-    home: Path
-    config: Path
-    ports: dict[str, int]
-    docker_host: str
-
-    def env(self) -> dict[str, str]:
-        return {"KFBOX_HOME": str(self.home), "DOCKER_HOST": self.docker_host}
-
-    def kfbox(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-        return kfbox_cli("--config", str(self.config), *args, env=self.env(), timeout=timeout)
-
-    def start(self, *args: str) -> subprocess.Popen[str]:
-        """`kfbox ARGS` running in the background, its output (both streams) readable."""
-        return subprocess.Popen(
-            [sys.executable, "-c", "from kfbox.cli import main; main()",
-             "--config", str(self.config), *args],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env={**os.environ, **self.env()},
-        )
-
-    @property
-    def state(self) -> Path:
-        return self.home / "sandboxes" / self.name
-
-    def token(self) -> str:
-        return (self.state / "jupyter-token").read_text().strip()
-
-    def jupyter(self, path: str) -> requests.Response:
-        return requests.get(f"http://127.0.0.1:{self.ports['jupyter']}{path}", timeout=10,
-                            headers={"Authorization": f"token {self.token()}"})
-
-    def running(self) -> bool:
-        done = self.kfbox("status", "--json")
-        return done.returncode == 0 and json.loads(done.stdout)["state"] == "running"
-
-
-def read_until(process: subprocess.Popen[str], text: str, timeout_s: float = 600) -> list[str]:
-    """The lines `process` printed up to the first holding `text` (it goes on running)."""
-    seen: list[str] = []
-    deadline = time.monotonic() + timeout_s
-    assert process.stdout is not None
-    for line in process.stdout:
-        seen.append(line.rstrip("\n"))
-        if text in line:
-            return seen
-        assert time.monotonic() < deadline, f"no {text!r} within {timeout_s}s:\n" + "\n".join(seen)
-    raise AssertionError(f"it ended without printing {text!r}:\n" + "\n".join(seen))
-
-
-def finish(process: subprocess.Popen[str], timeout_s: float = 600) -> tuple[int, str]:
-    output, _ = process.communicate(timeout=timeout_s)
-    return process.returncode, output
-
-
-def interrupt(process: subprocess.Popen[str]) -> None:
-    process.send_signal(signal.SIGINT)
 
 
 def make_box(root: Path, engine: SuiteEngine) -> Box:

@@ -11,8 +11,8 @@ import docker
 import pytest
 
 from kfbox.harness.requirements import STEPS
-from tests.e2e.conftest import run_folder, run_record
-from tests.e2e.faults.conftest import Box, finish, read_until
+from tests.support.faults import Box, finish, read_until
+from tests.support.sandboxes import run_folder, run_record
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 

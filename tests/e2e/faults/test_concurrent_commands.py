@@ -8,8 +8,8 @@ import json
 import docker
 import pytest
 
-from tests.e2e.conftest import labelled
-from tests.e2e.faults.conftest import Box, finish, read_until
+from tests.support.faults import Box, finish, read_until
+from tests.support.sandboxes import labelled
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 

@@ -19,8 +19,8 @@ from kfbox.engines.lite.components import volume_name
 from kfbox.engines.platform import MODEL_STORE_MOUNT
 from kfbox.host.docker_engine import LABEL
 from kfbox.host.images.base import base_tag
-from tests.e2e.faults.conftest import Box
-from tests.suite_engine import SuiteEngine
+from tests.support.faults import Box
+from tests.support.suite_engine import SuiteEngine
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 

@@ -12,8 +12,8 @@ import yaml
 
 from kfbox.harness.runner import workspace_for
 from kfbox.scenarios.scenario import SCENARIO_FILE
-from tests.e2e.conftest import run_folder, run_record
-from tests.e2e.faults.conftest import Box, finish
+from tests.support.faults import Box, finish
+from tests.support.sandboxes import run_folder, run_record
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 TIMEOUT_S = 20

@@ -11,8 +11,8 @@ import docker
 import pytest
 
 from kfbox.host.images.base import IMAGE_LABEL
-from tests.e2e.conftest import labelled
-from tests.e2e.faults.conftest import Box, read_until
+from tests.support.faults import Box, read_until
+from tests.support.sandboxes import labelled
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 

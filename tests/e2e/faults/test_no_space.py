@@ -20,8 +20,8 @@ from kfbox.host.docker_engine import LABEL
 from kfbox.host.images.base import base_tag
 from kfbox.host.images.build import ensure_component_image
 from kfbox.host.progress import quiet_reporter
-from tests.e2e.conftest import labelled
-from tests.e2e.faults.conftest import Box
+from tests.support.faults import Box
+from tests.support.sandboxes import labelled
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 FREE = 0.4

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.processes import stop, wait_until_answers
+from tests.support.processes import stop, wait_until_answers
 
 
 @dataclass

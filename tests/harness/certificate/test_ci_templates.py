@@ -14,7 +14,7 @@ import jsonschema
 import yaml
 
 from kfbox.harness.profiles import PROFILES
-from tests.conftest import unreachable
+from tests.support.ci import unreachable
 
 CI = Path(__file__).resolve().parents[3] / "ci"
 GITHUB = CI / "github" / "kfbox-certify.yml"

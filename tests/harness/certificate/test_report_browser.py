@@ -20,9 +20,9 @@ import websocket
 
 from kfbox.harness.certificate.results import write_bundle
 from kfbox.harness.requirements import STEPS
-from tests.conftest import unreachable
-from tests.harness.records import journey, make_certificate
-from tests.processes import stop
+from tests.support.ci import unreachable
+from tests.support.processes import stop
+from tests.support.records import journey, make_certificate
 
 # The flags keep a headless chromium from reaching for the network it does not have.
 CHROMIUM_FLAGS = (

@@ -18,7 +18,7 @@ from kfbox.harness.certificate.document import masked, parse_report, to_document
 from kfbox.harness.certificate.results import read_bundle, write_bundle
 from kfbox.harness.certify import SCHEMA_VERSION
 from kfbox.host.errors import UsageError
-from tests.harness.records import SECRET, journey, make_certificate
+from tests.support.records import SECRET, journey, make_certificate
 
 SCHEMA = json.loads((Path(report_package.__file__).parent / "report.schema.json").read_text())
 

@@ -18,7 +18,7 @@ from kfbox.harness.certificate.html import (
 )
 from kfbox.harness.records import TrialRecord
 from kfbox.harness.requirements import STEPS
-from tests.harness.records import journey, make_certificate
+from tests.support.records import journey, make_certificate
 
 FETCHING_TAGS = {"script", "link", "img", "iframe", "object", "embed", "audio", "video",
                  "source", "base", "frame"}

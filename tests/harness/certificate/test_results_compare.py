@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from kfbox.harness.certificate import __file__ as report_package
-from tests.conftest import kfbox_cli
+from tests.support.cli import kfbox_cli
 
 EXAMPLE = json.loads((Path(report_package).parent / "SCHEMA.md").read_text()
                      .split("```json\n", 1)[1].split("```", 1)[0])

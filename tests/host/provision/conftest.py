@@ -16,7 +16,7 @@ from kfbox.host.docker_engine import LABEL
 from kfbox.host.images.base import ensure_base_image
 from kfbox.host.progress import quiet_reporter
 from kfbox.host.provision.runner import Target
-from tests.conftest import unreachable
+from tests.support.ci import unreachable
 
 # testcontainers reads its settings at import: Ryuk's image cannot be pulled here, and the
 # fixture removes what it creates itself.
@@ -25,7 +25,6 @@ os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
 from testcontainers.core.container import DockerContainer
 
 CONNECTION_PLUGINS = Path(__file__).parent / "connection_plugins"
-INOTIFY = Path("/proc/sys/fs/inotify")
 
 
 @pytest.fixture
@@ -44,17 +43,6 @@ def sandbox_label(request: pytest.FixtureRequest) -> str:
     """A unique value for the kfbox.sandbox label of everything this test creates."""
     name = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower()).strip("-")
     return f"{name[:40]}-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture
-def host_inotify() -> Iterator[None]:
-    """fs.inotify.* are not namespaced: the playbook raising them in a container raises them
-    on the machine running the test. Put the machine's own values back afterwards."""
-    before = {p: p.read_text() for p in INOTIFY.glob("max_user_*")}
-    yield
-    for path, value in before.items():
-        if path.read_text() != value:
-            path.write_text(value)
 
 
 @pytest.fixture

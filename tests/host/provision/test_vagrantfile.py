@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 from kfbox.host.provision.runner import HOST_PLAYBOOK, PLAYBOOKS
-from tests.conftest import unreachable
+from tests.support.ci import unreachable
 
 ROOT = Path(__file__).resolve().parents[3]
 VAGRANTFILE = ROOT / "Vagrantfile"

@@ -9,7 +9,7 @@ from pathlib import Path
 import docker
 
 from kfbox.apps.workshop.seats import PORTS_PER_SEAT
-from tests.e2e.conftest import labelled
+from tests.support.sandboxes import labelled
 
 
 def free_base_port(seats: int) -> int:
