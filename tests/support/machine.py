@@ -46,6 +46,8 @@ class Snapshot:
     theirs: dict[str, str] = field(default_factory=dict)
     guard_container: str = ""
     guard_image: str = ""
+    links: list[str] = field(default_factory=list)
+    """The machine's network interfaces (docker0 among them), less those tests make."""
 
     def client(self) -> docker.DockerClient:
         return docker.DockerClient(base_url=self.address, timeout=60)
@@ -133,6 +135,13 @@ def start_guard(client: docker.DockerClient) -> tuple[str, str]:
     return container.id, client.images.get(tag).id
 
 
+def _links() -> list[str]:
+    """This machine's network interfaces, less the ones containers and test engines come and go
+    with (veth pairs, the bridges of networks, the suite engine's kfbox-test<slot>)."""
+    return sorted(link.name for link in Path("/sys/class/net").iterdir()
+                  if not link.name.startswith(("veth", "br-", "kfbox-test")))
+
+
 def take() -> Snapshot | str:
     """The machine as the person left it, with the guard running; or why it cannot be taken."""
     address = docker_engine.address()
@@ -144,6 +153,7 @@ def take() -> Snapshot | str:
         client = snapshot.client()
         snapshot.guard_container, snapshot.guard_image = start_guard(client)
         snapshot.theirs = theirs(client)
+        snapshot.links = _links()
     except (DockerException, OSError) as exc:
         return f"could not take the machine's snapshot: {str(exc).splitlines()[0]}"
     return snapshot
@@ -165,6 +175,8 @@ def changes(before: Snapshot) -> list[str]:
             found.append(f"the unrelated container {guard.name} is {guard.status}")
     except NotFound:
         found.append(f"the unrelated container {before.guard_container[:12]} was removed")
+    found += [f"network interface {link} was removed" for link in before.links
+              if link not in _links()]
     now = theirs(client)
     for key, was in before.theirs.items():
         if key.startswith("image "):

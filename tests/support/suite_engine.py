@@ -109,6 +109,8 @@ class SuiteEngine:
 
     slot: int
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    started: bool = False
+    """Whether it ran before in this session: its data root then holds its networks."""
 
     @property
     def run_dir(self) -> Path:
@@ -144,6 +146,14 @@ class SuiteEngine:
 
     def command(self) -> list[str]:
         config = self.run_dir / "daemon.json"
+        # A restarted dockerd finds its default "bridge" network in its data root and deletes
+        # it; when it was given address pools it then also deletes the interface named
+        # docker0 (moby, daemon/daemon_unix.go, configureNetworking: "Clear stale bridge
+        # network" -> removeDefaultBridgeInterface), whatever --bridge says: that is the
+        # machine engine's bridge, and every container of the person's on it would lose its
+        # network. So the pools are given at the first start only; a restart keeps the
+        # networks it already has (tests/e2e/faults/conftest.py runs the restart test last).
+        pools = [] if self.started else [f"--default-address-pool=base={self.subnet},size=24"]
         return [
             shutil.which("dockerd") or "dockerd",
             f"--config-file={config}",
@@ -152,7 +162,7 @@ class SuiteEngine:
             f"--pidfile={self.run_dir / 'docker.pid'}",
             f"--host={self.host}",
             f"--bridge={self.bridge}",
-            f"--default-address-pool=base={self.subnet},size=24",
+            *pools,
             "--iptables=false",
             "--ip-masq=false",
             "--ip-forward=false",
@@ -208,6 +218,7 @@ class SuiteEngine:
         while True:
             with contextlib.suppress(DockerException):
                 self.client(timeout=5).ping()
+                self.started = True
                 return
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()

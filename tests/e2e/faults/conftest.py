@@ -28,6 +28,14 @@ COMPONENTS = ("registry", "jupyter", "runtime")
 suite's engine gets from the machine's."""
 
 
+@pytest.hookimpl(tryfirst=True)  # before tests/e2e/conftest.py puts the machine check last
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The engine restart runs after every other test on the suite's engine: the restarted
+    dockerd gets no address pools (SuiteEngine.command says why), so a network made after it
+    would fall outside the engine's firewall chain."""
+    items.sort(key=lambda item: item.path.name == "test_engine_restart.py")  # stable
+
+
 @pytest.fixture(scope="session")
 def own_engine() -> Iterator[SuiteEngine]:
     """The suite's own engine, once a session, with the images a sandbox needs copied from the
