@@ -37,6 +37,25 @@ def serving(cluster, tools: Tools | None = None, gpu_runtime_class: str | None =
                        gpu_runtime_class, poll_s=0.05)
 
 
+def kserve_config(cluster, **data: dict) -> None:
+    """KServe's inferenceservice-config in the double, each key's value as the JSON KServe
+    reads."""
+    cluster.double.put("v1", "configmaps", {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "inferenceservice-config", "namespace": "kserve"},
+        "data": {key: json.dumps(value) for key, value in data.items()}})
+
+
+def served_unannotated(cluster, serve: KubeServing, name: str) -> dict:
+    """An InferenceService applied with no deployment-mode annotation, as the double stored it:
+    the mode comes from the config."""
+    isvc = serve.inference_service(request(name))
+    del isvc["metadata"]["annotations"]
+    cluster.kube.apply(isvc)
+    return cluster.double.get("serving.kserve.io/v1beta1", "inferenceservices",
+                              serve.namespace, name)
+
+
 def test_inference_service_is_raw_ready_and_reached_by_port_forward(kubeflow, tmp_path,
                                                                    monkeypatch) -> None:
     kubectl = fake_kubectl.install(tmp_path, monkeypatch, 43211)
@@ -78,22 +97,12 @@ def test_the_double_serves_no_inference_service_kserve_cannot(kubeflow) -> None:
     read as Knative) needs Knative; an ingress key without ingressGateway is refused; the raw
     URL's domain must be a valid DNS name."""
     serve = serving(kubeflow)
-    kubeflow.double.put("v1", "configmaps", {
-        "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": "inferenceservice-config", "namespace": "kserve"},
-        "data": {"deploy": json.dumps({"defaultDeploymentMode": "Serverless"}),
-                 "ingress": json.dumps({"ingressDomain": "example.com"})}})
+    kserve_config(kubeflow, deploy={"defaultDeploymentMode": "Serverless"},
+                  ingress={"ingressDomain": "example.com"})
     with pytest.raises(StepFailure, match="ingressGateway is required"):
         serve.deploy(request())
-    kubeflow.double.put("v1", "configmaps", {
-        "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": "inferenceservice-config", "namespace": "kserve"},
-        "data": {"deploy": json.dumps({"defaultDeploymentMode": "Serverless"})}})
-    isvc = serve.inference_service(request("plain"))
-    del isvc["metadata"]["annotations"]
-    kubeflow.kube.apply(isvc)
-    stored = kubeflow.double.get("serving.kserve.io/v1beta1", "inferenceservices",
-                                 serve.namespace, "plain")
+    kserve_config(kubeflow, deploy={"defaultDeploymentMode": "Serverless"})
+    stored = served_unannotated(kubeflow, serve, "plain")
     assert "no Knative" in stored["status"]["conditions"][0]["message"]
     assert stored["status"]["deploymentMode"] == "Knative"
     with pytest.raises(StepFailure, match="invalid domain name"):
@@ -146,10 +155,7 @@ def test_the_double_refuses_changing_a_recorded_deployment_mode(kubeflow) -> Non
 def test_the_double_refuses_a_config_kserve_v0_20_0_refuses(kubeflow, data, why) -> None:
     """configmap.go at v0.20.0: NewDeployConfig and NewIngressConfig."""
     serve = serving(kubeflow)
-    kubeflow.double.put("v1", "configmaps", {
-        "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": "inferenceservice-config", "namespace": "kserve"},
-        "data": {key: json.dumps(value) for key, value in data.items()}})
+    kserve_config(kubeflow, **data)
     with pytest.raises(StepFailure, match=re.escape(why)):
         serve.deploy(request())
 
@@ -158,15 +164,8 @@ def test_the_deprecated_alias_in_the_config_still_means_standard(kubeflow) -> No
     """NewDeployConfig turns a default of `RawDeployment` into `Standard`: an unannotated
     InferenceService is served under it."""
     serve = serving(kubeflow)
-    kubeflow.double.put("v1", "configmaps", {
-        "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": "inferenceservice-config", "namespace": "kserve"},
-        "data": {"deploy": json.dumps({"defaultDeploymentMode": "RawDeployment"})}})
-    isvc = serve.inference_service(request("plain"))
-    del isvc["metadata"]["annotations"]
-    kubeflow.kube.apply(isvc)
-    stored = kubeflow.double.get("serving.kserve.io/v1beta1", "inferenceservices",
-                                 serve.namespace, "plain")
+    kserve_config(kubeflow, deploy={"defaultDeploymentMode": "RawDeployment"})
+    stored = served_unannotated(kubeflow, serve, "plain")
     assert stored["status"]["deploymentMode"] == "Standard"
     assert stored["status"]["conditions"] == [{"type": "Ready", "status": "True"}]
 
