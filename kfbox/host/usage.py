@@ -60,7 +60,8 @@ def cpu_seconds(container_id: str) -> float:
 
 
 def _running(client: docker.DockerClient, sandbox: str) -> list[str]:
-    found = client.containers.list(sparse=True, filters={"label": f"{LABEL}={sandbox}"})
+    found = client.containers.list(
+        ignore_removed=True, sparse=True, filters={"label": f"{LABEL}={sandbox}"})
     return [container.id for container in found]
 
 

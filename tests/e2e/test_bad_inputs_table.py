@@ -158,7 +158,7 @@ def labelled_objects(docker_client) -> set[str]:
     sandboxes may come and go meanwhile.)"""
     found = set()
     listings = (
-        ("container", docker_client.containers.list(all=True, sparse=True,
+        ("container", docker_client.containers.list(ignore_removed=True, all=True, sparse=True,
                                                     filters={"label": LABEL})),
         ("network", docker_client.networks.list(filters={"label": LABEL})),
         ("volume", docker_client.volumes.list(filters={"label": LABEL})),

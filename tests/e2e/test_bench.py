@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def sandboxes(docker_client) -> set[str]:
-    return {c.labels[LABEL] for c in docker_client.containers.list(all=True,
+    return {c.labels[LABEL] for c in docker_client.containers.list(ignore_removed=True, all=True,
                                                                    filters={"label": LABEL})}
 
 

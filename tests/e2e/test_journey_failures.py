@@ -154,7 +154,7 @@ def leftovers(client: docker.DockerClient, sandbox: str, journeys: list[str]) ->
     filters = {"label": [f"{LABEL}={sandbox}"]}
     left = [
         f"container {c.name}"
-        for c in client.containers.list(all=True, filters=filters)
+        for c in client.containers.list(ignore_removed=True, all=True, filters=filters)
         if c.labels.get(ROLE_LABEL) != "component"
     ]
     left += [
@@ -164,7 +164,8 @@ def leftovers(client: docker.DockerClient, sandbox: str, journeys: list[str]) ->
     ]
     left += [
         f"container {c.name}"
-        for c in client.containers.list(all=True, filters={"label": [TRAINJOB_LABEL]})
+        for c in client.containers.list(
+            ignore_removed=True, all=True, filters={"label": [TRAINJOB_LABEL]})
         if c.labels[TRAINJOB_LABEL].startswith(tuple(journeys))
     ]
     return left
@@ -279,7 +280,8 @@ def test_a_run_collects_and_removes_only_its_own_workloads(
         mine.collect_diagnostics(tmp_path / "mine")
         assert (tmp_path / "mine" / f"{workload.name}.inspect.json").is_file()
         mine.close()
-        assert workload.id not in {c.id for c in docker_client.containers.list(all=True)}
+        assert workload.id not in {c.id for c in docker_client.containers.list(
+            ignore_removed=True, all=True)}
     finally:
         with contextlib.suppress(NotFound):  # removed by the run, as it should be
             workload.remove(force=True)

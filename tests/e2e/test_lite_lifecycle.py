@@ -36,7 +36,7 @@ def test_lifecycle_up_status_repair_down(docker_client, fresh_name: str, kfbox_h
 
     # Every published port is on 127.0.0.1, and the token never shows in status output.
     for container in docker_client.containers.list(
-        filters={"label": f"kfbox.sandbox={fresh_name}"}
+        ignore_removed=True, filters={"label": f"kfbox.sandbox={fresh_name}"}
     ):
         for bindings in container.attrs["HostConfig"]["PortBindings"].values():
             assert all(b["HostIp"] == "127.0.0.1" for b in bindings), container.name
@@ -68,7 +68,8 @@ def test_lifecycle_up_status_repair_down(docker_client, fresh_name: str, kfbox_h
 
     ids = {
         c.name: c.id
-        for c in docker_client.containers.list(filters={"label": f"kfbox.sandbox={fresh_name}"})
+        for c in docker_client.containers.list(
+            ignore_removed=True, filters={"label": f"kfbox.sandbox={fresh_name}"})
     }
     again = kfbox_cli(*base, "up", *ports, "--json")
     assert again.returncode == 0, again.stderr
@@ -78,7 +79,8 @@ def test_lifecycle_up_status_repair_down(docker_client, fresh_name: str, kfbox_h
     }
     assert ids == {
         c.name: c.id
-        for c in docker_client.containers.list(filters={"label": f"kfbox.sandbox={fresh_name}"})
+        for c in docker_client.containers.list(
+            ignore_removed=True, filters={"label": f"kfbox.sandbox={fresh_name}"})
     }
 
     # A stopped component is started again, a removed one re-created.

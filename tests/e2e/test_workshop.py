@@ -153,7 +153,8 @@ def test_model_servers_publish_on_the_named_address(room: Class, docker_client) 
     done = kfbox_cli("--name", seat, "test", "--profile", "quick", "--keep",
                      "--out", str(room.out / "kept"), env=room.env, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:]
-    seat_containers = docker_client.containers.list(filters={"label": f"kfbox.sandbox={seat}"})
+    seat_containers = docker_client.containers.list(
+        ignore_removed=True, filters={"label": f"kfbox.sandbox={seat}"})
     [server] = [c for c in seat_containers if "-serve-" in c.name]
     [binding] = server.attrs["HostConfig"]["PortBindings"]["8080/tcp"]
     assert binding["HostIp"] == "0.0.0.0"

@@ -83,7 +83,7 @@ def _persons(labels: dict[str, str] | None) -> bool:
 def theirs(client: docker.DockerClient) -> dict[str, str]:
     """Everything of the person's in the engine, each with what must not change."""
     found: dict[str, str] = {}
-    for listed in client.containers.list(all=True, sparse=True):
+    for listed in client.containers.list(ignore_removed=True, all=True, sparse=True):
         if not _persons(listed.attrs.get("Labels")):
             continue
         with contextlib.suppress(NotFound):

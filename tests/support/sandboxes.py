@@ -26,7 +26,8 @@ def labelled(client: docker.DockerClient, name: str) -> list[str]:
     """Everything in the engine still labelled with sandbox `name`."""
     filters = {"label": [f"{LABEL}={name}"]}
     return (
-        [f"container {c.name}" for c in client.containers.list(all=True, filters=filters)]
+        [f"container {c.name}" for c in client.containers.list(
+            ignore_removed=True, all=True, filters=filters)]
         + [f"network {n.name}" for n in client.networks.list(filters=filters)]
         + [f"volume {v.name}" for v in client.volumes.list(filters=filters)]
     )
@@ -40,7 +41,7 @@ def remove_labelled(client: docker.DockerClient, name: str) -> None:
     """Remove every container, network, volume and image labelled with sandbox `name` (its
     journeys' images: `down` leaves them, and each run tags one)."""
     filters = {"label": [f"{LABEL}={name}"]}
-    for container in client.containers.list(all=True, filters=filters):
+    for container in client.containers.list(ignore_removed=True, all=True, filters=filters):
         container.remove(force=True)
     for network in client.networks.list(filters=filters):
         network.remove()

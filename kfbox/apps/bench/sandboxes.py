@@ -31,7 +31,8 @@ def bench_spec(purpose: str = "bench") -> SandboxSpec:
 
 def clear_image_store(client: docker.DockerClient) -> None:
     """Remove every kfbox image and the download caches: the next `up` starts from nothing."""
-    in_use = {c.image.id for c in client.containers.list(all=True, filters={"label": LABEL})}
+    in_use = {c.image.id for c in client.containers.list(
+        ignore_removed=True, all=True, filters={"label": LABEL})}
     # Labels are inherited: every image built FROM a kfbox image carries this one too.
     images = client.images.list(all=True, filters={"label": IMAGE_LABEL})
     if any(image.id in in_use for image in images):

@@ -33,7 +33,8 @@ class SoakResult:
 def leftovers(client: docker.DockerClient, name: str, registry_port: int) -> list[str]:
     """What a removed sandbox still has: anything labelled, its state, tags into its registry."""
     filters = {"label": [f"{LABEL}={name}"]}
-    left = [f"container {c.name}" for c in client.containers.list(all=True, filters=filters)]
+    left = [f"container {c.name}" for c in client.containers.list(
+        ignore_removed=True, all=True, filters=filters)]
     left += [f"network {n.name}" for n in client.networks.list(filters=filters)]
     left += [f"volume {v.name}" for v in client.volumes.list(filters=filters)]
     state = StateFolder(name)

@@ -136,7 +136,8 @@ class LiteEngine(Engine):
         one holds nothing: its port must be free for `up` to start it again."""
         return {
             port
-            for container in self.client.containers.list(filters=self.filters())
+            for container in self.client.containers.list(
+                ignore_removed=True, filters=self.filters())
             for _, port in bindings(container)
         }
 
@@ -311,7 +312,7 @@ class LiteEngine(Engine):
         containers = {
             c.labels.get(COMPONENT_LABEL): c
             for c in self.client.containers.list(
-                all=True,
+                ignore_removed=True, all=True,
                 filters=self.filters(**{ROLE_LABEL: "component"}),
             )
         }
@@ -359,6 +360,7 @@ class LiteEngine(Engine):
         """The journeys' workloads still running (a model server `kfbox test --keep` kept), each
         with the URL of its first published port; a run's finished jobs are not listed."""
         running = self.client.containers.list(
+            ignore_removed=True,
             filters={**self.filters(**{ROLE_LABEL: "workload"}), "status": ["running"]}
         )
         kept = []
@@ -437,7 +439,8 @@ class LiteEngine(Engine):
     def down(self, reporter: Reporter, *, keep_data: bool = False) -> list[str]:
         filters = self.filters()
         with reporter.step(f"Removing sandbox {self.spec.name!r}"):
-            for container in self.client.containers.list(all=True, filters=filters):
+            for container in self.client.containers.list(
+                ignore_removed=True, all=True, filters=filters):
                 container.remove(force=True)
             for network in self.client.networks.list(filters=filters):
                 network.remove()
@@ -461,7 +464,8 @@ class LiteEngine(Engine):
         """Everything still labelled with this sandbox (data volumes allowed with keep_data)."""
         filters = self.filters()
         left = [
-            f"container {c.name}" for c in self.client.containers.list(all=True, filters=filters)
+            f"container {c.name}"
+            for c in self.client.containers.list(ignore_removed=True, all=True, filters=filters)
         ]
         left += [f"network {n.name}" for n in self.client.networks.list(filters=filters)]
         if not keep_data:

@@ -115,9 +115,11 @@ class LitePlatform:
         return self.engine.filters(**{RUN_LABEL: self.run_id})
 
     def _run_containers(self, *, components: bool) -> list:
-        found = self.engine.client.containers.list(all=True, filters=self._run_filters())
+        found = self.engine.client.containers.list(
+            ignore_removed=True, all=True, filters=self._run_filters())
         if components:
             found += self.engine.client.containers.list(
+                ignore_removed=True,
                 all=True, filters=self.engine.filters(**{ROLE_LABEL: "component"})
             )
         return found

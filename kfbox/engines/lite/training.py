@@ -255,7 +255,8 @@ def _wait(
 
 def _until_a_node_exits(engine: docker.DockerClient, name: str, slice_s: float) -> None:
     """Block until one of the job's running containers exits, or `slice_s` passes."""
-    running = engine.containers.list(  # sparse: only ids are needed, no inspect per node
+    running = engine.containers.list(
+        ignore_removed=True,   # sparse: only ids are needed, no inspect per node
         filters={"label": f"{TRAINER_LABEL}/trainjob-name={name}", "status": "running"},
         sparse=True,
     )

@@ -49,5 +49,5 @@ def test_a_hung_training_job_times_out_with_its_last_output(
     assert train["reason"].endswith(f"timed out after {TIMEOUT_S}s; its last output: "
                                     "loading the data")
     [run_dir] = workspace_for(run_folder(out)).glob("quick-*")  # named by the run id
-    left = docker_client.containers.list(all=True)
+    left = docker_client.containers.list(ignore_removed=True, all=True)
     assert not [c.name for c in left if c.name.startswith(run_dir.name)]

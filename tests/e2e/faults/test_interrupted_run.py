@@ -20,7 +20,8 @@ TRAINJOB_LABEL = "trainer.kubeflow.org/trainjob-name"
 
 def workloads(client: docker.DockerClient, box: Box) -> list[str]:
     """The sandbox's containers other than its components, and any training job container."""
-    mine = client.containers.list(all=True, filters={"label": f"{LABEL}={box.name}"})
+    mine = client.containers.list(
+        ignore_removed=True, all=True, filters={"label": f"{LABEL}={box.name}"})
     return [c.name for c in mine if c.labels.get(ROLE_LABEL) != "component"]
 
 

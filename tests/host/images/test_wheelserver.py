@@ -40,7 +40,8 @@ def build(client, context: Path, wheelhouse: Path, base: str) -> None:
 
 
 def leftovers(client: docker.DockerClient) -> list[str]:
-    return ([c.name for c in client.containers.list(all=True, filters={"label": BUILD_LABEL})]
+    return ([c.name for c in client.containers.list(
+        ignore_removed=True, all=True, filters={"label": BUILD_LABEL})]
             + [n.name for n in client.networks.list(filters={"label": BUILD_LABEL})])
 
 

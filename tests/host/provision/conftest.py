@@ -75,7 +75,8 @@ def debian_host(
             assert code == 0, output.decode()
             yield sandbox_label
     finally:
-        left = engine.containers.list(all=True, filters={"label": f"{LABEL}={sandbox_label}"})
+        left = engine.containers.list(
+            ignore_removed=True, all=True, filters={"label": f"{LABEL}={sandbox_label}"})
         for leftover in left:
             leftover.remove(force=True, v=True)
 
