@@ -37,7 +37,8 @@ REQUIREMENTS: dict[str, Requirement] = {
                     "The scenario notebook runs, every cell, in the sandbox's notebook server, "
                     "and writes the training code."),
         Requirement("notebook.baseline", "MUST", "notebook",
-                    "The notebook's baseline meets the scenario's checks."),
+                    "The notebook's baseline, and its torch prototype trained in the "
+                    "notebook's own kernel, meet the scenario's checks."),
         Requirement("build.pushed", "MUST", "build",
                     "The notebook's output builds into an image, pushed to the sandbox registry "
                     "and pinned by digest."),

@@ -61,9 +61,10 @@ class Resources(_Strict):
     cpus: float = Field(default=2.0, gt=0, le=256)
 
 
-KUBEFLOW_NOTEBOOK_IMAGE = "ghcr.io/kubeflow/kubeflow/notebook-servers/jupyter-scipy:v1.10.0"
-"""Kubeflow v1.10's default notebook server (kubeflow/kubeflow v1.10.0, the Jupyter web app's
-spawner_ui_config.yaml)."""
+KUBEFLOW_NOTEBOOK_IMAGE = "ghcr.io/kubeflow/kubeflow/notebook-servers/jupyter-pytorch-full:v1.10.0"
+"""Kubeflow v1.10's PyTorch notebook server, one of the Jupyter web app's image options
+(kubeflow/kubeflow v1.10.0, spawner_ui_config.yaml): the scenario notebooks prototype in torch,
+which the spawner's default (jupyter-scipy) lacks."""
 REGISTRY_PATTERN = re.compile(r"^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._/-]+)?$")
 IMAGE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._/:@-]*$")
 

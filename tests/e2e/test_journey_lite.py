@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from kfbox.harness.requirements import STEPS
+from kfbox.host.docker_engine import LABEL
 from kfbox.host.gpu import detect_gpus
 from kfbox.scenarios.scenario import list_scenarios, load_scenario
 from tests.support.cli import kfbox_cli
@@ -110,6 +111,41 @@ def test_core_profile_certifies_each_scenario_with_every_step_measured(
     assert not leaked, leaked
     reread = kfbox_cli("results", f"{folder}.tar.gz")
     assert reread.returncode == 0 and "certified" in reread.stdout.lower()
+
+
+def test_the_notebook_kernel_is_the_ml_runtime_with_the_kubeflow_sdk(
+    sandbox, docker_client, tmp_path: Path
+) -> None:
+    """What a person finds in a cell: the runtime's own torch, KServe and scikit-learn (the
+    notebook image is built on the runtime image), and the Kubeflow SDK kfbox itself drives."""
+    import importlib.metadata
+    from urllib.parse import parse_qs, urlsplit
+
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from kfbox.engines.jupyter import JupyterClient
+
+    status = json.loads(cli(sandbox, "status", "--json", "--show-token").stdout)
+    parts = {c["name"]: c for c in status["components"]}
+    login = urlsplit(parts["jupyter"]["url"])
+    client = JupyterClient(f"{login.scheme}://{login.netloc}", parse_qs(login.query)["token"][0])
+    probe = "import importlib.metadata as m, json\nprint(json.dumps({p: m.version(p) for p in %r}))"
+    packages = ["torch", "kserve", "scikit-learn", "numpy"]
+    notebook = new_notebook(cells=[new_code_cell(probe % [*packages, "kubeflow", "optuna"])])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    nbformat.write(notebook, tmp_path / "versions.ipynb")
+    result = client.execute_notebook(tmp_path / "versions.ipynb", "kfbox-tests/versions",
+                                     tmp_path / "out.ipynb", timeout_s=120)
+    [cell] = json.loads(result.executed.read_text())["cells"]
+    kernel = json.loads("".join(cell["outputs"][0]["text"]))
+    runtime = parts["runtime"]["image"].split("@")[0]
+    printed = docker_client.containers.run(
+        runtime, ["python3", "-c", probe % packages], remove=True,
+        labels={LABEL: status["name"]}).decode()
+    assert {p: kernel[p] for p in packages} == json.loads(printed)
+    assert kernel["kubeflow"] == importlib.metadata.version("kubeflow")
+    assert kernel["optuna"]
 
 
 def test_the_platform_requirements_hold_on_lite(sandbox, tmp_path: Path) -> None:

@@ -38,7 +38,8 @@ def edit_yaml(folder: Path, *changes: Change) -> None:
 def in_first_format(data: dict[str, Any]) -> None:
     """digits' scenario.yaml as the first format wrote it: `thresholds:`, every bar an 'at least'
     on its step's metric."""
-    checks = data.pop("checks")
+    checks = {step: bars if isinstance(bars, dict) else bars[0]
+              for step, bars in data.pop("checks").items()}
     data["thresholds"] = {
         key: checks[step]["at_least"] for key, (step, _) in scenario_module.FIRST_FORMAT.items()
     }
@@ -92,7 +93,10 @@ def test_training_code_is_the_notebooks_writefile_cell(scenario: Scenario) -> No
 def test_a_first_format_file_loads_into_the_same_checks(digits: Scenario, tmp_path: Path) -> None:
     folder = copy_of(digits, tmp_path)
     edit_yaml(folder, in_first_format)
-    assert load_scenario(folder).checks == digits.checks
+    # The first format had one bar a step: the notebook's prototype bar came later.
+    loaded = load_scenario(folder).checks
+    for step in scenario_module.CHECKED_STEPS:
+        assert getattr(loaded, step) == getattr(digits.checks, step)[:1], step
 
 
 REWRITE = " — rewrite 'thresholds:' as 'checks:' (docs/scenarios.md)"

@@ -29,6 +29,10 @@ from kfbox.host.progress import Reporter
 COMPONENTS_DIR = resources.files("kfbox.host.images") / "components"
 INSTALLER = Path(str(COMPONENTS_DIR / "install-wheels"))
 """Every image with requirements installs them with this script (one place for the recipe)."""
+BUILT_ON = {"jupyter": "runtime"}
+"""Components whose image builds FROM another component's image rather than the base: the
+notebook's kernel is the ML runtime its jobs run (same torch, KServe, scikit-learn), and the two
+share every layer of the runtime in the image store."""
 
 
 def _component_dir(name: str) -> Path:
@@ -39,10 +43,14 @@ def _component_dir(name: str) -> Path:
 
 
 def _requirements(component: Path) -> list[str]:
+    """The component's requirements, after those of the image it is built on: one resolution
+    for both, so the layer on top reinstalls nothing the image below already has."""
     file = component / "requirements.txt"
+    below = _requirements(_component_dir(BUILT_ON[component.name])) if (
+        component.name in BUILT_ON) else []
     if not file.exists():
-        return []
-    return [
+        return below
+    return below + [
         ln.strip() for ln in file.read_text().splitlines() if ln.strip() and not ln.startswith("#")
     ]
 
@@ -72,7 +80,10 @@ def ensure_component_image(
 ) -> str:
     """The tag of component image `name` (kfbox/<name>:<input-hash>), built if missing."""
     component = _component_dir(name)
-    base = ensure_base_image(reporter, client)
+    if name in BUILT_ON:
+        base = ensure_component_image(BUILT_ON[name], reporter, client, ca_bundle=ca_bundle)
+    else:
+        base = ensure_base_image(reporter, client)
     requirements = _requirements(component)
     wheels_dir = ensure_wheelhouse(requirements, reporter, name) if requirements else None
     wheels = sorted(p.name for p in wheels_dir.glob("*.whl")) if wheels_dir else []

@@ -41,7 +41,7 @@ from kfbox.host.progress import quiet_reporter
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TOOLS = {"docker": "/usr/bin/docker", "kind": "/usr/local/bin/kind", "kubectl": "/usr/bin/kubectl"}
-NOTEBOOK_IMAGE = "ghcr.io/kubeflow/kubeflow/notebook-servers/jupyter-scipy:v1.10.0"
+NOTEBOOK_IMAGE = "ghcr.io/kubeflow/kubeflow/notebook-servers/jupyter-pytorch-full:v1.10.0"
 
 
 

@@ -108,7 +108,7 @@ def test_kind_gives_a_notebook_server_a_person_opens_with_its_token(
     assert all(pod["metadata"]["labels"][k] == v
                for k, v in service["spec"]["selector"].items())
     assert pod["spec"]["containers"][0]["image"] == \
-        "ghcr.io/kubeflow/kubeflow/notebook-servers/jupyter-scipy:v1.10.0"
+        "ghcr.io/kubeflow/kubeflow/notebook-servers/jupyter-pytorch-full:v1.10.0"
 
 
 def test_existing_never_touches_what_it_did_not_create(kubeflow, tmp_path, monkeypatch) -> None:
@@ -262,7 +262,7 @@ def test_settings_come_from_the_spec_not_the_environment(monkeypatch) -> None:
     default = SandboxSpec()
     assert default.kubernetes.registry is None
     assert default.kubernetes.notebook_image == \
-        "ghcr.io/kubeflow/kubeflow/notebook-servers/jupyter-scipy:v1.10.0"
+        "ghcr.io/kubeflow/kubeflow/notebook-servers/jupyter-pytorch-full:v1.10.0"
 
 
 def test_the_platform_is_built_from_what_the_provider_hands_it(kubeflow, tmp_path,

@@ -34,7 +34,7 @@ from kfbox.host.errors import PreflightError
 NAMESPACE = "kfbox-run-nbtest"
 PREFIX = f"/notebook/{NAMESPACE}/{NOTEBOOK_NAME}"
 TOKEN = "nbtest-token"
-IMAGE = "ghcr.io/kubeflow/kubeflow/notebook-servers/jupyter-scipy:v1.10.0"
+IMAGE = "ghcr.io/kubeflow/kubeflow/notebook-servers/jupyter-pytorch-full:v1.10.0"
 
 
 def server_argv(root: Path, port: int) -> list[str]:

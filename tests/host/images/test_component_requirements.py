@@ -1,0 +1,31 @@
+"""The component images' requirements: the notebook image is built on the ML runtime image, so
+a kernel has every package the jobs have, and the Kubeflow SDK the notebook gets is the release
+kfbox itself drives (and its container-backend driver was written for)."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from kfbox.engines.lite.training import WRITTEN_FOR_SDK
+from kfbox.host.images import build
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_the_notebook_image_builds_on_the_runtime_and_keeps_its_requirements() -> None:
+    assert build.BUILT_ON == {"jupyter": "runtime"}
+    runtime = build._requirements(build._component_dir("runtime"))
+    jupyter = build._requirements(build._component_dir("jupyter"))
+    # One resolution for both layers: the runtime's pins first, the notebook's on top.
+    assert jupyter[: len(runtime)] == runtime
+    assert {"jupyterlab", "ipykernel"} <= set(jupyter)
+
+
+def test_the_notebook_gets_the_kubeflow_sdk_release_kfbox_drives() -> None:
+    jupyter = build._requirements(build._component_dir("jupyter"))
+    [sdk] = [r for r in jupyter if r.startswith("kubeflow")]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert f"kubeflow=={sdk.split('==')[1]}" in project
+    assert sdk.startswith("kubeflow[docker]==")  # the container backend's Docker client
+    assert sdk.split("==")[1] in WRITTEN_FOR_SDK
