@@ -48,6 +48,9 @@ class Snapshot:
     guard_image: str = ""
     links: list[str] = field(default_factory=list)
     """The machine's network interfaces (docker0 among them), less those tests make."""
+    accounts: list[str] = field(default_factory=list)
+    """The machine's users, its subordinate id lines and its cgroups named kfbox-*: a test's
+    rootless Docker engine makes each, and must take each away."""
 
     def client(self) -> docker.DockerClient:
         return docker.DockerClient(base_url=self.address, timeout=60)
@@ -142,6 +145,20 @@ def _links() -> list[str]:
                   if not link.name.startswith(("veth", "br-", "kfbox-test")))
 
 
+def _accounts() -> list[str]:
+    """Users, subordinate id lines and kfbox-* cgroups, one string each."""
+    found = [f"user {line.split(':')[0]}" for line in Path("/etc/passwd").read_text().splitlines()]
+    for name in ("subuid", "subgid"):
+        file = Path("/etc") / name
+        if file.exists():
+            found += [f"{name} line {line}" for line in file.read_text().splitlines() if line]
+    cgroups = [*Path("/sys/fs/cgroup").glob("*/kfbox-*"), *Path("/sys/fs/cgroup").glob("kfbox-*")]
+    # The suite engine's cgroup parent (tests/support/suite_engine.py) lives until the session
+    # ends, after this check.
+    found += [f"cgroup {path}" for path in cgroups if not path.name.startswith("kfbox-test-")]
+    return sorted(found)
+
+
 def take() -> Snapshot | str:
     """The machine as the person left it, with the guard running; or why it cannot be taken."""
     address = docker_engine.address()
@@ -154,6 +171,7 @@ def take() -> Snapshot | str:
         snapshot.guard_container, snapshot.guard_image = start_guard(client)
         snapshot.theirs = theirs(client)
         snapshot.links = _links()
+        snapshot.accounts = _accounts()
     except (DockerException, OSError) as exc:
         return f"could not take the machine's snapshot: {str(exc).splitlines()[0]}"
     return snapshot
@@ -177,6 +195,10 @@ def changes(before: Snapshot) -> list[str]:
         found.append(f"the unrelated container {before.guard_container[:12]} was removed")
     found += [f"network interface {link} was removed" for link in before.links
               if link not in _links()]
+    now_accounts = _accounts()
+    found += [f"{entry} was removed" for entry in before.accounts if entry not in now_accounts]
+    found += [f"{entry} was left behind" for entry in now_accounts
+              if entry not in before.accounts]
     now = theirs(client)
     for key, was in before.theirs.items():
         if key.startswith("image "):
