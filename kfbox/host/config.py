@@ -81,6 +81,11 @@ class LiteSettings(_Strict):
     listen: str = LOOPBACK
     """The host address the notebook server and model servers publish their ports on: an IPv4
     address of this host, or 0.0.0.0 for all of them (checked by preflight)."""
+    docker: Literal["host", "rootless"] = "host"
+    """Which Docker engine the sandbox runs in. `host`: the host's Docker engine, and the
+    notebook starts nothing. `rootless`: a rootless Docker engine of the sandbox's own, run by
+    an unprivileged user made for it (kfbox/host/rootless_docker.py), whose socket the notebook
+    holds, so a person trains, tunes, serves and builds from a cell (docs/security.md)."""
 
     @field_validator("components")
     @classmethod

@@ -246,6 +246,13 @@ def remove_rootless_docker(sandbox: str) -> None:
     shutil.rmtree(STATE_ROOT / user, ignore_errors=True)
 
 
+def find_rootless_docker(sandbox: str) -> RootlessDocker | None:
+    """The sandbox's rootless Docker engine when its user exists, running or not; never makes
+    or starts anything (status and down ask this)."""
+    entry = _passwd(engine_user(sandbox))
+    return _engine_of(sandbox, entry) if entry is not None and _ours(entry) else None
+
+
 def rootless_dockers() -> list[RootlessDocker]:
     """Every rootless Docker engine this host has a record of, running or not (strays too)."""
     found = []
@@ -259,19 +266,22 @@ def rootless_dockers() -> list[RootlessDocker]:
 
 
 def load_images(engine: RootlessDocker, host_client: docker.DockerClient,
-                tags: Iterable[str]) -> dict[str, float]:
-    """Copy images from the host's engine into the rootless Docker engine, streaming
-    `docker save` into `docker load` (no file in between). Returns the seconds each tag took."""
-    seconds: dict[str, float] = {}
+                tags: Iterable[str]) -> float:
+    """Copy images from the host's engine into the rootless Docker engine, streaming one
+    `docker save` of every tag (shared layers once, each tag named as asked: a whole-image save
+    names only the image's first tag) into `docker load`, no file in between. Returns the
+    seconds it took."""
+    wanted = list(tags)
+    started = time.monotonic()
+    api = host_client.api
+    response = api._get(api._url("/images/get"), params={"names": wanted}, stream=True)
+    api._raise_for_status(response)
     with contextlib.closing(engine.client(timeout=600)) as client:
-        for tag in tags:
-            started = time.monotonic()
-            archive = host_client.images.get(tag).save(chunk_size=4 * 1024 * 1024, named=True)
-            # a generator: docker-py hands it to requests, which sends it chunked as it comes
-            client.images.load(archive)
+        # a generator: docker-py hands it to requests, which sends it chunked as it comes
+        client.images.load(response.iter_content(chunk_size=4 * 1024 * 1024))
+        for tag in wanted:
             client.images.get(tag)  # the load really tagged it
-            seconds[tag] = time.monotonic() - started
-    return seconds
+    return time.monotonic() - started
 
 
 # --- the host's checks ---

@@ -157,7 +157,7 @@ def test_a_spec_recorded_by_an_older_kfbox_loads_silently(kfbox_home, capsys) ->
          "kubernetes.platform: 'huge' is not valid (allowed: core or full)"),
         ("nodes: 9\n", "kubernetes.nodes: 9 is not valid"),
         ("lite: {colour: blue}\n",
-         "unknown key 'lite.colour'; allowed keys here: components, listen"),
+         "unknown key 'lite.colour'; allowed keys here: components, docker, listen"),
     ],
 )
 def test_a_bad_value_in_a_block_names_block_and_key(

@@ -93,7 +93,7 @@ def _loaded(sandbox: str, host: docker.DockerClient, **limits) -> Iterator[Loade
         started = time.monotonic()
         engine = se.ensure_rootless_docker(sandbox, **limits)
         start_s = time.monotonic() - started
-        load_s = se.load_images(engine, host, [image])[image]
+        load_s = se.load_images(engine, host, [image])
         print(f"\n{sandbox}: engine answered in {start_s:.2f} s, {image} loaded in {load_s:.1f} s")
         yield Loaded(engine, image, start_s, load_s)
     finally:

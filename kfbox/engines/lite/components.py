@@ -50,6 +50,10 @@ class ContainerPlan:
     volumes: dict[str, dict[str, str]] = field(default_factory=dict)
     limits: dict[str, Any] = field(default_factory=dict)
     """docker-py memory/CPU limit arguments; none for the platform's own services."""
+    user: str = ""
+    """The container's user when not the image's (the notebook server in a rootless sandbox)."""
+    command: list[str] = field(default_factory=list)
+    """The container's command when not the image's."""
     probe: Callable[[str], None] = lambda base_url: None
     """Raises until the component really answers at base_url (http://ADDRESS:PORT)."""
 
@@ -67,6 +71,8 @@ class ContainerPlan:
                 self.environment,
                 self.volumes,
                 self.limits,
+                # Only when set: a host-engine sandbox's hash (and container) stays as it was.
+                *([self.user, self.command] if self.user or self.command else []),
             ],
             sort_keys=True,
         )
@@ -141,4 +147,6 @@ def run_kwargs(plan: ContainerPlan, sandbox: str, labels: dict[str, str]) -> dic
         "restart_policy": {"Name": "unless-stopped"},
         "hostname": plan.component,
         **plan.limits,
+        **({"user": plan.user} if plan.user else {}),
+        **({"command": plan.command} if plan.command else {}),
     }

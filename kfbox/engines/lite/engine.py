@@ -1,4 +1,5 @@
-"""The `lite` engine: the sandbox as labelled containers on one Docker engine, no Kubernetes."""
+"""The `lite` engine: the sandbox as labelled containers on one Docker engine, no Kubernetes: the
+host's, or a rootless Docker engine of the sandbox's own (`lite.docker: rootless`)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from kfbox.engines.base import (
     Workload,
 )
 from kfbox.engines.lite import components as comp
-from kfbox.engines.lite import registry_cache, registry_push
+from kfbox.engines.lite import registry_cache, registry_push, rootless
 from kfbox.engines.lite.bundle_install import verified_bundle
 from kfbox.engines.lite.bundle_record import bundle_record
 from kfbox.engines.platform import Platform
@@ -35,6 +36,12 @@ from kfbox.host.images.base import ensure_base_image
 from kfbox.host.images.build import ensure_component_image, prefetch_wheels
 from kfbox.host.images.versions import RUNTIME_PACKAGES, image_versions, installed_versions
 from kfbox.host.progress import Reporter
+from kfbox.host.rootless_docker import (
+    RootlessDocker,
+    find_rootless_docker,
+    remove_rootless_docker,
+    stop_rootless_docker,
+)
 from kfbox.host.statefiles import StateFolder
 
 CONFIG_LABEL = "kfbox.config-hash"
@@ -51,14 +58,38 @@ class LiteEngine(Engine):
     def __init__(self, spec) -> None:
         super().__init__(spec)
         self._client: docker.DockerClient | None = None
+        self._host: docker.DockerClient | None = None
 
     # ---- plumbing --------------------------------------------------------------------------
 
     @property
+    def rootless(self) -> bool:
+        return self.spec.lite.docker == "rootless"
+
+    @property
+    def host_client(self) -> docker.DockerClient:
+        """The host's Docker engine: where images are built (once for every sandbox)."""
+        if self._host is None:
+            self._host = connect()
+        return self._host
+
+    @property
     def client(self) -> docker.DockerClient:
+        """The Docker engine the sandbox runs in."""
         if self._client is None:
-            self._client = connect()
+            if self.rootless:
+                engine = self._rootless_engine()
+                if engine is None or not engine.answers():
+                    raise KfboxError(
+                        f"the rootless Docker engine of sandbox {self.spec.name!r} is not running",
+                        fix="run `kfbox up` to start it")
+                self._client = engine.client()
+            else:
+                self._client = self.host_client
         return self._client
+
+    def _rootless_engine(self) -> RootlessDocker | None:
+        return find_rootless_docker(self.spec.name) if self.rootless else None
 
     def labels(self, **extra: str) -> dict[str, str]:
         return {LABEL: self.spec.name, **extra}
@@ -79,10 +110,14 @@ class LiteEngine(Engine):
         never built or fetched), else built here from its inputs when missing."""
         installed = bundle_record(self.spec.name)
         if installed is not None:
-            return installed.image(component, self.client)
+            return installed.image(component, self.host_client)
         return ensure_component_image(
-            component, reporter, self.client, ca_bundle=self.spec.ca_bundle
+            component, reporter, self.host_client, ca_bundle=self.spec.ca_bundle
         )
+
+    def base_image(self, reporter: Reporter) -> str:
+        """The Debian base image helper containers run (copied into a rootless engine at up)."""
+        return ensure_base_image(reporter, self.host_client)
 
     def runtime_image(self, reporter: Reporter) -> str:
         """The ML runtime image scenario images build FROM; built at `up`, it is a component."""
@@ -98,17 +133,32 @@ class LiteEngine(Engine):
             with ThreadPoolExecutor(max_workers=len(wanted)) as pool:
                 wheels = [pool.submit(prefetch_wheels, name, reporter.beside())
                           for name in wanted]
-                ensure_base_image(reporter, self.client)
+                self.base_image(reporter)
                 for download in wheels:
                     download.result()
-        return {name: self._image(name, reporter) for name in wanted}
+        images = {name: self._image(name, reporter) for name in wanted}
+        engine = self._rootless_engine()
+        if engine is not None:
+            rootless.copy_images(engine, self.host_client,
+                                 [*images.values(), self.base_image(reporter)], reporter)
+        return images
 
     def _plans(self, images: dict[str, str]) -> list[comp.ContainerPlan]:
         plans = []
         if "registry" in images:
             plans.append(comp.registry_plan(self.spec, images["registry"]))
         if "jupyter" in images:
-            plans.append(comp.jupyter_plan(self.spec, images["jupyter"], self.token()))
+            plan = comp.jupyter_plan(self.spec, images["jupyter"], self.token())
+            engine = self._rootless_engine()
+            if engine is not None:
+                rootless.prepare_notebook_home(engine, images["runtime"])
+                extra = rootless.jupyter_settings(engine)
+                plan.volumes |= extra["volumes"]
+                plan.environment |= extra["environment"]
+                plan.user = extra["user"]
+                command = self.client.images.get(plan.image).attrs["Config"]["Cmd"]
+                plan.command = [*command, *extra["extra_args"]]
+            plans.append(plan)
         return plans
 
     # ---- Engine ----------------------------------------------------------------------------
@@ -142,6 +192,9 @@ class LiteEngine(Engine):
         }
 
     def up(self, reporter: Reporter) -> SandboxStatus:
+        if self.rootless:  # first: a host that cannot run one stops here, with nothing made
+            rootless.ensure_engine(self.spec, reporter)
+            self._client = None
         images = self._images(reporter)
         runtime = images["runtime"]
         if "registry" in self.spec.lite.components and not self._has_volume("registry"):
@@ -260,7 +313,10 @@ class LiteEngine(Engine):
             ) from None
 
     def _cache_step(self, reporter: Reporter, action, runtime_id: str) -> bool:
-        """Run a registry-cache action; the cache only saves time, so its failure is a warning."""
+        """Run a registry-cache action; the cache only saves time, so its failure is a warning.
+        A rootless engine has none: the cache is root's, which its user cannot read."""
+        if self.rootless:
+            return False
         try:
             return bool(
                 action(
@@ -309,6 +365,14 @@ class LiteEngine(Engine):
         return ComponentStatus("runtime", True, "ML runtime image", "", f"{tag}@{image.id}")
 
     def status(self) -> SandboxStatus:
+        if self.rootless:
+            engine = self._rootless_engine()
+            if engine is None:
+                return SandboxStatus(self.spec.name, self.name, "absent")
+            if not engine.answers():
+                return SandboxStatus(self.spec.name, self.name, "degraded", [ComponentStatus(
+                    "docker", False, f"rootless Docker engine {engine.user} stopped: "
+                    "`kfbox up` starts it")], facts={"docker": "rootless"})
         containers = {
             c.labels.get(COMPONENT_LABEL): c
             for c in self.client.containers.list(
@@ -351,18 +415,24 @@ class LiteEngine(Engine):
             )
         result.append(self._runtime_status())
         state = "running" if all(c.healthy for c in result) else "degraded"
-        return SandboxStatus(
-            self.spec.name, self.name, state, result, facts={"listen": self.spec.lite.listen},
-            workloads=workloads,
-        )
+        facts = {"listen": self.spec.lite.listen}
+        if self.rootless:
+            facts["docker"] = "rootless"
+        return SandboxStatus(self.spec.name, self.name, state, result, facts=facts,
+                             workloads=workloads)
 
     def _kept_workloads(self) -> list[Workload]:
         """The journeys' workloads still running (a model server `kfbox test --keep` kept), each
         with the URL of its first published port; a run's finished jobs are not listed."""
-        running = self.client.containers.list(
-            ignore_removed=True,
-            filters={**self.filters(**{ROLE_LABEL: "workload"}), "status": ["running"]}
-        )
+        if self.rootless:  # every container of its own engine is the sandbox's: the
+            # notebook's jobs and model servers carry no kfbox label (the SDK starts them)
+            running = [c for c in self.client.containers.list(ignore_removed=True)
+                       if c.labels.get(ROLE_LABEL) != "component"]
+        else:
+            running = self.client.containers.list(
+                ignore_removed=True,
+                filters={**self.filters(**{ROLE_LABEL: "workload"}), "status": ["running"]}
+            )
         kept = []
         for container in sorted(running, key=lambda c: c.name):
             # The ports the engine chose: a model server asks for any free one, which its
@@ -437,6 +507,8 @@ class LiteEngine(Engine):
         return f"http://{address}:{self.spec.ports.jupyter}/lab?token={self.token()}"
 
     def down(self, reporter: Reporter, *, keep_data: bool = False) -> list[str]:
+        if self.rootless:
+            return self._down_rootless(reporter, keep_data=keep_data)
         filters = self.filters()
         with reporter.step(f"Removing sandbox {self.spec.name!r}"):
             for container in self.client.containers.list(
@@ -450,6 +522,27 @@ class LiteEngine(Engine):
                 self._untag_registry_images()
         return self.leftovers(keep_data=keep_data)
 
+    def _down_rootless(self, reporter: Reporter, *, keep_data: bool) -> list[str]:
+        """Everything of a rootless sandbox is its engine's: with its data kept the engine
+        stops (its user's home holds the volumes); otherwise the engine, its user, home,
+        images, volumes and cgroup go, and what the notebook started with them."""
+        engine = self._rootless_engine()
+        if engine is None:
+            return []
+        with reporter.step(f"Removing sandbox {self.spec.name!r} and its rootless Docker engine"):
+            if keep_data and engine.answers():
+                client = engine.client()
+                for container in client.containers.list(ignore_removed=True, all=True):
+                    container.remove(force=True)
+            if keep_data:
+                stop_rootless_docker(self.spec.name)
+            else:
+                remove_rootless_docker(self.spec.name)
+        self._client = None
+        if keep_data or find_rootless_docker(self.spec.name) is None:
+            return []
+        return [f"user {engine.user}"]
+
     def _untag_registry_images(self) -> None:
         """Drop the local tags that point into this sandbox's registry (journey builds and the
         runtime seed): with the registry's volume gone they name nothing. Shared layers stay."""
@@ -462,6 +555,9 @@ class LiteEngine(Engine):
 
     def leftovers(self, *, keep_data: bool = False) -> list[str]:
         """Everything still labelled with this sandbox (data volumes allowed with keep_data)."""
+        if self.rootless:
+            engine = self._rootless_engine()
+            return [] if engine is None or keep_data else [f"user {engine.user}"]
         filters = self.filters()
         left = [
             f"container {c.name}"

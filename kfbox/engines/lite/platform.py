@@ -24,7 +24,6 @@ from kfbox.engines.platform import NotebookResult
 from kfbox.host import listen
 from kfbox.host.config import SandboxSpec
 from kfbox.host.docker_engine import ROLE_LABEL, RUN_LABEL
-from kfbox.host.images.base import ensure_base_image
 from kfbox.host.progress import Reporter, quiet_reporter
 from kfbox.host.redact import mask_text, mask_tree
 
@@ -38,6 +37,9 @@ class LiteSandbox(Protocol):
     @property
     def client(self) -> docker.DockerClient: ...
 
+    @property
+    def rootless(self) -> bool: ...
+
     def labels(self, **extra: str) -> dict[str, str]: ...
 
     def filters(self, **labels: str) -> dict[str, list[str]]: ...
@@ -45,6 +47,8 @@ class LiteSandbox(Protocol):
     def token(self) -> str: ...
 
     def runtime_image(self, reporter: Reporter) -> str: ...
+
+    def base_image(self, reporter: Reporter) -> str: ...
 
     def gpus(self) -> int: ...
 
@@ -91,7 +95,8 @@ class LitePlatform:
         )
         self.stopping = threading.Event()
         """Set by close(): training jobs still running (a trial's, after Ctrl-C) end at once."""
-        self.training = LiteTraining(client, spec, labels, store, run_dir, self.stopping)
+        self.training = LiteTraining(client, spec, labels, store, run_dir, self.stopping,
+                                     workdir_bind=not engine.rootless)
         self.tuning = OptunaTuning(self.training, self.stopping)
         self.serving = LiteServing(
             client,
@@ -104,7 +109,7 @@ class LitePlatform:
         )
         self.runtime_image = engine.runtime_image(quiet_reporter())
         self.artifacts = LiteArtifacts(
-            client, store, ensure_base_image(quiet_reporter(), client), labels
+            client, store, engine.base_image(quiet_reporter()), labels
         )
 
     def gpu_count(self) -> int:

@@ -16,13 +16,13 @@ from typing import Any
 
 import docker
 import requests
-import yaml
 from kubeflow.trainer import ContainerBackendConfig, CustomTrainer, TrainerClient
 from kubeflow.trainer.backends.container.adapters.docker import DockerClientAdapter
 from kubeflow.trainer.backends.container.types import TrainingRuntimeSource
 from kubeflow.trainer.constants import constants
 
 from kfbox.engines.lite.components import workload_limits
+from kfbox.engines.lite.runtime_file import RUNTIME_NAME, write_runtime
 from kfbox.engines.metrics import parse_metrics
 from kfbox.engines.platform import (
     MODEL_DIR_ENV,
@@ -39,7 +39,6 @@ WRITTEN_FOR_SDK = ("0.5.0",)
 """Kubeflow SDK releases whose container backend this driver was written against: it replaces
 the backend's private `_adapter` with a subclass of the SDK's Docker adapter that sets the
 attributes the SDK's own constructor sets. A test fails on any other installed release."""
-RUNTIME_NAME = "kfbox-torch"
 TRAINER_LABEL = "trainer.kubeflow.org"
 """The SDK's label prefix on job containers (trainjob-name, step)."""
 TORCHRUN_FAILURE = re.compile(r"torch/distributed/elastic/\S+\] failed \(exitcode: (-?\d+)\)")
@@ -70,6 +69,8 @@ class SandboxDockerAdapter(DockerClientAdapter):
         store_volume: str,
         gpus: int,
         resources: Resources,
+        *,
+        workdir_bind: bool = True,
     ) -> None:
         # The engine's own client, rather than the base class's second connection: the same
         # two attributes the SDK's constructor sets (WRITTEN_FOR_SDK guards that).
@@ -79,6 +80,10 @@ class SandboxDockerAdapter(DockerClientAdapter):
         self.store_volume = store_volume
         self.gpus = gpus
         self.resources = resources
+        self.workdir_bind = workdir_bind
+        """False in a rootless sandbox: the SDK binds its per-job workdir from this process's
+        HOME (root's, 0700), which the engine's user cannot reach; kfbox's jobs never use it
+        (the SDK sends the training function inline), so the job runs without that bind."""
 
     def create_network(self, name: str, labels: dict[str, str]) -> str:
         return super().create_network(name, {**labels, **self.sandbox_labels})
@@ -95,46 +100,12 @@ class SandboxDockerAdapter(DockerClientAdapter):
             network=network_id,
             environment=environment,
             labels={**labels, **self.sandbox_labels},
-            volumes={**volumes, self.store_volume: {"bind": MODEL_STORE_MOUNT, "mode": "rw"}},
+            volumes={**(volumes if self.workdir_bind else {}),
+                     self.store_volume: {"bind": MODEL_STORE_MOUNT, "mode": "rw"}},
             auto_remove=False,
             **workload_limits(self.resources, self.gpus),
         )
         return container.id
-
-
-def write_runtime(directory: Path, image: str) -> Path:
-    """A ClusterTrainingRuntime-shaped file naming the sandbox image: the SDK's container
-    backend reads its runtimes from here, never from the network."""
-    runtime = {
-        "apiVersion": "trainer.kubeflow.org/v1alpha1",
-        "kind": "ClusterTrainingRuntime",
-        "metadata": {"name": RUNTIME_NAME, "labels": {"trainer.kubeflow.org/framework": "torch"}},
-        "spec": {
-            "mlPolicy": {"numNodes": 1, "torch": {"numProcPerNode": "auto"}},
-            "template": {
-                "spec": {
-                    "replicatedJobs": [
-                        {
-                            "name": "node",
-                            "template": {
-                                "spec": {
-                                    "template": {
-                                        "spec": {
-                                            "containers": [{"name": "node", "image": image}],
-                                        }
-                                    }
-                                }
-                            },
-                        }
-                    ]
-                }
-            },
-        },
-    }
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{RUNTIME_NAME}.yaml"
-    path.write_text(yaml.safe_dump(runtime, sort_keys=False))
-    return path
 
 
 class LiteTraining:
@@ -146,8 +117,11 @@ class LiteTraining:
         store_volume: str,
         run_dir: Path,
         stopping: threading.Event | None = None,
+        *,
+        workdir_bind: bool = True,
     ) -> None:
         self.docker = client
+        self.workdir_bind = workdir_bind
         self.spec = spec
         self.labels = labels
         self.store_volume = store_volume
@@ -166,7 +140,8 @@ class LiteTraining:
         )
         client = TrainerClient(backend_config=config)
         client.backend._adapter = SandboxDockerAdapter(
-            self.docker, self.labels, self.store_volume, gpus, self.spec.resources
+            self.docker, self.labels, self.store_volume, gpus, self.spec.resources,
+            workdir_bind=self.workdir_bind,
         )
         return client
 
