@@ -1,9 +1,12 @@
 """Fixtures every test folder may use: a private KFBOX_HOME, the machine's Docker engine, the
-machine's inotify limits put back. Helpers to import are in tests/support."""
+machine's inotify limits put back, the escape attempts' canary and marker. Helpers to import are
+in tests/support."""
 
 from __future__ import annotations
 
 import os
+import secrets
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +14,7 @@ import pytest
 
 from tests.support.ci import unreachable
 from tests.support.cli import private_home
+from tests.support.escape_table import Canary
 
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
@@ -33,6 +37,26 @@ def docker_client():
     if not ok:
         unreachable(f"no Docker engine: {detail} (run `bin/kfbox provision`)")
     return docker_engine.connect()
+
+
+@pytest.fixture(scope="module")
+def canary() -> Iterator[Canary]:
+    """A TCP listener on the host's 127.0.0.1 only: no workload may ever reach it."""
+    listener = Canary()
+    yield listener
+    listener.close()
+
+
+@pytest.fixture(scope="module")
+def marker() -> Iterator[str]:
+    """A host process with a unique word in its command line: no workload may see it."""
+    word = f"kfbox-host-marker-{secrets.token_hex(3)}"
+    # sleep itself, named `word` (argv[0]): one process, nothing forked to leave behind
+    proc = subprocess.Popen([word, "3600"], executable="/bin/sleep",
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    yield word
+    proc.kill()
+    proc.wait()
 
 
 INOTIFY = Path("/proc/sys/fs/inotify")

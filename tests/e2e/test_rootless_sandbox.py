@@ -1,0 +1,168 @@
+"""A lite sandbox in a rootless Docker engine of its own (`lite.docker: rootless`), end to end:
+`up`, the quick journey, a person's notebook training over two nodes with the Kubeflow SDK from a
+cell, every escape of the table attempted from that notebook's own kernel, and `down` taking the
+engine and its user away."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from kfbox.engines.jupyter import JupyterClient
+from kfbox.engines.lite.rootless import ENGINE_SOCKET, notebook_home
+from kfbox.host.images.base import ensure_base_image
+from kfbox.host.progress import quiet_reporter
+from kfbox.host.rootless_docker import RootlessDocker, find_rootless_docker
+from tests.support import escapes
+from tests.support.cli import kfbox_cli
+from tests.support.escape_table import ATTEMPTS, attempt_spec, judge
+from tests.support.net import free_port
+from tests.support.sandboxes import labelled, run_folder, run_record, sandbox_name
+
+pytestmark = pytest.mark.e2e
+RUN = secrets.token_hex(3)
+TUTORIALS = Path(__file__).resolve().parents[2] / "kfbox" / "engines" / "lite" / "tutorials"
+
+
+class Sandbox:
+    def __init__(self, name: str, home: Path, config: Path) -> None:
+        self.name, self.home, self.config = name, home, config
+
+    def cli(self, *args: str):
+        return kfbox_cli("--name", self.name, "--config", str(self.config), *args,
+                         env={"KFBOX_HOME": str(self.home)})
+
+    @property
+    def engine(self) -> RootlessDocker:
+        engine = find_rootless_docker(self.name)
+        assert engine is not None, f"sandbox {self.name} has no rootless Docker engine"
+        return engine
+
+    def jupyter(self) -> JupyterClient:
+        status = json.loads(self.cli("status", "--json", "--show-token").stdout)
+        url = urlsplit(next(c["url"] for c in status["components"] if c["name"] == "jupyter"))
+        return JupyterClient(f"{url.scheme}://{url.netloc}", parse_qs(url.query)["token"][0])
+
+
+@pytest.fixture(scope="module")
+def sandbox(docker_client, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    home = tmp_path_factory.mktemp("kfbox-home")
+    shared = Path(os.environ.get("KFBOX_HOME", Path.home() / ".kfbox")) / "cache"
+    shared.mkdir(parents=True, exist_ok=True)
+    (home / "cache").symlink_to(shared)
+    config = home / "kfbox.yaml"
+    config.write_text("lite: {docker: rootless}\n")
+    made = Sandbox(sandbox_name("rootless"), home, config)
+    try:
+        up = made.cli("up", "--port", f"jupyter={free_port()}",
+                      "--port", f"registry={free_port()}")
+        assert up.returncode == 0, up.stdout[-2000:] + up.stderr[-3000:]
+        yield made
+    finally:
+        down = made.cli("down")
+        assert down.returncode == 0, down.stderr[-2000:]
+        assert find_rootless_docker(made.name) is None
+        assert labelled(docker_client, made.name) == []
+
+
+def execute(sandbox: Sandbox, notebook: Path, tmp_path: Path, folder: str) -> list[dict]:
+    """Run `notebook` in the sandbox's own kernel; the executed cells."""
+    result = sandbox.jupyter().execute_notebook(notebook, folder, tmp_path / "executed.ipynb",
+                                                timeout_s=600)
+    return json.loads(result.executed.read_text())["cells"]
+
+
+def printed(cell: dict) -> str:
+    return "".join("".join(o.get("text", "")) for o in cell.get("outputs", []))
+
+
+def test_the_sandbox_runs_in_its_own_rootless_engine(sandbox: Sandbox, docker_client) -> None:
+    engine = sandbox.engine
+    names = {c.name for c in engine.client().containers.list()}
+    assert {f"kfbox-{sandbox.name}-jupyter", f"kfbox-{sandbox.name}-registry"} <= names
+    assert labelled(docker_client, sandbox.name) == []  # nothing on the host's engine
+    status = json.loads(sandbox.cli("status", "--json").stdout)
+    assert status["state"] == "running" and status["facts"]["docker"] == "rootless"
+
+
+def test_the_quick_journey_passes_in_the_rootless_engine(sandbox: Sandbox, tmp_path) -> None:
+    done = sandbox.cli("test", "--profile", "quick", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    [journey] = run_record(run_folder(tmp_path))["journeys"]
+    assert {s["name"]: s["status"] for s in journey["steps"]} == {
+        "notebook": "passed", "build": "passed", "train": "passed", "tune": "passed",
+        "serve": "passed"}
+
+
+def test_a_cell_trains_over_two_nodes_with_the_kubeflow_sdk(sandbox: Sandbox, tmp_path) -> None:
+    cells = execute(sandbox, TUTORIALS / "train-from-the-notebook.ipynb", tmp_path, "tutorials")
+    output = "\n".join(printed(c) for c in cells)
+    assert "world_size=2" in output, output[-2000:]
+    accuracy = float(re.search(r"accuracy=([0-9.]+)", output).group(1))
+    assert accuracy >= 0.9, output[-2000:]  # the tutorial's MLP scores 0.96 on digits
+    assert "jobs left: []" in output
+    # The jobs ran, and went, in the sandbox's engine only.
+    assert [c.name for c in sandbox.engine.client().containers.list(all=True)
+            if c.labels.get("kfbox.role") != "component"] == []
+
+
+@pytest.fixture(scope="module")
+def kernel_attempts(sandbox: Sandbox, docker_client, canary, marker,
+                    tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[dict, str, int]]:
+    """Every attempt of the escape table, made from the notebook's own kernel through the socket
+    it holds, in one notebook (one kernel): name → (result, token, canary count before)."""
+    image = ensure_base_image(quiet_reporter(), docker_client)  # copied in at `up`
+    labels = {"kfbox.test": RUN}
+    specs = {name: attempt_spec(name, RUN, image, labels, canary, marker)
+             for name, *_ in ATTEMPTS}
+    setup = (f"import json, os\nos.environ['KFBOX_PROBE'] = {escapes.source()!r}\n"
+             "ns = {'__name__': 'escapes'}\n"
+             "exec(compile(os.environ['KFBOX_PROBE'], 'escapes.py', 'exec'), ns)\n"
+             "print(json.dumps({'docker_host': os.environ.get('DOCKER_HOST'), "
+             "'host_socket': os.path.exists('/var/run/docker.sock'), "
+             "'uid_map': open('/proc/self/uid_map').read().split()}))")
+    cells = [new_code_cell(setup)] + [
+        new_code_cell(f"print(json.dumps(ns['attempt']({spec!r})))")
+        for spec, _ in specs.values()]
+    notebook = new_notebook(cells=cells)
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    folder = tmp_path_factory.mktemp("escapes")
+    nbformat.write(notebook, folder / "escapes.ipynb")
+    before = canary.accepted
+    executed = execute(sandbox, folder / "escapes.ipynb", folder, "kfbox-escapes")
+    kernel = json.loads(printed(executed[0]).strip())
+    results = {"kernel": (kernel, "", before)}
+    for (name, (_, token)), cell in zip(specs.items(), executed[1:], strict=True):
+        results[name] = (json.loads(printed(cell).strip().splitlines()[-1]), token, before)
+    return results
+
+
+def test_the_notebook_holds_only_its_sandboxs_engine(sandbox: Sandbox, kernel_attempts) -> None:
+    kernel, _, _ = kernel_attempts["kernel"]
+    assert kernel["docker_host"] == f"unix://{ENGINE_SOCKET}"
+    assert kernel["host_socket"] is False
+    # The kernel's root is the engine's user on the host, never the host's root.
+    assert kernel["uid_map"][:3] == ["0", str(sandbox.engine.uid), "1"]
+    assert str(notebook_home(sandbox.engine)).startswith(str(sandbox.engine.home))
+
+
+@pytest.mark.parametrize("name", [a[0] for a in ATTEMPTS])
+def test_each_escape_from_the_kernel_is_refused_or_confined(
+    sandbox: Sandbox, kernel_attempts, canary, name: str
+) -> None:
+    result, token, before = kernel_attempts[name]
+    outcome, escaped = judge(result, sandbox.engine.uid, token, canary, before)
+    print(f"\n{name}: {outcome}")
+    assert not escaped, f"{name} escaped: {escaped} ({outcome})"
+    leftover = sandbox.engine.client().containers.list(all=True,
+                                                       filters={"label": f"kfbox.test={RUN}"})
+    assert leftover == []
