@@ -111,6 +111,21 @@ class JupyterClient:
             else:
                 self._check(exists, f"GET {path}")
 
+    def offer(self, notebooks: list[Path], remote_dir: str) -> list[str]:
+        """Upload each notebook into `remote_dir` unless one of that name is there already (a
+        person's edited copy is never replaced); the names uploaded."""
+        self._make_dirs(remote_dir)
+        uploaded = []
+        for notebook in notebooks:
+            remote = _join(remote_dir.strip("/"), notebook.name)
+            found = self._http.get(self._contents(remote), params={"content": "0"}, timeout=30)
+            if found.status_code != 404:
+                self._check(found, f"GET {remote}")
+                continue
+            self._put_notebook(json.loads(notebook.read_text()), remote)
+            uploaded.append(notebook.name)
+        return uploaded
+
     def _put_notebook(self, notebook: dict[str, Any], remote_path: str) -> None:
         body = {"type": "notebook", "format": "json", "content": notebook}
         self._request("PUT", self._contents(remote_path), json=body)

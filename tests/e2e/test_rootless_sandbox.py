@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import nbformat
 import pytest
+import requests
 from nbformat.v4 import new_code_cell, new_notebook
 
 from kfbox.engines.jupyter import JupyterClient
@@ -47,10 +48,14 @@ class Sandbox:
         assert engine is not None, f"sandbox {self.name} has no rootless Docker engine"
         return engine
 
-    def jupyter(self) -> JupyterClient:
+    def jupyter_login(self) -> tuple[str, str]:
+        """(the notebook server's base URL, its token)."""
         status = json.loads(self.cli("status", "--json", "--show-token").stdout)
         url = urlsplit(next(c["url"] for c in status["components"] if c["name"] == "jupyter"))
-        return JupyterClient(f"{url.scheme}://{url.netloc}", parse_qs(url.query)["token"][0])
+        return f"{url.scheme}://{url.netloc}", parse_qs(url.query)["token"][0]
+
+    def jupyter(self) -> JupyterClient:
+        return JupyterClient(*self.jupyter_login())
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +97,11 @@ def test_the_sandbox_runs_in_its_own_rootless_engine(sandbox: Sandbox, docker_cl
     assert labelled(docker_client, sandbox.name) == []  # nothing on the host's engine
     status = json.loads(sandbox.cli("status", "--json").stdout)
     assert status["state"] == "running" and status["facts"]["docker"] == "rootless"
+    # `up` offered the tutorials in the notebook server, where a person finds them.
+    url, token = sandbox.jupyter_login()
+    listing = requests.get(f"{url}/api/contents/tutorials", timeout=30,
+                           headers={"Authorization": f"token {token}"}).json()
+    assert {c["name"] for c in listing["content"]} == {p.name for p in TUTORIALS.glob("*.ipynb")}
 
 
 def test_the_quick_journey_passes_in_the_rootless_engine(sandbox: Sandbox, tmp_path) -> None:
@@ -113,6 +123,40 @@ def test_a_cell_trains_over_two_nodes_with_the_kubeflow_sdk(sandbox: Sandbox, tm
     # The jobs ran, and went, in the sandbox's engine only.
     assert [c.name for c in sandbox.engine.client().containers.list(all=True)
             if c.labels.get("kfbox.role") != "component"] == []
+
+
+def test_a_cell_tunes_with_optuna_driving_training_jobs(sandbox: Sandbox, tmp_path) -> None:
+    cells = execute(sandbox, TUTORIALS / "tune-from-the-notebook.ipynb", tmp_path, "tutorials")
+    output = "\n".join(printed(c) for c in cells)
+    trials = [float(v) for v in re.findall(r"trial \d+: .* accuracy=([0-9.]+)", output)]
+    assert len(trials) == 4, output[-2000:]
+    best = float(re.search(r"best_accuracy=([0-9.]+)", output).group(1))
+    assert best == max(trials)  # maximised, as the study's direction says
+
+
+def test_a_cell_serves_a_model_queried_from_the_notebook_and_the_host(
+    sandbox: Sandbox, tmp_path
+) -> None:
+    tutorial = json.loads((TUTORIALS / "serve-from-the-notebook.ipynb").read_text())
+    undeploy = tutorial["cells"][-1]
+    tutorial["cells"] = tutorial["cells"][:-1]  # keep it deployed, to query from the host
+    (tmp_path / "serve.ipynb").write_text(json.dumps(tutorial))
+    cells = execute(sandbox, tmp_path / "serve.ipynb", tmp_path, "tutorials")
+    output = "\n".join(printed(c) for c in cells)
+    answers = {k: v for k, v in re.findall(r"^(v1|v2|expected): (\[.*\])$", output, re.M)}
+    assert answers["v1"] == answers["v2"] == answers["expected"], output[-2000:]
+    url = re.search(r"from the host: (\S+)", output).group(1)
+    assert url.startswith("http://127.0.0.1:")
+    from_host = requests.post(url, json={"instances": [[0.0] * 64]}, timeout=30)
+    assert from_host.ok and len(from_host.json()["predictions"]) == 1
+    status = json.loads(sandbox.cli("status", "--json").stdout)
+    assert "digits-server" in {w["name"] for w in status["workloads"]}
+    # The tutorial's last cell undeploys it (in a new kernel: first find the server again).
+    find = new_code_cell("import docker\nengine = docker.from_env()\n"
+                         "container = engine.containers.get('digits-server')")
+    (tmp_path / "undeploy.ipynb").write_text(json.dumps({**tutorial, "cells": [find, undeploy]}))
+    cells = execute(sandbox, tmp_path / "undeploy.ipynb", tmp_path, "tutorials")
+    assert "servers left: []" in printed(cells[-1])
 
 
 @pytest.fixture(scope="module")

@@ -152,7 +152,8 @@ class LiteEngine(Engine):
             engine = self._rootless_engine()
             if engine is not None:
                 rootless.prepare_notebook_home(engine, images["runtime"])
-                extra = rootless.jupyter_settings(engine)
+                extra = rootless.jupyter_settings(engine, comp.network_name(self.spec.name),
+                                                  f"127.0.0.1:{self.spec.ports.registry}")
                 plan.volumes |= extra["volumes"]
                 plan.environment |= extra["environment"]
                 plan.user = extra["user"]
@@ -221,6 +222,8 @@ class LiteEngine(Engine):
             reporter.info(
                 f"{plan.component}: {actions[plan.component]}, ready at {plan.base_url()}"
             )
+            if plan.component == "jupyter" and self.rootless:
+                self._offer_tutorials(plan, reporter)
         if "registry" in self.spec.lite.components:
             with reporter.step("Seeding the registry with the ML runtime",
                                action="registry-seed") as update:
@@ -232,6 +235,16 @@ class LiteEngine(Engine):
         status = self.status()
         status.facts["actions"] = actions
         return status
+
+    def _offer_tutorials(self, plan: comp.ContainerPlan, reporter: Reporter) -> None:
+        # Imported here for start-up time: the Jupyter client loads websocket, which only a
+        # rootless `up` needs.
+        from kfbox.engines.jupyter import JupyterClient
+
+        with reporter.step("Tutorials in the notebook server", action="tutorials") as update:
+            client = JupyterClient(plan.base_url(), self.token())
+            offered = client.offer(rootless.tutorials(), "tutorials")
+            update(", ".join(offered) if offered else "already there")
 
     def _ensure_network(self) -> None:
         if not self.client.networks.list(

@@ -28,6 +28,9 @@ WORKLOADS_AT_ONCE = 4
 and two trials of two nodes, or a job and a model server): the engine's cgroup holds them all.
 A rootless engine on a host without cgroup delegation enforces no per-container limit (its
 cgroup driver is `none`), so the sandbox's total is what holds (docs/security.md)."""
+TUTORIALS = Path(__file__).parent / "tutorials"
+"""Notebooks a person follows to use the sandbox from a cell; `up` offers them in the notebook
+server's `tutorials/` folder."""
 NOTEBOOK_HOME = "notebook"
 """The notebook's HOME, inside the engine user's home: the Kubeflow SDK's container backend and
 kfp bind folders under HOME into the workloads they start, and the engine resolves a bind's
@@ -88,17 +91,23 @@ def prepare_notebook_home(engine: RootlessDocker, runtime_image: str) -> Path:
     return home
 
 
-def jupyter_settings(engine: RootlessDocker) -> dict:
+def tutorials() -> list[Path]:
+    return sorted(TUTORIALS.glob("*.ipynb"))
+
+
+def jupyter_settings(engine: RootlessDocker, network: str, registry: str) -> dict:
     """What the notebook server's container gets in a rootless sandbox: the engine's socket, its
-    home at the same path, and container root, which is the engine user on the host (the
-    socket is that user's, 0660)."""
+    home at the same path, container root (the engine's user on the host: the socket is that
+    user's, 0660), and where the sandbox's network and registry are, which a model server or an
+    image push from a cell needs (the tutorials read them from the environment)."""
     home = str(notebook_home(engine))
     return {
         "volumes": {
             str(engine.socket): {"bind": ENGINE_SOCKET, "mode": "rw"},
             home: {"bind": home, "mode": "rw"},
         },
-        "environment": {"DOCKER_HOST": f"unix://{ENGINE_SOCKET}", "HOME": home},
+        "environment": {"DOCKER_HOST": f"unix://{ENGINE_SOCKET}", "HOME": home,
+                        "KFBOX_NETWORK": network, "KFBOX_REGISTRY": registry},
         "user": "root",
         "extra_args": ["--allow-root"],
     }
