@@ -45,6 +45,18 @@ class Access:
 
 
 @dataclass
+class Tutorial:
+    """A notebook the sandbox offers a person, and what running it in the sandbox's kernel
+    proves: a requirement id and conditions on the `name=value` lines it prints."""
+
+    notebook: str
+    """The notebook file on this host."""
+    requirement: str
+    prints: list[dict[str, Any]]
+    """Conditions as a scenario writes them: {metric, at_least | at_most}."""
+
+
+@dataclass
 class Capabilities:
     """What an engine's sandbox exposes. The harness derives its component checks and the
     certificate's contents from this declaration, never from one engine's habits."""
@@ -61,6 +73,9 @@ class Capabilities:
     """The host address every published port binds to (loopback unless the user named one)."""
     bundle: str = ""
     """sha256 of the offline bundle the sandbox was installed from; empty when online."""
+    tutorials: list[Tutorial] = field(default_factory=list)
+    """What a person can do from the notebook on this sandbox; none where the notebook starts
+    nothing (lite on the host's engine)."""
     software: dict[str, str] = field(default_factory=dict)
     """name → version of what the platform runs: jupyterlab, jupyter_server, python, torch,
     kserve, kubeflow (the SDK), optuna, docker, kubernetes and each installed component."""

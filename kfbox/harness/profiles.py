@@ -6,7 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from kfbox.harness.requirements import COMPONENTS, REQUIREMENTS, STEPS, Requirement
+from kfbox.harness.requirements import (
+    COMPONENTS,
+    NOTEBOOK_WORK,
+    REQUIREMENTS,
+    STEPS,
+    Requirement,
+)
 from kfbox.host.errors import UsageError
 
 if TYPE_CHECKING:
@@ -23,6 +29,9 @@ class Profile:
     """The journeys it runs, one per scenario variant (quick, core, gpu)."""
     components: bool = False
     """Whether it runs the component tests (the platform.* requirements)."""
+    notebook_work: bool = False
+    """Whether it runs a person's work from the notebook (the person.* requirements: the
+    tutorials the engine offers, in the sandbox's kernel)."""
     includes: tuple[str, ...] = ()
     """Profiles this one covers; their verdicts are reported alongside."""
 
@@ -30,7 +39,8 @@ class Profile:
     def pytest_markers(self) -> str:
         """The `pytest -m` expression selecting its tests: one marker per variant (the journey
         tests carry their variant's), plus `components`."""
-        return " or ".join([*self.variants, *([COMPONENTS] if self.components else [])])
+        return " or ".join([*self.variants, *([COMPONENTS] if self.components else []),
+                            *([NOTEBOOK_WORK] if self.notebook_work else [])])
 
     @property
     def needs_gpu(self) -> bool:
@@ -45,8 +55,10 @@ class Profile:
             for requirement in REQUIREMENTS.values()
             if requirement.where == step and (variant == "gpu" or not requirement.gpu_only)
         ]
-        if self.components:
-            pairs += [(r, COMPONENTS) for r in REQUIREMENTS.values() if r.where == COMPONENTS]
+        for where, wanted in ((COMPONENTS, self.components),
+                              (NOTEBOOK_WORK, self.notebook_work)):
+            if wanted:
+                pairs += [(r, where) for r in REQUIREMENTS.values() if r.where == where]
         return pairs
 
 
@@ -58,12 +70,14 @@ PROFILES: dict[str, Profile] = {
         Profile("gpu", "the journey with GPU requests", ("gpu",)),
         Profile("full", "core + gpu + the platform's own requirements", ("core", "gpu"),
                 components=True, includes=("core", "gpu")),
+        Profile("notebook", "a person's work from the notebook: train, tune and serve from a "
+                "cell, behind the sandbox's boundary", (), notebook_work=True),
     )
 }  # fmt: skip
 
 JOURNEY_PROFILES: tuple[str, ...] = tuple(
     name for name, profile in PROFILES.items() if not profile.components
-    and len(profile.variants) == 1
+    and not profile.notebook_work and len(profile.variants) == 1
 )
 """Profiles that are one journey each (quick, core, gpu): what `kfbox test` runs."""
 

@@ -16,6 +16,9 @@ STEPS: tuple[str, ...] = ("notebook", "build", "train", "tune", "serve")
 """The Critical User Journey's steps, in the order they run."""
 COMPONENTS = "components"
 """Where the platform's own requirements are checked (the component tests, not a step)."""
+NOTEBOOK_WORK = "notebook_work"
+"""Where a person's own work from the notebook is checked: the tutorials the engine offers, run
+in the sandbox's kernel (tests marked `notebook_work`)."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,19 @@ REQUIREMENTS: dict[str, Requirement] = {
                     "The image registry that workloads pull from answers the registry API."),
         Requirement("platform.model-store", "MUST", COMPONENTS,
                     "The engine names the model store that holds the models."),
+        Requirement("person.boundary", "MUST", NOTEBOOK_WORK,
+                    "What the notebook starts goes through its sandbox's own engine: the kernel "
+                    "holds no socket of the host's engine, and its root is an unprivileged user "
+                    "of the host."),
+        Requirement("person.trains", "MUST", NOTEBOOK_WORK,
+                    "A person trains from a notebook cell with the Kubeflow SDK's TrainerClient, "
+                    "over two nodes as one process group, and the model meets the tutorial's bar."),
+        Requirement("person.tunes", "MUST", NOTEBOOK_WORK,
+                    "A person tunes from a notebook cell: every trial a training job on the "
+                    "sandbox, the best in the goal's direction and meeting the tutorial's bar."),
+        Requirement("person.serves", "MUST", NOTEBOOK_WORK,
+                    "A person serves a model from a notebook cell on the sandbox and queries it "
+                    "over v1 and v2 with the model's own answers, then undeploys it."),
         Requirement("platform.software", "SHOULD", COMPONENTS,
                     "The platform names the versions of the software it runs (Python, torch, "
                     "KServe, the Kubeflow SDK, the notebook server, the engine)."),

@@ -8,7 +8,7 @@ from typing import Literal
 
 from kfbox.harness.profiles import PROFILES, Profile
 from kfbox.harness.records import CheckRecord, RunRecord, StepRecord
-from kfbox.harness.requirements import COMPONENTS, Level, Requirement
+from kfbox.harness.requirements import COMPONENTS, NOTEBOOK_WORK, Level, Requirement
 
 RequirementStatus = Literal["passed", "failed", "skipped", "blocked", "interrupted", "not-run"]
 
@@ -50,10 +50,10 @@ def judge(requirement: Requirement, where: str, record: RunRecord | None) -> Req
     if record is None:
         result.reason = "the suite recorded nothing"
         return result
-    if where == COMPONENTS:
+    if where in (COMPONENTS, NOTEBOOK_WORK):
         result.evidence = [c for c in record.checks if c.requirement == requirement.id]
         step: StepRecord | None = None
-        missing = "no component test checked it"
+        missing = "no test checked it"
     else:
         journey = next((j for j in record.journeys if j.variant == where), None)
         if journey is None:

@@ -139,7 +139,7 @@ def test_kubeconfig_certifies_an_existing_cluster(runner, tmp_path) -> None:
     ("argv", "expected"),
     [
         (["certify", "--profile", "nightly"],
-         "error: unknown profile 'nightly'; use --profile quick|core|gpu|full"),
+         "error: unknown profile 'nightly'; use --profile quick|core|gpu|full|notebook"),
         (["certify", "--out", "{file}/sub"], "error: --out '{file}/sub' is not writable"),
         (["certify", "--kubeconfig", "{tmp}/none"],
          "error: --kubeconfig '{tmp}/none' is not a file"),

@@ -129,7 +129,7 @@ CASES: dict[str, Case] = {
     "test-scenario-missing-file": Case((*N, "test", "--scenario", "{scenario_missing_file}"), "missing file 'model.py'"),
     "test-no-sandbox": Case((*N, "test", "--profile", "quick"), "sandbox 'badin' does not exist — run `kfbox up` (with --name badin)", 3),
     # certify, run
-    "certify-profile": Case((*N, "certify", "--profile", "nightly"), "unknown profile 'nightly'; use --profile quick|core|gpu|full"),
+    "certify-profile": Case((*N, "certify", "--profile", "nightly"), "unknown profile 'nightly'; use --profile quick|core|gpu|full|notebook"),
     "certify-out": Case((*N, "certify", "--out", "{afile}/sub"), "--out '{afile}/sub' is not writable"),
     "certify-kubeconfig": Case((*N, "certify", "--kubeconfig", "{tmp}/none"), "--kubeconfig '{tmp}/none' is not a file"),
     "certify-kubeconfig-text": Case((*N, "certify", "--kubeconfig", "{kubeconfig_text}"), "is not a kubeconfig"),

@@ -148,6 +148,19 @@ def test_the_notebook_kernel_is_the_ml_runtime_with_the_kubeflow_sdk(
     assert kernel["optuna"]
 
 
+def test_the_notebook_profile_refuses_a_sandbox_whose_notebook_starts_nothing(
+    sandbox, tmp_path: Path
+) -> None:
+    """On the host's Docker engine the notebook holds no engine: a person cannot train from a
+    cell there, and the certificate says so rather than passing by not running."""
+    done = cli(sandbox, "certify", "--profile", "notebook", "--out", str(tmp_path))
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
+    _, report = bundle_report(tmp_path)
+    assert report["certified"] is False
+    assert {r["status"] for r in report["requirements"]} == {"failed"}
+    assert all("offers the notebook no engine" in r["reason"] for r in report["requirements"])
+
+
 def test_the_platform_requirements_hold_on_lite(sandbox, tmp_path: Path) -> None:
     """The full profile's component tests (derived from the engine's declaration) all pass on
     lite; only the GPU journey keeps full from certifying on a host without a GPU."""

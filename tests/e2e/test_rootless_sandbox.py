@@ -159,6 +159,16 @@ def test_a_cell_serves_a_model_queried_from_the_notebook_and_the_host(
     assert "servers left: []" in printed(cells[-1])
 
 
+def test_the_notebook_profile_certifies_a_persons_work(sandbox: Sandbox, tmp_path) -> None:
+    done = sandbox.cli("certify", "--profile", "notebook", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads((run_folder(tmp_path) / "report.json").read_text())
+    assert report["certified"] is True
+    statuses = {r["id"]: r["status"] for r in report["requirements"]}
+    assert statuses == {"person.boundary": "passed", "person.trains": "passed",
+                        "person.tunes": "passed", "person.serves": "passed"}
+
+
 @pytest.fixture(scope="module")
 def kernel_attempts(sandbox: Sandbox, docker_client, canary, marker,
                     tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[dict, str, int]]:

@@ -7,7 +7,7 @@ import pytest
 
 from kfbox.harness.profiles import PROFILES, get_profile
 from kfbox.harness.records import CheckRecord, RunRecord
-from kfbox.harness.requirements import COMPONENTS, REQUIREMENTS, STEPS
+from kfbox.harness.requirements import COMPONENTS, NOTEBOOK_WORK, REQUIREMENTS, STEPS
 from kfbox.harness.verdict import judge_profile
 from kfbox.host.errors import UsageError
 from tests.support.records import component_checks, journey, sandbox
@@ -25,7 +25,8 @@ def verdict(profile: str, record: RunRecord | None, exit_code: int | None = 0):
 
 def test_profiles_name_their_variants_markers_and_requirements() -> None:
     assert {n: p.pytest_markers for n, p in PROFILES.items()} == {
-        "quick": "quick", "core": "core", "gpu": "gpu", "full": "core or gpu or components"}
+        "quick": "quick", "core": "core", "gpu": "gpu", "full": "core or gpu or components",
+        "notebook": "notebook_work"}
     assert [n for n, p in PROFILES.items() if p.needs_gpu] == ["gpu", "full"]
     core = [(r.id, where) for r, where in PROFILES["core"].requirements()]
     assert ("train.process-group", "core") in core
@@ -33,11 +34,16 @@ def test_profiles_name_their_variants_markers_and_requirements() -> None:
     full = {(r.id, where) for r, where in PROFILES["full"].requirements()}
     assert ("gpu.workloads", "gpu") in full and ("platform.healthy", COMPONENTS) in full
     assert {(r.id, w) for r, w in PROFILES["core"].requirements()} < full
+    # A person's work from the notebook is its own profile: no other requires it.
+    notebook = {(r.id, w) for r, w in PROFILES["notebook"].requirements()}
+    assert notebook == {(f"person.{p}", NOTEBOOK_WORK)
+                        for p in ("boundary", "trains", "tunes", "serves")}
+    assert not notebook & full
 
 
 def test_every_requirement_has_a_home_and_a_level() -> None:
     for requirement in REQUIREMENTS.values():
-        assert requirement.where in (*STEPS, COMPONENTS)
+        assert requirement.where in (*STEPS, COMPONENTS, NOTEBOOK_WORK)
         assert requirement.level in ("MUST", "SHOULD")
         assert requirement.text.endswith(".")
 
@@ -112,7 +118,7 @@ def test_full_needs_core_gpu_and_every_platform_requirement() -> None:
     _, result = verdict("full", run(*both, checks=component_checks("platform.healthy")))
     assert result.reasons == ["platform.healthy [components] failed: platform.healthy failed"]
     _, result = verdict("full", run(*both, checks=[]))
-    assert "platform.healthy [components] not-run: no component test checked it" in result.reasons
+    assert "platform.healthy [components] not-run: no test checked it" in result.reasons
     skipped_gpu = [journey("core"), journey("gpu", train="skipped")]
     reasons = verdict("full", run(*skipped_gpu))[1].reasons
     assert reasons[0].startswith("train.process-group [gpu] skipped: step 'train' skipped")
@@ -141,4 +147,25 @@ def test_unknown_profile_is_a_usage_error() -> None:
     with pytest.raises(UsageError) as caught:
         get_profile("nightly")
     assert caught.value.exit_code == 2
-    assert caught.value.line() == "unknown profile 'nightly'; use --profile quick|core|gpu|full"
+    assert caught.value.line() == ("unknown profile 'nightly'; use --profile "
+                                   "quick|core|gpu|full|notebook")
+
+
+def test_the_notebook_profile_is_judged_from_its_own_checks_and_shown_by_requirement() -> None:
+    from rich.console import Console
+
+    from kfbox.harness.certificate.console import summary
+    from tests.support.records import make_certificate
+
+    checks = [CheckRecord(r.id, r.id != "person.serves", f"{r.id} seen", f"t::{r.id}")
+              for r in REQUIREMENTS.values() if r.where == NOTEBOOK_WORK]
+    certificate = make_certificate("notebook", journeys=[], checks=checks)
+    assert not certificate.certified
+    assert [r.id for r in certificate.requirements] == [
+        "person.boundary", "person.trains", "person.tunes", "person.serves"]
+    console = Console(width=200, record=True)
+    console.print(summary(certificate))
+    text = console.export_text()
+    assert "no journey ran" not in text
+    assert "person.trains" in text and "person.serves seen" in text
+    assert "profile notebook: NOT CERTIFIED" in text

@@ -487,6 +487,7 @@ class LiteEngine(Engine):
             gpus=self.gpus(),
             listen=spec.lite.listen,
             bundle=installed.sha256 if (installed := bundle_record(spec.name)) else "",
+            tutorials=rootless.tutorial_checks() if self.rootless else [],
             software=self.software(),
         )
 

@@ -8,8 +8,10 @@ import os
 from pathlib import Path
 
 import docker
+import yaml
 from docker.errors import ImageNotFound
 
+from kfbox.engines.base import Tutorial
 from kfbox.engines.lite.runtime_file import write_runtime
 from kfbox.host.config import Resources, SandboxSpec
 from kfbox.host.progress import Reporter
@@ -93,6 +95,13 @@ def prepare_notebook_home(engine: RootlessDocker, runtime_image: str) -> Path:
 
 def tutorials() -> list[Path]:
     return sorted(TUTORIALS.glob("*.ipynb"))
+
+
+def tutorial_checks() -> list[Tutorial]:
+    """Each tutorial with what running it proves (tutorials/checks.yaml)."""
+    checks = yaml.safe_load((TUTORIALS / "checks.yaml").read_text())
+    return [Tutorial(str(TUTORIALS / name), entry["requirement"], entry["prints"])
+            for name, entry in checks.items()]
 
 
 def jupyter_settings(engine: RootlessDocker, network: str, registry: str) -> dict:

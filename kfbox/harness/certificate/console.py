@@ -44,7 +44,11 @@ def configuration_line(certificate: Certificate) -> Text:
 
 
 def summary(certificate: Certificate) -> Group:
-    """One row per journey, one column per step, then the verdicts with their reasons."""
+    """One row per journey, one column per step, then the verdicts with their reasons; a
+    profile that runs no journey (notebook) shows its requirements instead."""
+    if not certificate.journeys and certificate.requirements:
+        return Group(configuration_line(certificate), _requirement_rows(certificate),
+                     verdict_lines(certificate))
     table = Table(title=f"kfbox certify --profile {certificate.profile}",
                   title_justify="left", show_edge=False,
                   caption=None if certificate.journeys else "no journey ran",
@@ -60,6 +64,17 @@ def summary(certificate: Certificate) -> Group:
         cells.append(f"{sum(s.duration_s for s in journey.steps):.1f}s")
         table.add_row(*cells)
     return Group(configuration_line(certificate), table, verdict_lines(certificate))
+
+
+def _requirement_rows(certificate: Certificate) -> Table:
+    table = Table(title=f"kfbox certify --profile {certificate.profile}",
+                  title_justify="left", show_edge=False)
+    for column in ("requirement", "status", "what was seen"):
+        table.add_column(column, overflow="fold")
+    for result in certificate.requirements:
+        seen = result.evidence[0].detail if result.evidence else result.reason
+        table.add_row(result.id, _status(result.status), seen)
+    return table
 
 
 def detailed(certificate: Certificate) -> Group:
