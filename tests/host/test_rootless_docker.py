@@ -101,7 +101,7 @@ def _loaded(sandbox: str, host: docker.DockerClient, **limits) -> Iterator[Loade
 
 @pytest.fixture(scope="module")
 def engine(docker_client) -> Iterator[Loaded]:
-    """The seat the escapes are tried on: room for two containers at once and their probes."""
+    """The engine the escapes are tried on: room for two containers at once and their probes."""
     _require_root()
     with _loaded(f"t-rootless-{RUN}", docker_client, memory="1g", cpus=1.0, pids=1000) as made:
         yield made
@@ -109,7 +109,7 @@ def engine(docker_client) -> Iterator[Loaded]:
 
 @pytest.fixture(scope="module")
 def small_engine(docker_client) -> Iterator[Loaded]:
-    """A second seat beside the first, with small limits to hit."""
+    """A second engine beside the first, with small limits to hit."""
     _require_root()
     with _loaded(f"t-rootless-{RUN}-b", docker_client, memory="256m", cpus=0.5, pids=100) as made:
         yield made
@@ -222,7 +222,7 @@ def _group(name: str):
 
 
 @e2e
-def test_two_seats_see_only_their_own(engine, small_engine) -> None:
+def test_two_engines_see_only_their_own(engine, small_engine) -> None:
     a, b = engine.daemon, small_engine.daemon
     made = []
     try:
@@ -260,7 +260,7 @@ def test_two_seats_see_only_their_own(engine, small_engine) -> None:
             assert not [v for v in found["engines"].values() if v.startswith("answered")]
             assert not [v for v in found["list"].values() if v.startswith("listed")]
             assert not [v for v in found["read"].values() if v == "read"]
-        print(f"\nseat B reaching seat A: {findings}")
+        print(f"\nengine B reaching engine A: {findings}")
     finally:
         for volume, network, container in made:
             container.remove(force=True)
@@ -268,31 +268,28 @@ def test_two_seats_see_only_their_own(engine, small_engine) -> None:
             volume.remove(force=True)
 
 
-@e2e
-def test_the_seat_limits_hold(small_engine, record_property) -> None:
-    client = small_engine.daemon.client()
-    hog = client.containers.run(
-        small_engine.image, ["python3", "-c", "b = b'x' * (600 << 20); print('allocated')"],
-        labels=labels(small_engine), network_mode="none", detach=True)
+def run_to_end(engine: Loaded, command: list[str]) -> tuple[int, str]:
+    """(exit code, output) of `command` in a workload of `engine`, removed afterwards."""
+    container = engine.daemon.client().containers.run(
+        engine.image, command, labels=labels(engine), network_mode="none", detach=True)
     try:
-        code = hog.wait(timeout=120)["StatusCode"]
-        out = hog.logs().decode(errors="replace")
+        code = container.wait(timeout=120)["StatusCode"]
+        return code, container.logs().decode(errors="replace")
     finally:
-        hog.remove(force=True)
+        container.remove(force=True)
+
+
+@e2e
+def test_the_engine_limits_hold(small_engine, record_property) -> None:
+    code, out = run_to_end(small_engine,
+                           ["python3", "-c", "b = b'x' * (600 << 20); print('allocated')"])
     record_property("memory_hog", f"exit {code}")
     print(f"\nallocating 600 MiB in a 256 MiB engine: exit {code} {out.strip()[-200:]}")
     assert code != 0 and "allocated" not in out, (code, out)
-    forks = client.containers.run(
-        small_engine.image,
-        ["sh", "-c", "for i in $(seq 300); do sleep 20 & done; echo started-all"],
-        labels=labels(small_engine), network_mode="none", detach=True)
-    try:
-        code = forks.wait(timeout=120)["StatusCode"]
-        out = forks.logs().decode(errors="replace")
-    finally:
-        forks.remove(force=True)
+    code, out = run_to_end(
+        small_engine, ["sh", "-c", "for i in $(seq 300); do sleep 20 & done; echo started-all"])
     record_property("fork_bomb", f"exit {code}: {out.strip()[-200:]}")
-    print(f"300 processes in a seat of 100: exit {code} {out.strip()[-200:]}")
+    print(f"300 processes in an engine of 100: exit {code} {out.strip()[-200:]}")
     assert "started-all" not in out and ("fork" in out.lower() or "resource" in out.lower()), out
     assert small_engine.daemon.answers()  # the sandbox's engine survives its own workloads
 
