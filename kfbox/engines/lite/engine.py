@@ -327,7 +327,11 @@ class LiteEngine(Engine):
 
     def _cache_step(self, reporter: Reporter, action, runtime_id: str) -> bool:
         """Run a registry-cache action; the cache only saves time, so its failure is a warning.
-        A rootless engine has none: the cache is root's, which its user cannot read."""
+        A rootless engine has none: its user cannot read root's cache, and its first push costs
+        the compression of every layer anyway (an engine that loaded an image, rather than
+        pulled or pushed it, knows no compressed digests), about 40 s for the runtime here;
+        and its registry volume is writable by what its notebook starts, so it must never feed
+        the cache every sandbox reads."""
         if self.rootless:
             return False
         try:
