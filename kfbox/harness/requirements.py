@@ -89,6 +89,9 @@ REQUIREMENTS: dict[str, Requirement] = {
         Requirement("person.tunes", "MUST", NOTEBOOK_WORK,
                     "A person tunes from a notebook cell: every trial a training job on the "
                     "sandbox, the best in the goal's direction and meeting the tutorial's bar."),
+        Requirement("person.builds", "MUST", NOTEBOOK_WORK,
+                    "A person builds an image from the notebook's files, pushes it to the "
+                    "sandbox's registry and trains with it over two nodes, all from cells."),
         Requirement("person.serves", "MUST", NOTEBOOK_WORK,
                     "A person serves a model from a notebook cell on the sandbox and queries it "
                     "over v1 and v2 with the model's own answers, then undeploys it."),

@@ -139,7 +139,7 @@ def test_a_cell_serves_a_model_queried_from_the_notebook_and_the_host(
 
 
 def test_the_notebook_profile_certifies_a_persons_work(sandbox: Sandbox, tmp_path) -> None:
-    """The training (2 nodes), tuning and serving tutorials, each run top to bottom in the
+    """The training (2 nodes), tuning, building and serving tutorials, each run top to bottom in the
     sandbox's kernel and judged against its conditions (tutorials/checks.yaml)."""
     done = sandbox.cli("certify", "--profile", "notebook", "--out", str(tmp_path))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -147,7 +147,8 @@ def test_the_notebook_profile_certifies_a_persons_work(sandbox: Sandbox, tmp_pat
     assert report["certified"] is True
     statuses = {r["id"]: r["status"] for r in report["requirements"]}
     assert statuses == {"person.boundary": "passed", "person.trains": "passed",
-                        "person.tunes": "passed", "person.serves": "passed"}
+                        "person.tunes": "passed", "person.builds": "passed",
+                        "person.serves": "passed"}
     evidence = {r["id"]: [e["detail"] for e in r["evidence"]] for r in report["requirements"]}
     assert "train-from-the-notebook.ipynb: world_size=2 meets world_size >= 2" in \
         evidence["person.trains"]

@@ -37,7 +37,7 @@ def test_profiles_name_their_variants_markers_and_requirements() -> None:
     # A person's work from the notebook is its own profile: no other requires it.
     notebook = {(r.id, w) for r, w in PROFILES["notebook"].requirements()}
     assert notebook == {(f"person.{p}", NOTEBOOK_WORK)
-                        for p in ("boundary", "trains", "tunes", "serves")}
+                        for p in ("boundary", "trains", "tunes", "builds", "serves")}
     assert not notebook & full
 
 
@@ -162,7 +162,7 @@ def test_the_notebook_profile_is_judged_from_its_own_checks_and_shown_by_require
     certificate = make_certificate("notebook", journeys=[], checks=checks)
     assert not certificate.certified
     assert [r.id for r in certificate.requirements] == [
-        "person.boundary", "person.trains", "person.tunes", "person.serves"]
+        "person.boundary", "person.trains", "person.tunes", "person.builds", "person.serves"]
     console = Console(width=200, record=True)
     console.print(summary(certificate))
     text = console.export_text()

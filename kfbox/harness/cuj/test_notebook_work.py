@@ -66,7 +66,7 @@ def _tutorial(capabilities: Capabilities, requirement: str) -> Tutorial | None:
 
 @pytest.mark.parametrize("requirement", [
     pytest.param(r, marks=pytest.mark.requirement(r), id=r)
-    for r in ("person.trains", "person.tunes", "person.serves")])
+    for r in ("person.trains", "person.tunes", "person.builds", "person.serves")])
 def test_a_tutorial_runs_in_the_sandboxs_kernel(
     kfbox_platform, capabilities: Capabilities, kfbox_check, requirement: str
 ) -> None:
