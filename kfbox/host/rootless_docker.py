@@ -175,7 +175,7 @@ def ensure_rootless_docker(
     """The sandbox's rootless Docker engine, answering on its socket: makes the user, its
     subordinate ids, its cgroup (limits applied on every call) and its folders, and starts the
     engine in that cgroup when it is not running. Returns at once when it already answers."""
-    _check_host()
+    check_host()
     if cpus <= 0 or pids <= 0:
         raise KfboxError("a rootless Docker engine needs a positive CPU and process limit",
                          fix="set cpus above 0 and pids to at least a few hundred")
@@ -287,7 +287,8 @@ def load_images(engine: RootlessDocker, host_client: docker.DockerClient,
 # --- the host's checks ---
 
 
-def _check_host() -> None:
+def check_host() -> None:
+    """Raises KfboxError, with the fix, when this host cannot run a rootless Docker engine."""
     if os.geteuid() != 0:
         raise KfboxError("rootless Docker engines are made by root", fix="run kfbox as root")
     missing = [tool for tool in TOOLS if shutil.which(tool, path=PATH) is None]

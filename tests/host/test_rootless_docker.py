@@ -80,7 +80,7 @@ def _require_root() -> None:
     if os.geteuid() != 0:
         unreachable("rootless Docker engines need root (users, cgroups)")
     try:
-        se._check_host()
+        se.check_host()
     except KfboxError as exc:
         unreachable(exc.line())
 

@@ -38,6 +38,7 @@ from kfbox.host.images.versions import RUNTIME_PACKAGES, image_versions, install
 from kfbox.host.progress import Reporter
 from kfbox.host.rootless_docker import (
     RootlessDocker,
+    check_host,
     find_rootless_docker,
     remove_rootless_docker,
     stop_rootless_docker,
@@ -169,7 +170,10 @@ class LiteEngine(Engine):
             owned = self._owned_ports()
         except (DockerException, KfboxError):  # no engine: host_checks says so, with the fix
             owned = set()
-        return preflight.host_checks(self.spec, owned, listen_address=self.spec.lite.listen)
+        checks = preflight.host_checks(self.spec, owned, listen_address=self.spec.lite.listen)
+        if self.rootless:
+            checks.append(_rootless_check())
+        return checks
 
     @contextlib.contextmanager
     def installing_from_bundle(self, bundle: Path, reporter: Reporter) -> Iterator[Path | None]:
@@ -592,6 +596,16 @@ class LiteEngine(Engine):
         from kfbox.engines.lite.platform import LitePlatform
 
         return LitePlatform(self, run_dir)
+
+
+def _rootless_check() -> Check:
+    """Whether this host can run the sandbox's rootless Docker engine (before anything is made)."""
+    try:
+        check_host()
+    except KfboxError as exc:
+        return Check("rootless docker", "fail", str(exc), exc.fix or "")
+    return Check("rootless docker", "pass", "rootlesskit, slirp4netns, newuidmap and "
+                 "dockerd-rootless.sh present")
 
 
 def bindings(container) -> list[tuple[str, int]]:
