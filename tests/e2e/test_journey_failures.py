@@ -35,6 +35,7 @@ from tests.support.sandboxes import (
     sandbox_name,
     untag_registry,
 )
+from tests.support.training_code import as_a_job_only
 
 pytestmark = pytest.mark.e2e
 
@@ -110,10 +111,8 @@ def training_exits_non_zero(folder: Path) -> str:
 
     def edit(cells: list[dict[str, Any]]) -> None:
         [cell] = [c for c in cells if "".join(c["source"]).startswith(f"%%writefile {entry}\n")]
-        source = "".join(cell["source"]).rstrip()
-        assert source.endswith("main()"), "the training code no longer ends by calling main()"
-        cell["source"] = source.removesuffix("main()") + (
-            'if "WORLD_SIZE" in os.environ:\n    raise SystemExit("boom: bad data")\nmain()\n')
+        cell["source"] = as_a_job_only("".join(cell["source"]),
+                                       'raise SystemExit("boom: bad data")')
 
     edit_notebook(folder, edit)
     return "boom: bad data"

@@ -14,6 +14,7 @@ from kfbox.harness.runner import workspace_for
 from kfbox.scenarios.scenario import SCENARIO_FILE
 from tests.support.faults import Box, finish
 from tests.support.sandboxes import run_folder, run_record
+from tests.support.training_code import as_a_job_only
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 TIMEOUT_S = 20
@@ -27,10 +28,8 @@ def training_hangs(folder: Path) -> None:
     notebook = json.loads(path.read_text())
     [cell] = [c for c in notebook["cells"]
               if "".join(c["source"]).startswith("%%writefile train.py\n")]
-    source = "".join(cell["source"]).rstrip()
-    cell["source"] = source.removesuffix("main()") + (
-        'if "WORLD_SIZE" in os.environ:\n    print("loading the data", flush=True)\n'
-        '    time.sleep(3600)\nmain()\n')
+    cell["source"] = as_a_job_only("".join(cell["source"]),
+                                   'print("loading the data", flush=True)\ntime.sleep(3600)')
     path.write_text(json.dumps(notebook, indent=1))
     raw = yaml.safe_load((folder / SCENARIO_FILE).read_text())
     raw["train"]["timeout_s"] = TIMEOUT_S
