@@ -68,7 +68,8 @@ def register(app: typer.Typer) -> None:
         require_running(spec)
         run_dir = out / f"test-{profile}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
         outcome = run_suite(
-            PROFILES[profile], run_dir, spec, scenario=scenario, require_gpu=require_gpu, keep=keep
+            PROFILES[profile].journey(), run_dir, spec, scenario=scenario,
+            require_gpu=require_gpu, keep=keep,
         )
         err.print(f"run folder: {run_dir}")
         if outcome.interrupted:

@@ -84,15 +84,8 @@ class Journey:
         self, requirement: str, conditions: list[Condition], metrics: dict[str, float], what: str
     ) -> None:
         """Check each of the scenario's conditions on `metrics`."""
-        for condition in conditions:
-            value = metrics.get(condition.metric)
-            if value is None:
-                self.check(requirement, False, f"{what}: no {condition.metric} reported "
-                                               f"(the scenario needs {condition})")
-                continue
-            verb = "meets" if condition.holds(value) else "misses"
-            self.check(requirement, condition.holds(value),
-                       f"{what}: {condition.metric}={value:.4g} {verb} {condition}")
+        for passed, detail in judge_conditions(conditions, metrics, what):
+            self.check(requirement, passed, detail)
 
     def keep_log(self, name: str, text: str) -> None:
         """A workload's output, kept with the run's logs (pass or fail)."""
@@ -367,3 +360,21 @@ STEP_FUNCTIONS: dict[str, Callable[[Journey], dict[str, Any]]] = {
     "serve": serve_step,
 }
 assert tuple(STEP_FUNCTIONS) == STEPS, "a step without a body, or a body without a step"
+
+
+def judge_conditions(
+    conditions: list[Condition], metrics: dict[str, float], what: str
+) -> list[tuple[bool, str]]:
+    """(passed, detail) for each condition on `metrics`, as the certificate's evidence reads:
+    a metric `what` never reported fails, naming the condition that needed it."""
+    judged = []
+    for condition in conditions:
+        value = metrics.get(condition.metric)
+        if value is None:
+            judged.append((False, f"{what}: no {condition.metric} reported "
+                                  f"(the scenario needs {condition})"))
+            continue
+        verb = "meets" if condition.holds(value) else "misses"
+        judged.append((condition.holds(value),
+                       f"{what}: {condition.metric}={value:.4g} {verb} {condition}"))
+    return judged

@@ -3,7 +3,7 @@ it proves. A profile is chosen with `kfbox certify --profile`; the verdict is `v
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from kfbox.harness.requirements import (
@@ -42,6 +42,10 @@ class Profile:
         return " or ".join([*self.variants, *([COMPONENTS] if self.components else []),
                             *([NOTEBOOK_WORK] if self.notebook_work else [])])
 
+    def journey(self) -> Profile:
+        """This profile's journeys alone, without a person's notebook work (`kfbox test`)."""
+        return replace(self, notebook_work=False)
+
     @property
     def needs_gpu(self) -> bool:
         return "gpu" in self.variants
@@ -66,20 +70,22 @@ PROFILES: dict[str, Profile] = {
     profile.name: profile
     for profile in (
         Profile("quick", "one CPU journey with minimal trials", ("quick",)),
-        Profile("core", "the full CPU journey", ("core",)),
+        Profile("core", "the full CPU journey, and a person's work from the notebook",
+                ("core",), notebook_work=True),
         Profile("gpu", "the journey with GPU requests", ("gpu",)),
         Profile("full", "core + gpu + the platform's own requirements", ("core", "gpu"),
-                components=True, includes=("core", "gpu")),
+                components=True, notebook_work=True, includes=("core", "gpu")),
         Profile("notebook", "a person's work from the notebook: train, tune and serve from a "
                 "cell, behind the sandbox's boundary", (), notebook_work=True),
     )
 }  # fmt: skip
 
 JOURNEY_PROFILES: tuple[str, ...] = tuple(
-    name for name, profile in PROFILES.items() if not profile.components
-    and not profile.notebook_work and len(profile.variants) == 1
+    name for name, profile in PROFILES.items()
+    if not profile.components and len(profile.variants) == 1
 )
-"""Profiles that are one journey each (quick, core, gpu): what `kfbox test` runs."""
+"""Profiles that are one journey each (quick, core, gpu): what `kfbox test` runs (the journey
+only: a person's notebook work is certify's, see `Profile.journey`)."""
 
 
 def get_profile(name: str) -> Profile:

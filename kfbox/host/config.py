@@ -81,11 +81,12 @@ class LiteSettings(_Strict):
     listen: str = LOOPBACK
     """The host address the notebook server and model servers publish their ports on: an IPv4
     address of this host, or 0.0.0.0 for all of them (checked by preflight)."""
-    docker: Literal["host", "rootless"] = "host"
-    """Which Docker engine the sandbox runs in. `host`: the host's Docker engine, and the
-    notebook starts nothing. `rootless`: a rootless Docker engine of the sandbox's own, run by
-    an unprivileged user made for it (kfbox/host/rootless_docker.py), whose socket the notebook
-    holds, so a person trains, tunes, serves and builds from a cell (docs/security.md)."""
+    docker: Literal["host", "rootless"] = "rootless"
+    """Which Docker engine the sandbox runs in. `rootless` (the default): a rootless Docker
+    engine of the sandbox's own, run by an unprivileged user made for it
+    (kfbox/host/rootless_docker.py), whose socket the notebook holds, so a person trains, tunes,
+    serves and builds from a cell (docs/security.md). `host`: the host's Docker engine, and the
+    notebook starts nothing (so the person.* requirements, and with them `core`, cannot pass)."""
 
     @field_validator("components")
     @classmethod

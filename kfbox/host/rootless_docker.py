@@ -12,7 +12,8 @@ Layout for an engine user `kfbox-<sandbox>` with uid U:
 - `/var/lib/kfbox-rootless/<user>` (0700, root's): `engine.json`, `engine.pid`, `engine.log`.
   Root's, not the engine user's: root signals the pid it finds there and appends to that log, so
   the engine user (and every workload, which runs as that user) must not be able to forge either.
-- the cgroup `<user>` under the memory, pids and cpu controllers (v1) or the unified tree (v2).
+- the cgroup `<user>` under the memory, pids, cpu and cpuacct controllers (v1) or the unified tree
+  (v2).
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ HOMES = Path("/home")
 RUN_ROOT = Path("/run/kfbox-rootless")
 STATE_ROOT = Path("/var/lib/kfbox-rootless")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-V1_CONTROLLERS = ("memory", "pids", "cpu")
+V1_CONTROLLERS = ("memory", "pids", "cpu", "cpuacct")
+"""The v1 hierarchies the engine joins: three to limit it, cpuacct to count its CPU time."""
 
 COMMENT = "kfbox rootless Docker engine"
 """The GECOS field of every user this module creates, then the sandbox name: remove_rootless_docker
@@ -497,8 +499,8 @@ def _ensure_cgroup(user: str, *, memory: int, cpus: float, pids: int) -> list[Pa
     if missing:
         raise KfboxError(f"this host mounts no cgroup for {', '.join(missing)}",
                          fix="mount the cgroup v1 controllers (Debian: cgroupfs-mount)")
-    mem, pid, cpu = (mounts[c] / user for c in V1_CONTROLLERS)
-    for group in dict.fromkeys((mem, pid, cpu)):
+    mem, pid, cpu, acct = (mounts[c] / user for c in V1_CONTROLLERS)
+    for group in dict.fromkeys((mem, pid, cpu, acct)):
         group.mkdir(exist_ok=True)
     swap = mem / "memory.memsw.limit_in_bytes"  # only with swap accounting on
     if swap.exists():  # memsw >= memory at every step: lift it, set memory, then lower it
@@ -509,7 +511,42 @@ def _ensure_cgroup(user: str, *, memory: int, cpus: float, pids: int) -> list[Pa
     _write(pid / "pids.max", str(pids))
     _write(cpu / "cpu.cfs_period_us", str(period))
     _write(cpu / "cpu.cfs_quota_us", str(quota))
-    return [group / "cgroup.procs" for group in dict.fromkeys((mem, pid, cpu))]
+    return [group / "cgroup.procs" for group in dict.fromkeys((mem, pid, cpu, acct))]
+
+
+def engine_limits(user: str) -> dict[str, float]:
+    """The limits the engine's cgroup holds now, read back from it: memory (bytes), cpus, pids;
+    an empty dict when it has no cgroup."""
+    try:
+        if _cgroup_v2():
+            group = CGROUP_ROOT / user
+            quota, period = (group / "cpu.max").read_text().split()
+            memory, pids = (group / "memory.max").read_text(), (group / "pids.max").read_text()
+        else:
+            mounts = _v1_mounts()
+            cpu = mounts["cpu"] / user
+            quota, period = ((cpu / f"cpu.cfs_{name}_us").read_text() for name in ("quota",
+                                                                                 "period"))
+            memory = (mounts["memory"] / user / "memory.limit_in_bytes").read_text()
+            pids = (mounts["pids"] / user / "pids.max").read_text()
+        return {"memory": float(memory), "cpus": int(quota) / int(period), "pids": float(pids)}
+    except (OSError, KeyError, ValueError):
+        return {}
+
+
+def usage_files(user: str) -> tuple[tuple[Path, str], tuple[Path, str, float]]:
+    """Where the engine's cgroup counts what the whole engine (its daemons and every container)
+    uses: (memory.stat, its resident-memory key), (the CPU time file, its key or "" for the whole
+    file, seconds per unit). Rootless dockerd makes no cgroup per container here."""
+    if _cgroup_v2():
+        group = CGROUP_ROOT / user
+        return (group / "memory.stat", "anon"), (group / "cpu.stat", "usage_usec", 1e-6)
+    mounts = _v1_mounts()
+    memory, acct = mounts.get("memory", CGROUP_ROOT / "memory"), mounts.get("cpuacct",
+                                                                           CGROUP_ROOT / "cpuacct")
+    # total_rss: the hierarchy's, though the engine's processes are all in the group itself.
+    return ((memory / user / "memory.stat", "total_rss"),
+            (acct / user / "cpuacct.usage", "", 1e-9))
 
 
 def _cgroup_pids(user: str) -> set[int]:

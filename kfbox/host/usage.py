@@ -12,6 +12,7 @@ from pathlib import Path
 import docker
 
 from kfbox.host.docker_engine import LABEL
+from kfbox.host.rootless_docker import find_rootless_docker, usage_files
 
 MIB = 2**20
 SAMPLE_S = 0.25
@@ -65,9 +66,30 @@ def _running(client: docker.DockerClient, sandbox: str) -> list[str]:
     return [container.id for container in found]
 
 
+class _Counters:
+    """Where a sandbox's use is counted: each of its containers' cgroups in the host's engine,
+    or, for a sandbox in a rootless engine of its own, that engine's one cgroup (its daemons
+    included: what the sandbox costs the host)."""
+
+    def __init__(self, client: docker.DockerClient, sandbox: str) -> None:
+        self.client, self.sandbox = client, sandbox
+        engine = find_rootless_docker(sandbox)
+        self.engine = usage_files(engine.user) if engine is not None else None
+
+    def sample(self) -> dict[str, tuple[int, float]]:
+        """Counter → (resident bytes, CPU seconds so far)."""
+        if self.engine is not None:
+            (memory, key), (cpu, cpu_key, scale) = self.engine
+            return {"engine": (_read(str(memory), key) or 0,
+                               (_read(str(cpu), cpu_key) or 0) * scale)}
+        return {cid: (resident_bytes(cid), cpu_seconds(cid))
+                for cid in _running(self.client, self.sandbox)}
+
+
 def sandbox_memory_mib(client: docker.DockerClient, sandbox: str) -> float:
-    """Resident memory of every running container of the sandbox, components and workloads."""
-    return sum(resident_bytes(cid) for cid in _running(client, sandbox)) / MIB
+    """Resident memory of the sandbox's running containers, components and workloads (of its
+    whole engine, when it has one of its own)."""
+    return sum(memory for memory, _ in _Counters(client, sandbox).sample().values()) / MIB
 
 
 class UsageSampler:
@@ -76,7 +98,7 @@ class UsageSampler:
     last sample; those already running counted from the block's start)."""
 
     def __init__(self, client: docker.DockerClient, sandbox: str) -> None:
-        self.client = client
+        self.counters = _Counters(client, sandbox)
         self.sandbox = sandbox
         self.peak_memory_mib = 0.0
         self.seconds = 0.0
@@ -87,7 +109,7 @@ class UsageSampler:
         self._started = 0.0
 
     def __enter__(self) -> UsageSampler:
-        self._cpu_at_start = {cid: cpu_seconds(cid) for cid in _running(self.client, self.sandbox)}
+        self._cpu_at_start = {key: cpu for key, (_, cpu) in self.counters.sample().items()}
         self._started = time.monotonic()
         self._thread.start()
         return self
@@ -100,11 +122,11 @@ class UsageSampler:
     def _run(self) -> None:
         while True:
             with contextlib.suppress(docker.errors.DockerException):  # a missed sample only
-                ids = _running(self.client, self.sandbox)
-                memory = sum(resident_bytes(cid) for cid in ids) / MIB
+                sample = self.counters.sample()
+                memory = sum(memory for memory, _ in sample.values()) / MIB
                 self.peak_memory_mib = max(self.peak_memory_mib, memory)
-                for cid in ids:
-                    self._cpu_last[cid] = max(self._cpu_last.get(cid, 0.0), cpu_seconds(cid))
+                for key, (_, cpu) in sample.items():
+                    self._cpu_last[key] = max(self._cpu_last.get(key, 0.0), cpu)
             if self._stop.wait(SAMPLE_S):
                 return
 

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import docker
 import pytest
+import yaml
 
 from kfbox.scenarios.scenario import SCENARIOS_DIR
 from tests.support import machine
-from tests.support.sandboxes import remove_labelled, sandbox_name
+from tests.support.sandboxes import ON_HOST_ENGINE, remove_labelled, sandbox_name
 
 
 @pytest.fixture
@@ -20,6 +21,14 @@ def fresh_name(docker_client: docker.DockerClient) -> Iterator[str]:
     name = sandbox_name()
     yield name
     remove_labelled(docker_client, name)
+
+
+@pytest.fixture
+def on_host_engine(tmp_path: Path) -> list[str]:
+    """`--config` for a sandbox in the host's Docker engine (tests/support/sandboxes.py)."""
+    config = tmp_path / "on-host-engine.yaml"
+    config.write_text(yaml.safe_dump(ON_HOST_ENGINE))
+    return ["--config", str(config)]
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ from kfbox.scenarios.scenario import SCENARIO_FILE, load_scenario
 from tests.support.cli import kfbox_cli, private_home
 from tests.support.net import free_port
 from tests.support.sandboxes import (
+    ON_HOST_ENGINE,
     labelled,
     remove_labelled,
     run_folder,
@@ -68,7 +69,7 @@ def sandbox(
     config = root / "kfbox.yaml"
     # A spec file rather than --port flags: `kfbox test` must reach the same ports as `up`.
     ports = {"jupyter": free_port(), "registry": free_port()}
-    config.write_text(yaml.safe_dump({"name": name, "ports": ports}))
+    config.write_text(yaml.safe_dump({"name": name, "ports": ports, **ON_HOST_ENGINE}))
     box = Sandbox(name, private_home(root / "home"), config)
     try:
         up = box.kfbox("up")

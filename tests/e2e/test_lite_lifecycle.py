@@ -1,4 +1,5 @@
-"""The lite sandbox on the real Docker engine: up, status, idempotent up, repair, down."""
+"""The lite sandbox on the host's Docker engine (`lite.docker: host`): up, status, idempotent up,
+repair, down; the default, a rootless engine of its own, is tests/e2e/test_rootless_sandbox.py's."""
 
 from __future__ import annotations
 
@@ -18,9 +19,11 @@ from tests.support.sandboxes import labelled
 pytestmark = pytest.mark.e2e
 
 
-def test_lifecycle_up_status_repair_down(docker_client, fresh_name: str, kfbox_home) -> None:
+def test_lifecycle_up_status_repair_down(
+    docker_client, fresh_name: str, kfbox_home, on_host_engine: list[str]
+) -> None:
     jupyter, registry = free_port(), free_port()
-    base = ["--name", fresh_name]
+    base = ["--name", fresh_name, *on_host_engine]
     ports = ["--port", f"jupyter={jupyter}", "--port", f"registry={registry}"]
 
     first = kfbox_cli(*base, "up", *ports, "--json")
@@ -115,8 +118,10 @@ def test_lifecycle_up_status_repair_down(docker_client, fresh_name: str, kfbox_h
     assert kfbox_cli(*base, "status").returncode == 1
 
 
-def test_down_keep_data_keeps_only_volumes(docker_client, fresh_name: str, kfbox_home) -> None:
-    base = ["--name", fresh_name]
+def test_down_keep_data_keeps_only_volumes(
+    docker_client, fresh_name: str, kfbox_home, on_host_engine: list[str]
+) -> None:
+    base = ["--name", fresh_name, *on_host_engine]
     ports = ["--port", f"jupyter={free_port()}", "--port", f"registry={free_port()}"]
     assert kfbox_cli(*base, "up", *ports).returncode == 0
     kept = kfbox_cli(*base, "down", "--keep-data")
@@ -127,10 +132,12 @@ def test_down_keep_data_keeps_only_volumes(docker_client, fresh_name: str, kfbox
     assert labelled(docker_client, fresh_name) == []
 
 
-def test_status_lists_a_kept_model_server(docker_client, fresh_name: str, kfbox_home) -> None:
+def test_status_lists_a_kept_model_server(
+    docker_client, fresh_name: str, kfbox_home, on_host_engine: list[str]
+) -> None:
     # A container labelled as `kfbox test --keep` leaves a model server: a workload of a run,
     # its port any free one on 127.0.0.1 (the port a real model server would answer on).
-    base = ["--name", fresh_name]
+    base = ["--name", fresh_name, *on_host_engine]
     ports = ["--port", f"jupyter={free_port()}", "--port", f"registry={free_port()}"]
     assert kfbox_cli(*base, "up", *ports).returncode == 0
     server = docker_client.containers.run(

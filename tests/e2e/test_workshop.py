@@ -1,7 +1,9 @@
 """A class on one host, for real: `kfbox workshop up --seats 2 --listen 0.0.0.0` once for the
-module (every seat verified with the quick journey), then what the instructor relies on: the
-seats' ports, tokens and limits, the roster (table without tokens, 0600 page with them),
-status, the platform's own requirements on that address, a reset seat, and `down`."""
+module (every seat verified with the quick journey), each seat in a rootless Docker engine of
+its own (the default), then what the instructor relies on: the seats' ports, tokens and limits,
+each seat blind to the other from its own notebook, the roster (table without tokens, 0600 page
+with them), status, the platform's own requirements on that address, a reset seat, and
+`down`."""
 
 from __future__ import annotations
 
@@ -12,10 +14,19 @@ from pathlib import Path
 import pytest
 import requests
 
+from kfbox.engines.jupyter import JupyterClient
+from kfbox.engines.lite.rootless import sandbox_limits
 from kfbox.harness.profiles import Profile
 from kfbox.harness.runner import run_suite
 from kfbox.host import listen
-from kfbox.host.config import load_spec
+from kfbox.host.config import Resources, load_spec
+from kfbox.host.images.base import base_tag
+from kfbox.host.rootless_docker import (
+    RootlessDocker,
+    engine_limits,
+    find_rootless_docker,
+    remove_rootless_docker,
+)
 from tests.support.cli import kfbox_cli, private_home
 from tests.support.sandboxes import labelled, remove_labelled, sandbox_name
 from tests.support.workshops import free_base_port, leftovers, seat_names
@@ -52,6 +63,12 @@ class Class:
     def url(self, index: int) -> str:
         return f"http://{listen.public('0.0.0.0')}:{self.base + 2 * index}"
 
+    def engine(self, seat: str) -> RootlessDocker:
+        """The seat's own rootless Docker engine (the default engine a seat runs in)."""
+        engine = find_rootless_docker(seat)
+        assert engine is not None, f"seat {seat} has no rootless Docker engine"
+        return engine
+
 
 @pytest.fixture(scope="module")
 def room(docker_client, tmp_path_factory: pytest.TempPathFactory):
@@ -64,6 +81,7 @@ def room(docker_client, tmp_path_factory: pytest.TempPathFactory):
     room.cli("workshop", "down")
     for seat in room.seats:
         remove_labelled(docker_client, seat)
+        remove_rootless_docker(seat)  # only if `down` failed: it touches only what it made
 
 
 def test_up_verifies_every_seat_and_keeps_its_bundle(room: Class) -> None:
@@ -87,21 +105,63 @@ def test_up_verifies_every_seat_and_keeps_its_bundle(room: Class) -> None:
 def test_seats_have_their_own_ports_tokens_and_limits(room: Class, docker_client) -> None:
     tokens = {room.token(seat) for seat in room.seats}
     assert len(tokens) == SEATS
+    engines = {seat: room.engine(seat) for seat in room.seats}
+    assert len({e.uid for e in engines.values()}) == SEATS  # a user, so an engine, each
     for index, seat in enumerate(room.seats):
-        jupyter = docker_client.containers.get(f"kfbox-{seat}-jupyter").attrs["HostConfig"]
-        registry = docker_client.containers.get(f"kfbox-{seat}-registry").attrs["HostConfig"]
+        assert labelled(docker_client, seat) == []  # nothing in the host's engine
+        client = engines[seat].client()
+        jupyter = client.containers.get(f"kfbox-{seat}-jupyter").attrs["HostConfig"]
+        registry = client.containers.get(f"kfbox-{seat}-registry").attrs["HostConfig"]
         assert jupyter["PortBindings"]["8888/tcp"] == [
             {"HostIp": "0.0.0.0", "HostPort": str(room.base + 2 * index)}]
         # The registry has no authentication: it stays on loopback whatever the seats listen on.
         assert registry["PortBindings"]["5000/tcp"] == [
             {"HostIp": "127.0.0.1", "HostPort": str(room.base + 2 * index + 1)}]
-        assert (jupyter["Memory"], jupyter["NanoCpus"]) == (3 * 2**30, 1_500_000_000)
+        # The seat's limits hold for its whole engine: room for its workloads at that size.
+        expected = sandbox_limits(Resources(memory=LIMITS["memory"], cpus=float(LIMITS["cpus"])))
+        held = engine_limits(engines[seat].user)
+        assert (held["memory"], held["cpus"]) == (float(expected["memory"]), expected["cpus"])
         # Reachable on the host's own address, and only with this seat's token.
         api = f"{room.url(index)}/api/status"
         assert requests.get(api, timeout=10).status_code == 403
         other = next(t for t in tokens if t != room.token(seat))
         assert requests.get(api, params={"token": other}, timeout=10).status_code == 403
         assert requests.get(api, params={"token": room.token(seat)}, timeout=10).ok
+
+
+def test_each_seat_is_blind_to_the_other_from_its_notebook(room: Class, tmp_path: Path) -> None:
+    """From the first seat's kernel, through the engine it holds: only its own containers, and
+    the second seat's engine socket and data refused to a container that binds them."""
+    mine, other = (room.engine(seat) for seat in room.seats)
+    targets = {"socket": str(other.runtime_dir), "data": str(other.home)}
+    probe = f"targets, image = {json.dumps(targets)}, {base_tag()!r}\n" + (
+        "import docker, json\n"
+        "engine = docker.from_env()\n"
+        "names = sorted(c.name for c in engine.containers.list(all=True))\n"
+        "tried = {}\n"
+        "for name, path in targets.items():\n"
+        "    try:\n"
+        "        out = engine.containers.run(image, ['ls', '/other'], remove=True,\n"
+        "                                    volumes={path: {'bind': '/other', 'mode': 'ro'}})\n"
+        "        tried[name] = 'listed: ' + out.decode()\n"
+        "    except docker.errors.DockerException as exc:\n"
+        "        tried[name] = 'blocked: ' + str(exc)[:200]\n"
+        "print(json.dumps({'names': names, 'tried': tried}))")
+    notebook = {"nbformat": 4, "nbformat_minor": 5,
+                "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3"}},
+                "cells": [{"cell_type": "code", "id": "probe", "metadata": {},
+                           "execution_count": None, "outputs": [], "source": probe}]}
+    (tmp_path / "blind.ipynb").write_text(json.dumps(notebook))
+    token = room.token(room.seats[0])
+    client = JupyterClient(f"http://127.0.0.1:{room.base}", token)
+    result = client.execute_notebook(tmp_path / "blind.ipynb", "kfbox-tests/blind",
+                                     tmp_path / "out.ipynb", timeout_s=300)
+    [cell] = json.loads(result.executed.read_text())["cells"]
+    seen = json.loads("".join(cell["outputs"][-1]["text"]))
+    print(f"\nfrom {room.seats[0]}'s kernel: {seen}")
+    assert seen["names"] and all(n.startswith(f"kfbox-{room.seats[0]}-") for n in seen["names"])
+    assert all(v.startswith("blocked: ") for v in seen["tried"].values()), seen["tried"]
+    assert mine.answers() and other.answers()
 
 
 def test_the_terminal_roster_has_no_tokens_and_the_page_has_them(room: Class) -> None:
@@ -153,7 +213,7 @@ def test_model_servers_publish_on_the_named_address(room: Class, docker_client) 
     done = kfbox_cli("--name", seat, "test", "--profile", "quick", "--keep",
                      "--out", str(room.out / "kept"), env=room.env, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:]
-    seat_containers = docker_client.containers.list(
+    seat_containers = room.engine(seat).client().containers.list(
         ignore_removed=True, filters={"label": f"kfbox.sandbox={seat}"})
     [server] = [c for c in seat_containers if "-serve-" in c.name]
     [binding] = server.attrs["HostConfig"]["PortBindings"]["8080/tcp"]
@@ -169,7 +229,7 @@ def volumes_of(client, seat: str) -> dict[str, str]:
 def test_reset_makes_a_fresh_seat_and_leaves_the_others(room: Class, docker_client) -> None:
     first, second = room.seats
     old_token, kept_token = room.token(second), room.token(first)
-    old_volumes = volumes_of(docker_client, second)
+    old_volumes = volumes_of(room.engine(second).client(), second)
     notes = f"{room.url(1)}/api/contents/notes.txt"
     wrote = requests.put(notes, params={"token": old_token}, timeout=10,
                          json={"type": "file", "format": "text", "content": "mine"})
@@ -178,7 +238,7 @@ def test_reset_makes_a_fresh_seat_and_leaves_the_others(room: Class, docker_clie
     assert done.returncode == 0, done.stdout + done.stderr
     new_token = room.token(second)
     assert new_token != old_token and room.token(first) == kept_token
-    volumes = volumes_of(docker_client, second)
+    volumes = volumes_of(room.engine(second).client(), second)
     assert volumes.keys() == old_volumes.keys()
     assert all(volumes[name] != created for name, created in old_volumes.items())
     assert requests.get(notes, params={"token": new_token}, timeout=10).status_code == 404
@@ -199,6 +259,7 @@ def test_bad_input_to_a_running_workshop(room: Class, docker_client) -> None:
     assert grow.returncode == 2
     assert f"workshop '{room.name}' already has 2 seats on ports" in grow.stderr
     assert labelled(docker_client, f"{room.name}-3") == []
+    assert find_rootless_docker(f"{room.name}-3") is None
     assert not (room.home / "sandboxes" / f"{room.name}-3").exists()
 
 
@@ -208,5 +269,6 @@ def test_down_removes_every_seat_and_proves_it(room: Class, docker_client) -> No
     assert (f"workshop '{room.name}': 2 seat(s) removed; nothing labelled with them is left "
             "and no state remains") in done.stderr
     assert leftovers(docker_client, room.home, room.name, SEATS) == []
+    assert [find_rootless_docker(seat) for seat in room.seats] == [None] * SEATS
     assert not room.page().exists()
     assert list((room.out / room.name).iterdir())  # the bundles are results, not state: kept

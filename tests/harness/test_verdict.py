@@ -25,8 +25,8 @@ def verdict(profile: str, record: RunRecord | None, exit_code: int | None = 0):
 
 def test_profiles_name_their_variants_markers_and_requirements() -> None:
     assert {n: p.pytest_markers for n, p in PROFILES.items()} == {
-        "quick": "quick", "core": "core", "gpu": "gpu", "full": "core or gpu or components",
-        "notebook": "notebook_work"}
+        "quick": "quick", "core": "core or notebook_work", "gpu": "gpu",
+        "full": "core or gpu or components or notebook_work", "notebook": "notebook_work"}
     assert [n for n, p in PROFILES.items() if p.needs_gpu] == ["gpu", "full"]
     core = [(r.id, where) for r, where in PROFILES["core"].requirements()]
     assert ("train.process-group", "core") in core
@@ -34,11 +34,14 @@ def test_profiles_name_their_variants_markers_and_requirements() -> None:
     full = {(r.id, where) for r, where in PROFILES["full"].requirements()}
     assert ("gpu.workloads", "gpu") in full and ("platform.healthy", COMPONENTS) in full
     assert {(r.id, w) for r, w in PROFILES["core"].requirements()} < full
-    # A person's work from the notebook is its own profile: no other requires it.
+    # A person's work from the notebook: its own profile, and part of core (so of full); the
+    # journey-only profiles and `kfbox test` leave it out.
     notebook = {(r.id, w) for r, w in PROFILES["notebook"].requirements()}
     assert notebook == {(f"person.{p}", NOTEBOOK_WORK)
                         for p in ("boundary", "trains", "tunes", "builds", "serves")}
-    assert not notebook & full
+    assert notebook < {(r.id, w) for r, w in PROFILES["core"].requirements()}
+    assert not notebook & {(r.id, w) for r, w in PROFILES["quick"].requirements()}
+    assert PROFILES["core"].journey().pytest_markers == "core"
 
 
 def test_every_requirement_has_a_home_and_a_level() -> None:

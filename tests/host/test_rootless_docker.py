@@ -24,6 +24,7 @@ from kfbox.host.docker_engine import LABEL
 from kfbox.host.errors import KfboxError
 from kfbox.host.images.base import ensure_base_image
 from kfbox.host.progress import quiet_reporter
+from kfbox.host.usage import UsageSampler, sandbox_memory_mib
 from tests.support import escapes
 from tests.support.ci import unreachable
 from tests.support.escape_table import ATTEMPTS, attempt_spec, judge
@@ -201,11 +202,7 @@ def test_engine_runs_as_the_engine_user_behind_a_closed_socket(engine, record_pr
          "-c", check % str(daemon.socket)], capture_output=True, text=True, check=True)
     assert nobody.stdout.strip() == "13", nobody.stdout  # EACCES
     # the limits are the engine's cgroup's
-    memory = Path("/sys/fs/cgroup/memory") / daemon.user
-    if memory.is_dir():
-        assert int((memory / "memory.limit_in_bytes").read_text()) == 2**30
-        pids = Path("/sys/fs/cgroup/pids") / daemon.user / "pids.max"
-        assert pids.read_text().strip() == "1000"
+    assert se.engine_limits(daemon.user) == {"memory": 2**30, "cpus": 1.0, "pids": 1000}
     # a second ensure with the engine answering returns at once, the same engine
     pid = se._recorded_pid(daemon.user)
     assert se.ensure_rootless_docker(daemon.sandbox, memory="1g", cpus=1.0, pids=1000) == daemon
@@ -292,6 +289,23 @@ def test_the_engine_limits_hold(small_engine, record_property) -> None:
     print(f"300 processes in an engine of 100: exit {code} {out.strip()[-200:]}")
     assert "started-all" not in out and ("fork" in out.lower() or "resource" in out.lower()), out
     assert small_engine.daemon.answers()  # the sandbox's engine survives its own workloads
+
+
+@e2e
+def test_what_the_engine_uses_is_counted_for_its_sandbox(engine, docker_client) -> None:
+    """A sandbox in a rootless engine is measured by the engine's one cgroup (workshop seats'
+    and bench's figures): a workload's memory and CPU time show in it, and nothing of it shows
+    in the host's engine."""
+    idle = sandbox_memory_mib(docker_client, engine.daemon.sandbox)
+    assert idle > 0  # the engine's own daemons
+    hog = ("import time\nb = b'x' * (200 << 20)\nend = time.time() + 2\n"
+           "while time.time() < end: pass")
+    with UsageSampler(docker_client, engine.daemon.sandbox) as sampler:
+        code, out = run_to_end(engine, ["python3", "-c", hog])
+    assert code == 0, out
+    print(f"\nidle {idle:.0f} MiB, peak {sampler.peak_memory_mib:.0f} MiB, "
+          f"{sampler.cpu_seconds:.1f} CPU s")
+    assert sampler.peak_memory_mib >= idle + 150 and sampler.cpu_seconds >= 1.5
 
 
 @e2e

@@ -15,7 +15,13 @@ from kfbox.harness.records import (
     StepRecord,
     TrialRecord,
 )
-from kfbox.harness.requirements import COMPONENTS, REQUIREMENTS, STEPS, for_step
+from kfbox.harness.requirements import (
+    COMPONENTS,
+    NOTEBOOK_WORK,
+    REQUIREMENTS,
+    STEPS,
+    for_step,
+)
 from kfbox.host.config import SandboxSpec
 
 SECRET = "s3cr3t-Tok3n-value"
@@ -44,11 +50,12 @@ def journey(variant: str = "core", scenario: str = "digits", **statuses: str) ->
 
 
 def component_checks(*failing: str) -> list[CheckRecord]:
-    """A passing check of every platform requirement, except those named (a failing one)."""
+    """A passing check of every requirement checked outside a journey (the platform's and a
+    person's notebook work), except those named (a failing one)."""
     return [CheckRecord(r.id, r.id not in failing,
                         f"{r.id} {'failed' if r.id in failing else 'held'}",
-                        f"test_components.py::{r.id}")
-            for r in REQUIREMENTS.values() if r.where == COMPONENTS]
+                        f"test_{r.where}.py::{r.id}")
+            for r in REQUIREMENTS.values() if r.where in (COMPONENTS, NOTEBOOK_WORK)]
 
 
 def sandbox(*unhealthy: str) -> SandboxRecord:

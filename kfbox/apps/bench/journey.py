@@ -23,7 +23,7 @@ def journey_figures(run: BenchRun, spec: SandboxSpec, client: docker.DockerClien
     log = work / "journey.log"
     with reporter.step(f"The core journey ({scenario})"), log.open("w") as output, \
             UsageSampler(client, spec.name) as usage:
-        outcome = run_suite(PROFILES["core"], work / "journey", spec, scenario=scenario,
+        outcome = run_suite(PROFILES["core"].journey(), work / "journey", spec, scenario=scenario,
                             output=output)
     record = outcome.record
     if outcome.pytest_exit_code != 0 or record is None or not record.journeys:

@@ -172,6 +172,7 @@ class LiteEngine(Engine):
             owned = set()
         checks = preflight.host_checks(self.spec, owned, listen_address=self.spec.lite.listen)
         if self.rootless:
+            checks = [_rootless_gpu(c, self.spec.gpu) if c.name == "gpu" else c for c in checks]
             checks.append(_rootless_check())
         return checks
 
@@ -606,6 +607,20 @@ def _rootless_check() -> Check:
         return Check("rootless docker", "fail", str(exc), exc.fix or "")
     return Check("rootless docker", "pass", "rootlesskit, slirp4netns, newuidmap and "
                  "dockerd-rootless.sh present")
+
+
+def _rootless_gpu(check: Check, gpu: str) -> Check:
+    """A rootless sandbox's GPU check: its engine has no NVIDIA runtime (not built yet, and no
+    host here could prove one), so the host's GPUs are not the sandbox's. Refused when the spec
+    asks for them (gpu: on), a warning when it would take them if it could (auto)."""
+    facts = detect_gpus() if gpu != "off" else None
+    if facts is None or not facts.present:
+        return check
+    return Check("gpu", "fail" if gpu == "on" else "warn",
+                 f"{facts.count} GPU(s) on this host; a rootless sandbox cannot use them yet "
+                 "(its engine has no NVIDIA runtime): workloads run on CPU",
+                 fix="set lite.docker: host for GPU workloads (the notebook then starts "
+                     "nothing), or gpu: off")
 
 
 def bindings(container) -> list[tuple[str, int]]:

@@ -7,7 +7,8 @@ from rich.table import Table
 from rich.text import Text
 
 from kfbox.harness.certify import Certificate
-from kfbox.harness.requirements import STEPS
+from kfbox.harness.requirements import NOTEBOOK_WORK, STEPS
+from kfbox.harness.verdict import RequirementResult
 
 STYLES = {"passed": "green", "failed": "red", "skipped": "yellow", "blocked": "dim",
           "interrupted": "magenta", "not-run": "yellow"}
@@ -44,8 +45,9 @@ def configuration_line(certificate: Certificate) -> Text:
 
 
 def summary(certificate: Certificate) -> Group:
-    """One row per journey, one column per step, then the verdicts with their reasons; a
-    profile that runs no journey (notebook) shows its requirements instead."""
+    """One row per journey, one column per step, then a person's notebook work requirement by
+    requirement, then the verdicts with their reasons; a profile that runs no journey
+    (notebook) shows its requirements instead."""
     if not certificate.journeys and certificate.requirements:
         return Group(configuration_line(certificate), _requirement_rows(certificate),
                      verdict_lines(certificate))
@@ -63,15 +65,19 @@ def summary(certificate: Certificate) -> Group:
             cells.append(_status(step.status) if step else Text("—", style="dim"))
         cells.append(f"{sum(s.duration_s for s in journey.steps):.1f}s")
         table.add_row(*cells)
-    return Group(configuration_line(certificate), table, verdict_lines(certificate))
+    person = [r for r in certificate.requirements if r.where == NOTEBOOK_WORK]
+    extra = [_requirement_rows(certificate, person, "a person's work from the notebook")] \
+        if person else []
+    return Group(configuration_line(certificate), table, *extra, verdict_lines(certificate))
 
 
-def _requirement_rows(certificate: Certificate) -> Table:
-    table = Table(title=f"kfbox certify --profile {certificate.profile}",
+def _requirement_rows(certificate: Certificate, results: list[RequirementResult] | None = None,
+                      title: str = "") -> Table:
+    table = Table(title=title or f"kfbox certify --profile {certificate.profile}",
                   title_justify="left", show_edge=False)
     for column in ("requirement", "status", "what was seen"):
         table.add_column(column, overflow="fold")
-    for result in certificate.requirements:
+    for result in certificate.requirements if results is None else results:
         seen = result.evidence[0].detail if result.evidence else result.reason
         table.add_row(result.id, _status(result.status), seen)
     return table

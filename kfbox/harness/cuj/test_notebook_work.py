@@ -12,7 +12,7 @@ import pytest
 
 from kfbox.engines.base import Capabilities, Tutorial
 from kfbox.engines.platform import StepFailure
-from kfbox.harness.journey import notebook_metrics
+from kfbox.harness.journey import judge_conditions, notebook_metrics
 from kfbox.scenarios.scenario import Condition
 
 pytestmark = pytest.mark.notebook_work
@@ -86,15 +86,9 @@ def test_a_tutorial_runs_in_the_sandboxs_kernel(
     except StepFailure as exc:
         kfbox_check(False, f"{notebook.name}: {exc}")
         return
-    for condition in (Condition.model_validate(c) for c in tutorial.prints):
-        value = printed.get(condition.metric)
-        if value is None:
-            kfbox_check(False, f"{notebook.name}: printed no {condition.metric}")
-            continue
-        verb = "meets" if condition.holds(value) else "misses"
-        kfbox_check(condition.holds(value),
-                    f"{notebook.name}: {condition.metric}={value:.4g} {verb} {condition}")
-
+    conditions = [Condition.model_validate(c) for c in tutorial.prints]
+    for passed, detail in judge_conditions(conditions, printed, notebook.name):
+        kfbox_check(passed, detail)
 
 def test_the_tutorial_checks_name_person_requirements(capabilities: Capabilities) -> None:
     """Each offered tutorial proves one of the person.* requirements (a typo would leave a

@@ -20,7 +20,13 @@ from tests.support.ci import unreachable
 from tests.support.cli import private_home
 from tests.support.faults import Box
 from tests.support.net import free_port
-from tests.support.sandboxes import labelled, remove_labelled, sandbox_name, untag_registry
+from tests.support.sandboxes import (
+    ON_HOST_ENGINE,
+    labelled,
+    remove_labelled,
+    sandbox_name,
+    untag_registry,
+)
 from tests.support.suite_engine import EngineError, SuiteEngine, suite_engine
 
 COMPONENTS = ("registry", "jupyter", "runtime")
@@ -71,7 +77,7 @@ def make_box(root: Path, engine: SuiteEngine) -> Box:
     name = sandbox_name("fault")
     ports = {"jupyter": free_port(), "registry": free_port()}
     config = root / "kfbox.yaml"
-    config.write_text(yaml.safe_dump({"name": name, "ports": ports}))
+    config.write_text(yaml.safe_dump({"name": name, "ports": ports, **ON_HOST_ENGINE}))
     return Box(name, private_home(root / "home"), config, ports, engine.host)
 
 

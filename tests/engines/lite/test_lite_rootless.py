@@ -26,8 +26,27 @@ def test_preflight_refuses_a_host_without_what_a_rootless_engine_needs(
     assert check.status == "fail" and "no-such-tool-here missing" in check.detail
     assert "kfbox provision" in check.fix
     # The host's engine needs none of it.
-    host = SandboxSpec.model_validate({"name": "h"})
+    host = SandboxSpec.model_validate({"name": "h", "lite": {"docker": "host"}})
     assert "rootless docker" not in {c.name for c in LiteEngine(host).preflight()}
+
+
+@pytest.mark.parametrize(("gpu", "status"), [("on", "fail"), ("auto", "warn"), ("off", "pass")])
+def test_preflight_says_a_rootless_sandbox_cannot_use_the_hosts_gpus(
+    monkeypatch: pytest.MonkeyPatch, gpu: str, status: str
+) -> None:
+    """On a GPU host (detected as nvidia-smi reports it; no host here has one) a rootless sandbox
+    gets no GPU: asked for one it is refused before anything is made, naming the fix."""
+    from kfbox.engines.lite import engine as lite_engine
+    from kfbox.host.gpu import GpuFacts
+
+    present = GpuFacts(count=1, names=["NVIDIA H200"], driver="580.1")
+    monkeypatch.setattr(lite_engine, "detect_gpus", lambda: present)
+    spec = SandboxSpec.model_validate({"name": "rl", "gpu": gpu, "lite": {"docker": "rootless"}})
+    [check] = [c for c in LiteEngine(spec).preflight() if c.name == "gpu"]
+    assert check.status == status, check
+    if status != "pass":
+        assert "a rootless sandbox cannot use them yet" in check.detail
+        assert "lite.docker: host" in check.fix
 
 
 def test_the_engines_limits_hold_four_workloads_and_no_more_cpus_than_the_host(
