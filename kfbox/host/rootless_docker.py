@@ -51,6 +51,19 @@ HOMES = Path("/home")
 RUN_ROOT = Path("/run/kfbox-rootless")
 STATE_ROOT = Path("/var/lib/kfbox-rootless")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+SYSCTL = Path("/proc/sys")
+USERNS_SYSCTLS = (
+    ("user/max_user_namespaces", "0", "sysctl -w user.max_user_namespaces=15000"),
+    # Debian's own switch (bookworm defaults to 1).
+    ("kernel/unprivileged_userns_clone", "0", "sysctl -w kernel.unprivileged_userns_clone=1"),
+    # Ubuntu 23.10+: unconfined processes get user namespaces without capabilities, which
+    # rootlesskit cannot work with, unless an AppArmor profile allows them.
+    ("kernel/apparmor_restrict_unprivileged_userns", "1",
+     "sysctl -w kernel.apparmor_restrict_unprivileged_userns=0, or give rootlesskit an "
+     "AppArmor profile that allows userns"),
+)
+"""Kernel settings that refuse a rootless engine its user namespace: (setting, the refusing
+value, the fix)."""
 V1_CONTROLLERS = ("memory", "pids", "cpu", "cpuacct")
 """The v1 hierarchies the engine joins: three to limit it, cpuacct to count its CPU time."""
 
@@ -301,10 +314,24 @@ def check_host() -> None:
                          "missing",
                          fix="run `kfbox provision` (it installs rootlesskit, uidmap and "
                              "slirp4netns)")
+    for name, refused, fix in USERNS_SYSCTLS:
+        value = _sysctl(name)
+        if value is not None and value == refused:
+            raise KfboxError(f"this host does not let unprivileged users make user namespaces "
+                             f"({name.replace('/', '.')} = {value}), which a rootless Docker "
+                             "engine needs", fix=fix)
     if TUN.exists() and TUN.stat().st_mode & 0o006 != 0o006:
         raise KfboxError(f"{TUN} is not open to unprivileged users, so slirp4netns cannot "
                          "give a rootless Docker engine a network",
                          fix="run `kfbox provision` (it makes /dev/net/tun 0666)")
+
+
+def _sysctl(name: str) -> str | None:
+    """A kernel setting under /proc/sys (`kernel/...`), or None where this kernel lacks it."""
+    try:
+        return (SYSCTL / name).read_text().strip()
+    except OSError:
+        return None
 
 
 @contextlib.contextmanager

@@ -1,6 +1,7 @@
-"""A broken scenario run through `kfbox test` on a real lite sandbox: the failing step's real cause
-in one line, every later step blocked by it, diagnostics in the run's logs/, and no workload or
-secret left behind."""
+"""A broken scenario run through `kfbox test` on a real lite sandbox (in the host's Docker engine):
+the failing step's real cause in one line, every later step blocked by it, diagnostics in the
+run's logs/, and no workload or secret left behind; and a person's notebook work, which that
+engine cannot offer, failing rather than passing by not running."""
 
 from __future__ import annotations
 
@@ -288,3 +289,16 @@ def test_a_run_collects_and_removes_only_its_own_workloads(
     finally:
         with contextlib.suppress(NotFound):  # removed by the run, as it should be
             workload.remove(force=True)
+
+
+def test_a_persons_notebook_work_fails_on_the_hosts_docker_engine(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """On the host's Docker engine the notebook holds no engine: a person cannot train from a
+    cell there, and the certificate says so rather than passing by not running."""
+    done = sandbox.kfbox("certify", "--profile", "notebook", "--out", str(tmp_path))
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads((run_folder(tmp_path) / "report.json").read_text())
+    assert report["certified"] is False
+    assert {r["status"] for r in report["requirements"]} == {"failed"}
+    assert all("offers the notebook no engine" in r["reason"] for r in report["requirements"])

@@ -1,53 +1,83 @@
-"""The whole journey on a real lite sandbox, certified through `kfbox certify` for every shipped
-scenario (classification and regression), re-read with `kfbox results`; the full profile's
-platform requirements; the GPU profile's behaviour on a host without a GPU; and a sandbox that
-does not exist failing `test` and `certify` in one line."""
+"""The default lite sandbox, end to end, in the rootless Docker engine of its own that `up`
+makes: the core profile certified for every shipped scenario (the journey, then a person's work
+from the notebook: the tutorials in its kernel), re-read with `kfbox results`; the full profile's
+platform requirements; the GPU profile on a host without a GPU; a model served from a cell and
+queried from the notebook and the host; every escape of the table attempted from the notebook's
+own kernel; and `down` taking the engine and its user away."""
 
 from __future__ import annotations
 
 import json
+import re
+import secrets
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
+import nbformat
 import pytest
+import requests
+from nbformat.v4 import new_code_cell, new_notebook
 
+from kfbox.engines.jupyter import JupyterClient
+from kfbox.engines.lite.rootless import ENGINE_SOCKET, notebook_home
 from kfbox.harness.requirements import STEPS
 from kfbox.host.docker_engine import LABEL
 from kfbox.host.gpu import detect_gpus
+from kfbox.host.images.base import ensure_base_image
+from kfbox.host.progress import quiet_reporter
+from kfbox.host.rootless_docker import RootlessDocker, find_rootless_docker
 from kfbox.scenarios.scenario import list_scenarios, load_scenario
-from tests.support.cli import kfbox_cli
+from tests.support import escapes
+from tests.support.cli import kfbox_cli, private_home
+from tests.support.escape_table import ATTEMPTS, attempt_spec, judge
 from tests.support.net import free_port
 from tests.support.sandboxes import labelled, run_folder, run_record, sandbox_name
 
 pytestmark = pytest.mark.e2e
+RUN = secrets.token_hex(3)
+TUTORIALS = Path(__file__).resolve().parents[2] / "kfbox" / "engines" / "lite" / "tutorials"
+
+
+class Sandbox:
+    """The module's sandbox, as `up` makes it by default: its name and private KFBOX_HOME."""
+
+    def __init__(self, name: str, home: Path) -> None:
+        self.name, self.home = name, home
+
+    def cli(self, *args: str):
+        return kfbox_cli("--name", self.name, *args, env={"KFBOX_HOME": str(self.home)})
+
+    @property
+    def engine(self) -> RootlessDocker:
+        engine = find_rootless_docker(self.name)
+        assert engine is not None, f"sandbox {self.name} has no rootless Docker engine"
+        return engine
+
+    def jupyter_login(self) -> tuple[str, str]:
+        """(the notebook server's base URL, its token)."""
+        status = json.loads(self.cli("status", "--json", "--show-token").stdout)
+        url = urlsplit(next(c["url"] for c in status["components"] if c["name"] == "jupyter"))
+        return f"{url.scheme}://{url.netloc}", parse_qs(url.query)["token"][0]
+
+    def jupyter(self) -> JupyterClient:
+        return JupyterClient(*self.jupyter_login())
 
 
 @pytest.fixture(scope="module")
-def sandbox(docker_client, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
-    """A sandbox of its own (name, ports, state), brought up once and removed afterwards."""
-    import os
-
-    home = tmp_path_factory.mktemp("kfbox-home")
-    shared = Path(os.environ.get("KFBOX_HOME", Path.home() / ".kfbox")) / "cache"
-    shared.mkdir(parents=True, exist_ok=True)
-    (home / "cache").symlink_to(shared)
-    name = sandbox_name("journey")
-    env = {"KFBOX_HOME": str(home)}
-    ports = ["--port", f"jupyter={free_port()}", "--port", f"registry={free_port()}"]
-    args = ["--name", name]
-    up = kfbox_cli(*args, "up", *ports, env=env)
-    assert up.returncode == 0, up.stderr
-    yield [*args, "--home", str(home)]
-    down = kfbox_cli(*args, "down", env=env)
-    assert down.returncode == 0, down.stderr
-    assert labelled(docker_client, name) == []
-
-
-def cli(sandbox: list[str], *args: str):
-    """`kfbox` against the module's sandbox (its KFBOX_HOME travels in the environment)."""
-    *global_args, _, home = sandbox
-    return kfbox_cli(*global_args, *args, env={"KFBOX_HOME": home})
+def sandbox(docker_client, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    made = Sandbox(sandbox_name("journey"), private_home(tmp_path_factory.mktemp("j") / "home"))
+    try:
+        up = made.cli("up", "--port", f"jupyter={free_port()}",
+                      "--port", f"registry={free_port()}")
+        assert up.returncode == 0, up.stdout[-2000:] + up.stderr[-3000:]
+        yield made
+    finally:
+        down = made.cli("down")
+        assert down.returncode == 0, down.stderr[-2000:]
+        assert find_rootless_docker(made.name) is None
+        assert labelled(docker_client, made.name) == []
 
 
 def bundle_report(out: Path) -> tuple[Path, dict]:
@@ -55,12 +85,37 @@ def bundle_report(out: Path) -> tuple[Path, dict]:
     return folder, json.loads((folder / "report.json").read_text())
 
 
+def execute(sandbox: Sandbox, notebook: Path, tmp_path: Path, folder: str) -> list[dict]:
+    """Run `notebook` in the sandbox's own kernel; the executed cells."""
+    result = sandbox.jupyter().execute_notebook(notebook, folder, tmp_path / "executed.ipynb",
+                                                timeout_s=600)
+    return json.loads(result.executed.read_text())["cells"]
+
+
+def printed(cell: dict) -> str:
+    return "".join("".join(o.get("text", "")) for o in cell.get("outputs", []))
+
+
+def test_the_sandbox_runs_in_its_own_rootless_engine(sandbox: Sandbox, docker_client) -> None:
+    engine = sandbox.engine
+    names = {c.name for c in engine.client().containers.list()}
+    assert {f"kfbox-{sandbox.name}-jupyter", f"kfbox-{sandbox.name}-registry"} <= names
+    assert labelled(docker_client, sandbox.name) == []  # nothing on the host's engine
+    status = json.loads(sandbox.cli("status", "--json").stdout)
+    assert status["state"] == "running" and status["facts"]["docker"] == "rootless"
+    # `up` offered the tutorials in the notebook server, where a person finds them.
+    url, token = sandbox.jupyter_login()
+    listing = requests.get(f"{url}/api/contents/tutorials", timeout=30,
+                           headers={"Authorization": f"token {token}"}).json()
+    assert {c["name"] for c in listing["content"]} == {p.name for p in TUTORIALS.glob("*.ipynb")}
+
+
 @pytest.mark.parametrize("name", list_scenarios())
 def test_core_profile_certifies_each_scenario_with_every_step_measured(
-    sandbox, tmp_path: Path, name: str
+    sandbox: Sandbox, docker_client, tmp_path: Path, name: str
 ) -> None:
     scenario = load_scenario(name)
-    done = cli(sandbox, "certify", "--profile", "core", "--scenario", name, "--out", str(tmp_path))
+    done = sandbox.cli("certify", "--profile", "core", "--scenario", name, "--out", str(tmp_path))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     folder, report = bundle_report(tmp_path)
     assert report["certified"] is True and report["profile"] == "core"
@@ -77,6 +132,16 @@ def test_core_profile_certifies_each_scenario_with_every_step_measured(
     group = next(r for r in report["requirements"] if r["id"] == "train.process-group")
     assert group["evidence"][0]["detail"] == f"world_size={scenario.train.nodes} for " \
                                              f"{scenario.train.nodes} node(s)"
+    # A person's work from the notebook: the tutorials ran in the sandbox's kernel, each judged.
+    evidence = {r["id"]: [e["detail"] for e in r["evidence"]] for r in report["requirements"]}
+    assert {i for i in evidence if i.startswith("person.")} == {
+        "person.boundary", "person.trains", "person.tunes", "person.builds", "person.serves"}
+    assert "train-from-the-notebook.ipynb: world_size=2 meets world_size >= 2" in \
+        evidence["person.trains"]
+    # Every job ran, and went, in the sandbox's own engine; nothing in the host's.
+    assert [c.name for c in sandbox.engine.client().containers.list(all=True)
+            if c.labels.get("kfbox.role") != "component"] == []
+    assert labelled(docker_client, sandbox.name) == []
     [journey] = report["journeys"]
     steps = {s["name"]: s for s in journey["steps"]}
     assert list(steps) == list(STEPS)
@@ -106,7 +171,7 @@ def test_core_profile_certifies_each_scenario_with_every_step_measured(
                                                         "report.json"]
     with tarfile.open(f"{folder}.tar.gz") as archive:
         assert any(n.endswith("report.json") for n in archive.getnames())
-    token = (Path(sandbox[-1]) / "sandboxes" / sandbox[1] / "jupyter-token").read_text().strip()
+    token = (sandbox.home / "sandboxes" / sandbox.name / "jupyter-token").read_text().strip()
     leaked = [p for p in folder.rglob("*") if p.is_file() and token in p.read_text(errors="ignore")]
     assert not leaked, leaked
     reread = kfbox_cli("results", f"{folder}.tar.gz")
@@ -114,22 +179,15 @@ def test_core_profile_certifies_each_scenario_with_every_step_measured(
 
 
 def test_the_notebook_kernel_is_the_ml_runtime_with_the_kubeflow_sdk(
-    sandbox, docker_client, tmp_path: Path
+    sandbox: Sandbox, docker_client, tmp_path: Path
 ) -> None:
     """What a person finds in a cell: the runtime's own torch, KServe and scikit-learn (the
     notebook image is built on the runtime image), and the Kubeflow SDK kfbox itself drives."""
     import importlib.metadata
-    from urllib.parse import parse_qs, urlsplit
 
-    import nbformat
-    from nbformat.v4 import new_code_cell, new_notebook
-
-    from kfbox.engines.jupyter import JupyterClient
-
-    status = json.loads(cli(sandbox, "status", "--json", "--show-token").stdout)
+    status = json.loads(sandbox.cli("status", "--json").stdout)
     parts = {c["name"]: c for c in status["components"]}
-    login = urlsplit(parts["jupyter"]["url"])
-    client = JupyterClient(f"{login.scheme}://{login.netloc}", parse_qs(login.query)["token"][0])
+    client = sandbox.jupyter()
     probe = "import importlib.metadata as m, json\nprint(json.dumps({p: m.version(p) for p in %r}))"
     packages = ["torch", "kserve", "scikit-learn", "numpy"]
     notebook = new_notebook(cells=[new_code_cell(probe % [*packages, "kubeflow", "optuna"])])
@@ -148,23 +206,10 @@ def test_the_notebook_kernel_is_the_ml_runtime_with_the_kubeflow_sdk(
     assert kernel["optuna"]
 
 
-def test_the_notebook_profile_refuses_a_sandbox_whose_notebook_starts_nothing(
-    sandbox, tmp_path: Path
-) -> None:
-    """On the host's Docker engine the notebook holds no engine: a person cannot train from a
-    cell there, and the certificate says so rather than passing by not running."""
-    done = cli(sandbox, "certify", "--profile", "notebook", "--out", str(tmp_path))
-    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
-    _, report = bundle_report(tmp_path)
-    assert report["certified"] is False
-    assert {r["status"] for r in report["requirements"]} == {"failed"}
-    assert all("offers the notebook no engine" in r["reason"] for r in report["requirements"])
-
-
 def test_the_platform_requirements_hold_on_lite(sandbox, tmp_path: Path) -> None:
     """The full profile's component tests (derived from the engine's declaration) all pass on
     lite; only the GPU journey keeps full from certifying on a host without a GPU."""
-    done = cli(sandbox, "certify", "--profile", "full", "--out", str(tmp_path / "full"))
+    done = sandbox.cli("certify", "--profile", "full", "--out", str(tmp_path / "full"))
     _, report = bundle_report(tmp_path / "full")
     platform = {r["id"]: r for r in report["requirements"] if r["where"] == "components"}
     assert {r["status"] for r in platform.values()} == {"passed"}, platform
@@ -189,18 +234,96 @@ def test_a_sandbox_that_does_not_exist_fails_in_one_line(
 
 @pytest.mark.skipif(detect_gpus().present, reason="this host has a GPU: the gpu journey runs")
 def test_gpu_profile_without_a_gpu_skips_and_is_not_certified(sandbox, tmp_path: Path) -> None:
-    done = cli(sandbox, "test", "--profile", "gpu", "--out", str(tmp_path))
+    done = sandbox.cli("test", "--profile", "gpu", "--out", str(tmp_path))
     assert done.returncode == 0, done.stdout[-2000:]
     [journey] = run_record(run_folder(tmp_path))["journeys"]
     assert {s["status"] for s in journey["steps"]} == {"skipped"}
     assert all("no GPU" in s["reason"] for s in journey["steps"])
-    certify = cli(sandbox, "certify", "--profile", "gpu", "--out", str(tmp_path / "bundle"))
+    certify = sandbox.cli("certify", "--profile", "gpu", "--out", str(tmp_path / "bundle"))
     assert certify.returncode != 0  # a skip is never a pass
 
 
 @pytest.mark.skipif(detect_gpus().present, reason="this host has a GPU: the gpu journey runs")
 def test_require_gpu_turns_the_skips_into_failures(sandbox, tmp_path: Path) -> None:
-    done = cli(sandbox, "test", "--profile", "gpu", "--require-gpu", "--out", str(tmp_path))
+    done = sandbox.cli("test", "--profile", "gpu", "--require-gpu", "--out", str(tmp_path))
     assert done.returncode == 1
     [journey] = run_record(run_folder(tmp_path))["journeys"]
     assert {s["status"] for s in journey["steps"]} == {"failed"}
+
+
+def test_a_cell_serves_a_model_queried_from_the_notebook_and_the_host(
+    sandbox: Sandbox, tmp_path
+) -> None:
+    tutorial = json.loads((TUTORIALS / "serve-from-the-notebook.ipynb").read_text())
+    undeploy = tutorial["cells"][-1]
+    tutorial["cells"] = tutorial["cells"][:-1]  # keep it deployed, to query from the host
+    (tmp_path / "serve.ipynb").write_text(json.dumps(tutorial))
+    cells = execute(sandbox, tmp_path / "serve.ipynb", tmp_path, "tutorials")
+    output = "\n".join(printed(c) for c in cells)
+    answers = {k: v for k, v in re.findall(r"^(v1|v2|expected): (\[.*\])$", output, re.M)}
+    assert answers["v1"] == answers["v2"] == answers["expected"], output[-2000:]
+    url = re.search(r"from the host: (\S+)", output).group(1)
+    assert url.startswith("http://127.0.0.1:")
+    from_host = requests.post(url, json={"instances": [[0.0] * 64]}, timeout=30)
+    assert from_host.ok and len(from_host.json()["predictions"]) == 1
+    status = json.loads(sandbox.cli("status", "--json").stdout)
+    assert "digits-server" in {w["name"] for w in status["workloads"]}
+    # The tutorial's last cell undeploys it (in a new kernel: first find the server again).
+    find = new_code_cell("import docker\nengine = docker.from_env()\n"
+                         "container = engine.containers.get('digits-server')")
+    (tmp_path / "undeploy.ipynb").write_text(json.dumps({**tutorial, "cells": [find, undeploy]}))
+    cells = execute(sandbox, tmp_path / "undeploy.ipynb", tmp_path, "tutorials")
+    assert "servers left: []" in printed(cells[-1])
+
+
+@pytest.fixture(scope="module")
+def kernel_attempts(sandbox: Sandbox, docker_client, canary, marker,
+                    tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[dict, str, int]]:
+    """Every attempt of the escape table, made from the notebook's own kernel through the socket
+    it holds, in one notebook (one kernel): name → (result, token, canary count before)."""
+    image = ensure_base_image(quiet_reporter(), docker_client)  # copied in at `up`
+    labels = {"kfbox.test": RUN}
+    specs = {name: attempt_spec(name, RUN, image, labels, canary, marker)
+             for name, *_ in ATTEMPTS}
+    setup = (f"import json, os\nos.environ['KFBOX_PROBE'] = {escapes.source()!r}\n"
+             "ns = {'__name__': 'escapes'}\n"
+             "exec(compile(os.environ['KFBOX_PROBE'], 'escapes.py', 'exec'), ns)\n"
+             "print(json.dumps({'docker_host': os.environ.get('DOCKER_HOST'), "
+             "'host_socket': os.path.exists('/var/run/docker.sock'), "
+             "'uid_map': open('/proc/self/uid_map').read().split()}))")
+    cells = [new_code_cell(setup)] + [
+        new_code_cell(f"print(json.dumps(ns['attempt']({spec!r})))")
+        for spec, _ in specs.values()]
+    notebook = new_notebook(cells=cells)
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    folder = tmp_path_factory.mktemp("escapes")
+    nbformat.write(notebook, folder / "escapes.ipynb")
+    before = canary.accepted
+    executed = execute(sandbox, folder / "escapes.ipynb", folder, "kfbox-escapes")
+    kernel = json.loads(printed(executed[0]).strip())
+    results = {"kernel": (kernel, "", before)}
+    for (name, (_, token)), cell in zip(specs.items(), executed[1:], strict=True):
+        results[name] = (json.loads(printed(cell).strip().splitlines()[-1]), token, before)
+    return results
+
+
+def test_the_notebook_holds_only_its_sandboxs_engine(sandbox: Sandbox, kernel_attempts) -> None:
+    kernel, _, _ = kernel_attempts["kernel"]
+    assert kernel["docker_host"] == f"unix://{ENGINE_SOCKET}"
+    assert kernel["host_socket"] is False
+    # The kernel's root is the engine's user on the host, never the host's root.
+    assert kernel["uid_map"][:3] == ["0", str(sandbox.engine.uid), "1"]
+    assert str(notebook_home(sandbox.engine)).startswith(str(sandbox.engine.home))
+
+
+@pytest.mark.parametrize("name", [a[0] for a in ATTEMPTS])
+def test_each_escape_from_the_kernel_is_refused_or_confined(
+    sandbox: Sandbox, kernel_attempts, canary, name: str
+) -> None:
+    result, token, before = kernel_attempts[name]
+    outcome, escaped = judge(result, sandbox.engine.uid, token, canary, before)
+    print(f"\n{name}: {outcome}")
+    assert not escaped, f"{name} escaped: {escaped} ({outcome})"
+    leftover = sandbox.engine.client().containers.list(all=True,
+                                                       filters={"label": f"kfbox.test={RUN}"})
+    assert leftover == []

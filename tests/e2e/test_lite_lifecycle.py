@@ -1,5 +1,5 @@
 """The lite sandbox on the host's Docker engine (`lite.docker: host`): up, status, idempotent up,
-repair, down; the default, a rootless engine of its own, is tests/e2e/test_rootless_sandbox.py's."""
+repair, down; the default, a rootless engine of its own, is tests/e2e/test_journey_lite.py's."""
 
 from __future__ import annotations
 

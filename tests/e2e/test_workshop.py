@@ -131,7 +131,8 @@ def test_seats_have_their_own_ports_tokens_and_limits(room: Class, docker_client
 
 def test_each_seat_is_blind_to_the_other_from_its_notebook(room: Class, tmp_path: Path) -> None:
     """From the first seat's kernel, through the engine it holds: only its own containers, and
-    the second seat's engine socket and data refused to a container that binds them."""
+    the second seat's socket folder and data root closed to a container that binds them (the
+    bind is made, as the first engine's user, who may not read the other's 0700 folders)."""
     mine, other = (room.engine(seat) for seat in room.seats)
     targets = {"socket": str(other.runtime_dir), "data": str(other.home)}
     probe = f"targets, image = {json.dumps(targets)}, {base_tag()!r}\n" + (

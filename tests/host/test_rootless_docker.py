@@ -10,6 +10,7 @@ import json
 import os
 import pwd
 import secrets
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -61,6 +62,27 @@ def test_memory_amounts() -> None:
     for bad in ("", "0", "lots", "-1m"):
         with pytest.raises(KfboxError):
             se.parse_memory(bad)
+
+
+@pytest.mark.parametrize(("setting", "value"), [
+    ("user/max_user_namespaces", "0"),
+    ("kernel/unprivileged_userns_clone", "0"),
+    ("kernel/apparmor_restrict_unprivileged_userns", "1"),
+])
+def test_a_kernel_that_refuses_user_namespaces_is_named_with_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str, value: str
+) -> None:
+    if os.geteuid() != 0 or any(shutil.which(t, path=se.PATH) is None for t in se.TOOLS):
+        unreachable("the userns checks come after root and the tools")
+    (tmp_path / setting).parent.mkdir(parents=True)
+    (tmp_path / setting).write_text(f"{value}\n")
+    monkeypatch.setattr(se, "SYSCTL", tmp_path)
+    with pytest.raises(KfboxError) as caught:
+        se.check_host()
+    assert f"({setting.replace('/', '.')} = {value})" in caught.value.line()
+    assert "sysctl -w" in (caught.value.fix or "")
+    (tmp_path / setting).write_text("15000\n" if value == "0" else "0\n")
+    se.check_host()  # the same kernel allowing them passes
 
 
 # --- the real thing ---

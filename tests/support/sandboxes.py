@@ -22,7 +22,7 @@ ON_HOST_ENGINE: dict[str, Any] = {"lite": {"docker": "host"}}
 rootless engine of its own: for the tests of what kfbox does whatever the engine (a failing
 step, a lifecycle, a fault done to the engine), which inspect or break the sandbox's containers
 from the host, and which a rootless engine's minute of start-up would only slow. The default's
-own tests: tests/e2e/test_journey_lite.py, test_rootless_sandbox.py and test_workshop.py."""
+own tests: tests/e2e/test_journey_lite.py and test_workshop.py."""
 
 
 def sandbox_name(prefix: str = "e2e") -> str:
