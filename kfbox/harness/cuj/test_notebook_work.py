@@ -90,6 +90,7 @@ def test_a_tutorial_runs_in_the_sandboxs_kernel(
     for passed, detail in judge_conditions(conditions, printed, notebook.name):
         kfbox_check(passed, detail)
 
+
 def test_the_tutorial_checks_name_person_requirements(capabilities: Capabilities) -> None:
     """Each offered tutorial proves one of the person.* requirements (a typo would leave a
     requirement unchecked and the certificate would say so only as `not-run`)."""
