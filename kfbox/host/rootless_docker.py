@@ -541,23 +541,30 @@ def _ensure_cgroup(user: str, *, memory: int, cpus: float, pids: int) -> list[Pa
     return [group / "cgroup.procs" for group in dict.fromkeys((mem, pid, cpu, acct))]
 
 
+def _group(user: str, controller: str) -> Path:
+    """The engine's cgroup folder holding `controller`'s files: the one unified folder (v2), or
+    the folder under that controller's v1 hierarchy (where Debian mounts it, when it is not
+    mounted: a folder that does not exist, read as nothing)."""
+    if _cgroup_v2():
+        return CGROUP_ROOT / user
+    return _v1_mounts().get(controller, CGROUP_ROOT / controller) / user
+
+
 def engine_limits(user: str) -> dict[str, float]:
     """The limits the engine's cgroup holds now, read back from it: memory (bytes), cpus, pids;
     an empty dict when it has no cgroup."""
+    v2 = _cgroup_v2()
     try:
-        if _cgroup_v2():
-            group = CGROUP_ROOT / user
-            quota, period = (group / "cpu.max").read_text().split()
-            memory, pids = (group / "memory.max").read_text(), (group / "pids.max").read_text()
+        cpu, memory, pids = (_group(user, c) for c in ("cpu", "memory", "pids"))
+        if v2:
+            quota, period = (cpu / "cpu.max").read_text().split()
         else:
-            mounts = _v1_mounts()
-            cpu = mounts["cpu"] / user
-            quota, period = ((cpu / f"cpu.cfs_{name}_us").read_text() for name in ("quota",
-                                                                                 "period"))
-            memory = (mounts["memory"] / user / "memory.limit_in_bytes").read_text()
-            pids = (mounts["pids"] / user / "pids.max").read_text()
-        return {"memory": float(memory), "cpus": int(quota) / int(period), "pids": float(pids)}
-    except (OSError, KeyError, ValueError):
+            quota, period = ((cpu / f"cpu.cfs_{name}_us").read_text()
+                             for name in ("quota", "period"))
+        limit = (memory / ("memory.max" if v2 else "memory.limit_in_bytes")).read_text()
+        return {"memory": float(limit), "cpus": int(quota) / int(period),
+                "pids": float((pids / "pids.max").read_text())}
+    except (OSError, ValueError):
         return {}
 
 
@@ -565,15 +572,11 @@ def usage_files(user: str) -> tuple[tuple[Path, str], tuple[Path, str, float]]:
     """Where the engine's cgroup counts what the whole engine (its daemons and every container)
     uses: (memory.stat, its resident-memory key), (the CPU time file, its key or "" for the whole
     file, seconds per unit). Rootless dockerd makes no cgroup per container here."""
+    memory, cpu = _group(user, "memory"), _group(user, "cpuacct")
     if _cgroup_v2():
-        group = CGROUP_ROOT / user
-        return (group / "memory.stat", "anon"), (group / "cpu.stat", "usage_usec", 1e-6)
-    mounts = _v1_mounts()
-    memory, acct = mounts.get("memory", CGROUP_ROOT / "memory"), mounts.get("cpuacct",
-                                                                           CGROUP_ROOT / "cpuacct")
+        return (memory / "memory.stat", "anon"), (cpu / "cpu.stat", "usage_usec", 1e-6)
     # total_rss: the hierarchy's, though the engine's processes are all in the group itself.
-    return ((memory / user / "memory.stat", "total_rss"),
-            (acct / user / "cpuacct.usage", "", 1e-9))
+    return (memory / "memory.stat", "total_rss"), (cpu / "cpuacct.usage", "", 1e-9)
 
 
 def _cgroup_pids(user: str) -> set[int]:
