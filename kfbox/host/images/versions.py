@@ -3,6 +3,7 @@ image's content id) or beside kfbox: what a certificate names as the software it
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import json
 from pathlib import Path
@@ -12,7 +13,7 @@ from docker.errors import DockerException
 
 from kfbox.host import paths
 
-RUNTIME_PACKAGES = ["torch", "kserve", "scikit-learn", "numpy"]
+RUNTIME_PACKAGES = ["torch", "kserve", "kfp", "scikit-learn", "numpy"]
 """The ML runtime's packages a certificate names (the scenarios' code runs on them)."""
 PROBE = (
     "import importlib.metadata as m, json, platform, sys\n"
@@ -26,8 +27,10 @@ PROBE = (
 )
 
 
-def _cache(image_id: str) -> Path:
-    return paths.cache_dir("versions") / f"{image_id.replace(':', '-')}.json"
+def _cache(image_id: str, packages: list[str]) -> Path:
+    """One file per image and question: asking for another package list reads the image again."""
+    asked = hashlib.sha256("\n".join(sorted(packages)).encode()).hexdigest()[:8]
+    return paths.cache_dir("versions") / f"{image_id.replace(':', '-')}-{asked}.json"
 
 
 def image_versions(
@@ -36,7 +39,7 @@ def image_versions(
     """{'python': ..., package: version} as installed in `image`; empty if it cannot be run."""
     try:
         image_id = client.images.get(image).id
-        cached = _cache(image_id)
+        cached = _cache(image_id, packages)
         if cached.is_file():
             return json.loads(cached.read_text())
         output = client.containers.run(

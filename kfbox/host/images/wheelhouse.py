@@ -5,11 +5,13 @@ certificates) decides where wheels come from: that is how torch stays the CPU wh
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from kfbox.host import paths
 from kfbox.host.errors import KfboxError
@@ -34,6 +36,9 @@ TARGET = [
     "linux_x86_64",
 ]
 DONE_MARKER = ".complete"
+SOURCE_ONLY = {"kfp-server-api"}
+"""Pure-Python packages PyPI publishes as source only (kfp-server-api 2.17.3 is a tar.gz alone):
+pip builds their wheel on the host first, since a download for another target takes wheels only."""
 
 
 INSTALLER = "uv==0.13.8"
@@ -55,6 +60,7 @@ def ensure_wheelhouse(requirements: list[str], reporter: Reporter, label: str) -
         update(", ".join(requirements))
         # Its own partial folder: two sandboxes may fetch the same wheelhouse at once.
         partial = target.with_name(f"{target.name}.{secrets.token_hex(4)}.partial")
+        built = _build_source_only(requirements, partial)
         command = [
             sys.executable,
             "-m",
@@ -63,6 +69,7 @@ def ensure_wheelhouse(requirements: list[str], reporter: Reporter, label: str) -
             "--quiet",
             "--disable-pip-version-check",
             *TARGET,
+            *(["--find-links", str(partial)] if built else []),
             "-d",
             str(partial),
             *requirements,
@@ -71,13 +78,7 @@ def ensure_wheelhouse(requirements: list[str], reporter: Reporter, label: str) -
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             shutil.rmtree(partial, ignore_errors=True)
-            errors = [ln for ln in done.stderr.splitlines() if ln.startswith("ERROR")]
-            cause = errors[0] if errors else (done.stderr.strip().splitlines() or ["no output"])[-1]
-            raise KfboxError(
-                f"pip could not download the wheels for {label}: {cause}",
-                fix="check the package index in your pip config; offline, copy a wheelhouse "
-                f"into {paths.cache_dir('wheels')}",
-            )
+            _fail(label, done.stderr)
         (partial / DONE_MARKER).write_text("\n".join(requirements) + "\n")
         if not (target / DONE_MARKER).exists():  # what a killed fetch left
             shutil.rmtree(target, ignore_errors=True)
@@ -86,3 +87,36 @@ def ensure_wheelhouse(requirements: list[str], reporter: Reporter, label: str) -
         except OSError:  # another fetch finished first: its copy is as good
             shutil.rmtree(partial, ignore_errors=True)
     return target
+
+
+def _build_source_only(requirements: list[str], dest: Path) -> bool:
+    """Build into `dest` the wheels of the requirements in SOURCE_ONLY; whether there were any."""
+    wanted = [r for r in requirements if _name(r) in SOURCE_ONLY]
+    if not wanted:
+        return False
+    dest.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
+         "--no-deps", "-w", str(dest), *wanted],
+        capture_output=True, text=True, check=False,
+    )
+    if done.returncode != 0:
+        shutil.rmtree(dest, ignore_errors=True)
+        _fail(", ".join(wanted), done.stderr)
+    return True
+
+
+def _name(requirement: str) -> str:
+    """A requirement's project name, normalised (PEP 503)."""
+    return re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0].strip().lower().replace("_", "-")
+
+
+def _fail(label: str, stderr: str) -> NoReturn:
+    # pip's first ERROR line is often a note on versions it skipped; the cause is the last.
+    errors = [ln for ln in stderr.splitlines() if ln.startswith("ERROR")]
+    cause = errors[-1] if errors else (stderr.strip().splitlines() or ["no output"])[-1]
+    raise KfboxError(
+        f"pip could not download the wheels for {label}: {cause}",
+        fix="check the package index in your pip config; offline, copy a wheelhouse "
+        f"into {paths.cache_dir('wheels')}",
+    )

@@ -8,7 +8,7 @@ import tomllib
 from pathlib import Path
 
 from kfbox.engines.lite.training import WRITTEN_FOR_SDK
-from kfbox.host.images import build
+from kfbox.host.images import build, wheelhouse
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -29,3 +29,16 @@ def test_the_notebook_gets_the_kubeflow_sdk_release_kfbox_drives() -> None:
     assert f"kubeflow=={sdk.split('==')[1]}" in project
     assert sdk.startswith("kubeflow[docker]==")  # the container backend's Docker client
     assert sdk.split("==")[1] in WRITTEN_FOR_SDK
+
+
+def test_pipeline_tasks_run_the_kfp_release_kfbox_compiles_with() -> None:
+    """A task runs its component with the image's kfp (nothing installed at start), so the
+    runtime's kfp is the one kfbox compiles the journey pipeline with, and the kfp-server-api it
+    needs (PyPI has its source only) is pinned beside it and built into the wheelhouse."""
+    runtime = build._requirements(build._component_dir("runtime"))
+    [kfp] = [r for r in runtime if r.startswith("kfp==")]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert kfp in project
+    [server_api] = [r for r in runtime if wheelhouse._name(r) in wheelhouse.SOURCE_ONLY]
+    assert server_api == f"kfp-server-api=={kfp.split('==')[1]}"
+    assert wheelhouse._name("KFP_Server_API[x]>=2; python_version>'3'") == "kfp-server-api"
