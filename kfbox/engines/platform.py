@@ -208,6 +208,46 @@ class Serving(Protocol):
     def delete(self, name: str) -> None: ...
 
 
+# ---- pipelines -------------------------------------------------------------------------------
+
+
+@dataclass
+class PipelineRun:
+    name: str
+    package: Path
+    """The compiled pipeline (KFP's pipeline spec, YAML): every argument has its default."""
+    store_key: str
+    """Where in the model store the run's artifacts land (every task's outputs)."""
+    timeout_s: float = 1800
+
+
+@dataclass
+class TaskRun:
+    name: str
+    state: str
+    """KFP's word for how it ended: SUCCESS or FAILURE (RUNNING when the run stopped first)."""
+    duration_s: float | None = None
+
+
+@dataclass
+class PipelineResult:
+    succeeded: bool
+    tasks: list[TaskRun]
+    outputs: dict[str, str]
+    """The pipeline's outputs: an artifact by its model store key, a parameter as text."""
+    logs: str
+    duration_s: float
+    error: str = ""
+    """One line: why the run failed (the failed task and its cause), empty when it succeeded."""
+
+
+class Pipelines(Protocol):
+    def run(self, run: PipelineRun) -> PipelineResult:
+        """Run the compiled pipeline to its end on the sandbox; its artifacts land in the model
+        store under run.store_key. A run that cannot start raises StepFailure."""
+        ...
+
+
 # ---- artifacts -------------------------------------------------------------------------------
 
 
@@ -229,6 +269,7 @@ class Platform(Protocol):
     tuning: Tuning
     serving: Serving
     artifacts: Artifacts
+    pipelines: Pipelines
     runtime_image: str
     """The ML runtime image a scenario's Dockerfile builds FROM (its BASE_IMAGE build arg)."""
 

@@ -1,4 +1,5 @@
-"""The Critical User Journey, engine-agnostic: notebook → build → train → tune → serve.
+"""The Critical User Journey, engine-agnostic: notebook → build → train → tune → serve, and the
+same journey as one pipeline.
 
 Each step reads what earlier steps left in the Journey (the notebook's outputs are what gets
 built, the built image is what trains and tunes, the best trial's model is what gets served),
@@ -21,6 +22,7 @@ from kfbox.engines.platform import (
     BuiltImage,
     Endpoint,
     Experiment,
+    PipelineRun,
     Platform,
     ServeRequest,
     TrainJob,
@@ -28,6 +30,7 @@ from kfbox.engines.platform import (
     TuneResult,
 )
 from kfbox.harness import answers
+from kfbox.harness.pipeline import PIPELINE_FILE, compile_journey, stage_of
 from kfbox.harness.records import CheckRecord, TrialRecord
 from kfbox.harness.requirements import REQUIREMENTS, STEPS
 from kfbox.scenarios.scenario import Condition, Scenario
@@ -38,6 +41,8 @@ TRAIN_SECONDS = "train_seconds"
 wall time is the platform's (start-up, rendezvous, image pull), as reports and bench show."""
 MODEL_SERVER = "model"
 """The name of the journey's model server on the platform."""
+PIPELINE_MODEL_SERVER = "pipeline-model"
+"""The pipeline step's model server (beside the journey's, removed when the step ends)."""
 
 
 class JourneyCheckFailed(AssertionError):
@@ -306,27 +311,42 @@ def serve_step(journey: Journey) -> dict[str, Any]:
             )
         )
         ready_s = time.monotonic() - started
-        return {**_judge_answers(journey, endpoint, best.model_key, started),
+        return {**_judge_answers(journey, endpoint, best.model_key, started, SERVE_CHECKS),
                 "ready_s": round(ready_s, 3)}
     finally:
         journey.keep_log("serve.log", serving.logs(MODEL_SERVER))
 
 
+@dataclass(frozen=True)
+class AnswerChecks:
+    """The requirements a served model's answers are recorded against."""
+
+    metadata: str | None
+    same_answers: str
+    quality: str
+
+
+SERVE_CHECKS = AnswerChecks("serve.metadata", "serve.same-answers", "serve.quality")
+PIPELINE_SERVE_CHECKS = AnswerChecks(None, "pipeline.serves", "pipeline.serves")
+
+
 def _judge_answers(
-    journey: Journey, endpoint: Endpoint, model_key: str, started: float
+    journey: Journey, endpoint: Endpoint, model_key: str, started: float, ids: AnswerChecks
 ) -> dict[str, Any]:
     serve = journey.scenario.serve
     declared = answers.metadata(endpoint)
-    journey.check(
-        "serve.metadata",
-        declared.declared,
-        f"declares inputs {[i.get('name') for i in declared.inputs]} and outputs "
-        f"{[o.get('name') for o in declared.outputs]}" if declared.declared else
-        declared.error or "the model declares no inputs or outputs",
-    )
+    if ids.metadata:
+        journey.check(
+            ids.metadata,
+            declared.declared,
+            f"declares inputs {[i.get('name') for i in declared.inputs]} and outputs "
+            f"{[o.get('name') for o in declared.outputs]}" if declared.declared else
+            declared.error or "the model declares no inputs or outputs",
+        )
     reference = journey.scenario.reference_module()
     x, truth = reference.held_out()
-    model_dir = journey.platform.artifacts.fetch(model_key, journey.run_dir / "model")
+    model_dir = journey.platform.artifacts.fetch(
+        model_key, journey.run_dir / "models" / model_key.replace("/", "-"))
     local = list(reference.predict(model_dir, x))
     served = {"v1": answers.ask("v1", endpoint, x, declared)}
     first_prediction_s = time.monotonic() - started  # from the server's start
@@ -335,7 +355,7 @@ def _judge_answers(
         seen = answers.compare(said, local, serve.answers, serve.tolerance or 0.0)
         how = "equal" if serve.answers == "labels" else f"within {serve.tolerance:g}"
         journey.check(
-            "serve.same-answers",
+            ids.same_answers,
             seen.differ == 0,
             f"{protocol}: all {len(local)} answers {how} the local model's"
             + (f" (largest difference {seen.largest:.3g})" if serve.answers == "numbers" else "")
@@ -347,9 +367,63 @@ def _judge_answers(
     scores = answers.score(serve.answers, truth, served["v2"])
     if hasattr(reference, "score"):  # a scenario's own measures, beside the harness's
         scores.update(reference.score(truth, served["v2"]))
-    journey.meets("serve.quality", journey.scenario.checks.serve, scores, "served model")
+    journey.meets(ids.quality, journey.scenario.checks.serve, scores, "served model")
     return {**scores, "samples": len(local), "protocols": sorted(served), "model_key": model_key,
             "first_prediction_s": round(first_prediction_s, 3)}
+
+
+def pipeline_step(journey: Journey) -> dict[str, Any]:
+    """The journey as one KFP pipeline over the built image, compiled once and run on the
+    sandbox; its gated model is then served as the serve step serves the tuned one."""
+    if journey.image is None:
+        raise JourneyCheckFailed("no image: the build step did not run")
+    scenario = journey.scenario
+    compiled = compile_journey(scenario, journey.image.reference,
+                               journey.logs_dir / "pipeline" / PIPELINE_FILE)
+    journey.check("pipeline.compiles", True,
+                  f"compiled to KFP's pipeline spec in {compiled.compile_s:.2f} s: "
+                  f"{PIPELINE_FILE}, sha256 {compiled.sha256}")
+    store_key = f"{journey.run_id}/pipeline"
+    result = journey.platform.pipelines.run(
+        PipelineRun(name=f"{journey.run_id}-pipeline", package=compiled.path,
+                    store_key=store_key, timeout_s=scenario.train.timeout_s * 3))
+    journey.keep_log("pipeline/run.log", result.logs)
+    tasks = [{"task": t.name, "state": t.state, "duration_s": t.duration_s,
+              "stage": stage_of(t.name)} for t in result.tasks]
+    metrics: dict[str, Any] = {"sha256": compiled.sha256,
+                               "compile_s": round(compiled.compile_s, 3),
+                               "pipeline_s": round(result.duration_s, 2), "tasks": tasks}
+    journey.metrics["pipeline"] = metrics  # kept even when a check below fails the step
+    trials = sum(t.name == "trial" for t in result.tasks)
+    journey.check(
+        "pipeline.runs", result.succeeded,
+        f"{len(result.tasks)} tasks succeeded ({trials} trials, "
+        f"{scenario.tune.parallel_trials} at a time), each with no network"
+        if result.succeeded else result.error or "the pipeline ran no task")
+    picked = json.loads(result.outputs.get("picked", "{}"))
+    model_key = result.outputs.get("model", "")
+    saved = journey.platform.artifacts.list(model_key) if model_key else []
+    journey.check("pipeline.model", bool(saved),
+                  f"{len(saved)} file(s) in the model store under {model_key}" if saved
+                  else "the pipeline returned no model")
+    journey.meets("pipeline.model", scenario.checks.tune, picked.get("metrics", {}),
+                  "pipeline's best trial")
+    metrics.update({"best_args": picked.get("args"),
+                    f"best_{scenario.tune.objective}":
+                        picked.get("metrics", {}).get(scenario.tune.objective)})
+    serving = journey.platform.serving
+    started = time.monotonic()
+    try:
+        endpoint = serving.deploy(ServeRequest(
+            name=PIPELINE_MODEL_SERVER, image=journey.image.reference,
+            command=list(scenario.serve.command), model_name=scenario.serve.model_name,
+            model_key=model_key, gpus=journey.gpus))
+        metrics.update(_judge_answers(journey, endpoint, model_key, started,
+                                      PIPELINE_SERVE_CHECKS))
+    finally:
+        journey.keep_log("pipeline/serve.log", serving.logs(PIPELINE_MODEL_SERVER))
+        serving.delete(PIPELINE_MODEL_SERVER)
+    return metrics
 
 
 STEP_FUNCTIONS: dict[str, Callable[[Journey], dict[str, Any]]] = {
@@ -358,6 +432,7 @@ STEP_FUNCTIONS: dict[str, Callable[[Journey], dict[str, Any]]] = {
     "train": train_step,
     "tune": tune_step,
     "serve": serve_step,
+    "pipeline": pipeline_step,
 }
 assert tuple(STEP_FUNCTIONS) == STEPS, "a step without a body, or a body without a step"
 

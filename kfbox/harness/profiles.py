@@ -10,8 +10,8 @@ from kfbox.harness.requirements import (
     COMPONENTS,
     NOTEBOOK_WORK,
     REQUIREMENTS,
-    STEPS,
     Requirement,
+    steps_for,
 )
 from kfbox.host.errors import UsageError
 
@@ -55,7 +55,7 @@ class Profile:
         pairs = [
             (requirement, variant)
             for variant in self.variants
-            for step in STEPS
+            for step in steps_for(variant)
             for requirement in REQUIREMENTS.values()
             if requirement.where == step and (variant == "gpu" or not requirement.gpu_only)
         ]

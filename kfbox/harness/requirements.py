@@ -12,13 +12,21 @@ from typing import Literal
 
 Level = Literal["MUST", "SHOULD"]
 
-STEPS: tuple[str, ...] = ("notebook", "build", "train", "tune", "serve")
+STEPS: tuple[str, ...] = ("notebook", "build", "train", "tune", "serve", "pipeline")
 """The Critical User Journey's steps, in the order they run."""
+ONLY_IN: dict[str, tuple[str, ...]] = {"pipeline": ("core",)}
+"""Steps only some variants run: the journey pipeline is core's (quick keeps its journey short;
+kfp.local gives a task no GPU, so the gpu journey has none)."""
 COMPONENTS = "components"
 """Where the platform's own requirements are checked (the component tests, not a step)."""
 NOTEBOOK_WORK = "notebook_work"
 """Where a person's own work from the notebook is checked: the tutorials the engine offers, run
 in the sandbox's kernel (tests marked `notebook_work`)."""
+
+
+def steps_for(variant: str) -> tuple[str, ...]:
+    """The steps a variant's journey runs, in order."""
+    return tuple(s for s in STEPS if variant in ONLY_IN.get(s, (variant,)))
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,19 @@ REQUIREMENTS: dict[str, Requirement] = {
         Requirement("serve.metadata", "SHOULD", "serve",
                     "The model server declares its inputs and outputs (open inference protocol "
                     "model metadata), so a generic client can call it."),
+        Requirement("pipeline.compiles", "MUST", "pipeline",
+                    "The journey compiles to one Kubeflow Pipelines (v2) pipeline over the built "
+                    "image: train, the trials in parallel, the best in the goal's direction, a "
+                    "quality gate. Its sha256 is in the certificate, the file in the bundle."),
+        Requirement("pipeline.runs", "MUST", "pipeline",
+                    "The compiled pipeline runs to its end on the sandbox, every task a sandbox "
+                    "workload with no network; a failed task is named with its cause."),
+        Requirement("pipeline.model", "MUST", "pipeline",
+                    "The pipeline's model is the best of its trials, meets the scenario's tuning "
+                    "checks and is in the model store."),
+        Requirement("pipeline.serves", "MUST", "pipeline",
+                    "The pipeline's model serves over v1 and v2, answering as the model "
+                    "evaluated locally does, and the answers meet the scenario's checks."),
         Requirement("gpu.workloads", "MUST", "train",
                     "Training, trials and the model server request a GPU, and the platform offers "
                     "one.", gpu_only=True),
@@ -95,6 +116,10 @@ REQUIREMENTS: dict[str, Requirement] = {
         Requirement("person.serves", "MUST", NOTEBOOK_WORK,
                     "A person serves a model from a notebook cell on the sandbox and queries it "
                     "over v1 and v2 with the model's own answers, then undeploys it."),
+        Requirement("person.pipelines", "MUST", NOTEBOOK_WORK,
+                    "A person compiles a Kubeflow Pipelines pipeline in a notebook cell and runs "
+                    "the compiled file on the sandbox (kfp.local), its parallel tasks collected "
+                    "and the best kept."),
         Requirement("platform.software", "SHOULD", COMPONENTS,
                     "The platform names the versions of the software it runs (Python, torch, "
                     "KServe, the Kubeflow SDK, the notebook server, the engine)."),

@@ -21,7 +21,7 @@ from docker.errors import NotFound
 from kfbox.engines import get_engine
 from kfbox.engines.lite import components as comp
 from kfbox.engines.lite.platform import RUN_LABEL
-from kfbox.harness.requirements import STEPS
+from kfbox.harness.requirements import steps_for
 from kfbox.harness.runner import workspace_for
 from kfbox.host.config import load_spec
 from kfbox.host.docker_engine import LABEL, ROLE_LABEL
@@ -42,6 +42,7 @@ from tests.support.training_code import as_a_job_only
 pytestmark = pytest.mark.e2e
 
 PROFILE = VARIANT = "quick"
+STEPS = steps_for(VARIANT)
 TRAINJOB_LABEL = "trainer.kubeflow.org/trainjob-name"
 
 

@@ -5,7 +5,9 @@ platforms run these steps in tests/e2e."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +21,9 @@ from kfbox.engines.platform import (
     BuiltImage,
     Endpoint,
     NotebookResult,
+    PipelineResult,
+    PipelineRun,
+    TaskRun,
     TrainJob,
     TrainResult,
     Trial,
@@ -53,12 +58,15 @@ class StandIn:
         default_factory=lambda: [0.91, 0.95, 0.93, 0.92, 0.90, 0.94])
     best: int = 1
     runtime_image: str = "runtime"
+    pipeline_error: str = ""
+    """Why the stand-in's pipeline run fails (empty: it succeeds)."""
+    deleted: list[str] = field(default_factory=list)
 
     @property
     def notebooks(self) -> StandIn:
         return self
 
-    images = training = tuning = serving = artifacts = notebooks
+    images = training = tuning = serving = artifacts = pipelines = notebooks
 
     def execute(self, notebook: Path, remote_dir: str, *, timeout_s: float) -> NotebookResult:
         executed = self.root / "executed.ipynb"
@@ -75,6 +83,16 @@ class StandIn:
         return BuiltImage(f"127.0.0.1:5000/{repository}@sha256:{'a' * 64}", "sha256:aa", 0.2)
 
     def run(self, job: Any) -> Any:
+        if isinstance(job, PipelineRun):
+            assert job.package.is_file()
+            states = ["SUCCESS"] * 4 + ["FAILURE" if self.pipeline_error else "SUCCESS"]
+            tasks = [TaskRun(name, state, 1.0) for name, state in
+                     zip(["trial", "trial", "train", "best", "gate"], states, strict=True)]
+            picked = {"metrics": {"accuracy": 0.96}, "args": {"lr": "0.02"}, "trial": 1}
+            return PipelineResult(not self.pipeline_error, tasks,
+                                  {"model": f"{job.store_key}/best/model",
+                                   "picked": json.dumps(picked)},
+                                  "pipeline log", 5.0, self.pipeline_error)
         if isinstance(job, TrainJob):
             world = self.world if self.world is not None else job.num_nodes
             logs = "".join(f"epoch={e}\nloss={1 / e}\naccuracy={0.9 + e / 100}\n"
@@ -94,6 +112,9 @@ class StandIn:
 
     def logs(self, name: str) -> str:
         return "model server log"
+
+    def delete(self, name: str) -> None:
+        self.deleted.append(name)
 
     def gpu_count(self) -> int:
         return 0
@@ -253,3 +274,37 @@ def test_compare_and_score() -> None:
     assert answers.score("labels", np.array([1, 2, 3, 4]), [1, 2, 3, 0]) == {"accuracy": 0.75}
     scores = answers.score("numbers", np.array([1.0, 2.0, 3.0]), [1.0, 2.0, 4.0])
     assert scores == {"rmse": round(float(np.sqrt(1 / 3)), 4), "mae": 0.3333, "r2": 0.5}
+
+
+def test_the_pipeline_step_compiles_runs_and_serves_the_pipelines_model(
+    tmp_path: Path, served
+) -> None:
+    platform = StandIn(tmp_path)
+    journey = make_journey(tmp_path, platform, numbers_scenario)
+    (journey.scenario.root / "reference.py").write_text(REFERENCE)
+    run_through(journey, "pipeline")
+    compiled = tmp_path / "logs" / "pipeline" / "pipeline.yaml"
+    digest = hashlib.sha256(compiled.read_bytes()).hexdigest()
+    assert checks(journey, "pipeline")[:3] == [
+        ("pipeline.compiles", True, f"compiled to KFP's pipeline spec in "
+         f"{journey.metrics['pipeline']['compile_s']:.2f} s: pipeline.yaml, sha256 {digest}"),
+        ("pipeline.runs", True, "5 tasks succeeded (2 trials, 2 at a time), each with no network"),
+        ("pipeline.model", True, "1 file(s) in the model store under core-1/pipeline/best/model")]
+    assert {c[0] for c in checks(journey, "pipeline")} == {
+        "pipeline.compiles", "pipeline.runs", "pipeline.model", "pipeline.serves"}
+    metrics = journey.metrics["pipeline"]
+    assert metrics["sha256"] == digest
+    assert metrics["tasks"][-1] == {"task": "gate", "state": "SUCCESS", "duration_s": 1.0}
+    assert metrics["best_args"] == {"lr": "0.02"}
+    assert platform.deleted == [steps.PIPELINE_MODEL_SERVER]  # its model server is gone
+    assert (tmp_path / "logs" / "pipeline" / "run.log").read_text() == "pipeline log"
+
+
+def test_a_failed_pipeline_task_fails_the_step_in_one_line_naming_it(tmp_path: Path) -> None:
+    cause = "task gate failed: RuntimeError: quality gate: accuracy=0.5 (needs at_least 0.9)"
+    journey = make_journey(tmp_path, StandIn(tmp_path, pipeline_error=cause))
+    run_through(journey, "build")  # the pipeline needs only the built image
+    with pytest.raises(JourneyCheckFailed, match=re.escape(cause)):
+        journey.run("pipeline")
+    assert journey.metrics["pipeline"]["tasks"][-1]["state"] == "FAILURE"  # kept for the report
+    assert (tmp_path / "logs" / "pipeline" / "run.log").is_file()

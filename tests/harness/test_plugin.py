@@ -18,6 +18,7 @@ import pytest
 
 from kfbox.harness import plugin, runner
 from kfbox.harness.profiles import PROFILES
+from kfbox.harness.requirements import STEPS
 from kfbox.host.config import SandboxSpec
 
 pytest_plugins = ["pytester"]
@@ -157,8 +158,7 @@ def test_every_step_is_recorded_with_its_checks_and_test_id(pytester: pytest.Pyt
     setup(pytester)
     result, record = run(pytester, "-m", "core")
     assert result.ret == 0
-    assert statuses(record) == dict.fromkeys(("notebook", "build", "train", "tune", "serve"),
-                                             "passed")
+    assert statuses(record) == dict.fromkeys(STEPS, "passed")
     [journey] = record["journeys"]
     train = journey["steps"][2]
     assert train["test_id"] == "test_journey.py::test_step[core-train]"
@@ -177,7 +177,7 @@ def test_a_failed_step_blocks_the_rest_and_keeps_diagnostics(pytester: pytest.Py
     result, record = run(pytester, "-m", "core")
     assert result.ret == 1
     assert statuses(record) == {"notebook": "passed", "build": "passed", "train": "failed",
-                                "tune": "blocked", "serve": "blocked"}
+                                "tune": "blocked", "serve": "blocked", "pipeline": "blocked"}
     [journey] = record["journeys"]
     assert journey["steps"][2]["reason"] == "train checked"
     assert journey["steps"][3]["reason"] == "blocked by step 'train'"

@@ -7,7 +7,13 @@ import pytest
 
 from kfbox.harness.profiles import PROFILES, get_profile
 from kfbox.harness.records import CheckRecord, RunRecord
-from kfbox.harness.requirements import COMPONENTS, NOTEBOOK_WORK, REQUIREMENTS, STEPS
+from kfbox.harness.requirements import (
+    COMPONENTS,
+    NOTEBOOK_WORK,
+    REQUIREMENTS,
+    STEPS,
+    steps_for,
+)
 from kfbox.harness.verdict import judge_profile
 from kfbox.host.errors import UsageError
 from tests.support.records import component_checks, journey, sandbox
@@ -31,6 +37,14 @@ def test_profiles_name_their_variants_markers_and_requirements() -> None:
     core = [(r.id, where) for r, where in PROFILES["core"].requirements()]
     assert ("train.process-group", "core") in core
     assert not any(r == "gpu.workloads" or w == COMPONENTS for r, w in core)
+    # The journey pipeline is core's step: quick keeps its journey short, gpu has none
+    # (kfp.local gives a task no GPU).
+    assert ("pipeline.runs", "core") in core
+    assert steps_for("core")[-1] == "pipeline"
+    assert "pipeline" not in steps_for("quick") + steps_for("gpu")
+    assert not any(r.id.startswith("pipeline.")
+                   for profile in ("quick", "gpu")
+                   for r, _ in PROFILES[profile].requirements())
     full = {(r.id, where) for r, where in PROFILES["full"].requirements()}
     assert ("gpu.workloads", "gpu") in full and ("platform.healthy", COMPONENTS) in full
     assert {(r.id, w) for r, w in PROFILES["core"].requirements()} < full
@@ -38,7 +52,8 @@ def test_profiles_name_their_variants_markers_and_requirements() -> None:
     # journey-only profiles and `kfbox test` leave it out.
     notebook = {(r.id, w) for r, w in PROFILES["notebook"].requirements()}
     assert notebook == {(f"person.{p}", NOTEBOOK_WORK)
-                        for p in ("boundary", "trains", "tunes", "builds", "serves")}
+                        for p in ("boundary", "trains", "tunes", "builds", "serves",
+                                  "pipelines")}
     assert notebook < {(r.id, w) for r, w in PROFILES["core"].requirements()}
     assert not notebook & {(r.id, w) for r, w in PROFILES["quick"].requirements()}
     assert PROFILES["core"].journey().pytest_markers == "core"
@@ -165,7 +180,8 @@ def test_the_notebook_profile_is_judged_from_its_own_checks_and_shown_by_require
     certificate = make_certificate("notebook", journeys=[], checks=checks)
     assert not certificate.certified
     assert [r.id for r in certificate.requirements] == [
-        "person.boundary", "person.trains", "person.tunes", "person.builds", "person.serves"]
+        "person.boundary", "person.trains", "person.tunes", "person.builds", "person.serves",
+        "person.pipelines"]
     console = Console(width=200, record=True)
     console.print(summary(certificate))
     text = console.export_text()

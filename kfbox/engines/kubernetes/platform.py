@@ -14,6 +14,7 @@ from kfbox.engines.kubernetes.images import KubeImages
 from kfbox.engines.kubernetes.kubeapi import KubeApi
 from kfbox.engines.kubernetes.notebooks import KubeNotebooks
 from kfbox.engines.kubernetes.nvkind import advertised_gpus
+from kfbox.engines.kubernetes.pipelines import KubePipelines
 from kfbox.engines.kubernetes.serving import KubeServing
 from kfbox.engines.kubernetes.tools import Tools
 from kfbox.engines.kubernetes.training import TRAINING_RUNTIME, KubeTraining
@@ -61,6 +62,7 @@ class KubePlatform:
         self.notebooks = KubeNotebooks(kube, ns, access.tools, access.kubeconfig,
                                        access.notebook_image, run_dir, resources=resources)
         self.artifacts = KubeArtifacts(self.notebooks)
+        self.pipelines = KubePipelines()
         self.diagnostics = KubeDiagnostics(kube, ns)
 
     @property

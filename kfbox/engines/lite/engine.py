@@ -89,6 +89,12 @@ class LiteEngine(Engine):
                 self._client = self.host_client
         return self._client
 
+    @property
+    def docker_host(self) -> str | None:
+        """DOCKER_HOST for a process that works in the sandbox's engine (None: the host's)."""
+        engine = self._rootless_engine()
+        return engine.docker_host if engine is not None else None
+
     def _rootless_engine(self) -> RootlessDocker | None:
         return find_rootless_docker(self.spec.name) if self.rootless else None
 
@@ -154,7 +160,8 @@ class LiteEngine(Engine):
             if engine is not None:
                 rootless.prepare_notebook_home(engine, images["runtime"])
                 extra = rootless.jupyter_settings(engine, comp.network_name(self.spec.name),
-                                                  f"127.0.0.1:{self.spec.ports.registry}")
+                                                  f"127.0.0.1:{self.spec.ports.registry}",
+                                                  images["runtime"])
                 plan.volumes |= extra["volumes"]
                 plan.environment |= extra["environment"]
                 plan.user = extra["user"]

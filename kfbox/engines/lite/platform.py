@@ -17,6 +17,7 @@ from kfbox.engines.jupyter import JupyterClient
 from kfbox.engines.lite import components as comp
 from kfbox.engines.lite.artifacts import LiteArtifacts
 from kfbox.engines.lite.images import LiteImages
+from kfbox.engines.lite.pipelines import LitePipelines
 from kfbox.engines.lite.serving import LiteServing
 from kfbox.engines.lite.training import LiteTraining
 from kfbox.engines.lite.tuning import OptunaTuning
@@ -39,6 +40,9 @@ class LiteSandbox(Protocol):
 
     @property
     def rootless(self) -> bool: ...
+
+    @property
+    def docker_host(self) -> str | None: ...
 
     def labels(self, **extra: str) -> dict[str, str]: ...
 
@@ -107,6 +111,8 @@ class LitePlatform:
             spec.resources,
             spec.lite.listen,
         )
+        self.pipelines = LitePipelines(client, engine.docker_host, store, labels,
+                                       spec.resources, run_dir)
         self.runtime_image = engine.runtime_image(quiet_reporter())
         self.artifacts = LiteArtifacts(
             client, store, engine.base_image(quiet_reporter()), labels

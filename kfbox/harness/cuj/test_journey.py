@@ -1,4 +1,5 @@
-"""The Critical User Journey, one test per step, in order: notebook → build → train → tune → serve.
+"""The Critical User Journey, one test per step, in order: notebook → build → train → tune → serve
+→ pipeline (core's only: the steps a variant runs are `steps_for`, parametrized in conftest.py).
 
 What each step does and the requirements it checks are in kfbox.harness.journey; after a failed
 step the later ones are reported as blocked by it (the kfbox plugin does that).

@@ -10,11 +10,14 @@ from pathlib import Path
 import docker
 import pytest
 
-from kfbox.harness.requirements import STEPS
+from kfbox.harness.requirements import steps_for
 from tests.support.faults import Box, finish, read_until
 from tests.support.sandboxes import run_folder, run_record
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
+
+STEPS = steps_for("quick")
+"""The steps of the quick journey these faults interrupt."""
 
 
 def kill(client: docker.DockerClient, box: Box, component: str) -> None:

@@ -105,10 +105,12 @@ def test_pytest_junit_is_kept_else_built_from_the_steps(tmp_path: Path) -> None:
     junit.write_text('<testsuites><testsuite name="pytest" tests="7"/></testsuites>')
     kept = write_bundle(make_certificate(), tmp_path / "a", junit_xml=junit)
     assert ET.parse(kept.folder / "junit.xml").getroot()[0].get("tests") == "7"
-    report = make_certificate(journeys=[journey(train="failed", tune="blocked", serve="blocked")])
+    report = make_certificate(journeys=[journey(train="failed", tune="blocked", serve="blocked",
+                                                pipeline="blocked")])
     built = ET.parse(write_bundle(report, tmp_path / "b").folder / "junit.xml").getroot()[0]
-    assert (built.get("tests"), built.get("failures"), built.get("skipped")) == ("5", "1", "2")
-    assert [c.get("name") for c in built] == ["notebook", "build", "train", "tune", "serve"]
+    assert (built.get("tests"), built.get("failures"), built.get("skipped")) == ("6", "1", "3")
+    assert [c.get("name") for c in built] == ["notebook", "build", "train", "tune", "serve",
+                                              "pipeline"]
     assert built[0].get("classname") == "kfbox.cuj.digits.core"
 
 
