@@ -7,6 +7,8 @@ own kernel; and `down` taking the engine and its user away."""
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import json
 import re
 import secrets
@@ -20,13 +22,15 @@ import pytest
 import requests
 from nbformat.v4 import new_code_cell, new_notebook
 
+from kfbox.engines import get_engine
 from kfbox.engines.jupyter import JupyterClient
 from kfbox.engines.lite.rootless import ENGINE_SOCKET, notebook_home
+from kfbox.engines.platform import PipelineRun
 from kfbox.harness.profiles import Profile
 from kfbox.harness.requirements import COMPONENTS, REQUIREMENTS, STEPS
 from kfbox.harness.runner import run_suite
 from kfbox.host.config import load_spec
-from kfbox.host.docker_engine import LABEL
+from kfbox.host.docker_engine import LABEL, RUN_LABEL
 from kfbox.host.gpu import detect_gpus
 from kfbox.host.images.base import ensure_base_image
 from kfbox.host.progress import quiet_reporter
@@ -88,6 +92,11 @@ def bundle_report(out: Path) -> tuple[Path, dict]:
     return folder, json.loads((folder / "report.json").read_text())
 
 
+def logs_of(folder: Path) -> Path:
+    """The core journey's workload logs in a results bundle."""
+    return folder / "logs" / "core"
+
+
 def execute(sandbox: Sandbox, notebook: Path, tmp_path: Path, folder: str) -> list[dict]:
     """Run `notebook` in the sandbox's own kernel; the executed cells."""
     result = sandbox.jupyter().execute_notebook(notebook, folder, tmp_path / "executed.ipynb",
@@ -126,7 +135,7 @@ def test_core_profile_certifies_each_scenario_with_every_step_measured(
         "engine": "lite", "sandbox": "", "profile": "core", "scenario": name, "gpus": 0,
         "source": "online", "bundle": "", "listen": "127.0.0.1"}
     # The certificate names the software it certified, read from the images and the host.
-    for software in ("python", "torch", "kserve", "kubeflow", "optuna", "jupyterlab",
+    for software in ("python", "torch", "kserve", "kfp", "kubeflow", "optuna", "jupyterlab",
                      "jupyter_server", "docker", "kfbox"):
         assert report["software"].get(software), software
     # Every requirement passed, with evidence from the test that checked it.
@@ -138,7 +147,8 @@ def test_core_profile_certifies_each_scenario_with_every_step_measured(
     # A person's work from the notebook: the tutorials ran in the sandbox's kernel, each judged.
     evidence = {r["id"]: [e["detail"] for e in r["evidence"]] for r in report["requirements"]}
     assert {i for i in evidence if i.startswith("person.")} == {
-        "person.boundary", "person.trains", "person.tunes", "person.builds", "person.serves"}
+        "person.boundary", "person.trains", "person.tunes", "person.builds", "person.serves",
+        "person.pipelines"}
     assert "train-from-the-notebook.ipynb: world_size=2 meets world_size >= 2" in \
         evidence["person.trains"]
     # Every job ran, and went, in the sandbox's own engine; nothing in the host's.
@@ -157,6 +167,17 @@ def test_core_profile_certifies_each_scenario_with_every_step_measured(
     assert steps["train"]["metrics"]["nodes"] == scenario.train.nodes
     assert steps["tune"]["metrics"]["trials"] == scenario.tune.max_trials
     assert steps["build"]["metrics"]["digest"].startswith("sha256:")
+    # The journey as one pipeline: the compiled file in the bundle, its digest in the
+    # certificate, every task's state and time, the trials in parallel, all on this sandbox.
+    compiled = logs_of(folder) / "pipeline" / "pipeline.yaml"
+    pipeline = steps["pipeline"]["metrics"]
+    assert pipeline["sha256"] == hashlib.sha256(compiled.read_bytes()).hexdigest()
+    assert {t["state"] for t in pipeline["tasks"]} == {"SUCCESS"}
+    assert all(t["duration_s"] > 0 for t in pipeline["tasks"])
+    assert sorted(t["task"] for t in pipeline["tasks"]) == sorted(
+        ["train", "best", "gate", *["trial"] * scenario.tune.max_trials])
+    # Every task's image was the one built and already in the engine: nothing was pulled.
+    assert "Pulling image" not in (logs_of(folder) / "pipeline" / "run.log").read_text()
     # The plots' data: a training curve per epoch, every trial with the best marked.
     epochs = int(scenario.train.args["epochs"])
     assert journey["curve"]["epoch"] == [float(e) for e in range(1, epochs + 1)]
@@ -164,11 +185,11 @@ def test_core_profile_certifies_each_scenario_with_every_step_measured(
     assert sum(t["best"] for t in journey["trials"]) == 1
     # The bundle: folder and tarball, every workload's log, no workspace, no token anywhere.
     assert (folder / "junit.xml").is_file() and (folder / "report.html").is_file()
-    logs = folder / "logs"
-    assert list(logs.rglob("*.executed.ipynb"))
-    assert "world_size=" in (logs / "core" / "train.log").read_text()
-    assert len(list((logs / "core" / "tune").glob("*.log"))) == scenario.tune.max_trials
-    assert "ready" in (logs / "core" / "serve.log").read_text().lower()
+    assert list((folder / "logs").rglob("*.executed.ipynb"))
+    logs = logs_of(folder)
+    assert "world_size=" in (logs / "train.log").read_text()
+    assert len(list((logs / "tune").glob("*.log"))) == scenario.tune.max_trials
+    assert "ready" in (logs / "serve.log").read_text().lower()
     assert not (folder / "workspace").exists(), "the run's own files stay out of the bundle"
     assert sorted(p.name for p in folder.iterdir()) == ["junit.xml", "logs", "report.html",
                                                         "report.json"]
@@ -192,7 +213,7 @@ def test_the_notebook_kernel_is_the_ml_runtime_with_the_kubeflow_sdk(
     parts = {c["name"]: c for c in status["components"]}
     client = sandbox.jupyter()
     probe = "import importlib.metadata as m, json\nprint(json.dumps({p: m.version(p) for p in %r}))"
-    packages = ["torch", "kserve", "scikit-learn", "numpy"]
+    packages = ["torch", "kserve", "kfp", "scikit-learn", "numpy"]
     notebook = new_notebook(cells=[new_code_cell(probe % [*packages, "kubeflow", "optuna"])])
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
     nbformat.write(notebook, tmp_path / "versions.ipynb")
@@ -225,6 +246,73 @@ def test_the_platform_requirements_hold_on_lite(
     assert all(c.passed for c in outcome.record.checks), outcome.record.checks
     notebook = checks["platform.notebook-access"].detail
     assert notebook.endswith("answers 403 without its token and 200 with it"), notebook
+
+
+PROBE_PIPELINE = '''
+from kfp import dsl
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def reach_out() -> str:
+    import socket
+
+    try:
+        socket.create_connection(("pypi.org", 443), timeout=5)
+    except OSError as exc:
+        return f"refused: {exc}"
+    return "reached"
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def fail_fast(said: str):
+    raise RuntimeError(f"failing on purpose after {said}")
+
+
+@dsl.pipeline(name="probe")
+def probe(fail: bool = FAIL):
+    said = reach_out()
+    with dsl.If(fail == True):  # noqa: E712 (KFP's condition syntax)
+        fail_fast(said=said.output)
+'''
+
+
+@pytest.mark.parametrize("fail", [False, True], ids=["no-network", "fails-fast"])
+def test_pipeline_tasks_reach_no_network_and_a_task_that_fails_fast_fails_its_run(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail: bool
+) -> None:
+    """A pipeline task is a workload of the sandbox with no network: nothing it does reaches an
+    index or a registry. A task that fails within a second fails the run, naming the task and
+    what it raised (kfp 2.17.3 reports it as a success: kubeflow/pipelines#13332)."""
+    from kfp import compiler
+
+    monkeypatch.setenv("KFBOX_HOME", str(sandbox.home))
+    platform = get_engine(load_spec(None, {"name": sandbox.name})).platform(tmp_path / "run")
+    try:
+        # A file of its own: KFP reads a component's source with `inspect`.
+        source = tmp_path / "probe.py"
+        source.write_text(PROBE_PIPELINE.replace("IMAGE", repr(platform.runtime_image))
+                          .replace("FAIL", repr(fail)))
+        spec = importlib.util.spec_from_file_location(f"probe_{fail}", source)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        compiler.Compiler().compile(module.probe, str(tmp_path / "probe.yaml"))
+        result = platform.pipelines.run(PipelineRun("probe", tmp_path / "probe.yaml",
+                                                    f"{platform.run_id}/probe", timeout_s=300))
+        states = {t.name: t.state for t in result.tasks}
+        assert states["reach-out"] == "SUCCESS"
+        assert "refused: [Errno" in result.logs and "Output: 'reached'" not in result.logs
+        if fail:
+            assert not result.succeeded and states["fail-fast"] == "FAILURE"
+            assert result.error.startswith("task fail-fast failed: RuntimeError: failing on "
+                                           "purpose after refused: [Errno"), result.error
+        else:
+            assert result.succeeded and result.error == "", result.logs[-2000:]
+    finally:
+        platform.close()
+    leftover = sandbox.engine.client().containers.list(
+        all=True, filters={"label": f"{RUN_LABEL}={platform.run_id}"})
+    assert leftover == []
 
 
 @pytest.mark.parametrize("command", ["test", "certify"])

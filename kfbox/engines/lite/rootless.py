@@ -104,11 +104,13 @@ def tutorial_checks() -> list[Tutorial]:
             for name, entry in checks.items()]
 
 
-def jupyter_settings(engine: RootlessDocker, network: str, registry: str) -> dict:
+def jupyter_settings(engine: RootlessDocker, network: str, registry: str,
+                     runtime_image: str) -> dict:
     """What the notebook server's container gets in a rootless sandbox: the engine's socket, its
     home at the same path, container root (the engine's user on the host: the socket is that
-    user's, 0660), and where the sandbox's network and registry are, which a model server or an
-    image push from a cell needs (the tutorials read them from the environment)."""
+    user's, 0660), and where the sandbox's network, registry and ML runtime image are, which a
+    model server, an image push or a pipeline's components need (the tutorials read them from
+    the environment)."""
     home = str(notebook_home(engine))
     return {
         "volumes": {
@@ -116,7 +118,8 @@ def jupyter_settings(engine: RootlessDocker, network: str, registry: str) -> dic
             home: {"bind": home, "mode": "rw"},
         },
         "environment": {"DOCKER_HOST": f"unix://{ENGINE_SOCKET}", "HOME": home,
-                        "KFBOX_NETWORK": network, "KFBOX_REGISTRY": registry},
+                        "KFBOX_NETWORK": network, "KFBOX_REGISTRY": registry,
+                        "KFBOX_RUNTIME_IMAGE": runtime_image},
         "user": "root",
         "extra_args": ["--allow-root"],
     }

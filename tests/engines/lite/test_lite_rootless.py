@@ -60,14 +60,16 @@ def test_the_engines_limits_hold_four_workloads_and_no_more_cpus_than_the_host(
 def test_the_notebook_gets_the_engines_socket_and_its_home_at_the_same_path() -> None:
     engine = rootless_docker.RootlessDocker("rl", "kfbox-rl", 999, 999, Path("/home/kfbox-rl"),
                                             Path("/run/kfbox-rootless/999/docker.sock"))
-    settings = rootless.jupyter_settings(engine, "kfbox-rl", "127.0.0.1:5000")
+    settings = rootless.jupyter_settings(engine, "kfbox-rl", "127.0.0.1:5000",
+                                         "kfbox/runtime:abc")
     home = "/home/kfbox-rl/notebook"
     assert settings["volumes"] == {
         "/run/kfbox-rootless/999/docker.sock": {"bind": rootless.ENGINE_SOCKET, "mode": "rw"},
         home: {"bind": home, "mode": "rw"}}
     assert settings["environment"] == {
         "DOCKER_HOST": f"unix://{rootless.ENGINE_SOCKET}", "HOME": home,
-        "KFBOX_NETWORK": "kfbox-rl", "KFBOX_REGISTRY": "127.0.0.1:5000"}
+        "KFBOX_NETWORK": "kfbox-rl", "KFBOX_REGISTRY": "127.0.0.1:5000",
+        "KFBOX_RUNTIME_IMAGE": "kfbox/runtime:abc"}
     # Container root is the engine's user on the host (the socket is that user's), never the
     # host's docker socket anywhere.
     assert settings["user"] == "root"
