@@ -1,11 +1,13 @@
 """report.html: the certificate as one self-contained page (inline CSS and SVG, no scripts, no
 URLs): the verdict, the requirements with their evidence, a timeline of the steps, the training
-curve per epoch, the trials (objective per trial, the best marked), software and host."""
+curve per epoch, the trials (objective per trial, the best marked), the journey pipeline's graph
+(each task's state and time), software and host."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from itertools import pairwise
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
@@ -126,6 +128,59 @@ def trials_plot(journey: JourneyRecord) -> Plot | None:
                 best)
 
 
+@dataclass
+class TaskBox:
+    label: str
+    state: str
+    """kfp's word: SUCCESS, FAILURE, RUNNING (the run ended first)."""
+    x: float
+    y: float
+    title: str
+
+
+@dataclass
+class Graph:
+    boxes: list[TaskBox]
+    edges: list[tuple[float, float, float, float]]
+    width: float
+    height: float
+
+
+TASK_WIDTH, TASK_HEIGHT, TASK_GAP, STAGE_GAP = 120, 24, 8, 60
+STATE_CLASS = {"SUCCESS": "passed", "FAILURE": "failed"}
+"""A task's box is coloured as a step with that outcome would be (else: interrupted)."""
+
+
+def pipeline_graph(journey: JourneyRecord) -> Graph | None:
+    """The journey pipeline as it ran: one column per stage, a box per task with its state and
+    time, an arrow from every task of a stage to every task of the next."""
+    step = next((s for s in journey.steps if s.name == "pipeline"), None)
+    tasks = step.metrics.get("tasks") if step is not None else None
+    if not tasks:
+        return None
+    stages: dict[int, list[dict]] = {}
+    for task in tasks:
+        stages.setdefault(int(task.get("stage", 0)), []).append(task)
+    tallest = max(len(column) for column in stages.values())
+    height = tallest * (TASK_HEIGHT + TASK_GAP) + TASK_GAP
+    boxes, columns = [], []
+    for column, stage in enumerate(sorted(stages)):
+        placed = []
+        top = (height - len(stages[stage]) * (TASK_HEIGHT + TASK_GAP)) / 2 + TASK_GAP / 2
+        for row, task in enumerate(stages[stage]):
+            seconds = task.get("duration_s")
+            timing = f"{seconds:.1f}s" if isinstance(seconds, int | float) else "—"
+            box = TaskBox(f"{task['task']} {timing}", STATE_CLASS.get(task["state"], "interrupted"),
+                          column * (TASK_WIDTH + STAGE_GAP), top + row * (TASK_HEIGHT + TASK_GAP),
+                          f"{task['task']}: {task['state']}, {timing}")
+            boxes.append(box)
+            placed.append(box)
+        columns.append(placed)
+    edges = [(a.x + TASK_WIDTH, a.y + TASK_HEIGHT / 2, b.x, b.y + TASK_HEIGHT / 2)
+             for left, right in pairwise(columns) for a in left for b in right]
+    return Graph(boxes, edges, len(columns) * (TASK_WIDTH + STAGE_GAP) - STAGE_GAP + 2, height)
+
+
 def _metric(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
@@ -154,6 +209,9 @@ def render_html(certificate: Certificate) -> str:
         svg_width=LABEL_WIDTH + TIMELINE_WIDTH + 80,
         svg_height=max(len(lanes), 1) * (BAR_HEIGHT + 10) + 24,
         charts=[(curve_plots(j), trials_plot(j)) for j in certificate.journeys],
+        graphs=[pipeline_graph(j) for j in certificate.journeys],
+        task_width=TASK_WIDTH,
+        task_height=TASK_HEIGHT,
         plot_width=PLOT_WIDTH,
         plot_height=PLOT_HEIGHT,
         plot_margin=PLOT_MARGIN,

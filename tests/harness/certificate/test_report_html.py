@@ -12,6 +12,7 @@ from kfbox.harness.certificate.html import (
     LABEL_WIDTH,
     TIMELINE_WIDTH,
     curve_plots,
+    pipeline_graph,
     render_html,
     timeline,
     trials_plot,
@@ -64,12 +65,13 @@ def test_the_page_is_self_contained() -> None:
 
 
 def test_verdict_steps_and_reasons_are_on_the_page() -> None:
-    report = make_certificate(journeys=[journey(tune="failed", serve="blocked")], exit_code=1)
+    report = make_certificate(journeys=[journey(tune="failed", serve="blocked",
+                                                pipeline="blocked")], exit_code=1)
     page = render_html(report)
     assert "Profile core: NOT CERTIFIED" in page
     rows = re.findall(r'data-step="digits/(\w+)" data-status="(\w+)"', page)
     assert rows == [("notebook", "passed"), ("build", "passed"), ("train", "passed"),
-                    ("tune", "failed"), ("serve", "blocked")]
+                    ("tune", "failed"), ("serve", "blocked"), ("pipeline", "blocked")]
     assert "tune went failed on purpose" in page and "accuracy=0.95" in page
     assert "Profile core: CERTIFIED" in render_html(make_certificate())
     requirements = dict(re.findall(r'data-requirement="([\w.-]+)" data-status="([\w-]+)"', page))
@@ -101,7 +103,7 @@ def test_timeline_bars_follow_the_durations() -> None:
         assert abs(a.x + a.width - b.x) < 1e-6  # end to end, in run order
     assert abs(lanes[0].bars[2].width * 2 - long_bars[2].width) < 1e-6
     page = render_html(make_certificate(journeys=[short, long]))
-    assert page.count('<rect class="bar-') == 10
+    assert page.count('<rect class="bar-') == 2 * len(STEPS)
 
 
 def test_a_run_without_journeys_says_so() -> None:
@@ -128,3 +130,24 @@ def test_the_training_curve_and_the_trials_are_drawn() -> None:
     assert page.count('<svg class="plot trials"') == 1
     assert page.count('<circle class="best"') == 1
     assert '<tr class="trial best"><td>trial-1 (best)</td>' in page
+
+
+def test_the_pipeline_is_drawn_task_by_task_with_its_state_and_time() -> None:
+    record = journey(pipeline="failed")
+    tasks = [{"task": "trial", "state": "SUCCESS", "duration_s": 4.2, "stage": 0},
+             {"task": "trial", "state": "SUCCESS", "duration_s": 4.4, "stage": 0},
+             {"task": "train", "state": "SUCCESS", "duration_s": 3.9, "stage": 0},
+             {"task": "best", "state": "SUCCESS", "duration_s": 0.3, "stage": 1},
+             {"task": "gate", "state": "FAILURE", "duration_s": 0.2, "stage": 2}]
+    record.steps[-1].metrics = {"tasks": tasks}
+    graph = pipeline_graph(record)
+    assert graph is not None
+    assert [(b.label, b.state) for b in graph.boxes] == [
+        ("trial 4.2s", "passed"), ("trial 4.4s", "passed"), ("train 3.9s", "passed"),
+        ("best 0.3s", "passed"), ("gate 0.2s", "failed")]
+    assert len(graph.edges) == 3 + 1  # every first-stage task into best, best into gate
+    assert len({b.x for b in graph.boxes}) == 3  # one column per stage
+    page = render_html(make_certificate(journeys=[record], exit_code=1))
+    assert re.findall(r'class="task" data-state="(\w+)"><title>([^<]+)</title>', page)[-1] == (
+        "failed", "gate: FAILURE, 0.2s")
+    assert pipeline_graph(journey("quick")) is None  # no pipeline step, no graph
