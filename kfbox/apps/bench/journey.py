@@ -43,6 +43,11 @@ def journey_figures(run: BenchRun, spec: SandboxSpec, client: docker.DockerClien
     if overheads:
         run.add("trial_overhead_s", statistics.median(overheads), "s",
                 f"median of {len(overheads)}: a trial's wall time less its own training time")
+    if "pipeline" in steps:
+        by_steps = sum(steps[name].duration_s for name in ("train", "tune", "serve"))
+        run.add("pipeline_vs_steps_ratio", steps["pipeline"].duration_s / by_steps, "x",
+                "the pipeline step (train, trials, best, gate, serve) over train + tune + serve "
+                "driven step by step, same run")
     serve = steps["serve"].metrics
     run.add("serve_ready_s", serve["ready_s"], "s", "model server start to ready")
     run.add("serve_first_prediction_s", serve["first_prediction_s"], "s",
