@@ -30,7 +30,7 @@ from kfbox.engines.platform import (
     TuneResult,
 )
 from kfbox.harness import answers
-from kfbox.harness.pipeline import PIPELINE_FILE, compile_journey, stage_of
+from kfbox.harness.pipeline import PIPELINE_FILE, compile_journey, file_sha256, stage_of
 from kfbox.harness.records import CheckRecord, TrialRecord
 from kfbox.harness.requirements import REQUIREMENTS, STEPS
 from kfbox.scenarios.scenario import Condition, Scenario
@@ -408,6 +408,10 @@ def pipeline_step(journey: Journey) -> dict[str, Any]:
                   else "the pipeline returned no model")
     journey.meets("pipeline.model", scenario.checks.tune, picked.get("metrics", {}),
                   "pipeline's best trial")
+    if saved:  # what the pipeline left, as a certificate can name it
+        model_dir = journey.platform.artifacts.fetch(model_key, journey.run_dir / "pipeline")
+        metrics["artifacts"] = {str(f.relative_to(model_dir)): file_sha256(f)
+                                for f in sorted(model_dir.rglob("*")) if f.is_file()}
     metrics.update({"best_args": picked.get("args"),
                     f"best_{scenario.tune.objective}":
                         picked.get("metrics", {}).get(scenario.tune.objective)})

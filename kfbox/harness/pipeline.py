@@ -113,10 +113,14 @@ def compile_journey(scenario: Scenario, image: str, dest: Path) -> CompiledPipel
     compiler.Compiler().compile(journey_pipeline(scenario, image, trials), str(dest))
     return CompiledPipeline(
         path=dest,
-        sha256=hashlib.sha256(dest.read_bytes()).hexdigest(),
+        sha256=file_sha256(dest),
         compile_s=time.monotonic() - started,
         trials=trials,
     )
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def stage_of(task: str) -> int:

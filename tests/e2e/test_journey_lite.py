@@ -174,6 +174,8 @@ def test_core_profile_certifies_each_scenario_with_every_step_measured(
     assert pipeline["sha256"] == hashlib.sha256(compiled.read_bytes()).hexdigest()
     assert {t["state"] for t in pipeline["tasks"]} == {"SUCCESS"}
     assert all(t["duration_s"] > 0 for t in pipeline["tasks"])
+    assert pipeline["artifacts"] and all(re.fullmatch(r"[0-9a-f]{64}", digest)
+                                         for digest in pipeline["artifacts"].values())
     assert sorted(t["task"] for t in pipeline["tasks"]) == sorted(
         ["train", "best", "gate", *["trial"] * scenario.tune.max_trials])
     # Every task's image was the one built and already in the engine: nothing was pulled.

@@ -294,8 +294,11 @@ def test_the_pipeline_step_compiles_runs_and_serves_the_pipelines_model(
         "pipeline.compiles", "pipeline.runs", "pipeline.model", "pipeline.serves"}
     metrics = journey.metrics["pipeline"]
     assert metrics["sha256"] == digest
-    assert metrics["tasks"][-1] == {"task": "gate", "state": "SUCCESS", "duration_s": 1.0}
+    assert metrics["tasks"][-1] == {"task": "gate", "state": "SUCCESS", "duration_s": 1.0,
+                                    "stage": 2}
     assert metrics["best_args"] == {"lr": "0.02"}
+    # The model it left in the store, each file with its digest.
+    assert metrics["artifacts"] == {"train.py": hashlib.sha256(b"print('train')\n").hexdigest()}
     assert platform.deleted == [steps.PIPELINE_MODEL_SERVER]  # its model server is gone
     assert (tmp_path / "logs" / "pipeline" / "run.log").read_text() == "pipeline log"
 
