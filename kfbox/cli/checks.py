@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kfbox.host.errors import KfboxError, PreflightError, UsageError
@@ -17,7 +18,14 @@ def scenario_option(scenario: str) -> None:
     # module (so `kfbox --help`) imports this one.
     from kfbox.scenarios.scenario import load_scenario
 
-    load_scenario(scenario)
+    loaded = load_scenario(scenario)
+    if loaded.pipeline:  # its own journey pipeline: compiled and checked now, on a stand-in image
+        import tempfile
+
+        from kfbox.harness.pipeline import check_scenario_pipeline
+
+        with tempfile.TemporaryDirectory(prefix="kfbox-pipeline-check-") as folder:
+            check_scenario_pipeline(loaded, Path(folder))
 
 
 def require_running(spec: SandboxSpec) -> Engine:

@@ -5,6 +5,7 @@ KFP's pipeline spec; that one file is what every engine runs."""
 # No `from __future__ import annotations`: KFP reads the pipeline function's annotations as
 # types.
 import hashlib
+import importlib.util
 import math
 import random
 import time
@@ -12,14 +13,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import yaml
 from kfp import compiler, dsl
 
 from kfbox.engines.metrics import PAIR
-from kfbox.engines.platform import MODEL_DIR_ENV, Parameter
+from kfbox.engines.platform import MODEL_DIR_ENV, Parameter, first_line
 from kfbox.harness import pipeline_tasks
+from kfbox.host.errors import UsageError
 from kfbox.scenarios.scenario import Scenario
 
 PIPELINE_FILE = "pipeline.yaml"
+SCENARIO_PIPELINE = "journey_pipeline"
+"""What a scenario's own pipeline file defines: journey_pipeline(image) returns its pipeline."""
+CHECK_IMAGE = "127.0.0.1:5000/kfbox/scenario@sha256:" + "0" * 64
+"""The image a scenario's pipeline is checked with before the build makes the real one."""
 """The compiled pipeline's name in the journey's logs (and so in the results bundle)."""
 STAGES: tuple[tuple[str, ...], ...] = (("train", "trial"), ("best",), ("gate",))
 """The journey pipeline's tasks by stage, in the order the graph flows: each stage's tasks wait
@@ -104,19 +111,89 @@ def journey_pipeline(scenario: Scenario, image: str, trials: list[dict[str, str]
     return journey
 
 
+def scenario_pipeline(scenario: Scenario, image: str) -> Any:
+    """The scenario's own journey pipeline: its file's `journey_pipeline(image)`."""
+    assert scenario.pipeline is not None
+    path = scenario.path(scenario.pipeline)
+    loaded = importlib.util.spec_from_file_location(f"kfbox_pipeline_{scenario.name}", path)
+    assert loaded is not None and loaded.loader is not None
+    module = importlib.util.module_from_spec(loaded)
+    loaded.loader.exec_module(module)
+    build = getattr(module, SCENARIO_PIPELINE, None)
+    if build is None:
+        raise UsageError(f"scenario {scenario.name}: {scenario.pipeline} defines no "
+                         f"{SCENARIO_PIPELINE}(image)", fix="see docs/scenarios.md")
+    return build(image)
+
+
 def compile_journey(scenario: Scenario, image: str, dest: Path) -> CompiledPipeline:
-    """Compile the scenario's journey pipeline to KFP's pipeline spec at `dest`."""
+    """Compile the scenario's journey pipeline (its own, else derived) to KFP's pipeline spec at
+    `dest`; a pipeline kfp.local could not run as the sandbox runs it is refused in one line."""
     started = time.monotonic()
     tune = scenario.tune
     trials = draw_trials(tune.platform_parameters(), tune.max_trials, dict(scenario.train.args))
     dest.parent.mkdir(parents=True, exist_ok=True)
-    compiler.Compiler().compile(journey_pipeline(scenario, image, trials), str(dest))
+    label = f"scenario {scenario.name}: {scenario.pipeline or 'the derived pipeline'}"
+    try:
+        pipeline = (scenario_pipeline(scenario, image) if scenario.pipeline
+                    else journey_pipeline(scenario, image, trials))
+        compiler.Compiler().compile(pipeline, str(dest))
+    except UsageError:
+        raise
+    except Exception as exc:  # the KFP SDK's own refusal, or the file's: one line either way
+        raise UsageError(f"{label} does not compile: {first_line(exc)}",
+                         fix="fix the pipeline file (docs/scenarios.md)") from None
+    check_runs_locally(list(yaml.safe_load_all(dest.read_text())), image, label)
     return CompiledPipeline(
         path=dest,
         sha256=file_sha256(dest),
         compile_s=time.monotonic() - started,
-        trials=trials,
+        trials=trials if not scenario.pipeline else [],
     )
+
+
+# What kfp.local cannot run, as KFP 2.17.3 compiles it: a container's `resources` (set_cpu_limit,
+# set_memory_request, set_accelerator_type, ...: kfp/compiler/pipeline_spec_builder.py), and a
+# second document `platforms` (kfp-kubernetes' Kubernetes-only settings: volumes, secrets,
+# node selectors, tolerations).
+LOCAL_REFUSES = {
+    "resources": "resource requests, limits or GPUs (kfp.local runs none)",
+    "platforms": "Kubernetes-only settings (kfp-kubernetes)",
+}
+REQUIRED_OUTPUTS = {"artifacts": "model", "parameters": "picked"}
+"""What the pipeline step reads back: the model to serve, and the best trial's metrics."""
+
+
+def check_runs_locally(documents: list[dict], image: str, label: str) -> None:
+    """Refuse, in one line naming the task and the feature, a compiled pipeline the sandbox
+    cannot run: a task on another image than the built one, a feature kfp.local lacks, or no
+    `model` and `picked` outputs for the step to serve and judge."""
+    spec = documents[0]
+    for document in documents[1:]:
+        if "platforms" in document:
+            raise UsageError(f"{label} uses {LOCAL_REFUSES['platforms']}",
+                             fix="remove them: the pipeline runs on lite with kfp.local")
+    for name, executor in spec.get("deploymentSpec", {}).get("executors", {}).items():
+        container = executor.get("container", {})
+        task = name.removeprefix("exec-")
+        if container.get("image") != image:
+            raise UsageError(f"{label}: task {task} runs image {container.get('image')!r}, not "
+                             "the sandbox's", fix="give every component the image "
+                             f"{SCENARIO_PIPELINE}(image) is called with")
+        if container.get("resources"):
+            raise UsageError(f"{label}: task {task} sets {', '.join(container['resources'])}: "
+                             f"{LOCAL_REFUSES['resources']}", fix="remove them for lite")
+    outputs = spec.get("root", {}).get("outputDefinitions", {})
+    for kind, name in REQUIRED_OUTPUTS.items():
+        if name not in outputs.get(kind, {}):
+            raise UsageError(f"{label} returns no {name!r}",
+                             fix="return a NamedTuple of model (dsl.Model) and picked (dict)")
+
+
+def check_scenario_pipeline(scenario: Scenario, folder: Path) -> None:
+    """Compile the scenario's own pipeline before anything runs, on a stand-in for the image the
+    build will make: a bad one is one line now, not a failed step later."""
+    compile_journey(scenario, CHECK_IMAGE, folder / PIPELINE_FILE)
 
 
 def file_sha256(path: Path) -> str:
@@ -124,5 +201,6 @@ def file_sha256(path: Path) -> str:
 
 
 def stage_of(task: str) -> int:
-    """The stage a task of the journey pipeline belongs to (the report draws them as columns)."""
-    return next(i for i, names in enumerate(STAGES) if task in names)
+    """The stage a task of the derived pipeline belongs to (the report draws them as columns); a
+    scenario's own pipeline's tasks are drawn in one."""
+    return next((i for i, names in enumerate(STAGES) if task in names), 0)

@@ -171,6 +171,9 @@ class Scenario(_Strict):
     """Scenario files copied into the build context beside the notebook outputs."""
     reference: str
     """Python file with held_out() and predict(model_dir, X): the model evaluated locally."""
+    pipeline: str | None = None
+    """Python file with journey_pipeline(image): the scenario's own journey pipeline (KFP);
+    without it kfbox derives one from this file (kfbox/harness/pipeline.py)."""
     train: TrainSpec
     tune: TuneSpec
     serve: ServeSpec
@@ -361,7 +364,9 @@ def _describe(error: Any) -> str:
 
 
 def _check_files(scenario: Scenario) -> None:
-    for name in [scenario.notebook, scenario.dockerfile, scenario.reference, *scenario.build_files]:
+    named = [scenario.notebook, scenario.dockerfile, scenario.reference, *scenario.build_files,
+             *([scenario.pipeline] if scenario.pipeline else [])]
+    for name in named:
         if not scenario.path(name).is_file():
             raise UsageError(f"scenario {scenario.name}: missing file '{name}'")
     _read_notebook(scenario.path(scenario.notebook), scenario.name)

@@ -5,6 +5,7 @@ bodies KFP ships). The pipeline runs for real on a sandbox in tests/e2e."""
 from __future__ import annotations
 
 import math
+import re
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,8 +16,10 @@ import yaml
 from kfbox.engines.metrics import PAIR, parse_metrics
 from kfbox.engines.platform import MODEL_DIR_ENV, Parameter
 from kfbox.harness import pipeline_tasks
-from kfbox.harness.pipeline import compile_journey, draw_trials
+from kfbox.harness.pipeline import check_runs_locally, compile_journey, draw_trials
+from kfbox.host.errors import UsageError
 from kfbox.scenarios.scenario import Condition, list_scenarios, load_scenario
+from tests.support.cli import kfbox_cli
 
 IMAGE = "127.0.0.1:5000/kfbox/digits@sha256:" + "a" * 64
 
@@ -129,3 +132,101 @@ def test_the_quality_gate_holds_where_the_scenarios_condition_holds(
 def test_a_metric_never_reported_fails_the_gate() -> None:
     with pytest.raises(RuntimeError, match="quality gate: r2=None"):
         pipeline_tasks.gate({"metrics": {}}, [{"metric": "r2", "at_least": 0.2}])
+
+
+OWN_PIPELINE = '''
+from typing import NamedTuple
+
+from kfp import dsl
+
+
+class Outputs(NamedTuple):
+    model: dsl.Model
+    picked: dict
+
+
+def journey_pipeline(image):
+    @dsl.component(base_image=IMAGE_OF_TRAIN, install_kfp_package=False)
+    def train(model: dsl.Output[dsl.Model]) -> dict:
+        return {"metrics": {"accuracy": 0.97}, "args": {}}
+
+    @dsl.pipeline(name="own")
+    def own() -> Outputs:
+        trained = train()
+        SETTINGS
+        return Outputs(model=trained.outputs["model"], picked=trained.outputs["Output"])
+
+    return own
+'''
+
+
+def own_pipeline(tmp_path: Path, image: str = "image", settings: str = "",
+                 text: str | None = None) -> Path:
+    """A copy of digits that brings its own pipeline.py (written from OWN_PIPELINE)."""
+    import shutil
+
+    from kfbox.scenarios.scenario import SCENARIOS_DIR
+
+    folder = tmp_path / "own"
+    shutil.copytree(SCENARIOS_DIR / "digits", folder,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (folder / "pipeline.py").write_text(text if text is not None else OWN_PIPELINE.replace(
+        "IMAGE_OF_TRAIN", image).replace("SETTINGS", settings or "pass"))
+    data = yaml.safe_load((folder / "scenario.yaml").read_text())
+    data.update(name="own", pipeline="pipeline.py")
+    (folder / "scenario.yaml").write_text(yaml.safe_dump(data))
+    return folder
+
+
+def test_a_scenario_brings_its_own_pipeline_on_the_image_it_is_given(tmp_path: Path) -> None:
+    scenario = load_scenario(own_pipeline(tmp_path))
+    compiled = compile_journey(scenario, IMAGE, tmp_path / "pipeline.yaml")
+    spec = yaml.safe_load(compiled.path.read_text())
+    assert list(spec["root"]["dag"]["tasks"]) == ["train"]
+    assert spec["deploymentSpec"]["executors"]["exec-train"]["container"]["image"] == IMAGE
+
+
+@pytest.mark.parametrize(("image", "settings", "says"), [
+    ('"python:3.12"', "", "task train runs image 'python:3.12', not the sandbox's — give every "
+                          "component the image journey_pipeline(image) is called with"),
+    ("image", "trained.set_cpu_limit('2')", "task train sets cpuLimit, resourceCpuLimit: "
+                                            "resource requests, limits or GPUs (kfp.local runs "
+                                            "none) — remove them for lite"),
+    ("image", "trained.set_accelerator_type('nvidia.com/gpu').set_accelerator_limit(1)",
+     "task train sets accelerator: resource requests, limits or GPUs"),
+    ("image", "trained.set_display_name(3)", "does not compile: "),
+], ids=["another-image", "cpu-limit", "gpu", "does-not-compile"])
+def test_a_scenario_pipeline_kfp_local_cannot_run_is_one_line_before_anything_runs(
+    tmp_path: Path, image: str, settings: str, says: str
+) -> None:
+    folder = own_pipeline(tmp_path, image, settings)
+    done = kfbox_cli("test", "--profile", "core", "--scenario", str(folder),
+                     env={"KFBOX_HOME": str(tmp_path / "home")})
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: scenario own: pipeline.py")
+    assert says in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert not (tmp_path / "home" / "sandboxes").exists()  # nothing was made
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ("x = 1\n", "pipeline.py defines no journey_pipeline(image)"),
+    (OWN_PIPELINE.replace("SETTINGS", "pass").replace("IMAGE_OF_TRAIN", "image").replace(
+        "return Outputs(model=trained.outputs[\"model\"], picked=trained.outputs[\"Output\"])",
+        "return Outputs(model=trained.outputs[\"model\"], picked={})"),
+     "does not compile: "),
+], ids=["no-function", "no-picked-output"])
+def test_a_scenario_pipeline_without_what_the_step_reads_is_refused(
+    tmp_path: Path, text: str, says: str
+) -> None:
+    scenario = load_scenario(own_pipeline(tmp_path, text=text))
+    with pytest.raises(UsageError, match=re.escape(says)):
+        compile_journey(scenario, IMAGE, tmp_path / "pipeline.yaml")
+
+
+def test_kubernetes_only_settings_and_missing_outputs_are_named() -> None:
+    spec = {"deploymentSpec": {"executors": {}},
+            "root": {"outputDefinitions": {"artifacts": {"model": {}}, "parameters": {}}}}
+    with pytest.raises(UsageError, match="uses Kubernetes-only settings"):
+        check_runs_locally([spec, {"platforms": {"kubernetes": {}}}], IMAGE, "p")
+    with pytest.raises(UsageError, match="p returns no 'picked'"):
+        check_runs_locally([spec], IMAGE, "p")
