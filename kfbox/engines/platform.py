@@ -239,6 +239,9 @@ class PipelineResult:
     duration_s: float
     error: str = ""
     """One line: why the run failed (the failed task and its cause), empty when it succeeded."""
+    task_outputs: dict[str, dict] = field(default_factory=dict)
+    """Each task's output parameters as its executor wrote them, by the task's place in the run
+    (`train`, `for-loop-1-iteration-0/trial`, ...)."""
 
 
 class Pipelines(Protocol):

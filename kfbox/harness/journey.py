@@ -392,7 +392,8 @@ def pipeline_step(journey: Journey) -> dict[str, Any]:
               "stage": stage_of(t.name)} for t in result.tasks]
     metrics: dict[str, Any] = {"sha256": compiled.sha256,
                                "compile_s": round(compiled.compile_s, 3),
-                               "pipeline_s": round(result.duration_s, 2), "tasks": tasks}
+                               "pipeline_s": round(result.duration_s, 2), "tasks": tasks,
+                               "task_outputs": result.task_outputs}
     journey.metrics["pipeline"] = metrics  # kept even when a check below fails the step
     trials = sum(t.name == "trial" for t in result.tasks)
     journey.check(

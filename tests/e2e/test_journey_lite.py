@@ -176,6 +176,10 @@ def test_core_profile_certifies_each_scenario_with_every_step_measured(
     assert all(t["duration_s"] > 0 for t in pipeline["tasks"])
     assert pipeline["artifacts"] and all(re.fullmatch(r"[0-9a-f]{64}", digest)
                                          for digest in pipeline["artifacts"].values())
+    outputs = pipeline["task_outputs"]  # each task's outputs, as its executor wrote them
+    assert scenario.tune.objective in outputs["train"]["Output"]
+    assert len([place for place in outputs if place.endswith("/trial")]) == \
+        scenario.tune.max_trials
     assert sorted(t["task"] for t in pipeline["tasks"]) == sorted(
         ["train", "best", "gate", *["trial"] * scenario.tune.max_trials])
     # Every task's image was the one built and already in the engine: nothing was pulled.

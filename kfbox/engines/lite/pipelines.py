@@ -105,6 +105,7 @@ class LitePipelines:
             logs=logs,
             duration_s=time.monotonic() - started,
             error=error,
+            task_outputs=task_outputs(root),
         )
 
     @staticmethod
@@ -141,3 +142,15 @@ def failure_cause(logs: str) -> str:
     """What the failed task raised (its traceback's last line), else the run's error line."""
     raised = [line.strip() for line in logs.splitlines() if RAISED.match(line.strip())]
     return raised[-1] if raised else error_line(logs)
+
+
+def task_outputs(root: Path) -> dict[str, dict]:
+    """Each task's output parameters, from the `executor_output.json` its executor wrote under
+    the run's folder (kfp 2.17.3, kfp/dsl/executor.py: `parameterValues`), by its place in the
+    run: the path below the run's own folder."""
+    found = {}
+    for written in sorted(root.glob("*/**/executor_output.json")):
+        place = written.parent.relative_to(root)
+        found[str(Path(*place.parts[1:]))] = json.loads(written.read_text()).get(
+            "parameterValues", {})
+    return found

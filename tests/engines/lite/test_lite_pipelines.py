@@ -5,7 +5,10 @@ task failed. Runs on a real sandbox are in tests/e2e/test_journey_lite.py."""
 
 from __future__ import annotations
 
-from kfbox.engines.lite.pipelines import failure_cause, task_runs
+import json
+from pathlib import Path
+
+from kfbox.engines.lite.pipelines import failure_cause, task_outputs, task_runs
 
 RUN = """\
 20:51:06.084 - INFO - Running pipeline: 'kfbox-digits'
@@ -58,3 +61,18 @@ def test_the_cause_of_a_failed_task_is_what_it_raised() -> None:
     assert failure_cause(RUN) == (
         "RuntimeError: quality gate: accuracy=0.9689 (needs at_least 1.5, at_most None)")
     assert failure_cause("nothing raised\nlast words\n") == "last words"
+
+
+def test_each_tasks_outputs_by_its_place_in_the_run(tmp_path: Path) -> None:
+    run = tmp_path / "kfbox-digits-2026-12-02-20-51-06-084370"
+    for place, values in {"train": {"Output": {"accuracy": 0.97}},
+                          "for-loop-1-iteration-1/trial": {"Output": {"accuracy": 0.98}},
+                          "gate": {"Output": "passed: accuracy=0.98"}}.items():
+        (run / place).mkdir(parents=True)
+        (run / place / "executor_output.json").write_text(json.dumps(
+            {"parameterValues": values, "artifacts": {}}))
+    (run / "best").mkdir()  # a task that wrote nothing (it failed) has no entry
+    assert task_outputs(tmp_path) == {
+        "for-loop-1-iteration-1/trial": {"Output": {"accuracy": 0.98}},
+        "gate": {"Output": "passed: accuracy=0.98"},
+        "train": {"Output": {"accuracy": 0.97}}}
