@@ -12,7 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import kfbox
-from kfbox.host.errors import KfboxError, PreflightError
+from kfbox.host.errors import PreflightError
+from kfbox.host.images.wheelhouse import SOURCE_ONLY, build_source_only, pip_error
 from kfbox.host.offline.target import Target
 
 OLDEST_MANYLINUX = 5
@@ -59,10 +60,7 @@ def _pip(*args: str, what: str) -> None:
     command = [sys.executable, "-m", "pip", "--disable-pip-version-check", *args]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        errors = [ln for ln in done.stderr.splitlines() if ln.startswith("ERROR")]
-        cause = errors[0] if errors else (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise KfboxError(f"pip could not {what}: {cause}",
-                         fix="check the package index in your pip config")
+        raise pip_error(what, done.stderr, "check the package index in your pip config")
 
 
 def download_wheels(dest: Path, target: Target, python: str, glibc: str,
@@ -85,10 +83,23 @@ def download_wheels(dest: Path, target: Target, python: str, glibc: str,
         constraints = Path(tmp) / "constraints.txt"
         constraints.write_text(pinned_here())
         [wheel] = dest.glob("kfbox-*.whl")
+        # A dependency PyPI has as source only gets its wheel built here, at the version
+        # installed here; the download for the target then finds it beside the others.
+        build_source_only([f"{name}=={importlib.metadata.version(name)}"
+                           for name in sorted(SOURCE_ONLY) if _installed(name)], dest)
         update(f"downloading kfbox's dependencies for CPython {python} on {target.machine}")
         _pip("download", "--quiet", *platform_args(target, python, glibc), "--dest", str(dest),
-             "--constraint", str(constraints), str(wheel), what="download kfbox's dependencies")
+             "--find-links", str(dest), "--constraint", str(constraints), str(wheel),
+             what="download kfbox's dependencies")
     return {name: version for name, version in map(wheel_name, sorted(dest.glob("*.whl")))}
+
+
+def _installed(name: str) -> bool:
+    try:
+        importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
 
 
 def wheel_name(path: Path) -> tuple[str, str]:

@@ -11,7 +11,6 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import NoReturn
 
 from kfbox.host import paths
 from kfbox.host.errors import KfboxError
@@ -60,7 +59,7 @@ def ensure_wheelhouse(requirements: list[str], reporter: Reporter, label: str) -
         update(", ".join(requirements))
         # Its own partial folder: two sandboxes may fetch the same wheelhouse at once.
         partial = target.with_name(f"{target.name}.{secrets.token_hex(4)}.partial")
-        built = _build_source_only(requirements, partial)
+        built = build_source_only(requirements, partial)
         command = [
             sys.executable,
             "-m",
@@ -78,7 +77,7 @@ def ensure_wheelhouse(requirements: list[str], reporter: Reporter, label: str) -
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             shutil.rmtree(partial, ignore_errors=True)
-            _fail(label, done.stderr)
+            raise pip_error(f"download the wheels for {label}", done.stderr, _fix())
         (partial / DONE_MARKER).write_text("\n".join(requirements) + "\n")
         if not (target / DONE_MARKER).exists():  # what a killed fetch left
             shutil.rmtree(target, ignore_errors=True)
@@ -89,9 +88,10 @@ def ensure_wheelhouse(requirements: list[str], reporter: Reporter, label: str) -
     return target
 
 
-def _build_source_only(requirements: list[str], dest: Path) -> bool:
-    """Build into `dest` the wheels of the requirements in SOURCE_ONLY; whether there were any."""
-    wanted = [r for r in requirements if _name(r) in SOURCE_ONLY]
+def build_source_only(requirements: list[str], dest: Path) -> bool:
+    """Build into `dest` the wheels of the requirements in SOURCE_ONLY (pure Python: one wheel
+    fits every target); whether there were any."""
+    wanted = [r for r in requirements if project_name(r) in SOURCE_ONLY]
     if not wanted:
         return False
     dest.mkdir(parents=True, exist_ok=True)
@@ -102,21 +102,23 @@ def _build_source_only(requirements: list[str], dest: Path) -> bool:
     )
     if done.returncode != 0:
         shutil.rmtree(dest, ignore_errors=True)
-        _fail(", ".join(wanted), done.stderr)
+        raise pip_error(f"build the wheels of {', '.join(wanted)}", done.stderr, _fix())
     return True
 
 
-def _name(requirement: str) -> str:
+def _fix() -> str:
+    return ("check the package index in your pip config; offline, copy a wheelhouse into "
+            f"{paths.cache_dir('wheels')}")
+
+
+def project_name(requirement: str) -> str:
     """A requirement's project name, normalised (PEP 503)."""
     return re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0].strip().lower().replace("_", "-")
 
 
-def _fail(label: str, stderr: str) -> NoReturn:
-    # pip's first ERROR line is often a note on versions it skipped; the cause is the last.
+def pip_error(what: str, stderr: str, fix: str) -> KfboxError:
+    """pip's failure as one line: its last ERROR line is the cause (the first is often a note
+    on versions it skipped)."""
     errors = [ln for ln in stderr.splitlines() if ln.startswith("ERROR")]
     cause = errors[-1] if errors else (stderr.strip().splitlines() or ["no output"])[-1]
-    raise KfboxError(
-        f"pip could not download the wheels for {label}: {cause}",
-        fix="check the package index in your pip config; offline, copy a wheelhouse "
-        f"into {paths.cache_dir('wheels')}",
-    )
+    return KfboxError(f"pip could not {what}: {cause}", fix=fix)

@@ -39,6 +39,6 @@ def test_pipeline_tasks_run_the_kfp_release_kfbox_compiles_with() -> None:
     [kfp] = [r for r in runtime if r.startswith("kfp==")]
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     assert kfp in project
-    [server_api] = [r for r in runtime if wheelhouse._name(r) in wheelhouse.SOURCE_ONLY]
+    [server_api] = [r for r in runtime if wheelhouse.project_name(r) in wheelhouse.SOURCE_ONLY]
     assert server_api == f"kfp-server-api=={kfp.split('==')[1]}"
-    assert wheelhouse._name("KFP_Server_API[x]>=2; python_version>'3'") == "kfp-server-api"
+    assert wheelhouse.project_name("KFP_Server_API[x]>=2; python_version>'3'") == "kfp-server-api"
