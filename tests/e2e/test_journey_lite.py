@@ -17,10 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import nbformat
 import pytest
 import requests
-from nbformat.v4 import new_code_cell, new_notebook
+from nbformat.v4 import new_code_cell
 
 from kfbox.engines import get_engine
 from kfbox.engines.jupyter import JupyterClient
@@ -40,6 +39,7 @@ from tests.support import escapes
 from tests.support.cli import kfbox_cli, private_home
 from tests.support.escape_table import ATTEMPTS, attempt_spec, judge
 from tests.support.net import free_port
+from tests.support.notebooks import write_notebook
 from tests.support.sandboxes import labelled, run_folder, run_record, sandbox_name
 
 pytestmark = pytest.mark.e2e
@@ -220,9 +220,7 @@ def test_the_notebook_kernel_is_the_ml_runtime_with_the_kubeflow_sdk(
     client = sandbox.jupyter()
     probe = "import importlib.metadata as m, json\nprint(json.dumps({p: m.version(p) for p in %r}))"
     packages = ["torch", "kserve", "kfp", "scikit-learn", "numpy"]
-    notebook = new_notebook(cells=[new_code_cell(probe % [*packages, "kubeflow", "optuna"])])
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
-    nbformat.write(notebook, tmp_path / "versions.ipynb")
+    write_notebook(tmp_path / "versions.ipynb", probe % [*packages, "kubeflow", "optuna"])
     result = client.execute_notebook(tmp_path / "versions.ipynb", "kfbox-tests/versions",
                                      tmp_path / "out.ipynb", timeout_s=120)
     [cell] = json.loads(result.executed.read_text())["cells"]
@@ -392,13 +390,9 @@ def kernel_attempts(sandbox: Sandbox, docker_client, canary, marker,
              "print(json.dumps({'docker_host': os.environ.get('DOCKER_HOST'), "
              "'host_socket': os.path.exists('/var/run/docker.sock'), "
              "'uid_map': open('/proc/self/uid_map').read().split()}))")
-    cells = [new_code_cell(setup)] + [
-        new_code_cell(f"print(json.dumps(ns['attempt']({spec!r})))")
-        for spec, _ in specs.values()]
-    notebook = new_notebook(cells=cells)
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
     folder = tmp_path_factory.mktemp("escapes")
-    nbformat.write(notebook, folder / "escapes.ipynb")
+    write_notebook(folder / "escapes.ipynb", setup,
+                   *(f"print(json.dumps(ns['attempt']({spec!r})))" for spec, _ in specs.values()))
     before = canary.accepted
     executed = execute(sandbox, folder / "escapes.ipynb", folder, "kfbox-escapes")
     kernel = json.loads(printed(executed[0]).strip())

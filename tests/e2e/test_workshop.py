@@ -28,6 +28,7 @@ from kfbox.host.rootless_docker import (
     remove_rootless_docker,
 )
 from tests.support.cli import kfbox_cli, private_home
+from tests.support.notebooks import write_notebook
 from tests.support.sandboxes import labelled, remove_labelled, sandbox_name
 from tests.support.workshops import free_base_port, leftovers, seat_names
 
@@ -148,11 +149,7 @@ def test_each_seat_is_blind_to_the_other_from_its_notebook(room: Class, tmp_path
         "    except docker.errors.DockerException as exc:\n"
         "        tried[name] = 'blocked: ' + str(exc)[:200]\n"
         "print(json.dumps({'names': names, 'tried': tried}))")
-    notebook = {"nbformat": 4, "nbformat_minor": 5,
-                "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3"}},
-                "cells": [{"cell_type": "code", "id": "probe", "metadata": {},
-                           "execution_count": None, "outputs": [], "source": probe}]}
-    (tmp_path / "blind.ipynb").write_text(json.dumps(notebook))
+    write_notebook(tmp_path / "blind.ipynb", probe)
     token = room.token(room.seats[0])
     client = JupyterClient(f"http://127.0.0.1:{room.base}", token)
     result = client.execute_notebook(tmp_path / "blind.ipynb", "kfbox-tests/blind",
