@@ -14,7 +14,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from kfbox.engines.metrics import parse_metrics, parse_series
@@ -317,6 +317,14 @@ def serve_step(journey: Journey) -> dict[str, Any]:
         journey.keep_log("serve.log", serving.logs(MODEL_SERVER))
 
 
+def fetch_model(journey: Journey, model_key: str) -> Path:
+    """The model at `model_key`, copied out of the store into the journey folder once: the
+    steps that read it again (its digests, then its answers evaluated locally) reuse the copy."""
+    folder = journey.run_dir / "models" / model_key.replace("/", "-")
+    fetched = folder / PurePosixPath(model_key).name
+    return fetched if fetched.exists() else journey.platform.artifacts.fetch(model_key, folder)
+
+
 @dataclass(frozen=True)
 class AnswerChecks:
     """The requirements a served model's answers are recorded against."""
@@ -345,9 +353,7 @@ def _judge_answers(
         )
     reference = journey.scenario.reference_module()
     x, truth = reference.held_out()
-    model_dir = journey.platform.artifacts.fetch(
-        model_key, journey.run_dir / "models" / model_key.replace("/", "-"))
-    local = list(reference.predict(model_dir, x))
+    local = list(reference.predict(fetch_model(journey, model_key), x))
     served = {"v1": answers.ask("v1", endpoint, x, declared)}
     first_prediction_s = time.monotonic() - started  # from the server's start
     served["v2"] = answers.ask("v2", endpoint, x, declared)
@@ -410,7 +416,7 @@ def pipeline_step(journey: Journey) -> dict[str, Any]:
     journey.meets("pipeline.model", scenario.checks.tune, picked.get("metrics", {}),
                   "pipeline's best trial")
     if saved:  # what the pipeline left, as a certificate can name it
-        model_dir = journey.platform.artifacts.fetch(model_key, journey.run_dir / "pipeline")
+        model_dir = fetch_model(journey, model_key)
         metrics["artifacts"] = {str(f.relative_to(model_dir)): file_sha256(f)
                                 for f in sorted(model_dir.rglob("*")) if f.is_file()}
     metrics.update({"best_args": picked.get("args"),

@@ -23,11 +23,11 @@ from kfbox.host.errors import UsageError
 from kfbox.scenarios.scenario import Scenario
 
 PIPELINE_FILE = "pipeline.yaml"
+"""The compiled pipeline's name in the journey's logs (and so in the results bundle)."""
 SCENARIO_PIPELINE = "journey_pipeline"
 """What a scenario's own pipeline file defines: journey_pipeline(image) returns its pipeline."""
 CHECK_IMAGE = "127.0.0.1:5000/kfbox/scenario@sha256:" + "0" * 64
 """The image a scenario's pipeline is checked with before the build makes the real one."""
-"""The compiled pipeline's name in the journey's logs (and so in the results bundle)."""
 STAGES: tuple[tuple[str, ...], ...] = (("train", "trial"), ("best",), ("gate",))
 """The journey pipeline's tasks by stage, in the order the graph flows: each stage's tasks wait
 for the stage before (the trials run in parallel; train beside them)."""
@@ -49,7 +49,8 @@ class CompiledPipeline:
     sha256: str
     compile_s: float
     trials: list[dict[str, str]]
-    """Each trial's arguments, in the order the pipeline runs and collects them."""
+    """Each trial's arguments, in the order the derived pipeline runs and collects them (empty
+    for a scenario's own pipeline)."""
 
 
 def draw_trials(parameters: list[Parameter], count: int, base: dict[str, str],
@@ -130,13 +131,17 @@ def compile_journey(scenario: Scenario, image: str, dest: Path) -> CompiledPipel
     """Compile the scenario's journey pipeline (its own, else derived) to KFP's pipeline spec at
     `dest`; a pipeline kfp.local could not run as the sandbox runs it is refused in one line."""
     started = time.monotonic()
-    tune = scenario.tune
-    trials = draw_trials(tune.platform_parameters(), tune.max_trials, dict(scenario.train.args))
     dest.parent.mkdir(parents=True, exist_ok=True)
     label = f"scenario {scenario.name}: {scenario.pipeline or 'the derived pipeline'}"
+    trials: list[dict[str, str]] = []  # drawn only for the derived pipeline
     try:
-        pipeline = (scenario_pipeline(scenario, image) if scenario.pipeline
-                    else journey_pipeline(scenario, image, trials))
+        if scenario.pipeline:
+            pipeline = scenario_pipeline(scenario, image)
+        else:
+            tune = scenario.tune
+            trials = draw_trials(tune.platform_parameters(), tune.max_trials,
+                                 dict(scenario.train.args))
+            pipeline = journey_pipeline(scenario, image, trials)
         compiler.Compiler().compile(pipeline, str(dest))
     except UsageError:
         raise
@@ -148,7 +153,7 @@ def compile_journey(scenario: Scenario, image: str, dest: Path) -> CompiledPipel
         path=dest,
         sha256=file_sha256(dest),
         compile_s=time.monotonic() - started,
-        trials=trials if not scenario.pipeline else [],
+        trials=trials,
     )
 
 

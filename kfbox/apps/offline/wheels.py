@@ -13,6 +13,7 @@ from pathlib import Path
 
 import kfbox
 from kfbox.host.errors import PreflightError
+from kfbox.host.images.versions import installed_versions
 from kfbox.host.images.wheelhouse import SOURCE_ONLY, build_source_only, pip_error
 from kfbox.host.offline.target import Target
 
@@ -85,21 +86,13 @@ def download_wheels(dest: Path, target: Target, python: str, glibc: str,
         [wheel] = dest.glob("kfbox-*.whl")
         # A dependency PyPI has as source only gets its wheel built here, at the version
         # installed here; the download for the target then finds it beside the others.
-        build_source_only([f"{name}=={importlib.metadata.version(name)}"
-                           for name in sorted(SOURCE_ONLY) if _installed(name)], dest)
+        build_source_only([f"{name}=={version}" for name, version in
+                           installed_versions(sorted(SOURCE_ONLY)).items()], dest)
         update(f"downloading kfbox's dependencies for CPython {python} on {target.machine}")
         _pip("download", "--quiet", *platform_args(target, python, glibc), "--dest", str(dest),
              "--find-links", str(dest), "--constraint", str(constraints), str(wheel),
              what="download kfbox's dependencies")
     return {name: version for name, version in map(wheel_name, sorted(dest.glob("*.whl")))}
-
-
-def _installed(name: str) -> bool:
-    try:
-        importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    return True
 
 
 def wheel_name(path: Path) -> tuple[str, str]:

@@ -27,11 +27,11 @@ from kfbox.engines.platform import (
 from kfbox.host.config import Resources
 
 RUNNER = "kfbox.engines.lite.pipeline_runner"
+RAISED = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?[A-Za-z_]\w*(?:Error|Exception): \S")
+"""A traceback's last line: what a task raised."""
 # kfp 2.17.3 kfp/local/task_dispatcher.py and logging_utils.py: "HH:MM:SS.mmm - INFO - Executing
 # task 'NAME'" when a task starts, "... - Task 'NAME' finished with status STATUS" when it ends.
 # Iterations of a ParallelFor share their task's name, so ends pair with starts in order.
-RAISED = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?[A-Za-z_]\w*(?:Error|Exception): \S")
-"""A traceback's last line: what a task raised."""
 TASK_LINE = re.compile(
     r"^(\d\d):(\d\d):(\d\d\.\d+) - \w+ - "
     r"(?:Executing task '([^']+)'|Task '([^']+)' finished with status (\w+))$"
