@@ -3,7 +3,9 @@ journey start, and those images' tarballs.
 
 Images come from every pod template in the manifests, from the data of the ConfigMaps the lock
 names per component (`image_configs`: Katib's suggestion and metrics-collector images, KServe's
-storage initializer and agent, started later by their controllers), and from kfbox itself (the
+storage initializer and agent, started later by their controllers), from the container env
+variables, arguments and ConfigMap keys the lock names (`image_settings`: KFP's driver and
+launcher, Argo's executor), and from kfbox itself (the
 notebook image); the host's own (kind's node image, the registry) are listed apart, since they
 go into Docker only, not into the nodes."""
 
@@ -58,21 +60,55 @@ def _walk_images(node: Any, found: set[str], pattern: re.Pattern[str]) -> None:
             _walk_images(item, found, pattern)
 
 
-def images_in(objects: list[dict[str, Any]], configs: tuple[str, ...] = ()) -> list[str]:
-    """Every container image the objects reference: pod templates at any depth, and the
-    `image` values in the data (YAML or JSON) of the ConfigMaps named in `configs`."""
+def _container_settings(container: dict[str, Any], settings: tuple[str, ...]) -> set[str]:
+    """The values of `settings` in one container: env variables by name, arguments by flag
+    (`--flag value` or `--flag=value`)."""
+    found = {env["value"] for env in container.get("env") or []
+             if env.get("name") in settings and isinstance(env.get("value"), str)}
+    args = [str(a) for a in container.get("args") or []]
+    for i, arg in enumerate(args):
+        flag, _, value = arg.partition("=")
+        if flag in settings:
+            found.add(value or (args[i + 1] if i + 1 < len(args) else ""))
+    return found
+
+
+def _setting_images(node: Any, settings: tuple[str, ...], found: set[str]) -> None:
+    """The values of `settings` in every pod template's containers below `node`."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("containers", "initContainers") and isinstance(value, list):
+                for container in value:
+                    if isinstance(container, dict):
+                        found.update(_container_settings(container, settings))
+            else:
+                _setting_images(value, settings, found)
+    elif isinstance(node, list):
+        for item in node:
+            _setting_images(item, settings, found)
+
+
+def images_in(objects: list[dict[str, Any]], configs: tuple[str, ...] = (),
+              settings: tuple[str, ...] = ()) -> list[str]:
+    """Every container image the objects reference: pod templates at any depth, the `image`
+    values in the data (YAML or JSON) of the ConfigMaps named in `configs`, and the values of
+    `settings` (catalog.Component.image_settings) in containers and ConfigMap data."""
     found: set[str] = set()
     for obj in objects:
         meta = obj.get("metadata") or {}
         if obj.get("kind") == "ConfigMap":
+            data = obj.get("data") or {}
+            found.update(v for k, v in data.items() if k in settings and CONFIG_IMAGE.match(v))
             if f"{meta.get('namespace')}/{meta.get('name')}" in configs:
-                for text in (obj.get("data") or {}).values():
+                for text in data.values():
                     try:
                         _walk_images(yaml.safe_load(text), found, CONFIG_IMAGE)
                     except yaml.YAMLError:
                         continue
         else:
             _walk_images(obj, found, POD_IMAGE)
+            _setting_images(obj, settings, found)
+    found.discard("")
     return sorted(found)
 
 
@@ -96,7 +132,8 @@ def write_bundle(dest: Path, catalog: Catalog, plan: list[Component], manifests:
                     continue
                 data = manifests.read(manifest)
                 (dest / "manifests" / f"{objects_digest(data)}.yaml").write_bytes(data)
-                images.update(images_in(parse_objects(data), comp.image_configs))
+                images.update(images_in(parse_objects(data), comp.image_configs,
+                                            comp.image_settings))
     included = {c.name for c in plan}
     pruned = Catalog({k: v for k, v in catalog.components.items() if k in included},
                      {k: tuple(n for n in v if n in included)

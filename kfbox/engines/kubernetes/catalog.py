@@ -56,6 +56,10 @@ class Component:
     """Changes kfbox makes to the rendered objects before applying them (adjust.ADJUSTMENTS)."""
     image_configs: tuple[str, ...] = ()
     """namespace/name of ConfigMaps whose data names images the component starts."""
+    image_settings: tuple[str, ...] = ()
+    """Names whose values are images the component starts: a container's env variable, a
+    container argument (`--flag`, its value the next argument or after `=`) or a ConfigMap
+    data key (KFP's driver and launcher, Argo's executor)."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,7 @@ def parse_lock(data: dict[str, Any]) -> Catalog:
             kind_only=bool(raw.get("kind_only", False)),
             adjust=tuple(raw.get("adjust") or ()),
             image_configs=tuple(raw.get("image_configs") or ()),
+            image_settings=tuple(raw.get("image_settings") or ()),
         )
     platforms = {name: tuple(items) for name, items in data["platforms"].items()}
     return Catalog(components, platforms)
@@ -150,6 +155,7 @@ def lock_data(catalog: Catalog, pins: dict[str, str]) -> dict[str, Any]:
             "depends": list(comp.depends), "manifests": manifests, "ready": ready,
             "gpu": comp.gpu, "kind_only": comp.kind_only, "adjust": list(comp.adjust),
             "image_configs": list(comp.image_configs),
+            "image_settings": list(comp.image_settings),
         }
     return {"schema": 1, "components": components,
             "platforms": {k: list(v) for k, v in catalog.platforms.items()}}

@@ -64,6 +64,29 @@ def katib_like(folder: Path) -> None:
     (folder / "katib-like.yaml").write_text(yaml.safe_dump_all(objects))
 
 
+def kfp_like(folder: Path) -> None:
+    """A component whose controllers start images no pod template names, as KFP 2.17.0 names
+    its driver and launcher in the API server's env, Argo's executor in the workflow
+    controller's arguments and the cache's image in a ConfigMap key (values from the upstream
+    facts); an env variable the lock does not name is not an image to bundle."""
+    images = upstream.component("pipelines")["setting_images"]
+    container = {"name": "api", "image": "example.invalid/api:v1",
+                 "env": [{"name": name, "value": images[name]}
+                         for name in ("V2_DRIVER_IMAGE", "V2_LAUNCHER_IMAGE")]
+                 + [{"name": "LOG_LEVEL", "value": "info"}]}
+    controller = {"name": "wc", "image": "example.invalid/wc:v1",
+                  "args": ["--configmap", "wc", "--executor-image", images["--executor-image"]]}
+    objects = [
+        {"apiVersion": "apps/v1", "kind": "Deployment",
+         "metadata": {"name": name, "namespace": "kubeflow"},
+         "spec": {"template": {"spec": {"containers": [c]}}}}
+        for name, c in (("api", container), ("wc", controller))
+    ] + [{"apiVersion": "v1", "kind": "ConfigMap",
+          "metadata": {"name": "pipeline-install-config", "namespace": "kubeflow"},
+          "data": {"cacheImage": images["cacheImage"], "appName": "pipeline"}}]
+    (folder / "kfp-like.yaml").write_text(yaml.safe_dump_all(objects))
+
+
 def lock(base: str) -> dict:
     """widgets pinned in the lock; gadgets and katib-like unpinned (learned on first use)."""
     return {
@@ -86,13 +109,18 @@ def lock(base: str) -> dict:
                 "manifests": [{"url": f"{base}/katib-like.yaml", "objects_sha256": None}],
                 "image_configs": ["kubeflow/katib-config"],
             },
+            "kfp-like": {
+                "version": "v0", "min_kubernetes": "1.25", "depends": [],
+                "manifests": [{"url": f"{base}/kfp-like.yaml", "objects_sha256": None}],
+                "image_settings": list(upstream.component("pipelines")["setting_images"]),
+            },
             "unused": {
                 "version": "v0", "min_kubernetes": "1.25", "depends": [],
                 "manifests": [{"url": f"{base}/absent.yaml", "objects_sha256": None}],
             },
         },
-        "platforms": {"core": ["gadgets", "katib-like"],
-                     "full": ["gadgets", "katib-like", "unused"]},
+        "platforms": {"core": ["gadgets", "katib-like", "kfp-like"],
+                     "full": ["gadgets", "katib-like", "kfp-like", "unused"]},
     }
 
 
@@ -103,6 +131,7 @@ def bundle(tmp_path, runner) -> Path:
     served = tmp_path / "served"
     shutil.copytree(FIXTURES, served)
     katib_like(served)
+    kfp_like(served)
     runner.script += [
         (("docker", "image", "inspect", "example.invalid/widgets:v1"), 0, "[{}]"),
         (("docker", "image", "inspect"), 1, "No such image"),
@@ -124,17 +153,20 @@ def bundle(tmp_path, runner) -> Path:
 
 
 def test_bundle_holds_verified_manifests_a_full_lock_and_the_images(bundle, runner) -> None:
-    assert len(list((bundle / "manifests").iterdir())) == 3
+    assert len(list((bundle / "manifests").iterdir())) == 4
     assert (bundle / "manifests" / f"{sha('widgets.yaml')}.yaml").is_file()
     written = yaml.safe_load((bundle / "components.lock.yaml").read_text())
-    assert set(written["components"]) == {"widgets", "gadgets", "katib-like"}  # the plan only
-    assert written["platforms"] == {"core": ["gadgets", "katib-like"],
-                                   "full": ["gadgets", "katib-like"]}
+    assert set(written["components"]) == {"widgets", "gadgets", "katib-like", "kfp-like"}
+    assert written["platforms"] == {"core": ["gadgets", "katib-like", "kfp-like"],
+                                   "full": ["gadgets", "katib-like", "kfp-like"]}
     assert all(len(comp["manifests"][0]["objects_sha256"]) == 64
                for comp in written["components"].values())
     listed = (bundle / "images.txt").read_text().split()
     katib_images = upstream.component("katib")["config_images"]["kubeflow/katib-config"]
     assert set(katib_images) <= set(listed)  # named only inside katib-config's data
+    settings = upstream.component("pipelines")["setting_images"].values()
+    assert set(settings) <= set(listed)  # named only in env, arguments, a ConfigMap key
+    assert "info" not in listed and "pipeline" not in listed
     assert NOTEBOOK_IMAGE in listed  # kfbox's own
     assert {"example.invalid/gadgets:v1", "example.invalid/widgets:v1"} <= set(listed)
     assert "example.invalid/example:v1" not in listed  # a ConfigMap the lock does not name
@@ -152,7 +184,7 @@ def test_install_from_the_bundle_needs_no_network(bundle, kubeflow, tmp_path, ru
     store.cache.mkdir()
     results = Installer(kubeflow.kube, store, {}, quiet_reporter(), ready_timeout_s=3,
                         poll_s=0.05).install(catalog.plan(catalog.platform("core", gpu=False)))
-    assert [r.component for r in results] == ["widgets", "gadgets", "katib-like"]
+    assert [r.component for r in results] == ["widgets", "gadgets", "katib-like", "kfp-like"]
     assert kubeflow.double.get("apps/v1", "deployments", "widgets-system", "gadgets")
     assert not list(store.cache.iterdir())  # nothing fetched or cached: the bundle served all
 
@@ -210,7 +242,8 @@ def test_kind_up_from_bundle_loads_its_images_then_installs_offline(
     config = yaml.safe_load((tmp_path / "home" / "sandboxes" / "box" / "kind-config.yaml")
                             .read_text())
     assert {node["image"] for node in config["nodes"]} == {NODE_IMAGE_TAG}
-    assert engine.recorded()["components"] == ["widgets", "gadgets", "katib-like"]
+    assert engine.recorded()["components"] == ["widgets", "gadgets", "katib-like",
+                                                  "kfp-like"]
 
 
 def test_the_offline_node_image_is_the_loaded_tag_checked_by_id(bundle, runner) -> None:

@@ -52,6 +52,7 @@ def test_each_pinned_component_matches_its_upstream_release(comp) -> None:
         missing = set(getattr(comp.ready, gate)) - set(facts.get(gate, []))
         assert not missing, f"{comp.name} waits for {gate} {missing} upstream does not have"
     assert set(comp.image_configs) <= set(facts.get("config_images", {}))
+    assert set(comp.image_settings) <= set(facts.get("setting_images", {}))
 
 
 def test_every_upstream_manifest_is_pinned_to_the_digest_computed_from_source() -> None:
