@@ -242,6 +242,11 @@ class PipelineResult:
     task_outputs: dict[str, dict] = field(default_factory=dict)
     """Each task's output parameters as its executor wrote them, by the task's place in the run
     (`train`, `for-loop-1-iteration-0/trial`, ...)."""
+    task_network: str = "none"
+    """What network a task had: `none` (lite), else the platform's word for it."""
+    outputs_missing: str = ""
+    """Why `outputs` is empty though the run may have succeeded (the platform cannot read them
+    back), said where the step looks for the model; empty when outputs are read."""
 
 
 class Pipelines(Protocol):

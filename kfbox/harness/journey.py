@@ -405,14 +405,16 @@ def pipeline_step(journey: Journey) -> dict[str, Any]:
     journey.check(
         "pipeline.runs", result.succeeded,
         f"{len(result.tasks)} tasks succeeded ({trials} trials, "
-        f"{scenario.tune.parallel_trials} at a time), each with no network"
+        f"{scenario.tune.parallel_trials} at a time), "
+        + ("each with no network" if result.task_network == "none"
+           else f"each on {result.task_network}")
         if result.succeeded else result.error or "the pipeline ran no task")
     picked = json.loads(result.outputs.get("picked", "{}"))
     model_key = result.outputs.get("model", "")
     saved = journey.platform.artifacts.list(model_key) if model_key else []
     journey.check("pipeline.model", bool(saved),
                   f"{len(saved)} file(s) in the model store under {model_key}" if saved
-                  else "the pipeline returned no model")
+                  else result.outputs_missing or "the pipeline returned no model")
     journey.meets("pipeline.model", scenario.checks.tune, picked.get("metrics", {}),
                   "pipeline's best trial")
     if saved:  # what the pipeline left, as a certificate can name it

@@ -60,6 +60,8 @@ class StandIn:
     runtime_image: str = "runtime"
     pipeline_error: str = ""
     """Why the stand-in's pipeline run fails (empty: it succeeds)."""
+    pipeline_outputs_missing: str = ""
+    """Why the stand-in's pipeline gives back no outputs (empty: it gives them, as lite)."""
     deleted: list[str] = field(default_factory=list)
 
     @property
@@ -89,6 +91,10 @@ class StandIn:
             tasks = [TaskRun(name, state, 1.0) for name, state in
                      zip(["trial", "trial", "train", "best", "gate"], states, strict=True)]
             picked = {"metrics": {"accuracy": 0.96}, "args": {"lr": "0.02"}, "trial": 1}
+            if self.pipeline_outputs_missing:  # as on Kubernetes: the run, not its outputs
+                return PipelineResult(True, tasks, {}, "pipeline log", 5.0,
+                                      task_network="the cluster's pod network",
+                                      outputs_missing=self.pipeline_outputs_missing)
             return PipelineResult(not self.pipeline_error, tasks,
                                   {"model": f"{job.store_key}/best/model",
                                    "picked": json.dumps(picked)},
@@ -311,3 +317,18 @@ def test_a_failed_pipeline_task_fails_the_step_in_one_line_naming_it(tmp_path: P
         journey.run("pipeline")
     assert journey.metrics["pipeline"]["tasks"][-1]["state"] == "FAILURE"  # kept for the report
     assert (tmp_path / "logs" / "pipeline" / "run.log").is_file()
+
+
+def test_outputs_a_platform_cannot_read_back_fail_the_model_check_saying_why(
+        tmp_path: Path) -> None:
+    """On Kubernetes the run succeeds but KFP's API gives back no outputs: the step says so
+    where it looks for the model, and claims no isolation the tasks did not have."""
+    why = "outputs stay in KFP"
+    journey = make_journey(tmp_path, StandIn(tmp_path, pipeline_outputs_missing=why))
+    run_through(journey, "build")
+    with pytest.raises(JourneyCheckFailed, match=why):
+        journey.run("pipeline")
+    found = dict((name, (passed, detail)) for name, passed, detail in checks(journey, "pipeline"))
+    assert found["pipeline.runs"] == (
+        True, "5 tasks succeeded (2 trials, 2 at a time), each on the cluster's pod network")
+    assert found["pipeline.model"] == (False, why)

@@ -62,7 +62,7 @@ class KubePlatform:
         self.notebooks = KubeNotebooks(kube, ns, access.tools, access.kubeconfig,
                                        access.notebook_image, run_dir, resources=resources)
         self.artifacts = KubeArtifacts(self.notebooks)
-        self.pipelines = KubePipelines()
+        self.pipelines = KubePipelines(access.tools, access.kubeconfig)
         self.diagnostics = KubeDiagnostics(kube, ns)
 
     @property
