@@ -25,6 +25,7 @@ from kfbox.engines import get_engine
 from kfbox.engines.jupyter import JupyterClient
 from kfbox.engines.lite.rootless import ENGINE_SOCKET, notebook_home
 from kfbox.engines.platform import PipelineRun
+from kfbox.harness.pipeline import compile_journey
 from kfbox.harness.profiles import Profile
 from kfbox.harness.requirements import COMPONENTS, REQUIREMENTS, STEPS
 from kfbox.harness.runner import run_suite
@@ -40,6 +41,7 @@ from tests.support.cli import kfbox_cli, private_home
 from tests.support.escape_table import ATTEMPTS, attempt_spec, judge
 from tests.support.net import free_port
 from tests.support.notebooks import write_notebook
+from tests.support.pipelines import own_pipeline
 from tests.support.sandboxes import labelled, run_folder, run_record, sandbox_name
 
 pytestmark = pytest.mark.e2e
@@ -317,6 +319,30 @@ def test_pipeline_tasks_reach_no_network_and_a_task_that_fails_fast_fails_its_ru
     leftover = sandbox.engine.client().containers.list(
         all=True, filters={"label": f"{RUN_LABEL}={platform.run_id}"})
     assert leftover == []
+
+
+def test_a_scenarios_own_pipeline_runs_on_the_sandbox(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scenario's own pipeline.py, compiled as the pipeline step compiles it (its
+    journey_pipeline called with the image), runs for real: its task's model lands in the model
+    store and its `picked` output comes back."""
+    monkeypatch.setenv("KFBOX_HOME", str(sandbox.home))
+    platform = get_engine(load_spec(None, {"name": sandbox.name})).platform(tmp_path / "run")
+    try:
+        scenario = load_scenario(own_pipeline(tmp_path))
+        compiled = compile_journey(scenario, platform.runtime_image, tmp_path / "own.yaml")
+        result = platform.pipelines.run(PipelineRun("own", compiled.path,
+                                                    f"{platform.run_id}/own", timeout_s=300))
+        assert result.succeeded, result.logs[-2000:]
+        assert [(t.name, t.state) for t in result.tasks] == [("train", "SUCCESS")]
+        assert json.loads(result.outputs["picked"])["metrics"] == {"accuracy": 0.97}
+        model = result.outputs["model"]
+        assert model.startswith(f"{platform.run_id}/own/")
+        assert platform.artifacts.list(model) == [model]  # one file: what the task wrote
+        assert platform.artifacts.fetch(model, tmp_path / "model").read_text() == "weights"
+    finally:
+        platform.close()
 
 
 @pytest.mark.parametrize("command", ["test", "certify"])

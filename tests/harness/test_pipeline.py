@@ -20,6 +20,7 @@ from kfbox.harness.pipeline import check_runs_locally, compile_journey, draw_tri
 from kfbox.host.errors import UsageError
 from kfbox.scenarios.scenario import Condition, list_scenarios, load_scenario
 from tests.support.cli import kfbox_cli
+from tests.support.pipelines import OWN_PIPELINE, own_pipeline
 
 IMAGE = "127.0.0.1:5000/kfbox/digits@sha256:" + "a" * 64
 
@@ -132,50 +133,6 @@ def test_the_quality_gate_holds_where_the_scenarios_condition_holds(
 def test_a_metric_never_reported_fails_the_gate() -> None:
     with pytest.raises(RuntimeError, match="quality gate: r2=None"):
         pipeline_tasks.gate({"metrics": {}}, [{"metric": "r2", "at_least": 0.2}])
-
-
-OWN_PIPELINE = '''
-from typing import NamedTuple
-
-from kfp import dsl
-
-
-class Outputs(NamedTuple):
-    model: dsl.Model
-    picked: dict
-
-
-def journey_pipeline(image):
-    @dsl.component(base_image=IMAGE_OF_TRAIN, install_kfp_package=False)
-    def train(model: dsl.Output[dsl.Model]) -> dict:
-        return {"metrics": {"accuracy": 0.97}, "args": {}}
-
-    @dsl.pipeline(name="own")
-    def own() -> Outputs:
-        trained = train()
-        SETTINGS
-        return Outputs(model=trained.outputs["model"], picked=trained.outputs["Output"])
-
-    return own
-'''
-
-
-def own_pipeline(tmp_path: Path, image: str = "image", settings: str = "",
-                 text: str | None = None) -> Path:
-    """A copy of digits that brings its own pipeline.py (written from OWN_PIPELINE)."""
-    import shutil
-
-    from kfbox.scenarios.scenario import SCENARIOS_DIR
-
-    folder = tmp_path / "own"
-    shutil.copytree(SCENARIOS_DIR / "digits", folder,
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    (folder / "pipeline.py").write_text(text if text is not None else OWN_PIPELINE.replace(
-        "IMAGE_OF_TRAIN", image).replace("SETTINGS", settings or "pass"))
-    data = yaml.safe_load((folder / "scenario.yaml").read_text())
-    data.update(name="own", pipeline="pipeline.py")
-    (folder / "scenario.yaml").write_text(yaml.safe_dump(data))
-    return folder
 
 
 def test_a_scenario_brings_its_own_pipeline_on_the_image_it_is_given(tmp_path: Path) -> None:
