@@ -15,6 +15,8 @@ from kubernetes import client
 from kfbox.engines.kubernetes import quantities
 from kfbox.engines.kubernetes.kindconfig import JUPYTER_NODE_PORT
 from kfbox.engines.kubernetes.kubeapi import KubeApi
+from kfbox.engines.kubernetes.notebook_access import SERVICE_ACCOUNT, access_objects
+from kfbox.engines.kubernetes.workspace import METRICS_COLLECTOR_LABEL
 
 NOTEBOOK_API = "kubeflow.org/v1"
 CONTAINER_PORT = 8888
@@ -62,17 +64,20 @@ def notebook_resources(cpus: float, memory: str) -> dict[str, dict[str, str]]:
 
 
 def notebook_object(namespace: str, name: str, image: str, mounts: dict[str, str],
-                    resources: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
+                    resources: dict[str, dict[str, str]] | None = None,
+                    service_account: str | None = None) -> dict[str, Any]:
     """The Notebook CR: `image` started as Kubeflow's images start Jupyter, with the token of
     TOKEN_SECRET; `mounts` maps claim names to mount paths; `resources` the container's
-    requests and limits (notebook_resources). The pod template is built with the kubernetes
-    typed models."""
+    requests and limits (notebook_resources); `service_account` what its pod runs as (the
+    namespace's `default` when None). The pod template is built with the kubernetes typed
+    models."""
     args = [f"--notebook-dir={HOME}", "--ip=0.0.0.0", f"--port={CONTAINER_PORT}",
             "--no-browser", "--ServerApp.base_url=$(NB_PREFIX)",
             f"--IdentityProvider.token=$({TOKEN_ENV})", "--ServerApp.password=",
             "--ServerApp.allow_origin=*", "--ServerApp.allow_remote_access=True"]
     volumes = [(f"claim-{i}", claim, path) for i, (claim, path) in enumerate(mounts.items())]
     pod = client.V1PodSpec(
+        service_account_name=service_account,
         containers=[client.V1Container(
             name=name, image=image, command=[JUPYTER, "lab"], args=args,
             env=[client.V1EnvVar(name=TOKEN_ENV, value_from=client.V1EnvVarSource(
@@ -95,18 +100,22 @@ def notebook_object(namespace: str, name: str, image: str, mounts: dict[str, str
 
 
 def sandbox_objects(sandbox: str, image: str, token: str) -> list[dict[str, Any]]:
-    """The kind sandbox's notebook server: its namespace, token, workspace claim, Notebook, and
-    a NodePort Service on the port kind maps to 127.0.0.1:<ports.jupyter>."""
+    """The kind sandbox's notebook server: its namespace (labelled for Katib, so Experiments
+    may run there), what its service account may do (notebook_access), its token, workspace
+    claim, Notebook, and a NodePort Service on the port kind maps to 127.0.0.1:<ports.jupyter>."""
     ns = SANDBOX_NAMESPACE
     return [
         {"apiVersion": "v1", "kind": "Namespace",
-         "metadata": {"name": ns, "labels": {SANDBOX_LABEL: sandbox}}},
+         "metadata": {"name": ns, "labels": {SANDBOX_LABEL: sandbox,
+                                             **METRICS_COLLECTOR_LABEL}}},
+        *access_objects(ns),
         token_secret(ns, token),
         {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
          "metadata": {"name": SANDBOX_CLAIM, "namespace": ns},
          "spec": {"accessModes": ["ReadWriteOnce"],
                   "resources": {"requests": {"storage": SANDBOX_CLAIM_SIZE}}}},
-        notebook_object(ns, SANDBOX_NOTEBOOK, image, {SANDBOX_CLAIM: f"{HOME}/work"}),
+        notebook_object(ns, SANDBOX_NOTEBOOK, image, {SANDBOX_CLAIM: f"{HOME}/work"},
+                        service_account=SERVICE_ACCOUNT),
         {"apiVersion": "v1", "kind": "Service",
          "metadata": {"name": NODEPORT_SERVICE, "namespace": ns},
          "spec": {"type": "NodePort",

@@ -27,6 +27,7 @@ from typing import Any
 import aiohttp.web
 import attrs
 import kmock
+import rbac
 import ssa
 from kmock._internal import dicts, enums, parsing, rendering
 
@@ -137,6 +138,10 @@ class KubeApiDouble(kmock.KubernetesEmulator):
     after_request: list[Callable[[], None]] = attrs.field(factory=list)
     """Called after each request is served: controllers that act later than the write that
     triggered them (a real controller's watch and sync take time) do their work here."""
+    tokens: dict[str, str] = attrs.field(factory=dict)
+    """Bearer token -> the user it authenticates (a service account's token as the API server
+    knows it); a request with such a token is authorized by RBAC (rbac.py). A request with no
+    token is the admin's, as kind's kubeconfig user; an unknown token is 401."""
     _versions: Iterator[int] = attrs.field(factory=lambda: itertools.count(1000), init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -174,6 +179,9 @@ class KubeApiDouble(kmock.KubernetesEmulator):
         if scripted:
             code = scripted.pop(0)
             return self._status(code, f"scripted failure {code}")
+        refused = self._authorize(request)
+        if refused is not None:
+            return refused
         if request.resource is not None and request.resource.plural == "pods" and \
                 request.subresource == "log":
             return self._serve_pod_log(request)
@@ -227,6 +235,33 @@ class KubeApiDouble(kmock.KubernetesEmulator):
             for hook in self.on_write:
                 hook(request.resource.plural, self.objects[key].raw)
         return response
+
+    def _authorize(self, request: rendering.Request) -> aiohttp.web.StreamResponse | None:
+        """401 for a token the double does not know; for a known one, 403 unless RBAC allows
+        the request (rbac.py). Discovery and /version are every user's (system:discovery)."""
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Bearer "):
+            return None
+        user = self.tokens.get(header.removeprefix("Bearer ").strip())
+        if user is None:
+            return self._status(401, "Unauthorized")
+        if request.resource is None or not request.resource.plural:  # discovery
+            return None
+        ask = rbac.Attributes(
+            user, rbac.verb_of(str(request.method.value), request.name, request.params),
+            request.resource.group or "", request.resource.plural, request.subresource or "",
+            request.namespace or "", request.name or "")
+        if rbac.allowed(self.get, self.listed, ask):
+            return None
+        return self._status(403, rbac.forbidden_message(ask))
+
+    def listed(self, group_version: str, plural: str,
+               namespace: str | None) -> list[dict[str, Any]]:
+        """The stored objects of a kind, in one namespace (None: every one, or cluster-scoped)."""
+        group, _, version = group_version.rpartition("/")
+        resource = kmock.resource(group, version, plural)
+        return [obj.raw for (res, ns, _), obj in list(self.objects.items())
+                if res == resource and not obj.deleted and (namespace is None or ns == namespace)]
 
     @staticmethod
     def _group_version(request: rendering.Request) -> str:
@@ -415,6 +450,8 @@ CORE_RESOURCES = [
      "MutatingWebhookConfiguration", False),
     ("rbac.authorization.k8s.io/v1", "clusterroles", "ClusterRole", False),
     ("rbac.authorization.k8s.io/v1", "clusterrolebindings", "ClusterRoleBinding", False),
+    ("rbac.authorization.k8s.io/v1", "roles", "Role", True),
+    ("rbac.authorization.k8s.io/v1", "rolebindings", "RoleBinding", True),
     ("node.k8s.io/v1", "runtimeclasses", "RuntimeClass", False),
 ]
 
