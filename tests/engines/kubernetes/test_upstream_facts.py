@@ -209,3 +209,19 @@ def test_cert_managers_rotation_default_touches_nothing_kfbox_creates() -> None:
     builtins = [*adjust.kserve_namespace(), nvkind.runtime_class(), nvkind.training_runtime(),
                 *jupyter.sandbox_objects("box", "example.invalid/nb:1", "t")]
     assert builtins and not [o for o in builtins if o["kind"] == "Certificate"]
+
+
+def test_the_notebooks_rights_are_upstreams_user_rights_narrowed() -> None:
+    """Every verb kfbox grants the sandbox notebook on a resource, some pinned component's own
+    user role grants on it too (Trainer, Katib, KServe edit roles at their tags)."""
+    from kfbox.engines.kubernetes.notebook_access import CLUSTER_RULES, NAMESPACE_RULES
+
+    upstream_rules: dict[str, set[str]] = {}
+    for name in ("trainer", "katib", "kserve"):
+        for resource, verbs in facts_of(name)["user_rules"].items():
+            upstream_rules.setdefault(resource, set()).update(verbs)
+    for rule in NAMESPACE_RULES + CLUSTER_RULES:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                granted = upstream_rules.get(f"{group}/{resource}", set())
+                assert set(rule["verbs"]) <= granted, (group, resource)
