@@ -298,6 +298,7 @@ def serve_step(journey: Journey) -> dict[str, Any]:
     best = journey.tuned.best
     journey.gpu_check("the model server", journey.gpus)
     serving = journey.platform.serving
+    answers.preload_client()  # while the model server starts
     started = time.monotonic()
     try:
         endpoint = journey.endpoint = serving.deploy(
@@ -354,8 +355,10 @@ def _judge_answers(
     reference = journey.scenario.reference_module()
     x, truth = reference.held_out()
     local = list(reference.predict(fetch_model(journey, model_key), x))
+    asked = time.monotonic()
     served = {"v1": answers.ask("v1", endpoint, x, declared)}
     first_prediction_s = time.monotonic() - started  # from the server's start
+    first_answer_s = time.monotonic() - asked  # the first request alone: the server's own time
     served["v2"] = answers.ask("v2", endpoint, x, declared)
     for protocol, said in served.items():
         seen = answers.compare(said, local, serve.answers, serve.tolerance or 0.0)
@@ -375,7 +378,8 @@ def _judge_answers(
         scores.update(reference.score(truth, served["v2"]))
     journey.meets(ids.quality, journey.scenario.checks.serve, scores, "served model")
     return {**scores, "samples": len(local), "protocols": sorted(served), "model_key": model_key,
-            "first_prediction_s": round(first_prediction_s, 3)}
+            "first_prediction_s": round(first_prediction_s, 3),
+            "first_answer_s": round(first_answer_s, 3)}
 
 
 def pipeline_step(journey: Journey) -> dict[str, Any]:

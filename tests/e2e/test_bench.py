@@ -32,7 +32,9 @@ def test_bench_reports_every_figure_and_cleans_up(docker_client, kfbox_home, tmp
     for name in ("first_up_s", "warm_up_s", "re_up_s", "idle_memory_mib", "journey_s",
                  "step_notebook_s", "step_tune_s", "step_pipeline_s", "pipeline_vs_steps_ratio",
                  "trial_overhead_s", "serve_ready_s",
-                 "serve_first_prediction_s", "journey_peak_memory_mib", "train_harness_s",
+                 "serve_first_prediction_s", "serve_first_answer_s", "journey_wall_s",
+                 "journey_harness_s", "journey_wall_without_pipeline_s",
+                 "journey_peak_memory_mib", "train_harness_s",
                  "train_docker_run_s", "train_overhead_ratio", "serve_throughput_rps",
                  "serve_v1_p50_ms", "serve_v2_p99_ms", "image_runtime_mib",
                  "image_jupyter_mib", "image_registry_mib", "soak_up_s"):
