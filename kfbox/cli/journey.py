@@ -11,9 +11,13 @@ import typer
 from kfbox.cli.certify import certify_sandbox
 from kfbox.cli.checks import require_running, scenario_option
 from kfbox.cli.console import err
+from kfbox.cli.console import out as stdout
 from kfbox.harness.profiles import JOURNEY_PROFILES, PROFILES, get_profile
 from kfbox.host.errors import Interrupted, UsageError
 from kfbox.host.progress import Reporter
+
+PLAIN = {"markup": False, "highlight": False, "soft_wrap": True}
+"""Lines a person may copy (a digest, a URL): printed as they are, never wrapped."""
 
 
 def register(app: typer.Typer) -> None:
@@ -75,3 +79,37 @@ def register(app: typer.Typer) -> None:
         if outcome.interrupted:
             raise Interrupted("the run was interrupted; its workloads were removed")
         raise typer.Exit(outcome.pytest_exit_code)
+
+    @app.command()
+    def reproduce(
+        ctx: typer.Context,
+        results: Annotated[Path, typer.Argument(
+            help="The results bundle (folder or .tar.gz) of a `kfbox certify` run")],
+        out: Annotated[Path, typer.Option(help="Folder for the job's logs")] = Path(
+            "kfbox-results"),
+    ) -> None:
+        """Train the served model again from a certificate's lineage (the same image digest,
+        parameters and nodes) on the running sandbox; exit 0 when its metrics match the
+        certificate's within the scenario's tolerance."""
+        # Imported here for start-up time: the certificate loads pydantic, the scenario YAML.
+        from kfbox.harness.certificate.results import read_bundle
+        from kfbox.harness.reproduce import lineage_of
+        from kfbox.harness.reproduce import reproduce as train_again
+        from kfbox.scenarios.scenario import load_scenario
+
+        certificate = read_bundle(results)
+        lineage = lineage_of(certificate, results)
+        scenario = load_scenario(certificate.configuration.scenario).for_variant(
+            lineage["scenario"]["variant"])
+        engine = require_running(ctx.obj.spec())
+        work = out / f"reproduce-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+        done = train_again(engine, lineage, scenario, work)
+        arguments = ", ".join(f"{k}={v}" for k, v in done.parameters.items())
+        stdout.print(f"run {done.run}: {done.image}, {arguments}", **PLAIN)
+        for c in done.compared:
+            verb = "matches" if c.matched else "differs from"
+            stdout.print(f"  {c.metric}={c.again} {verb} the certificate's {c.certified} "
+                         f"(tolerance {done.tolerance:g})", **PLAIN)
+        stdout.print(f"{'reproduced' if done.matched else 'NOT reproduced'} in "
+                     f"{done.duration_s:.1f} s", **PLAIN)
+        raise typer.Exit(0 if done.matched else 1)

@@ -65,8 +65,12 @@ def print_status(
     if status.facts.get("listen"):
         console.print(f"listening on {describe(status.facts['listen'])}", **plain)
     if needs_token and not login_urls:
-        console.print(f"{', '.join(needs_token)} asks for its token: `kfbox status --show-token` "
-                      "shows the URL with it", **plain)
+        if len(needs_token) == 1:
+            console.print(f"{needs_token[0]} asks for its token: `kfbox status --show-token` "
+                          "shows the URL with it", **plain)
+        else:
+            console.print(f"{', '.join(needs_token[:-1])} and {needs_token[-1]} ask for their "
+                          "login: `kfbox status --show-token` shows each URL with it", **plain)
 
 
 def print_json(console: Console, data: Any) -> None:

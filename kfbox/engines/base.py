@@ -39,9 +39,10 @@ class Access:
     """Something a person opens from this host: where it answers and how it authenticates."""
 
     url: str
-    auth: Literal["token", "none"]
+    auth: Literal["token", "basic", "none"]
     """`token`: refused without the sandbox's token (`kfbox status --show-token` shows the URL
-    with it); `none`: open to anyone who reaches `url`."""
+    with it); `basic`: refused without HTTP basic auth's user and password (shown the same way);
+    `none`: open to anyone who reaches `url`."""
 
 
 @dataclass
@@ -71,6 +72,8 @@ class Capabilities:
     """GPUs a workload can request."""
     listen: str = "127.0.0.1"
     """The host address every published port binds to (loopback unless the user named one)."""
+    tracking: Access | None = None
+    """The tracking server (runs, registered models) a person opens; None when there is none."""
     bundle: str = ""
     """sha256 of the offline bundle the sandbox was installed from; empty when online."""
     tutorials: list[Tutorial] = field(default_factory=list)

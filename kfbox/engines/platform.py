@@ -18,6 +18,10 @@ MODEL_STORE_MOUNT = "/mnt/store"
 MODEL_DIR_ENV = "KFBOX_MODEL_DIR"
 """Environment variable naming the directory a workload saves to or loads its model from."""
 
+MODEL_VERSION_ENV = "KFBOX_MODEL_VERSION"
+"""Environment variable naming the registered model version a model server serves; the server
+prints it back as a `model_version=N` line."""
+
 
 class StepFailure(Exception):
     """A platform operation failed for a reason the user must see in one line (the real cause)."""
@@ -116,6 +120,8 @@ class TrainResult:
     model_key: str
     logs: str
     duration_s: float
+    started_at: float = 0.0
+    """When it started, in seconds since the epoch (0: unknown); what a tracked run starts at."""
 
 
 class Training(Protocol):
@@ -158,6 +164,8 @@ class Trial:
     duration_s: float
     logs: str = ""
     """The trial's own output (its training job's), kept with the run's logs."""
+    started_at: float = 0.0
+    """When its training job started, in seconds since the epoch (0: unknown)."""
 
 
 @dataclass
@@ -186,6 +194,8 @@ class ServeRequest:
     model_key: str
     gpus: int = 0
     timeout_s: float = 180
+    model_version: str = ""
+    """The registered version it serves (MODEL_VERSION_ENV tells the server); empty: none."""
 
 
 @dataclass
@@ -256,6 +266,80 @@ class Pipelines(Protocol):
         ...
 
 
+# ---- tracking --------------------------------------------------------------------------------
+
+
+@dataclass
+class TrackedRun:
+    """A training job or trial as the tracking server records it."""
+
+    experiment: str
+    name: str
+    parameters: dict[str, str]
+    series: dict[str, list[float]]
+    """Every value of each `name=value` metric the job printed, in order (its steps)."""
+    tags: dict[str, str] = field(default_factory=dict)
+    """What produced it: the image digest, the node count, the journey."""
+    started_at: float = 0.0
+    """Seconds since the epoch (0: now)."""
+    duration_s: float = 0.0
+    succeeded: bool = True
+    parent: str = ""
+    """The run id of the study a trial belongs to; empty for a run of its own."""
+
+
+@dataclass
+class RecordedRun:
+    """A run as the tracking server gives it back."""
+
+    id: str
+    name: str
+    parameters: dict[str, str]
+    metrics: dict[str, float]
+    """Each metric's last value."""
+    steps: dict[str, int]
+    """How many values each metric has (its history's length)."""
+    tags: dict[str, str]
+    status: str
+    url: str
+    """Where a person opens it in the tracking server's UI."""
+
+
+@dataclass
+class ModelVersion:
+    name: str
+    version: str
+    run_id: str
+    model_key: str
+    """Where its files are in the model store."""
+    tags: dict[str, str]
+    aliases: list[str]
+
+
+class Tracking(Protocol):
+    url: str
+    """The tracking server's UI and API, as this host reaches it."""
+
+    def record(self, run: TrackedRun) -> str:
+        """Record a finished run with its parameters, metric series and tags; its id. A server
+        that does not answer raises StepFailure naming it."""
+        ...
+
+    def read(self, run_id: str) -> RecordedRun:
+        """The run as the server stores it."""
+        ...
+
+    def register(self, name: str, run_id: str, files: Path, *, tags: dict[str, str],
+                 alias: str) -> ModelVersion:
+        """Log `files` as the run's model, make them a new version of registered model `name`
+        with `tags`, and point `alias` at it."""
+        ...
+
+    def version(self, name: str, version: str) -> ModelVersion:
+        """A registered version, as the registry has it now."""
+        ...
+
+
 # ---- artifacts -------------------------------------------------------------------------------
 
 
@@ -278,6 +362,7 @@ class Platform(Protocol):
     serving: Serving
     artifacts: Artifacts
     pipelines: Pipelines
+    tracking: Tracking
     runtime_image: str
     """The ML runtime image a scenario's Dockerfile builds FROM (its BASE_IMAGE build arg)."""
 

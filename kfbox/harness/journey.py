@@ -10,6 +10,7 @@ metrics. A step fails by raising StepFailure (the platform could not do it) or J
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -22,9 +23,13 @@ from kfbox.engines.platform import (
     BuiltImage,
     Endpoint,
     Experiment,
+    ModelVersion,
     PipelineRun,
     Platform,
+    RecordedRun,
     ServeRequest,
+    StepFailure,
+    TrackedRun,
     TrainJob,
     TrainResult,
     TuneResult,
@@ -41,6 +46,12 @@ TRAIN_SECONDS = "train_seconds"
 wall time is the platform's (start-up, rendezvous, image pull), as reports and bench show."""
 MODEL_SERVER = "model"
 """The name of the journey's model server on the platform."""
+MODEL_ALIAS = "champion"
+"""The alias the track step gives the version it registers (the model the journey serves)."""
+FILES_TAG = "kfbox.files_sha256"
+"""A registered version's tag: the digest of its files as registered (tree_sha256)."""
+IMAGE_TAG = "kfbox.image_digest"
+"""A tracked run's tag: the digest of the image it ran (the sandbox registry's)."""
 PIPELINE_MODEL_SERVER = "pipeline-model"
 """The pipeline step's model server (beside the journey's, removed when the step ends)."""
 
@@ -65,6 +76,9 @@ class Journey:
     trained: TrainResult | None = None
     tuned: TuneResult | None = None
     endpoint: Endpoint | None = None
+    tracked: dict[str, str] = field(default_factory=dict)
+    """Run ids on the tracking server: `train`, `study`, and each trial's by its name."""
+    registered: ModelVersion | None = None
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
     checks: dict[str, list[CheckRecord]] = field(default_factory=dict)
     curve: dict[str, list[float]] = field(default_factory=dict)
@@ -289,13 +303,114 @@ def tune_step(journey: Journey) -> dict[str, Any]:
     }
 
 
+def track_step(journey: Journey) -> dict[str, Any]:
+    """Record the training job and every trial on the tracking server (the trials under their
+    study), read them back, and register the best trial's model with an alias."""
+    if journey.image is None or journey.trained is None or journey.tuned is None:
+        raise JourneyCheckFailed("nothing to track: the train or tune step did not succeed")
+    started = time.monotonic()
+    scenario, tracking = journey.scenario, journey.platform.tracking
+    image, trained, tuned = journey.image, journey.trained, journey.tuned
+    tags = {IMAGE_TAG: image.digest, "kfbox.image": image.reference,
+            "kfbox.journey": journey.run_id, "kfbox.scenario": scenario.name}
+    sent = {"train": TrackedRun(
+        scenario.name, f"{journey.run_id}-train",
+        {**scenario.train.args, "nodes": str(scenario.train.nodes)},
+        parse_series(trained.logs), {**tags, "kfbox.nodes": str(scenario.train.nodes)},
+        trained.started_at, trained.duration_s)}
+    journey.tracked["train"] = tracking.record(sent["train"])
+    tune = scenario.tune
+    sent["study"] = TrackedRun(
+        scenario.name, f"{journey.run_id}-tune",
+        {"objective": tune.objective, "goal": tune.goal, "algorithm": tune.algorithm,
+         "max_trials": str(tune.max_trials), "parallel_trials": str(tune.parallel_trials)},
+        {f"best_{tune.objective}": [tuned.best.metrics.get(tune.objective, float("nan"))]},
+        {**tags, "kfbox.nodes": "1", "kfbox.best_trial": tuned.best.name},
+        min((t.started_at for t in tuned.trials if t.started_at), default=0.0),
+        tuned.duration_s)
+    journey.tracked["study"] = tracking.record(sent["study"])
+    for trial in tuned.trials:
+        sent[trial.name] = TrackedRun(
+            scenario.name, trial.name, {**scenario.train.args, **trial.parameters, "nodes": "1"},
+            parse_series(trial.logs), {**tags, "kfbox.nodes": "1"}, trial.started_at,
+            trial.duration_s, trial.succeeded, parent=journey.tracked["study"])
+        journey.tracked[trial.name] = tracking.record(sent[trial.name])
+    wrong = [problem for name, run in sent.items()
+             for problem in _differences(run.name, run, tracking.read(journey.tracked[name]))]
+    journey.check("track.runs", not wrong,
+                  f"{len(sent)} runs read back from {tracking.url} (the training job, the "
+                  f"study {journey.tracked['study']} and its {len(tuned.trials)} trials), each "
+                  "with its parameters, metric series, image digest, nodes and duration"
+                  if not wrong else "; ".join(wrong[:3]))
+    best = tuned.best
+    model_dir = fetch_model(journey, best.model_key)
+    files = tree_sha256(model_dir)
+    version = journey.registered = tracking.register(
+        scenario.serve.model_name, journey.tracked[best.name], model_dir,
+        tags={FILES_TAG: files, IMAGE_TAG: image.digest, "kfbox.journey": journey.run_id},
+        alias=MODEL_ALIAS)
+    stored = tree_sha256(_fetch_fresh(journey, version.model_key))
+    journey.check(
+        "track.registered",
+        version.run_id == journey.tracked[best.name] and MODEL_ALIAS in version.aliases
+        and stored == files,
+        f"{version.name} version {version.version} (@{MODEL_ALIAS}) from {best.name}'s run, "
+        f"its files at {version.model_key}, sha256 {files[:12]}" if stored == files else
+        f"{version.name} version {version.version}: its files in the model store (sha256 "
+        f"{stored[:12]}) are not {best.name}'s ({files[:12]})")
+    return {"runs": len(sent), "train_run": journey.tracked["train"],
+            "study_run": journey.tracked["study"], "model": version.name,
+            "model_version": version.version, "alias": MODEL_ALIAS,
+            "tracking_url": tracking.url, "track_s": round(time.monotonic() - started, 2)}
+
+
+def _differences(name: str, sent: TrackedRun, read: RecordedRun) -> list[str]:
+    """How the run the server gives back differs from the one recorded: what the track step
+    checks rather than copies."""
+    wrong = [f"{name}: parameter {k} is {read.parameters.get(k)!r}, not {v!r}"
+             for k, v in sent.parameters.items() if read.parameters.get(k) != str(v)]
+    wrong += [f"{name}: {metric} has {read.steps.get(metric, 0)} values, not {len(values)}"
+              for metric, values in sent.series.items()
+              if read.steps.get(metric, 0) != len(values)]
+    wrong += [f"{name}: no {tag} tag" for tag in (IMAGE_TAG, "kfbox.nodes", "kfbox.duration_s")
+              if not read.tags.get(tag)]
+    if read.tags.get(IMAGE_TAG) not in (None, sent.tags.get(IMAGE_TAG)):
+        wrong.append(f"{name}: image digest {read.tags.get(IMAGE_TAG)}, not the built one")
+    if sent.parent and read.tags.get("mlflow.parentRunId") != sent.parent:
+        wrong.append(f"{name}: not under its study")
+    return wrong
+
+
+def tree_sha256(folder: Path) -> str:
+    """One digest of a folder's files: each relative path and its bytes' sha256, in order."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(f"{path.relative_to(folder).as_posix()}\0{file_sha256(path)}\n".encode())
+    return digest.hexdigest()
+
+
+def _fetch_fresh(journey: Journey, model_key: str) -> Path:
+    """The files at `model_key` as the store holds them now (never a copy fetched before)."""
+    folder = journey.run_dir / "models" / f"check-{time.monotonic_ns()}"
+    return journey.platform.artifacts.fetch(model_key, folder)
+
+
 def serve_step(journey: Journey) -> dict[str, Any]:
-    """Serve the best trial's model; its v1 and v2 answers must be the model's evaluated locally
-    on held-out data, and they must meet the scenario's checks."""
-    if journey.image is None or journey.tuned is None:
-        raise JourneyCheckFailed("no tuned model: the tune step did not succeed")
+    """Serve the registered version of the best trial's model; its v1 and v2 answers must be
+    the model's evaluated locally on held-out data and meet the scenario's checks, and its
+    lineage from the data to the endpoint is checked link by link."""
+    if journey.image is None or journey.tuned is None or journey.registered is None:
+        raise JourneyCheckFailed("no registered model: the track step did not succeed")
     scenario = journey.scenario
-    best = journey.tuned.best
+    # The version as the registry has it now, and its files as the store has them now.
+    version = journey.platform.tracking.version(journey.registered.name,
+                                                journey.registered.version)
+    files = tree_sha256(_fetch_fresh(journey, version.model_key))
+    if files != version.tags.get(FILES_TAG):
+        raise StepFailure(f"model {version.name} version {version.version}: its files at "
+                          f"{version.model_key} changed since it was registered (sha256 "
+                          f"{files[:12]} now, {str(version.tags.get(FILES_TAG))[:12]} then); "
+                          "register the model again")
     journey.gpu_check("the model server", journey.gpus)
     serving = journey.platform.serving
     answers.preload_client()  # while the model server starts
@@ -307,15 +422,72 @@ def serve_step(journey: Journey) -> dict[str, Any]:
                 image=journey.image.reference,
                 command=list(scenario.serve.command),
                 model_name=scenario.serve.model_name,
-                model_key=best.model_key,
+                model_key=version.model_key,
                 gpus=journey.gpus,
+                model_version=version.version,
             )
         )
         ready_s = time.monotonic() - started
-        return {**_judge_answers(journey, endpoint, best.model_key, started, SERVE_CHECKS),
-                "ready_s": round(ready_s, 3)}
+        judged = _judge_answers(journey, endpoint, version.model_key, started, SERVE_CHECKS)
+        return {**judged, "ready_s": round(ready_s, 3),
+                "lineage": _lineage(journey, version, files, serving.logs(MODEL_SERVER))}
     finally:
         journey.keep_log("serve.log", serving.logs(MODEL_SERVER))
+
+
+def _lineage(journey: Journey, version: ModelVersion, files: str,
+             server_log: str) -> dict[str, Any]:
+    """The served model's chain, data → notebook → image → run → model version → endpoint,
+    each link checked against what the one before it says (serve.lineage)."""
+    assert journey.image is not None and journey.endpoint is not None
+    assert journey.tuned is not None
+    scenario = journey.scenario
+    run = journey.platform.tracking.read(version.run_id)
+    reported = parse_metrics(server_log).get("model_version")
+    reference = scenario.reference_module()
+    data = _arrays_sha256(*reference.dataset()) if hasattr(reference, "dataset") else ""
+    best_run = journey.tracked.get(journey.tuned.best.name)
+    links = [
+        (bool(data), f"data: sha256 {data[:12]} of the scenario's dataset()" if data else
+         "data: the scenario's reference.py has no dataset() to digest"),
+        (run.tags.get(IMAGE_TAG) == journey.image.digest,
+         f"image: the run's image digest {run.tags.get(IMAGE_TAG)} "
+         + ("is" if run.tags.get(IMAGE_TAG) == journey.image.digest else "is not")
+         + f" the pushed image's {journey.image.digest}"),
+        (version.run_id == best_run,
+         f"run: version {version.version} was made from run {version.run_id}"
+         + (", the best trial's" if version.run_id == best_run else
+            f", not the best trial's {best_run}")),
+        (version.tags.get(FILES_TAG) == files,
+         f"model version: the served files' sha256 {files[:12]} is the registered version's"),
+        (reported is not None and f"{reported:g}" == version.version,
+         f"endpoint: the model server reports model_version={reported:g} (registered: "
+         f"{version.version})" if reported is not None else
+         "endpoint: the model server did not report a model_version=N line"),
+    ]
+    for passed, detail in links:
+        journey.check("serve.lineage", passed, detail)
+    return {
+        "scenario": {"name": scenario.name, "variant": scenario.variant},
+        "data": {"sha256": data},
+        "notebook": {"file": scenario.notebook,
+                     "sha256": file_sha256(scenario.path(scenario.notebook))},
+        "image": {"reference": journey.image.reference, "digest": journey.image.digest},
+        "run": {"id": run.id, "name": run.name, "command": list(scenario.train.command),
+                "parameters": run.parameters, "metrics": run.metrics, "url": run.url},
+        "model_version": {"name": version.name, "version": version.version,
+                          "alias": MODEL_ALIAS, "model_key": version.model_key,
+                          "files_sha256": files},
+        "endpoint": {"url": journey.endpoint.url, "model": journey.endpoint.model_name,
+                     "model_version": version.version},
+    }
+
+
+def _arrays_sha256(*arrays: Any) -> str:
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 def fetch_model(journey: Journey, model_key: str) -> Path:
@@ -448,6 +620,7 @@ STEP_FUNCTIONS: dict[str, Callable[[Journey], dict[str, Any]]] = {
     "build": build_step,
     "train": train_step,
     "tune": tune_step,
+    "track": track_step,
     "serve": serve_step,
     "pipeline": pipeline_step,
 }

@@ -12,7 +12,7 @@ from typing import Literal
 
 Level = Literal["MUST", "SHOULD"]
 
-STEPS: tuple[str, ...] = ("notebook", "build", "train", "tune", "serve", "pipeline")
+STEPS: tuple[str, ...] = ("notebook", "build", "train", "tune", "track", "serve", "pipeline")
 """The Critical User Journey's steps, in the order they run."""
 ONLY_IN: dict[str, tuple[str, ...]] = {"pipeline": ("core",)}
 """Steps only some variants run: the journey pipeline is core's (quick keeps its journey short;
@@ -64,11 +64,23 @@ REQUIREMENTS: dict[str, Requirement] = {
         Requirement("tune.best", "MUST", "tune",
                     "The best trial is the best on the objective in its goal's direction, and "
                     "meets the scenario's checks."),
+        Requirement("track.runs", "MUST", "track",
+                    "The training job and every trial are runs on the sandbox's tracking "
+                    "server, read back with their parameters, each metric's values over time, "
+                    "the image digest, the node count and the duration; the trials are grouped "
+                    "under their study."),
+        Requirement("track.registered", "MUST", "track",
+                    "The best trial's model is a registered model version with an alias, made "
+                    "from that trial's run, its files in the model store the trial's own."),
         Requirement("serve.same-answers", "MUST", "serve",
                     "The best trial's model serves over the v1 and v2 protocols, answering as "
                     "the model evaluated locally does."),
         Requirement("serve.quality", "MUST", "serve",
                     "The served answers meet the scenario's checks on held-out data."),
+        Requirement("serve.lineage", "MUST", "serve",
+                    "The model server serves the registered version (its files unchanged since "
+                    "registration) and reports it; the certificate carries the lineage data → "
+                    "notebook → image → run → model version → endpoint, each link checked."),
         Requirement("serve.metadata", "SHOULD", "serve",
                     "The model server declares its inputs and outputs (open inference protocol "
                     "model metadata), so a generic client can call it."),

@@ -22,7 +22,7 @@ from kfbox.host.errors import UsageError
 from kfbox.host.statefiles import StateFolder
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
-LITE_COMPONENTS = ("jupyter", "registry", "store")
+LITE_COMPONENTS = ("jupyter", "registry", "store", "tracking")
 LOOPBACK = "127.0.0.1"
 HOST_ONLY_COMPONENTS = ("registry",)
 """Components whose port stays on 127.0.0.1 whatever `lite.listen` says: the registry has no
@@ -40,6 +40,8 @@ class Ports(_Strict):
 
     jupyter: int = Field(default=8888, ge=1024, le=65535)
     registry: int = Field(default=5000, ge=1024, le=65535)
+    tracking: int = Field(default=5001, ge=1024, le=65535)
+    """The tracking server's UI and API (lite). MLflow's own default, 5000, is the registry's."""
 
     @model_validator(mode="after")
     def _distinct(self) -> Ports:
@@ -310,11 +312,22 @@ def forget_sandbox(name: str) -> None:
     StateFolder(name).remove()
 
 
+EARLIER_DEFAULT_COMPONENTS = (["jupyter", "registry", "store"],)
+"""`lite.components` as earlier kfbox releases defaulted and recorded it. A recorded spec that
+holds one of them took the default rather than chose: it gets today's (the tracking server),
+while a kfbox.yaml that names the same list still wins, being read after the record."""
+
+
 def _recorded(name: object) -> dict[str, Any]:
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
         return {}
     recorded = StateFolder(name).read_json(StateFolder.SPEC)
-    return recorded if isinstance(recorded, dict) else {}
+    if not isinstance(recorded, dict):
+        return {}
+    lite = recorded.get("lite")
+    if isinstance(lite, dict) and lite.get("components") in EARLIER_DEFAULT_COMPONENTS:
+        recorded["lite"] = {**lite, "components": list(LITE_COMPONENTS)}
+    return recorded
 
 
 def load_spec(config: Path | None = None, overrides: dict[str, Any] | None = None) -> SandboxSpec:

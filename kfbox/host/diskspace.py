@@ -12,7 +12,8 @@ import docker
 from kfbox.host.errors import PreflightError
 
 GIB = 2**30
-NEEDS_GIB = {"base": 1.0, "registry": 0.5, "jupyter": 2.0, "runtime": 4.5, "seed": 1.0}
+NEEDS_GIB = {"base": 1.0, "registry": 0.5, "jupyter": 2.0, "tracking": 1.0, "runtime": 4.5,
+             "seed": 1.0}
 """Peak space each piece of work takes in Docker's data-root, measured on this project's
 machine with a margin: a component image's build (its wheel-install stage, pruned afterwards,
 and the installed copy; the runtime image is 1.7 GB), and seeding a registry with the runtime

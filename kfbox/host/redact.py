@@ -8,7 +8,7 @@ from typing import Any
 MASK = "***"
 _MASK_BYTES = MASK.encode()
 
-_SECRET_WORD = rb"(?:token|secret|password|passwd|api[_-]?key|credential)s?"
+_SECRET_WORD = rb"(?:token|secret(?:[_-]?key)?|password|passwd|api[_-]?key|credential)s?"
 # Each pattern's group 1 ends where the secret value starts; the match ends where it ends.
 # Scanning tens of MiB of logs with a regex at every offset would blow the results bundle's time
 # budget, so each pattern is tried only where one of its literal openings occurs (found with

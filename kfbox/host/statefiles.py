@@ -79,12 +79,17 @@ class StateFolder:
         self.write_text(name, json.dumps(data, indent=2), private=private)
 
     def token(self) -> str:
-        """The sandbox's Jupyter token: made once, kept 0600, never printed or logged. An empty
-        or unreadable file gets a new one: an empty token would open the server."""
-        value = (self.read_text(self.TOKEN) or "").strip()
+        """The sandbox's Jupyter token."""
+        return self.secret(self.TOKEN)
+
+    def secret(self, name: str) -> str:
+        """One of the sandbox's secrets (the Jupyter token, the tracking server's password):
+        made once, kept 0600, never printed or logged. An empty or unreadable file gets a new
+        one: an empty secret would open the server."""
+        value = (self.read_text(name) or "").strip()
         if not value:
             value = secrets.token_hex(24)
-            self.write_text(self.TOKEN, value, private=True)
+            self.write_text(name, value, private=True)
         return value
 
     def remove(self) -> None:

@@ -108,6 +108,16 @@ class ServeSpec(_Strict):
         return self
 
 
+class ReproduceSpec(_Strict):
+    """What `kfbox reproduce` compares when it trains the served model again from its lineage."""
+
+    metrics: list[str] = Field(default_factory=list)
+    """The metrics that must match; empty: the tuning objective."""
+    tolerance: float = Field(default=0.0, ge=0)
+    """The largest difference allowed for each (0: the same value, as a seeded job on the same
+    image and hardware gives)."""
+
+
 class Condition(_Strict):
     """A condition on one named metric, with its direction: `at_least` or `at_most` a bar."""
 
@@ -178,6 +188,7 @@ class Scenario(_Strict):
     tune: TuneSpec
     serve: ServeSpec
     checks: Checks
+    reproduce: ReproduceSpec = Field(default_factory=ReproduceSpec)
     quick: dict[str, Any] | None = None
     gpu: dict[str, Any] | None = None
 

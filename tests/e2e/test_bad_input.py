@@ -60,6 +60,8 @@ def test_port_already_taken(docker_client, fresh_name: str, kfbox_home) -> None:
             f"jupyter={port}",
             "--port",
             f"registry={free_port()}",
+            "--port",
+            f"tracking={free_port()}",
         )
     assert done.returncode == 3
     line = one_line(done.stderr)

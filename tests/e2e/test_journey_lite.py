@@ -79,7 +79,7 @@ def sandbox(docker_client, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     made = Sandbox(sandbox_name("journey"), private_home(tmp_path_factory.mktemp("j") / "home"))
     try:
         up = made.cli("up", "--port", f"jupyter={free_port()}",
-                      "--port", f"registry={free_port()}")
+                      "--port", f"registry={free_port()}", "--port", f"tracking={free_port()}")
         assert up.returncode == 0, up.stdout[-2000:] + up.stderr[-3000:]
         yield made
     finally:

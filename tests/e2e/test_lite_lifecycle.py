@@ -14,7 +14,7 @@ from kfbox.host.images.base import ensure_base_image
 from kfbox.host.progress import quiet_reporter
 from tests.support.cli import kfbox_cli
 from tests.support.net import free_port
-from tests.support.sandboxes import labelled
+from tests.support.sandboxes import free_ports_args, labelled
 
 pytestmark = pytest.mark.e2e
 
@@ -24,7 +24,8 @@ def test_lifecycle_up_status_repair_down(
 ) -> None:
     jupyter, registry = free_port(), free_port()
     base = ["--name", fresh_name, *on_host_engine]
-    ports = ["--port", f"jupyter={jupyter}", "--port", f"registry={registry}"]
+    ports = ["--port", f"jupyter={jupyter}", "--port", f"registry={registry}",
+             "--port", f"tracking={free_port()}"]
 
     first = kfbox_cli(*base, "up", *ports, "--json")
     assert first.returncode == 0, first.stderr
@@ -34,6 +35,7 @@ def test_lifecycle_up_status_repair_down(
         "jupyter": True,
         "registry": True,
         "store": True,
+        "tracking": True,
         "runtime": True,
     }
 
@@ -52,7 +54,8 @@ def test_lifecycle_up_status_repair_down(
     # The table says how to log in without showing the token.
     table = kfbox_cli(*base, "status")
     words = " ".join(table.stdout.split())  # the caption wraps with the terminal's width
-    assert "jupyter asks for its token: `kfbox status --show-token`" in words
+    assert ("jupyter and tracking ask for their login: `kfbox status --show-token` shows each "
+            "URL with it") in words
     assert token not in table.stdout
 
     # Jupyter refuses requests without the token, answers with it.
@@ -78,6 +81,7 @@ def test_lifecycle_up_status_repair_down(
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["facts"]["actions"] == {
         "registry": "unchanged",
+        "tracking": "unchanged",
         "jupyter": "unchanged",
     }
     assert ids == {
@@ -95,6 +99,7 @@ def test_lifecycle_up_status_repair_down(
     assert repaired.returncode == 0, repaired.stderr
     assert json.loads(repaired.stdout)["facts"]["actions"] == {
         "registry": "created",
+        "tracking": "unchanged",
         "jupyter": "started",
     }
     assert json.loads(repaired.stdout)["state"] == "running"
@@ -122,7 +127,7 @@ def test_down_keep_data_keeps_only_volumes(
     docker_client, fresh_name: str, kfbox_home, on_host_engine: list[str]
 ) -> None:
     base = ["--name", fresh_name, *on_host_engine]
-    ports = ["--port", f"jupyter={free_port()}", "--port", f"registry={free_port()}"]
+    ports = free_ports_args()
     assert kfbox_cli(*base, "up", *ports).returncode == 0
     kept = kfbox_cli(*base, "down", "--keep-data")
     assert kept.returncode == 0, kept.stderr
@@ -138,7 +143,7 @@ def test_status_lists_a_kept_model_server(
     # A container labelled as `kfbox test --keep` leaves a model server: a workload of a run,
     # its port any free one on 127.0.0.1 (the port a real model server would answer on).
     base = ["--name", fresh_name, *on_host_engine]
-    ports = ["--port", f"jupyter={free_port()}", "--port", f"registry={free_port()}"]
+    ports = free_ports_args()
     assert kfbox_cli(*base, "up", *ports).returncode == 0
     server = docker_client.containers.run(
         ensure_base_image(quiet_reporter(), docker_client), ["sleep", "infinity"],

@@ -20,10 +20,14 @@ import yaml
 from kfbox.engines.platform import (
     BuiltImage,
     Endpoint,
+    ModelVersion,
     NotebookResult,
     PipelineResult,
     PipelineRun,
+    RecordedRun,
+    StepFailure,
     TaskRun,
+    TrackedRun,
     TrainJob,
     TrainResult,
     Trial,
@@ -38,14 +42,49 @@ REFERENCE = '''
 import numpy as np
 
 
-def held_out():
+def dataset():
     x = np.arange(12, dtype=np.float32).reshape(4, 3)
     return x, x.sum(axis=1)
+
+
+def held_out():
+    return dataset()
 
 
 def predict(model_dir, x):
     return [float(v) for v in x.sum(axis=1)]
 '''
+
+
+@dataclass
+class TrackingStandIn:
+    """A tracking server that keeps what it is told (the real one: tests/e2e)."""
+
+    url: str = "http://127.0.0.1:2"
+    runs: dict[str, TrackedRun] = field(default_factory=dict)
+    versions: list[ModelVersion] = field(default_factory=list)
+
+    def record(self, run: TrackedRun) -> str:
+        self.runs[f"run-{len(self.runs)}"] = run
+        return f"run-{len(self.runs) - 1}"
+
+    def read(self, run_id: str) -> RecordedRun:
+        run = self.runs[run_id]
+        tags = {**run.tags, "kfbox.duration_s": str(run.duration_s),
+                **({"mlflow.parentRunId": run.parent} if run.parent else {})}
+        return RecordedRun(run_id, run.name, {k: str(v) for k, v in run.parameters.items()},
+                           {k: v[-1] for k, v in run.series.items()},
+                           {k: len(v) for k, v in run.series.items()}, tags, "FINISHED", "")
+
+    def register(self, name: str, run_id: str, files: Path, *, tags: dict[str, str],
+                 alias: str) -> ModelVersion:
+        version = ModelVersion(name, str(len(self.versions) + 1), run_id,
+                               f"tracking/{run_id}/model", tags, [alias])
+        self.versions.append(version)
+        return version
+
+    def version(self, name: str, version: str) -> ModelVersion:
+        return self.versions[int(version) - 1]
 
 
 @dataclass
@@ -63,6 +102,12 @@ class StandIn:
     pipeline_outputs_missing: str = ""
     """Why the stand-in's pipeline gives back no outputs (empty: it gives them, as lite)."""
     deleted: list[str] = field(default_factory=list)
+    tracking: TrackingStandIn = field(default_factory=TrackingStandIn)
+    served_version: str = ""
+    changed: set[str] = field(default_factory=set)
+    """Store keys whose files differ from what was fetched before."""
+    reports_version: bool = True
+    """Whether the model server prints the version it serves."""
 
     @property
     def notebooks(self) -> StandIn:
@@ -79,6 +124,8 @@ class StandIn:
     def fetch(self, remote_dir_or_key: str, dest: Path) -> Any:
         dest.mkdir(parents=True, exist_ok=True)
         (dest / "train.py").write_text("print('train')\n")
+        if remote_dir_or_key in self.changed:  # files changed in the store after the fact
+            (dest / "train.py").write_text("print('changed')\n")
         return [dest / "train.py"] if remote_dir_or_key.startswith("kfbox-runs") else dest
 
     def build(self, context: Path, repository: str, *, build_args: dict) -> BuiltImage:
@@ -114,10 +161,12 @@ class StandIn:
         return [f"{prefix}/model.pt"]
 
     def deploy(self, request: Any) -> Endpoint:
+        self.served_version = request.model_version
         return Endpoint(request.name, "http://127.0.0.1:1", request.model_name)
 
     def logs(self, name: str) -> str:
-        return "model server log"
+        said = f"model_version={self.served_version}\n" if self.reports_version else ""
+        return f"model server log\n{said}"
 
     def delete(self, name: str) -> None:
         self.deleted.append(name)
@@ -238,7 +287,7 @@ def served(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 def serve_journey(tmp_path: Path) -> Journey:
     journey = make_journey(tmp_path, StandIn(tmp_path), numbers_scenario)
     (journey.scenario.root / "reference.py").write_text(REFERENCE)
-    run_through(journey, "tune")
+    run_through(journey, "track")
     return journey
 
 
@@ -252,7 +301,7 @@ def test_numbers_within_the_tolerance_are_the_same_answers(tmp_path: Path, serve
                     for p in ("v1", "v2")]
     assert journey.metrics["serve"]["rmse"] == pytest.approx(0.004)
     assert journey.metrics["serve"]["r2"] > 0.99
-    assert (tmp_path / "logs" / "serve.log").read_text() == "model server log"
+    assert (tmp_path / "logs" / "serve.log").read_text().startswith("model server log")
 
 
 def test_numbers_beyond_the_tolerance_fail_with_the_largest_difference(
@@ -272,6 +321,77 @@ def test_undeclared_metadata_only_warns_and_the_request_falls_back(tmp_path: Pat
     journey.run("serve")  # a SHOULD: recorded, not raised
     assert checks(journey, "serve")[0] == (
         "serve.metadata", False, "GET http://127.0.0.1:1/v2/models/digits: 404")
+
+
+def test_the_track_step_records_every_run_reads_it_back_and_registers_the_best(
+    tmp_path: Path,
+) -> None:
+    platform = StandIn(tmp_path)
+    journey = make_journey(tmp_path, platform)
+    run_through(journey, "track")
+    tracked = platform.tracking.runs
+    assert [r.name for r in tracked.values()] == [
+        "core-1-train", "core-1-tune", *(f"t-{i}" for i in range(6))]
+    train, study, *trials = tracked.values()
+    assert train.series["accuracy"] == [0.91, 0.92, 0.93] and train.tags["kfbox.nodes"] == "2"
+    assert all(t.parent == journey.tracked["study"] for t in trials)
+    assert trials[1].parameters["lr"] == "1" and train.tags["kfbox.image_digest"] == "sha256:aa"
+    assert [c[:2] for c in checks(journey, "track")] == [
+        ("track.runs", True), ("track.registered", True)]
+    [version] = platform.tracking.versions
+    assert (version.run_id, version.aliases) == (journey.tracked["t-1"], ["champion"])
+    assert journey.metrics["track"]["runs"] == 8
+
+
+def test_a_run_the_server_gives_back_otherwise_fails_naming_what_differs(
+    tmp_path: Path, monkeypatch
+) -> None:
+    platform = StandIn(tmp_path)
+    journey = make_journey(tmp_path, platform)
+    read = platform.tracking.read
+
+    def forgetful(run_id: str) -> RecordedRun:
+        run = read(run_id)
+        run.parameters.pop("lr", None)
+        return run
+
+    monkeypatch.setattr(platform.tracking, "read", forgetful)
+    with pytest.raises(JourneyCheckFailed, match="core-1-train: parameter lr is None, not '0.01'"):
+        run_through(journey, "track")
+
+
+def test_serving_refuses_a_version_whose_files_changed_since_registration(
+    tmp_path: Path,
+) -> None:
+    platform = StandIn(tmp_path)
+    journey = make_journey(tmp_path, platform)
+    run_through(journey, "track")
+    platform.changed.add(platform.tracking.versions[0].model_key)
+    with pytest.raises(StepFailure, match=r"^model digits version 1: its files at tracking/\S+ "
+                                          r"changed since it was registered .* register the "
+                                          r"model again$"):
+        journey.run("serve")
+    assert platform.served_version == ""  # refused before anything was deployed
+
+
+def test_the_lineage_is_checked_link_by_link(tmp_path: Path, served) -> None:
+    journey = serve_journey(tmp_path)
+    journey.run("serve")
+    links = [c[2].split(":")[0] for c in checks(journey, "serve") if c[0] == "serve.lineage"]
+    assert links == ["data", "image", "run", "model version", "endpoint"]
+    lineage = journey.metrics["serve"]["lineage"]
+    assert lineage["run"]["id"] == journey.tracked["t-1"]
+    assert lineage["model_version"]["version"] == "1" and lineage["endpoint"]["model_version"]
+
+
+def test_a_model_server_that_does_not_report_its_version_fails_the_lineage(
+    tmp_path: Path, served
+) -> None:
+    journey = serve_journey(tmp_path)
+    journey.platform.reports_version = False  # type: ignore[attr-defined]
+    with pytest.raises(JourneyCheckFailed, match="the model server did not report a "
+                                                 "model_version=N line"):
+        journey.run("serve")
 
 
 def test_compare_and_score() -> None:

@@ -18,7 +18,7 @@ import pytest
 
 from kfbox.harness import plugin, runner
 from kfbox.harness.profiles import PROFILES
-from kfbox.harness.requirements import STEPS
+from kfbox.harness.requirements import STEPS, steps_for
 from kfbox.host.config import SandboxSpec
 
 pytest_plugins = ["pytester"]
@@ -177,7 +177,7 @@ def test_a_failed_step_blocks_the_rest_and_keeps_diagnostics(pytester: pytest.Py
     result, record = run(pytester, "-m", "core")
     assert result.ret == 1
     assert statuses(record) == {"notebook": "passed", "build": "passed", "train": "failed",
-                                "tune": "blocked", "serve": "blocked", "pipeline": "blocked"}
+                                "tune": "blocked", "track": "blocked", "serve": "blocked", "pipeline": "blocked"}
     [journey] = record["journeys"]
     assert journey["steps"][2]["reason"] == "train checked"
     assert journey["steps"][3]["reason"] == "blocked by step 'train'"
@@ -357,7 +357,7 @@ def test_the_runner_loads_the_plugin_itself_with_autoload_off(
         outcome = runner.run_suite(PROFILES["gpu"], pytester.path / "out", SandboxSpec(),
                                    require_gpu=require_gpu, output=output)
     assert outcome.pytest_exit_code == (1 if require_gpu else 0), log.read_text()
-    assert outcome.counts["tests"] == 5
+    assert outcome.counts["tests"] == len(steps_for("gpu"))
     assert outcome.record is not None
     [journey] = outcome.record.journeys
     assert {step.status for step in journey.steps} == {"failed" if require_gpu else "skipped"}

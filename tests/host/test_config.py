@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kfbox.host.config import load_spec
+from kfbox.host.config import load_spec, record_spec
 from kfbox.host.errors import UsageError
 
 # Tests that need no engine never read or write the user's real kfbox state.
@@ -17,7 +17,19 @@ def test_defaults_bind_known_ports_and_lite(tmp_path: Path, monkeypatch, kfbox_h
     monkeypatch.chdir(tmp_path)
     spec = load_spec()
     assert spec.engine == "lite" and spec.name == "kfbox" and spec.gpu == "auto"
-    assert set(spec.lite.components) == {"jupyter", "registry", "store"}
+    assert set(spec.lite.components) == {"jupyter", "registry", "store", "tracking"}
+    assert (spec.ports.jupyter, spec.ports.registry, spec.ports.tracking) == (8888, 5000, 5001)
+
+
+def test_a_spec_recorded_with_the_earlier_default_components_gains_the_tracking_server(
+    tmp_path: Path, monkeypatch, kfbox_home
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    record_spec(load_spec(None, {"lite.components": ["jupyter", "registry", "store"]}))
+    assert "tracking" in load_spec().lite.components
+    # A kfbox.yaml that names the same list is a choice, and it stands.
+    (tmp_path / "kfbox.yaml").write_text("lite: {components: [jupyter, registry, store]}\n")
+    assert "tracking" not in load_spec().lite.components
 
 
 def test_flags_override_the_file(tmp_path: Path, kfbox_home) -> None:

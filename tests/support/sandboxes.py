@@ -70,11 +70,13 @@ def untag_registry(client: docker.DockerClient, registry_port: int) -> None:
 
 
 def free_ports_args() -> list[str]:
-    return ["--port", f"jupyter={free_port()}", "--port", f"registry={free_port()}"]
+    return ["--port", f"jupyter={free_port()}", "--port", f"registry={free_port()}",
+            "--port", f"tracking={free_port()}"]
 
 
-def spec_for(name: str, jupyter: int, registry: int):
-    return load_spec(None, {"name": name, "ports.jupyter": jupyter, "ports.registry": registry})
+def spec_for(name: str, jupyter: int, registry: int, tracking: int | None = None):
+    return load_spec(None, {"name": name, "ports.jupyter": jupyter, "ports.registry": registry,
+                            "ports.tracking": tracking or free_port()})
 
 
 def run_folder(out: Path) -> Path:

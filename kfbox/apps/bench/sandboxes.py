@@ -29,6 +29,7 @@ def bench_spec(purpose: str = "bench") -> SandboxSpec:
     engine does not make (one cgroup holds the whole engine, kfbox/host/rootless_docker.py)."""
     return load_spec(None, {"name": f"{purpose}-{secrets.token_hex(3)}",
                             "ports.jupyter": free_port(), "ports.registry": free_port(),
+                            "ports.tracking": free_port(),
                             "lite.docker": "host"})
 
 

@@ -102,7 +102,7 @@ def read_verification(path: Path) -> tuple[Verified, dict[str, str]]:
 
 def check_verified(path: Path, certified: dict[str, str], images: dict[str, Image]) -> None:
     """The certificate must have certified exactly the images the bundle carries."""
-    for name in ("registry", "jupyter", "runtime"):
+    for name in COMPONENT_IMAGES[1:]:
         if certified.get(name) != images[name].id:
             raise UsageError(
                 f"--verified-with {str(path)!r} certified another {name} image "

@@ -15,8 +15,9 @@ from kfbox.host import paths, statefiles
 from kfbox.host.config import NAME_PATTERN, SandboxSpec, load_spec
 from kfbox.host.errors import KfboxError, UsageError
 
-PORTS_PER_SEAT = 2
-"""Each seat publishes JupyterLab (base + 2i) and its registry (base + 2i + 1)."""
+PORTS_PER_SEAT = 3
+"""Each seat publishes JupyterLab (base + 3i), its registry (base + 3i + 1) and its tracking
+server (base + 3i + 2)."""
 MAX_SEATS = 99
 SEAT_SUFFIX = len("-99")
 
@@ -46,6 +47,9 @@ class Seat:
     jupyter: int
     registry: int
     verification: Verification | None = None
+    tracking: int = 0
+    """0 in a workshop recorded before seats had a tracking server: the seat runs none, so it
+    takes no port beyond its two."""
 
 
 @dataclass
@@ -77,6 +81,8 @@ class Workshop:
             "name": seat.name,
             "ports.jupyter": seat.jupyter,
             "ports.registry": seat.registry,
+            **({"ports.tracking": seat.tracking} if seat.tracking else
+               {"lite.components": ["jupyter", "registry", "store"]}),
             "lite.listen": self.listen,
             **{f"resources.{key}": value for key, value in self.resources.items()},
         }
@@ -124,7 +130,8 @@ def load(name: str) -> Workshop | None:
             listen=data["listen"],
             resources=data.get("resources", {}),
             seats=[
-                Seat(s["name"], s["jupyter"], s["registry"], _verification(s.get("verification")))
+                Seat(s["name"], s["jupyter"], s["registry"], _verification(s.get("verification")),
+                     s.get("tracking", 0))
                 for s in data["seats"]
             ],
         )
@@ -181,6 +188,7 @@ def new_workshop(
                 f"{name}-{i + 1}",
                 base_port + PORTS_PER_SEAT * i,
                 base_port + PORTS_PER_SEAT * i + 1,
+                tracking=base_port + PORTS_PER_SEAT * i + 2,
             )
             for i in range(seats)
         ],

@@ -20,6 +20,7 @@ from kfbox.engines.kubernetes.tools import Tools
 from kfbox.engines.kubernetes.training import TRAINING_RUNTIME, KubeTraining
 from kfbox.engines.kubernetes.tuning import KubeTuning
 from kfbox.engines.kubernetes.workspace import RunNamespace
+from kfbox.engines.tracking import NoTracking
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,11 @@ class KubePlatform:
                                        access.notebook_image, run_dir, resources=resources)
         self.artifacts = KubeArtifacts(self.notebooks)
         self.pipelines = KubePipelines(access.tools, access.kubeconfig)
+        # Kubeflow's Model Registry and a tracking server on the cluster are not installed by
+        # this release (docs/kubernetes.md, known gaps): the track step fails saying so.
+        self.tracking = NoTracking(
+            "the Kubernetes engines run no tracking server or model registry yet (Kubeflow "
+            "Model Registry is not in components.lock.yaml); use --engine lite to track runs")
         self.diagnostics = KubeDiagnostics(kube, ns)
 
     @property

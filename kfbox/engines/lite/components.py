@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -17,6 +18,14 @@ from kfbox.host import listen
 from kfbox.host.config import Resources, SandboxSpec
 
 JUPYTER_WORKDIR = "/home/jovyan/work"
+TRACKING_USER = "kfbox"
+"""The tracking server's one user (MLflow's admin); its password is the sandbox's tracking
+secret (StateFolder.secret)."""
+TRACKING_PORT = 5000
+"""Where the tracking server listens inside the sandbox's network (http://tracking:5000)."""
+TRACKING_ARTIFACTS = "tracking"
+"""The model store folder MLflow keeps run artifacts and model versions in: a registered
+version's files are model store keys under it, which every workload can mount."""
 
 
 def prefix(sandbox: str) -> str:
@@ -28,7 +37,8 @@ def network_name(sandbox: str) -> str:
 
 
 def volume_name(sandbox: str, purpose: str) -> str:
-    """Data volumes: `workspace` (notebooks), `models` (the model store), `registry` (images)."""
+    """Data volumes: `workspace` (notebooks), `models` (the model store), `registry` (images),
+    `tracking` (the tracking server's runs and registered models)."""
     return f"{prefix(sandbox)}-{purpose}"
 
 
@@ -117,6 +127,59 @@ def jupyter_plan(spec: SandboxSpec, image: str, token: str) -> ContainerPlan:
         limits=workload_limits(spec.resources, 0),
         probe=lambda base: _expect_ok(f"{base}/api/status", {"Authorization": f"token {token}"}),
     )
+
+
+def tracking_plan(spec: SandboxSpec, image: str, password: str, csrf_key: str) -> ContainerPlan:
+    """MLflow's tracking server: runs in sqlite on the `tracking` volume, artifacts in the model
+    store, every request (the UI's too) behind HTTP basic auth with the sandbox's secret."""
+    address = spec.lite.address_of("tracking")
+    # MLflow's DNS-rebinding guard checks each request's Host header (mlflow/server/
+    # security_utils.py at 3.17.2): the sandbox's own name for it, this host's loopback, and the
+    # address the sandbox listens on; listening on every address admits any name, basic auth
+    # still guarding every request.
+    hosts = ["tracking", f"tracking:{TRACKING_PORT}", "localhost", "localhost:*", "127.0.0.1",
+             "127.0.0.1:*"]
+    if address == "0.0.0.0":
+        hosts = ["*"]
+    elif address != "127.0.0.1":
+        hosts += [address, f"{address}:*"]
+    return ContainerPlan(
+        component="tracking",
+        image=image,
+        container_port=TRACKING_PORT,
+        host_port=spec.ports.tracking,
+        address=address,
+        environment={
+            "MLFLOW_AUTH_ADMIN_USERNAME": TRACKING_USER,
+            "MLFLOW_AUTH_ADMIN_PASSWORD": password,
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": csrf_key,
+        },
+        volumes={
+            volume_name(spec.name, "tracking"): {"bind": "/var/lib/mlflow", "mode": "rw"},
+            volume_name(spec.name, "models"): {"bind": MODEL_STORE_MOUNT, "mode": "rw"},
+        },
+        command=["mlflow", "server", "--app-name", "basic-auth", "--workers", "1",
+                 "--host", "0.0.0.0", "--port", str(TRACKING_PORT),
+                 "--backend-store-uri", "sqlite:////var/lib/mlflow/mlflow.db",
+                 "--artifacts-destination", f"{MODEL_STORE_MOUNT}/{TRACKING_ARTIFACTS}",
+                 "--allowed-hosts", ",".join(hosts)],
+        probe=lambda base: _expect_ok(f"{base}/api/2.0/mlflow/experiments/search?max_results=1",
+                                      basic_auth(TRACKING_USER, password)),
+    )
+
+
+def tracking_client_environment(password: str) -> dict[str, str]:
+    """What a process in the sandbox's network needs to log to the tracking server with MLflow's
+    own client (its documented environment variables): the notebook's kernels get it."""
+    return {"MLFLOW_TRACKING_URI": f"http://tracking:{TRACKING_PORT}",
+            "MLFLOW_TRACKING_USERNAME": TRACKING_USER,
+            "MLFLOW_TRACKING_PASSWORD": password}
+
+
+def basic_auth(user: str, password: str) -> dict[str, str]:
+    """The Authorization header of HTTP basic auth."""
+    pair = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {pair}"}
 
 
 def workload_limits(resources: Resources, gpus: int) -> dict[str, Any]:

@@ -48,6 +48,8 @@ from kfbox.host.statefiles import StateFolder
 CONFIG_LABEL = "kfbox.config-hash"
 DATA_LABEL = "kfbox.data"
 READY_TIMEOUT_S = 120
+TRACKING_SECRET = "tracking-password"
+TRACKING_CSRF = "tracking-csrf-key"
 STATE_FILE = "state.json"
 """What `up` made: each component's image and URL, and the ML runtime image."""
 
@@ -112,6 +114,10 @@ class LiteEngine(Engine):
     def token(self) -> str:
         return self.state.token()
 
+    def tracking_password(self) -> str:
+        """The tracking server's password for its one user (comp.TRACKING_USER)."""
+        return self.state.secret(TRACKING_SECRET)
+
     def _image(self, component: str, reporter: Reporter) -> str:
         """The component's image: the offline bundle's the sandbox was installed from (loaded,
         never built or fetched), else built here from its inputs when missing."""
@@ -134,8 +140,8 @@ class LiteEngine(Engine):
         """Every image the sandbox runs: component → tag, and `runtime`. Installed from an
         offline bundle, the bundle's (loaded, never built or fetched); else built when missing,
         the wheel downloads (network) beside the base image's debootstrap (mostly too)."""
-        wanted = [*(c for c in ("registry", "jupyter") if c in self.spec.lite.components),
-                  "runtime"]
+        wanted = [*(c for c in ("registry", "jupyter", "tracking")
+                    if c in self.spec.lite.components), "runtime"]
         if bundle_record(self.spec.name) is None:
             with ThreadPoolExecutor(max_workers=len(wanted)) as pool:
                 wheels = [pool.submit(prefetch_wheels, name, reporter.beside())
@@ -154,6 +160,10 @@ class LiteEngine(Engine):
         plans = []
         if "registry" in images:
             plans.append(comp.registry_plan(self.spec, images["registry"]))
+        if "tracking" in images:
+            plans.append(comp.tracking_plan(self.spec, images["tracking"],
+                                            self.tracking_password(),
+                                            self.state.secret(TRACKING_CSRF)))
         if "jupyter" in images:
             plan = comp.jupyter_plan(self.spec, images["jupyter"], self.token())
             engine = self._rootless_engine()
@@ -167,6 +177,8 @@ class LiteEngine(Engine):
                 plan.user = extra["user"]
                 command = self.client.images.get(plan.image).attrs["Config"]["Cmd"]
                 plan.command = [*command, *extra["extra_args"]]
+            if "tracking" in images:
+                plan.environment |= comp.tracking_client_environment(self.tracking_password())
             plans.append(plan)
         return plans
 
@@ -220,7 +232,8 @@ class LiteEngine(Engine):
         with reporter.step(f"Network and volumes for sandbox {self.spec.name!r}",
                            action="network"):
             self._ensure_network()
-            created = {p for p in ("workspace", "models", "registry") if self._ensure_volume(p)}
+            created = {p for p in ("workspace", "models", "registry", "tracking")
+                       if self._ensure_volume(p)}
         runtime_id = self.client.images.get(runtime).id
         prefilled = "registry" in created and self._cache_step(
             reporter, registry_cache.prefill, runtime_id
@@ -480,6 +493,8 @@ class LiteEngine(Engine):
         probes = {
             "registry": lambda: comp.registry_plan(self.spec, "").probe(url),
             "jupyter": lambda: comp.jupyter_plan(self.spec, "", self.token()).probe(url),
+            "tracking": lambda: comp.tracking_plan(self.spec, "", self.tracking_password(),
+                                                   "").probe(url),
         }
         try:
             probes[component]()
@@ -502,6 +517,10 @@ class LiteEngine(Engine):
             else "",
             gpus=self.gpus(),
             listen=spec.lite.listen,
+            tracking=Access(f"http://{spec.lite.address_of('tracking')}:{spec.ports.tracking}",
+                            "basic")
+            if "tracking" in spec.lite.components
+            else None,
             bundle=installed.sha256 if (installed := bundle_record(spec.name)) else "",
             tutorials=rootless.tutorial_checks() if self.rootless else [],
             software=self.software(),
@@ -531,6 +550,10 @@ class LiteEngine(Engine):
         return found
 
     def login_url(self, component: str) -> str | None:
+        if component == "tracking":  # basic auth: a browser logs in with the URL's user:pass
+            address = listen.reach(self.spec.lite.address_of("tracking"))
+            return (f"http://{comp.TRACKING_USER}:{self.tracking_password()}@{address}:"
+                    f"{self.spec.ports.tracking}/")
         if component != "jupyter":
             return None
         address = listen.reach(self.spec.lite.address_of("jupyter"))

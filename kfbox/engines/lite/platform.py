@@ -22,6 +22,7 @@ from kfbox.engines.lite.serving import LiteServing
 from kfbox.engines.lite.training import LiteTraining
 from kfbox.engines.lite.tuning import OptunaTuning
 from kfbox.engines.platform import NotebookResult
+from kfbox.engines.tracking import MlflowTracking, NoTracking
 from kfbox.host import listen
 from kfbox.host.config import SandboxSpec
 from kfbox.host.docker_engine import ROLE_LABEL, RUN_LABEL
@@ -49,6 +50,8 @@ class LiteSandbox(Protocol):
     def filters(self, **labels: str) -> dict[str, list[str]]: ...
 
     def token(self) -> str: ...
+
+    def tracking_password(self) -> str: ...
 
     def runtime_image(self, reporter: Reporter) -> str: ...
 
@@ -113,6 +116,12 @@ class LitePlatform:
         )
         self.pipelines = LitePipelines(client, engine.docker_host, store, labels,
                                        spec.resources, run_dir)
+        self.tracking = MlflowTracking(
+            f"http://{listen.reach(spec.lite.address_of('tracking'))}:{spec.ports.tracking}",
+            comp.TRACKING_USER, engine.tracking_password(), comp.TRACKING_ARTIFACTS,
+        ) if "tracking" in spec.lite.components else NoTracking(
+            f"sandbox {spec.name!r} runs no tracking server; add `tracking` to lite.components "
+            "in kfbox.yaml and run `kfbox up`")
         self.runtime_image = engine.runtime_image(quiet_reporter())
         self.artifacts = LiteArtifacts(
             client, store, engine.base_image(quiet_reporter()), labels

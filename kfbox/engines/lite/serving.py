@@ -13,6 +13,7 @@ from kfbox.engines.lite.components import workload_limits
 from kfbox.engines.platform import (
     MODEL_DIR_ENV,
     MODEL_STORE_MOUNT,
+    MODEL_VERSION_ENV,
     Endpoint,
     ServeRequest,
     StepFailure,
@@ -64,6 +65,7 @@ class LiteServing:
             network=self.network,
             environment={
                 MODEL_DIR_ENV: f"{MODEL_STORE_MOUNT}/{request.model_key}",
+                **({MODEL_VERSION_ENV: request.model_version} if request.model_version else {}),
                 "PYTHONUNBUFFERED": "1",
             },
             volumes={self.store_volume: {"bind": MODEL_STORE_MOUNT, "mode": "ro"}},

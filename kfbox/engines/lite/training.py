@@ -146,7 +146,7 @@ class LiteTraining:
         return client
 
     def run(self, job: TrainJob) -> TrainResult:
-        started = time.monotonic()
+        started, started_at = time.monotonic(), time.time()
         client = self.client(job.image, job.gpus)
         argv = [*job.command, *(f"--{k}={v}" for k, v in job.args.items())]
         trainer = CustomTrainer(
@@ -184,7 +184,8 @@ class LiteTraining:
                 f"training job {job.name} {final.lower()}: {_cause(logs)}", logs=all_logs
             )
         return TrainResult(
-            job.name, True, metrics, job.model_key, all_logs, time.monotonic() - started
+            job.name, True, metrics, job.model_key, all_logs, time.monotonic() - started,
+            started_at,
         )
 
 

@@ -117,7 +117,7 @@ class OptunaTuning:
                       failure.logs), failure) from failure
         value = result.metrics.get(experiment.objective)
         trial = Trial(name, params, result.metrics, value is not None, job.model_key,
-                      result.duration_s, result.logs)
+                      result.duration_s, result.logs, result.started_at)
         if value is None:
             silent = StepFailure(f"trial {name} printed no {experiment.objective}=VALUE line",
                                  logs=result.logs)

@@ -29,10 +29,11 @@ from kfbox.host.progress import Reporter
 COMPONENTS_DIR = resources.files("kfbox.host.images") / "components"
 INSTALLER = Path(str(COMPONENTS_DIR / "install-wheels"))
 """Every image with requirements installs them with this script (one place for the recipe)."""
-BUILT_ON = {"jupyter": "runtime"}
+BUILT_ON = {"jupyter": "runtime", "tracking": "runtime"}
 """Components whose image builds FROM another component's image rather than the base: the
 notebook's kernel is the ML runtime its jobs run (same torch, KServe, scikit-learn), and the two
-share every layer of the runtime in the image store."""
+share every layer of the runtime in the image store. The tracking server is built on it too: MLflow
+needs numpy, scikit-learn and much of what the runtime has, so it adds only its own packages."""
 
 
 def _component_dir(name: str) -> Path:

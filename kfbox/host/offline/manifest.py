@@ -19,7 +19,7 @@ SUMS = "SHA256SUMS"
 BOOTSTRAP = "bootstrap.sh"
 INSTALL_DEBS = "install-debs.sh"
 IMAGES = "images/kfbox-images.tar.gz"
-COMPONENT_IMAGES = ("base", "registry", "jupyter", "runtime")
+COMPONENT_IMAGES = ("base", "registry", "jupyter", "tracking", "runtime")
 """The lite engine's images, base first: every other one is built FROM it."""
 Stage = Literal["bootstrap", "engine"]
 

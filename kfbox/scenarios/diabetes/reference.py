@@ -17,11 +17,16 @@ SEED = 0
 HELD_OUT = 0.25
 
 
-def held_out() -> tuple[np.ndarray, np.ndarray]:
-    """The held-out raw measurements (float32) and their disease progression (float32)."""
+def dataset() -> tuple[np.ndarray, np.ndarray]:
+    """Every raw measurement (float32) and its disease progression (float32), as train.py reads
+    them: the data the journey's lineage names by digest."""
     diabetes = load_diabetes(scaled=False)
-    x = diabetes.data.astype(np.float32)
-    y = diabetes.target.astype(np.float32)
+    return diabetes.data.astype(np.float32), diabetes.target.astype(np.float32)
+
+
+def held_out() -> tuple[np.ndarray, np.ndarray]:
+    """The held-out raw measurements and their disease progression."""
+    x, y = dataset()
     _, x_test, _, y_test = train_test_split(x, y, test_size=HELD_OUT, random_state=SEED)
     return x_test, y_test
 

@@ -85,6 +85,11 @@ def main() -> None:
     args, _ = parser.parse_known_args()
     model = DigitsModel(args.model_name, Path(os.environ.get("KFBOX_MODEL_DIR", "model")))
     model.load()
+    # Which registered version it serves, as the platform named it: the journey checks this
+    # line against the model registry (the open inference protocol's metadata has no field
+    # KServe fills for it).
+    if os.environ.get("KFBOX_MODEL_VERSION"):
+        print(f"model_version={os.environ['KFBOX_MODEL_VERSION']}", flush=True)
     kserve.ModelServer(http_port=args.http_port, enable_grpc=args.enable_grpc).start([model])
 
 

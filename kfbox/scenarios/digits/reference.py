@@ -16,12 +16,18 @@ SEED = 0
 HELD_OUT = 0.25
 
 
-def held_out() -> tuple[np.ndarray, np.ndarray]:
-    """The held-out images (float32, pixels scaled to [0, 1]) and their labels."""
+def dataset() -> tuple[np.ndarray, np.ndarray]:
+    """Every image (float32, pixels scaled to [0, 1]) and its label, as train.py reads them: the
+    data the journey's lineage names by digest."""
     digits = load_digits()
-    x = (digits.data / 16.0).astype(np.float32)
+    return (digits.data / 16.0).astype(np.float32), digits.target
+
+
+def held_out() -> tuple[np.ndarray, np.ndarray]:
+    """The held-out images and their labels."""
+    x, target = dataset()
     _, x_test, _, y_test = train_test_split(
-        x, digits.target, test_size=HELD_OUT, random_state=SEED, stratify=digits.target
+        x, target, test_size=HELD_OUT, random_state=SEED, stratify=target
     )
     return x_test, y_test
 

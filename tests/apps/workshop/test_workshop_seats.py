@@ -30,14 +30,23 @@ def verification(**changes) -> Verification:
     return Verification(**(fields | changes))
 
 
-def test_seats_are_named_and_numbered_with_two_ports_each() -> None:
+def test_seats_are_named_and_numbered_with_three_ports_each() -> None:
     workshop = seats.new_workshop("lab", 3, 20000, "127.0.0.1", {})
-    assert [(s.name, s.jupyter, s.registry) for s in workshop.seats] == [
-        ("lab-1", 20000, 20001), ("lab-2", 20002, 20003), ("lab-3", 20004, 20005)]
-    assert workshop.port_range() == "20000-20005"
+    assert [(s.name, s.jupyter, s.registry, s.tracking) for s in workshop.seats] == [
+        ("lab-1", 20000, 20001, 20002), ("lab-2", 20003, 20004, 20005),
+        ("lab-3", 20006, 20007, 20008)]
+    assert workshop.port_range() == "20000-20008"
     spec = workshop.spec(workshop.seats[1], None)
-    assert (spec.name, spec.ports.jupyter, spec.ports.registry, spec.lite.listen) == (
-        "lab-2", 20002, 20003, "127.0.0.1")
+    assert (spec.name, spec.ports.jupyter, spec.ports.registry, spec.ports.tracking,
+            spec.lite.listen, "tracking" in spec.lite.components) == (
+        "lab-2", 20003, 20004, 20005, "127.0.0.1", True)
+
+
+def test_a_seat_recorded_before_seats_tracked_keeps_its_two_ports() -> None:
+    workshop = seats.new_workshop("lab", 1, 20000, "127.0.0.1", {})
+    older = seats.Seat("lab-1", 20000, 20001)
+    spec = workshop.spec(older, None)
+    assert spec.lite.components == ["jupyter", "registry", "store"]
 
 
 @pytest.mark.parametrize(
@@ -47,8 +56,8 @@ def test_seats_are_named_and_numbered_with_two_ports_each() -> None:
         ("lab", 100, 20000, "--seats 100: a workshop has 1 to 99 seats"),
         ("Lab Room", 2, 20000, "workshop name 'Lab Room' is not valid"),
         ("a" * 28, 2, 20000, "is not valid (1-27 characters"),
-        ("lab", 2, 65533, "--base-port 65533: 2 seats need ports 65533-65536"),
-        ("lab", 2, 80, "--base-port 80: 2 seats need ports 80-83"),
+        ("lab", 2, 65531, "--base-port 65531: 2 seats need ports 65531-65536"),
+        ("lab", 2, 80, "--base-port 80: 2 seats need ports 80-85"),
     ],
 )
 def test_bad_workshop_values_are_one_usage_line(name, count, base, expected) -> None:

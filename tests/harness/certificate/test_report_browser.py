@@ -141,8 +141,9 @@ def _requests(page: Page) -> list[str]:
 
 
 def test_failed_run_shows_the_verdict_and_every_step(page: Page, tmp_path: Path) -> None:
-    report = make_certificate(journeys=[journey(tune="failed", serve="blocked",
-                                                pipeline="blocked")], exit_code=1)
+    report = make_certificate(journeys=[journey(tune="failed", track="blocked",
+                                                serve="blocked", pipeline="blocked")],
+                              exit_code=1)
     bundle = write_bundle(report, tmp_path / "bundle")
     seen = _render(page, bundle.folder / "report.html")
     assert seen["verdictVisible"], seen
@@ -151,7 +152,7 @@ def test_failed_run_shows_the_verdict_and_every_step(page: Page, tmp_path: Path)
     assert [s["step"] for s in seen["steps"]] == [f"digits/{name}" for name in STEPS]
     assert all(s["visible"] for s in seen["steps"]), seen["steps"]
     statuses = [s["text"].split("\t")[1] for s in seen["steps"]]
-    assert statuses == ["passed", "passed", "passed", "failed", "blocked", "blocked"]
+    assert statuses == ["passed", "passed", "passed", "failed", "blocked", "blocked", "blocked"]
     assert seen["bars"] == len(STEPS)
     assert seen["requirements"] and all(r["visible"] for r in seen["requirements"])
     assert {r["status"] for r in seen["requirements"]} == {"passed", "blocked"}

@@ -85,6 +85,11 @@ def test_no_secret_anywhere_in_the_bundle(tmp_path: Path) -> None:
     logs = tmp_path / "logs"
     logs.mkdir()
     (logs / "jupyter.log").write_text(f"serving at http://127.0.0.1:8888/?token={SECRET}\n")
+    # The tracking server's container: its CSRF key and admin password in `inspect`, and its
+    # login URL (user:password@) as `status --show-token` writes it.
+    (logs / "tracking.inspect.json").write_text(json.dumps({"Env": [
+        f"MLFLOW_FLASK_SERVER_SECRET_KEY={SECRET}", f"MLFLOW_AUTH_ADMIN_PASSWORD={SECRET}"]}))
+    (logs / "tracking.log").write_text(f"open http://kfbox:{SECRET}@127.0.0.1:5001/\n")
     notebook = {"cells": [{"outputs": [{"text": f"password: {SECRET}"}]}], "token": SECRET,
                 "metadata": {"tokens": 3}}
     (logs / "executed.ipynb").write_text(json.dumps(notebook))
@@ -105,12 +110,12 @@ def test_pytest_junit_is_kept_else_built_from_the_steps(tmp_path: Path) -> None:
     junit.write_text('<testsuites><testsuite name="pytest" tests="7"/></testsuites>')
     kept = write_bundle(make_certificate(), tmp_path / "a", junit_xml=junit)
     assert ET.parse(kept.folder / "junit.xml").getroot()[0].get("tests") == "7"
-    report = make_certificate(journeys=[journey(train="failed", tune="blocked", serve="blocked",
-                                                pipeline="blocked")])
+    report = make_certificate(journeys=[journey(train="failed", tune="blocked", track="blocked",
+                                                serve="blocked", pipeline="blocked")])
     built = ET.parse(write_bundle(report, tmp_path / "b").folder / "junit.xml").getroot()[0]
-    assert (built.get("tests"), built.get("failures"), built.get("skipped")) == ("6", "1", "3")
-    assert [c.get("name") for c in built] == ["notebook", "build", "train", "tune", "serve",
-                                              "pipeline"]
+    assert (built.get("tests"), built.get("failures"), built.get("skipped")) == ("7", "1", "4")
+    assert [c.get("name") for c in built] == ["notebook", "build", "train", "tune", "track",
+                                              "serve", "pipeline"]
     assert built[0].get("classname") == "kfbox.cuj.digits.core"
 
 

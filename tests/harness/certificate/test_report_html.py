@@ -65,13 +65,15 @@ def test_the_page_is_self_contained() -> None:
 
 
 def test_verdict_steps_and_reasons_are_on_the_page() -> None:
-    report = make_certificate(journeys=[journey(tune="failed", serve="blocked",
-                                                pipeline="blocked")], exit_code=1)
+    report = make_certificate(journeys=[journey(tune="failed", track="blocked",
+                                                serve="blocked", pipeline="blocked")],
+                              exit_code=1)
     page = render_html(report)
     assert "Profile core: NOT CERTIFIED" in page
     rows = re.findall(r'data-step="digits/(\w+)" data-status="(\w+)"', page)
     assert rows == [("notebook", "passed"), ("build", "passed"), ("train", "passed"),
-                    ("tune", "failed"), ("serve", "blocked"), ("pipeline", "blocked")]
+                    ("tune", "failed"), ("track", "blocked"), ("serve", "blocked"),
+                    ("pipeline", "blocked")]
     assert "tune went failed on purpose" in page and "accuracy=0.95" in page
     assert "Profile core: CERTIFIED" in render_html(make_certificate())
     requirements = dict(re.findall(r'data-requirement="([\w.-]+)" data-status="([\w-]+)"', page))

@@ -14,12 +14,21 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_the_notebook_image_builds_on_the_runtime_and_keeps_its_requirements() -> None:
-    assert build.BUILT_ON == {"jupyter": "runtime"}
+    assert build.BUILT_ON == {"jupyter": "runtime", "tracking": "runtime"}
     runtime = build._requirements(build._component_dir("runtime"))
     jupyter = build._requirements(build._component_dir("jupyter"))
     # One resolution for both layers: the runtime's pins first, the notebook's on top.
     assert jupyter[: len(runtime)] == runtime
     assert {"jupyterlab", "ipykernel"} <= set(jupyter)
+
+
+def test_the_notebook_and_the_harness_log_with_the_tracking_servers_mlflow() -> None:
+    [server] = [r for r in build._requirements(build._component_dir("tracking"))
+                if r.startswith("mlflow[auth]==")]
+    version = server.split("==")[1]
+    assert f"mlflow-skinny=={version}" in build._requirements(build._component_dir("jupyter"))
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert f"mlflow-skinny=={version}" in project
 
 
 def test_the_notebook_gets_the_kubeflow_sdk_release_kfbox_drives() -> None:
