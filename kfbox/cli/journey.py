@@ -13,7 +13,7 @@ from kfbox.cli.checks import require_running, scenario_option
 from kfbox.cli.console import err
 from kfbox.cli.console import out as stdout
 from kfbox.harness.profiles import JOURNEY_PROFILES, PROFILES, get_profile
-from kfbox.host.errors import Interrupted, UsageError
+from kfbox.host.errors import Interrupted, KfboxError, UsageError
 from kfbox.host.progress import Reporter
 
 PLAIN = {"markup": False, "highlight": False, "soft_wrap": True}
@@ -92,6 +92,7 @@ def register(app: typer.Typer) -> None:
         parameters and nodes) on the running sandbox; exit 0 when its metrics match the
         certificate's within the scenario's tolerance."""
         # Imported here for start-up time: the certificate loads pydantic, the scenario YAML.
+        from kfbox.engines.platform import StepFailure
         from kfbox.harness.certificate.results import read_bundle
         from kfbox.harness.reproduce import lineage_of
         from kfbox.harness.reproduce import reproduce as train_again
@@ -103,7 +104,12 @@ def register(app: typer.Typer) -> None:
             lineage["scenario"]["variant"])
         engine = require_running(ctx.obj.spec())
         work = out / f"reproduce-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
-        done = train_again(engine, lineage, scenario, work)
+        try:
+            done = train_again(engine, lineage, scenario, work)
+        except StepFailure as exc:
+            raise KfboxError(f"reproducing run {lineage['run']['id']}: {exc}",
+                             fix="certify again on this sandbox if its registry lost the image"
+                             ) from None
         arguments = ", ".join(f"{k}={v}" for k, v in done.parameters.items())
         stdout.print(f"run {done.run}: {done.image}, {arguments}", **PLAIN)
         for c in done.compared:

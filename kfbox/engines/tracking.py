@@ -5,6 +5,7 @@ engines that run one (lite: the `tracking` component)."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,10 @@ class MlflowTracking:
         """The model store folder the server keeps artifacts in (`--artifacts-destination`)."""
         self._client: Any = None
         self._experiments: dict[str, str] = {}
+        # MLflow's client takes seconds of CPU to import: a journey's earlier steps (the
+        # notebook, the build) mostly wait on containers, so the import happens meanwhile.
+        self._imported = threading.Thread(target=_import_client, daemon=True)
+        self._imported.start()
 
     @property
     def client(self) -> Any:
@@ -49,8 +54,7 @@ class MlflowTracking:
             os.environ["MLFLOW_TRACKING_PASSWORD"] = self._password
             for key, value in CLIENT_SETTINGS.items():
                 os.environ.setdefault(key, value)
-            # Imported here for start-up time: MLflow's client takes seconds to import, and
-            # only a journey's track step and `kfbox reproduce` use it.
+            self._imported.join()
             from mlflow import MlflowClient
 
             self._client = MlflowClient(tracking_uri=self.url, registry_uri=self.url)
@@ -129,6 +133,11 @@ class MlflowTracking:
         return ModelVersion(name, str(found.version), found.run_id or "", key,
                             dict(found.tags or {}), list(found.aliases or []))
 
+
+
+def _import_client() -> None:
+    import mlflow.entities  # noqa: F401  (the client's entities load with it)
+    from mlflow import MlflowClient  # noqa: F401
 
 
 class NoTracking:

@@ -14,6 +14,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -46,6 +47,8 @@ TRAIN_SECONDS = "train_seconds"
 wall time is the platform's (start-up, rendezvous, image pull), as reports and bench show."""
 MODEL_SERVER = "model"
 """The name of the journey's model server on the platform."""
+TRACKING_REQUESTS = 4
+"""Runs recorded or read at once by the track step."""
 MODEL_ALIAS = "champion"
 """The alias the track step gives the version it registers (the model the journey serves)."""
 FILES_TAG = "kfbox.files_sha256"
@@ -318,7 +321,6 @@ def track_step(journey: Journey) -> dict[str, Any]:
         {**scenario.train.args, "nodes": str(scenario.train.nodes)},
         parse_series(trained.logs), {**tags, "kfbox.nodes": str(scenario.train.nodes)},
         trained.started_at, trained.duration_s)}
-    journey.tracked["train"] = tracking.record(sent["train"])
     tune = scenario.tune
     sent["study"] = TrackedRun(
         scenario.name, f"{journey.run_id}-tune",
@@ -328,15 +330,23 @@ def track_step(journey: Journey) -> dict[str, Any]:
         {**tags, "kfbox.nodes": "1", "kfbox.best_trial": tuned.best.name},
         min((t.started_at for t in tuned.trials if t.started_at), default=0.0),
         tuned.duration_s)
-    journey.tracked["study"] = tracking.record(sent["study"])
-    for trial in tuned.trials:
-        sent[trial.name] = TrackedRun(
-            scenario.name, trial.name, {**scenario.train.args, **trial.parameters, "nodes": "1"},
-            parse_series(trial.logs), {**tags, "kfbox.nodes": "1"}, trial.started_at,
-            trial.duration_s, trial.succeeded, parent=journey.tracked["study"])
-        journey.tracked[trial.name] = tracking.record(sent[trial.name])
+    # Each run is a few requests that wait on the server: several at a time (the trials need
+    # their study's id first).
+    with ThreadPoolExecutor(max_workers=TRACKING_REQUESTS) as pool:
+        journey.tracked.update(zip(sent, pool.map(tracking.record, sent.values()), strict=True))
+        for trial in tuned.trials:
+            sent[trial.name] = TrackedRun(
+                scenario.name, trial.name,
+                {**scenario.train.args, **trial.parameters, "nodes": "1"},
+                parse_series(trial.logs), {**tags, "kfbox.nodes": "1"}, trial.started_at,
+                trial.duration_s, trial.succeeded, parent=journey.tracked["study"])
+        trials = [sent[t.name] for t in tuned.trials]
+        journey.tracked.update(zip((t.name for t in tuned.trials),
+                                   pool.map(tracking.record, trials), strict=True))
+        read = dict(zip(sent, pool.map(tracking.read, (journey.tracked[n] for n in sent)),
+                        strict=True))
     wrong = [problem for name, run in sent.items()
-             for problem in _differences(run.name, run, tracking.read(journey.tracked[name]))]
+             for problem in _differences(run.name, run, read[name])]
     journey.check("track.runs", not wrong,
                   f"{len(sent)} runs read back from {tracking.url} (the training job, the "
                   f"study {journey.tracked['study']} and its {len(tuned.trials)} trials), each "

@@ -7,12 +7,14 @@ own kernel; and `down` taking the engine and its user away."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import importlib.util
 import json
 import re
 import secrets
 import tarfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -24,7 +26,7 @@ from nbformat.v4 import new_code_cell
 from kfbox.engines import get_engine
 from kfbox.engines.jupyter import JupyterClient
 from kfbox.engines.lite.rootless import ENGINE_SOCKET, notebook_home
-from kfbox.engines.platform import PipelineRun
+from kfbox.engines.platform import PipelineRun, StepFailure, TrackedRun
 from kfbox.harness.pipeline import compile_journey
 from kfbox.harness.profiles import Profile
 from kfbox.harness.requirements import COMPONENTS, REQUIREMENTS, STEPS
@@ -37,6 +39,7 @@ from kfbox.host.progress import quiet_reporter
 from kfbox.host.rootless_docker import RootlessDocker, find_rootless_docker
 from kfbox.scenarios.scenario import list_scenarios, load_scenario
 from tests.support import escapes
+from tests.support.browser import open_page
 from tests.support.cli import kfbox_cli, private_home
 from tests.support.escape_table import ATTEMPTS, attempt_spec, judge
 from tests.support.net import free_port
@@ -46,6 +49,8 @@ from tests.support.sandboxes import labelled, run_folder, run_record, sandbox_na
 
 pytestmark = pytest.mark.e2e
 RUN = secrets.token_hex(3)
+CERTIFIED: dict[str, Path] = {}
+"""Each scenario's results bundle, as the core certification above left it."""
 TUTORIALS = Path(__file__).resolve().parents[2] / "kfbox" / "engines" / "lite" / "tutorials"
 
 
@@ -208,6 +213,25 @@ def test_core_profile_certifies_each_scenario_with_every_step_measured(
     assert not leaked, leaked
     reread = kfbox_cli("results", f"{folder}.tar.gz")
     assert reread.returncode == 0 and "certified" in reread.stdout.lower()
+    # Tracked: the training job, the study and its trials; the served model a registered
+    # version; its lineage in the certificate (test_the_tracking_server_... reads the server).
+    track = steps["track"]["metrics"]
+    assert track["runs"] == scenario.tune.max_trials + 2 and track["alias"] == "champion"
+    lineage = steps["serve"]["metrics"]["lineage"]
+    assert lineage["image"]["digest"] == steps["build"]["metrics"]["digest"]
+    assert lineage["model_version"]["version"] == track["model_version"]
+    assert lineage["endpoint"]["model_version"] == track["model_version"]
+    assert lineage["run"]["id"] != track["train_run"]  # the best trial's run, not the train job
+    password = (sandbox.home / "sandboxes" / sandbox.name / "tracking-password").read_text()
+    leaked = [p for p in folder.rglob("*") if p.is_file()
+              and password.strip() in p.read_text(errors="ignore")]
+    assert not leaked, leaked
+    # The served model trained again from the certificate's lineage: the same metrics.
+    again = sandbox.cli("reproduce", str(folder), "--out", str(tmp_path / "again"))
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert again.stdout.splitlines()[-1].startswith("reproduced in ")
+    assert f"run {lineage['run']['id']}: {lineage['image']['reference']}" in again.stdout
+    CERTIFIED[name] = folder
 
 
 def test_the_notebook_kernel_is_the_ml_runtime_with_the_kubeflow_sdk(
@@ -252,6 +276,98 @@ def test_the_platform_requirements_hold_on_lite(
     assert all(c.passed for c in outcome.record.checks), outcome.record.checks
     notebook = checks["platform.notebook-access"].detail
     assert notebook.endswith("answers 403 without its token and 200 with it"), notebook
+
+
+def tracking_login(sandbox: Sandbox) -> tuple[str, dict[str, str]]:
+    """(the tracking server's base URL, its basic-auth header), as `status --show-token` says."""
+    status = json.loads(sandbox.cli("status", "--json", "--show-token").stdout)
+    url = urlsplit(next(c["url"] for c in status["components"] if c["name"] == "tracking"))
+    assert url.username == "kfbox" and url.password
+    pair = base64.b64encode(f"{url.username}:{url.password}".encode()).decode()
+    return f"{url.scheme}://{url.hostname}:{url.port}", {"Authorization": f"Basic {pair}"}
+
+
+# What a person sees of the UI's run list: every row's text.
+RUN_LIST_JS = "document.body ? document.body.innerText : ''"
+
+
+def test_the_tracking_server_shows_every_run_behind_its_login(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The runs the certification recorded, read with MLflow's own client and seen in its UI
+    (headless Chromium, logged in as `status --show-token` says); nothing without the login."""
+    assert CERTIFIED, "the core certification above ran first"
+    base, auth = tracking_login(sandbox)
+    for path in ("/", "/api/2.0/mlflow/experiments/search?max_results=1"):
+        assert requests.get(f"{base}{path}", timeout=10).status_code == 401
+        wrong = {"Authorization": "Basic " + base64.b64encode(b"kfbox:guess").decode()}
+        assert requests.get(f"{base}{path}", headers=wrong, timeout=10).status_code == 401
+        assert requests.get(f"{base}{path}", headers=auth, timeout=10).status_code == 200
+    report = json.loads((CERTIFIED["digits"] / "report.json").read_text())
+    steps = {s["name"]: s for s in report["journeys"][0]["steps"]}
+    lineage = steps["serve"]["metrics"]["lineage"]
+    user, password = base64.b64decode(auth["Authorization"].split()[1]).decode().split(":")
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", user)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=base, registry_uri=base)
+    experiment = client.get_experiment_by_name("digits")
+    names = {r.info.run_name for r in client.search_runs([experiment.experiment_id],
+                                                         max_results=1000)}
+    trial = client.get_run(lineage["run"]["id"])
+    assert trial.info.run_name in names and trial.data.params == lineage["run"]["parameters"]
+    assert trial.data.tags["kfbox.image_digest"] == lineage["image"]["digest"]
+    assert trial.data.tags["mlflow.parentRunId"] == steps["track"]["metrics"]["study_run"]
+    history = client.get_metric_history(steps["track"]["metrics"]["train_run"], "accuracy")
+    assert len(history) == int(load_scenario("digits").train.args["epochs"])
+    version = client.get_model_version_by_alias("digits", "champion")
+    assert version.run_id == trial.info.run_id or int(version.version) > int(
+        lineage["model_version"]["version"])  # the diabetes journey registers its own model
+    with open_page(tmp_path) as page:
+        page.send("Network.enable")
+        page.send("Network.setExtraHTTPHeaders", headers=auth)
+        page.send("Page.enable")
+        page.send("Page.navigate",
+                  url=f"{base}/#/experiments/{experiment.experiment_id}/runs")
+        page.wait_for("Page.loadEventFired")
+        # The list shows each journey's training job and its study (the trials fold under it).
+        shown = [client.get_run(steps["track"]["metrics"][key]).info.run_name
+                 for key in ("train_run", "study_run")]
+        deadline, seen = time.monotonic() + 60, ""
+        while not all(n in seen for n in shown) and time.monotonic() < deadline:
+            time.sleep(1)
+            seen = page.send("Runtime.evaluate", expression=RUN_LIST_JS,
+                             returnByValue=True)["result"]["value"]
+        shot = base64.b64decode(page.send("Page.captureScreenshot", format="png")["data"])
+    (tmp_path / "runs.png").write_bytes(shot)
+    assert all(n in seen for n in shown), seen[:2000]
+    assert shot.startswith(b"\x89PNG") and len(shot) > 20_000
+
+
+def test_a_stopped_tracking_server_is_named_with_the_fix(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stopped under a journey, the track step's first request fails naming the server and
+    `kfbox up`; stopped before one, `kfbox test` refuses to start; `kfbox up` repairs it."""
+    monkeypatch.setenv("KFBOX_HOME", str(sandbox.home))
+    engine = get_engine(load_spec(None, {"name": sandbox.name}))
+    platform = engine.platform(tmp_path / "run")
+    tracking = sandbox.engine.client().containers.get(f"kfbox-{sandbox.name}-tracking")
+    tracking.stop(timeout=10)
+    try:
+        with pytest.raises(StepFailure, match=r"^the tracking server at http://127\.0\.0\.1:\d+ "
+                                              r"could not .*; run `kfbox up` to start it again"):
+            platform.tracking.record(TrackedRun("digits", "orphan", {}, {}))
+        refused = sandbox.cli("test", "--profile", "quick", "--out", str(tmp_path))
+        assert refused.returncode == 3
+        assert refused.stderr.startswith(f"error: sandbox {sandbox.name!r} is degraded "
+                                         "(tracking unhealthy)")
+    finally:
+        platform.close()
+        repaired = sandbox.cli("up")
+    assert repaired.returncode == 0, repaired.stderr[-2000:]
+    assert sandbox.cli("status").returncode == 0
 
 
 PROBE_PIPELINE = '''

@@ -177,7 +177,8 @@ def test_a_failed_step_blocks_the_rest_and_keeps_diagnostics(pytester: pytest.Py
     result, record = run(pytester, "-m", "core")
     assert result.ret == 1
     assert statuses(record) == {"notebook": "passed", "build": "passed", "train": "failed",
-                                "tune": "blocked", "track": "blocked", "serve": "blocked", "pipeline": "blocked"}
+                                "tune": "blocked", "track": "blocked", "serve": "blocked",
+                                "pipeline": "blocked"}
     [journey] = record["journeys"]
     assert journey["steps"][2]["reason"] == "train checked"
     assert journey["steps"][3]["reason"] == "blocked by step 'train'"
