@@ -194,3 +194,18 @@ def test_runs_within_one_second_get_their_own_bundles(runner, tmp_path) -> None:
     folders = sorted(p.name for p in (tmp_path / "out").iterdir() if p.is_dir())
     tarballs = sorted(p.name for p in (tmp_path / "out").glob("*.tar.gz"))
     assert len(folders) == len(set(folders)) == len(tarballs) == 3
+
+
+def test_reproduce_refuses_results_without_a_lineage_before_any_sandbox(
+    runner, tmp_path, capsys, monkeypatch
+) -> None:
+    runner(outcome_of(journey("core")))  # a certificate whose serve step kept no lineage
+    kfbox("certify", "--out", str(tmp_path / "out"))
+    folder = only_bundle(tmp_path / "out")
+    capsys.readouterr()
+    monkeypatch.setattr("kfbox.cli.journey.require_running", lambda spec: pytest.fail(
+        "the sandbox was asked for before the results were checked"))
+    assert kfbox("reproduce", str(folder)) == 2
+    assert capsys.readouterr().err == (
+        f"error: {str(folder)!r} names no served model's lineage — give the results of a "
+        "`kfbox certify` whose serve step passed on a sandbox with a tracking server\n")

@@ -37,7 +37,8 @@ def test_bench_reports_every_figure_and_cleans_up(docker_client, kfbox_home, tmp
                  "journey_peak_memory_mib", "train_harness_s",
                  "train_docker_run_s", "train_overhead_ratio", "serve_throughput_rps",
                  "serve_v1_p50_ms", "serve_v2_p99_ms", "image_runtime_mib",
-                 "image_jupyter_mib", "image_registry_mib", "soak_up_s"):
+                 "image_jupyter_mib", "image_registry_mib", "image_tracking_mib", "step_track_s",
+                 "tracking_overhead_ratio", "soak_up_s"):
         assert figures[name] > 0, name
     assert figures["serve_errors"] == 0
     assert (figures["soak_cycles"], figures["soak_failures"], figures["soak_leftovers"]) == (

@@ -345,6 +345,32 @@ def test_the_tracking_server_shows_every_run_behind_its_login(
     assert shot.startswith(b"\x89PNG") and len(shot) > 20_000
 
 
+LOG_FROM_A_CELL = """
+import mlflow
+mlflow.set_experiment("from-a-cell")
+with mlflow.start_run(run_name="cell") as run:
+    mlflow.log_param("lr", "0.1")
+    for step, value in enumerate([0.5, 0.7, 0.9]):
+        mlflow.log_metric("accuracy", value, step=step)
+print(f"run={run.info.run_id}")
+"""
+
+
+def test_a_cell_logs_to_the_sandboxs_tracking_server(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kernel's environment names the tracking server and its login: `import mlflow` in a
+    cell logs there, and the host reads the run back."""
+    write_notebook(tmp_path / "log.ipynb", LOG_FROM_A_CELL)
+    [cell] = execute(sandbox, tmp_path / "log.ipynb", tmp_path, "kfbox-tests/log")
+    run_id = printed(cell).split("run=")[1].split()[0]
+    base, auth = tracking_login(sandbox)
+    got = requests.get(f"{base}/api/2.0/mlflow/metrics/get-history",
+                       params={"run_id": run_id, "metric_key": "accuracy"}, headers=auth,
+                       timeout=10)
+    assert [m["value"] for m in got.json()["metrics"]] == [0.5, 0.7, 0.9]
+
+
 def test_a_stopped_tracking_server_is_named_with_the_fix(
     sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -22,6 +22,7 @@ from kfbox.host.images import base
 from kfbox.host.offline.archive import pack
 from kfbox.host.offline.manifest import (
     BOOTSTRAP,
+    COMPONENT_IMAGES,
     IMAGES,
     INSTALL_DEBS,
     Deb,
@@ -116,7 +117,7 @@ def small_bundle(dest: Path, name: str = "small.tar", *, target: Target | None =
         fresh=Fresh(definition="debootstrap --variant=minbase bookworm", packages=88),
         images={name: Image(tag=f"kfbox-test/{name}:{uuid.uuid4().hex[:8]}",
                             id=f"sha256:{uuid.uuid4().hex * 2}")
-                for name in ("base", "registry", "jupyter", "runtime")},
+                for name in COMPONENT_IMAGES},
         debs=[Deb(package="python3", version="3.11.2-1", arch="amd64", stage="bootstrap",
                   file="debs/python3_3.11.2-1_amd64.deb"),
               Deb(package="docker.io", version="20.10.24", arch="amd64", stage="engine",

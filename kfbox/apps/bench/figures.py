@@ -32,6 +32,7 @@ TARGETS: dict[str, Target] = {
     "warm_up_s": Target(15),
     "journey_s": Target(40),
     "train_overhead_ratio": Target(1.1),
+    "tracking_overhead_ratio": Target(1.05),
     "idle_memory_mib": Target(150),
     "journey_peak_memory_mib": Target(3072),
     "serve_errors": Target(0),

@@ -50,6 +50,11 @@ def journey_figures(run: BenchRun, spec: SandboxSpec, client: docker.DockerClien
                 "the wall time less the pipeline step (timed on its own)")
     for name, step in steps.items():
         run.add(f"step_{name}_s", step.duration_s, "s")
+    if "track" in steps:
+        run.add("tracking_overhead_ratio", steps_s / (steps_s - steps["track"].duration_s), "x",
+                "the journey's steps over the same less the track step (every run recorded and "
+                "read back, the best model registered), same run; the serve step's check of "
+                "the registered version is inside serve")
     train = steps["train"].metrics
     if "train_seconds" in train:
         run.add("train_job_overhead_s", train["train_s"] - train["train_seconds"], "s",

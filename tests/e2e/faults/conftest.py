@@ -29,7 +29,7 @@ from tests.support.sandboxes import (
 )
 from tests.support.suite_engine import EngineError, SuiteEngine, suite_engine
 
-COMPONENTS = ("registry", "jupyter", "runtime")
+COMPONENTS = ("registry", "jupyter", "tracking", "runtime")
 """The images a sandbox runs; with the base (its journeys' and these tests' FROM), what the
 suite's engine gets from the machine's."""
 

@@ -31,7 +31,7 @@ FREE = 0.4
 def component_images(docker_client: docker.DockerClient) -> None:
     """The images every sandbox runs, built while there is room (the checks under test are
     the seed's and a new build's, not the first build's)."""
-    for component in ("registry", "jupyter", "runtime"):
+    for component in ("registry", "jupyter", "tracking", "runtime"):
         ensure_component_image(component, quiet_reporter(), docker_client)
 
 
