@@ -40,6 +40,7 @@ class MlflowTracking:
         """The model store folder the server keeps artifacts in (`--artifacts-destination`)."""
         self._client: Any = None
         self._experiments: dict[str, str] = {}
+        self._lock = threading.RLock()
         # MLflow's client takes seconds of CPU to import: a journey's earlier steps (the
         # notebook, the build) mostly wait on containers, so the import happens meanwhile.
         self._imported = threading.Thread(target=_import_client, daemon=True)
@@ -47,17 +48,21 @@ class MlflowTracking:
 
     @property
     def client(self) -> Any:
-        if self._client is None:
-            # MLflow's client reads its credentials from the environment only; this process
-            # is the harness's own, and it starts nothing that inherits them.
-            os.environ["MLFLOW_TRACKING_USERNAME"] = self._user
-            os.environ["MLFLOW_TRACKING_PASSWORD"] = self._password
-            for key, value in CLIENT_SETTINGS.items():
-                os.environ.setdefault(key, value)
-            self._imported.join()
-            from mlflow import MlflowClient
+        with self._lock:
+            return self._client or self._connect()
 
-            self._client = MlflowClient(tracking_uri=self.url, registry_uri=self.url)
+    def _connect(self) -> Any:
+        # MLflow's client reads its credentials from the environment only. This process is
+        # kfbox's own; what it starts is kfbox's too (the pipeline runner) or a container,
+        # which gets none of its environment.
+        os.environ["MLFLOW_TRACKING_USERNAME"] = self._user
+        os.environ["MLFLOW_TRACKING_PASSWORD"] = self._password
+        for key, value in CLIENT_SETTINGS.items():
+            os.environ.setdefault(key, value)
+        self._imported.join()
+        from mlflow import MlflowClient
+
+        self._client = MlflowClient(tracking_uri=self.url, registry_uri=self.url)
         return self._client
 
     def _call(self, what: str, action, *args, **kwargs):
@@ -72,11 +77,25 @@ class MlflowTracking:
                            f"{first_line(exc)}; run `kfbox up` to start it again if it stopped")
 
     def _experiment(self, name: str) -> str:
-        if name not in self._experiments:
-            found = self._call("find an experiment", self.client.get_experiment_by_name, name)
-            self._experiments[name] = (found.experiment_id if found is not None else self._call(
-                "create an experiment", self.client.create_experiment, name))
-        return self._experiments[name]
+        """The experiment's id, made when missing: once, though runs are recorded several at a
+        time, and found again when another client (a notebook) made it first."""
+        from mlflow.exceptions import MlflowException
+
+        with self._lock:
+            if name not in self._experiments:
+                found = self._call("find an experiment", self.client.get_experiment_by_name,
+                                   name)
+                if found is None:
+                    try:
+                        self._experiments[name] = self.client.create_experiment(name)
+                    except MlflowException as exc:
+                        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                            raise self._failure("create an experiment", exc) from exc
+                        found = self._call("find an experiment",
+                                           self.client.get_experiment_by_name, name)
+                if found is not None:
+                    self._experiments[name] = found.experiment_id
+            return self._experiments[name]
 
     def record(self, run: TrackedRun) -> str:
         from mlflow.entities import Metric, Param, RunTag
