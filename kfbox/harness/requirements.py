@@ -108,6 +108,10 @@ REQUIREMENTS: dict[str, Requirement] = {
         Requirement("platform.notebook-access", "MUST", COMPONENTS,
                     "A person can open the notebook server, and it enforces the authentication "
                     "the engine declares (a token: refused without it)."),
+        Requirement("platform.tracking-access", "MUST", COMPONENTS,
+                    "The tracking server (runs and registered models) answers only with its "
+                    "login: refused without it or with a wrong one, opened with the one the "
+                    "engine gives."),
         Requirement("platform.registry", "MUST", COMPONENTS,
                     "The image registry that workloads pull from answers the registry API."),
         Requirement("platform.model-store", "MUST", COMPONENTS,

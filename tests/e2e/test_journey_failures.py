@@ -70,7 +70,7 @@ def sandbox(
     name = sandbox_name("fail")
     config = root / "kfbox.yaml"
     # A spec file rather than --port flags: `kfbox test` must reach the same ports as `up`.
-    ports = {"jupyter": free_port(), "registry": free_port()}
+    ports = {"jupyter": free_port(), "registry": free_port(), "tracking": free_port()}
     config.write_text(yaml.safe_dump({"name": name, "ports": ports, **ON_HOST_ENGINE}))
     box = Sandbox(name, private_home(root / "home"), config)
     try:

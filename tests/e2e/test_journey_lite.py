@@ -143,7 +143,7 @@ def test_core_profile_certifies_each_scenario_with_every_step_measured(
         "source": "online", "bundle": "", "listen": "127.0.0.1"}
     # The certificate names the software it certified, read from the images and the host.
     for software in ("python", "torch", "kserve", "kfp", "kubeflow", "optuna", "jupyterlab",
-                     "jupyter_server", "docker", "kfbox"):
+                     "jupyter_server", "mlflow", "docker", "kfbox"):
         assert report["software"].get(software), software
     # Every requirement passed, with evidence from the test that checked it.
     assert {r["status"] for r in report["requirements"]} == {"passed"}

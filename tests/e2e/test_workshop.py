@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from kfbox.apps.workshop.seats import PORTS_PER_SEAT
 from kfbox.engines.jupyter import JupyterClient
 from kfbox.engines.lite.rootless import sandbox_limits
 from kfbox.harness.profiles import Profile
@@ -113,11 +114,16 @@ def test_seats_have_their_own_ports_tokens_and_limits(room: Class, docker_client
         client = engines[seat].client()
         jupyter = client.containers.get(f"kfbox-{seat}-jupyter").attrs["HostConfig"]
         registry = client.containers.get(f"kfbox-{seat}-registry").attrs["HostConfig"]
+        tracking = client.containers.get(f"kfbox-{seat}-tracking").attrs["HostConfig"]
+        first = room.base + PORTS_PER_SEAT * index
         assert jupyter["PortBindings"]["8888/tcp"] == [
-            {"HostIp": "0.0.0.0", "HostPort": str(room.base + 2 * index)}]
+            {"HostIp": "0.0.0.0", "HostPort": str(first)}]
         # The registry has no authentication: it stays on loopback whatever the seats listen on.
         assert registry["PortBindings"]["5000/tcp"] == [
-            {"HostIp": "127.0.0.1", "HostPort": str(room.base + 2 * index + 1)}]
+            {"HostIp": "127.0.0.1", "HostPort": str(first + 1)}]
+        # The seat's own tracking server, behind its login, where the seats listen.
+        assert tracking["PortBindings"]["5000/tcp"] == [
+            {"HostIp": "0.0.0.0", "HostPort": str(first + 2)}]
         # The seat's limits hold for its whole engine: room for its workloads at that size.
         expected = sandbox_limits(Resources(memory=LIMITS["memory"], cpus=float(LIMITS["cpus"])))
         held = engine_limits(engines[seat].user)

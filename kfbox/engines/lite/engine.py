@@ -535,8 +535,9 @@ class LiteEngine(Engine):
         return detect_gpus().count
 
     def software(self) -> dict[str, str]:
-        """What the sandbox runs: the packages in its notebook and ML runtime images, the
-        Kubeflow SDK and Optuna that drive training and tuning from the host, the engine."""
+        """What the sandbox runs: the packages in its notebook and ML runtime images, MLflow in
+        its tracking server, the Kubeflow SDK and Optuna that drive training and tuning from
+        the host, the engine."""
         images = self._recorded()
         labels = self.labels(**{ROLE_LABEL: "probe"})
         found: dict[str, str] = {}
@@ -545,6 +546,9 @@ class LiteEngine(Engine):
             found |= image_versions(self.client, jupyter, ["jupyterlab", "jupyter_server"], labels)
         if images.get("runtime_image"):
             found |= image_versions(self.client, images["runtime_image"], RUNTIME_PACKAGES, labels)
+        tracking = images.get("components", {}).get("tracking", {}).get("image")
+        if tracking:
+            found |= image_versions(self.client, tracking, ["mlflow"], labels)
         found |= installed_versions(["kubeflow", "optuna"])
         found["docker"] = self.client.version().get("Version", "")
         return found

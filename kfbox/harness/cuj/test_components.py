@@ -90,6 +90,27 @@ def test_notebook_server_can_be_opened_with_its_declared_auth(
                 if token else "the engine gives no login URL with the token")
 
 
+@pytest.mark.requirement("platform.tracking-access")
+def test_tracking_server_answers_only_with_its_login(
+    kfbox_engine, capabilities: Capabilities, kfbox_check
+) -> None:
+    tracking = capabilities.tracking
+    if tracking is None:
+        kfbox_check(False, f"engine {kfbox_engine.spec.engine!r} declares no tracking server")
+        return
+    api = f"{tracking.url.rstrip('/')}/api/2.0/mlflow/experiments/search?max_results=1"
+    login = urlparse(kfbox_engine.login_url("tracking") or "")
+    refused = requests.get(api, timeout=10).status_code
+    wrong = requests.get(api, auth=(login.username or "kfbox", "not-the-password"),
+                         timeout=10).status_code
+    opened = requests.get(api, auth=(login.username, login.password),
+                          timeout=10).status_code if login.password else 0
+    kfbox_check(refused == 401 and wrong == 401 and opened == 200,
+                f"{api} answers {refused} without its login, {wrong} with a wrong one and "
+                f"{opened} with the engine's" if login.password else
+                "the engine gives no login for its tracking server")
+
+
 @pytest.mark.requirement("platform.registry")
 def test_registry_answers(capabilities: Capabilities, kfbox_check) -> None:
     if not capabilities.registry:

@@ -75,7 +75,7 @@ def on_own_engine(own_engine: SuiteEngine, monkeypatch: pytest.MonkeyPatch) -> N
 
 def make_box(root: Path, engine: SuiteEngine) -> Box:
     name = sandbox_name("fault")
-    ports = {"jupyter": free_port(), "registry": free_port()}
+    ports = {"jupyter": free_port(), "registry": free_port(), "tracking": free_port()}
     config = root / "kfbox.yaml"
     config.write_text(yaml.safe_dump({"name": name, "ports": ports, **ON_HOST_ENGINE}))
     return Box(name, private_home(root / "home"), config, ports, engine.host)
