@@ -68,8 +68,9 @@ def test_writing_shows_a_line_per_step_and_ends_with_the_size(real_bundle: Writt
         f"Debian packages a fresh {this_host().describe()} lacks", "Wheels",
         f"Saving {len(COMPONENT_IMAGES)} images (docker save, gzip)",
         f"Writing {real_bundle.path.name}"]
-    assert re.search(rf"^bundle: {re.escape(str(real_bundle.path))} \(\d+ MB: images \d+ MB, "
-                     r"wheels \d+ MB, debs \d+ MB\), written in \dm\d\ds$", real_bundle.stdout,
+    size = r"\d+(?:\.\d)? [kMG]B"  # size_text: 981 MB, 1.3 GB
+    assert re.search(rf"^bundle: {re.escape(str(real_bundle.path))} \({size}: images {size}, "
+                     rf"wheels {size}, debs {size}\), written in \d+m\d\ds$", real_bundle.stdout,
                      re.M), real_bundle.stdout
     assert f"tar -xf {real_bundle.path.name} --occurrence bootstrap.sh" in real_bundle.stdout
     assert "not verified: pass --verified-with" in real_bundle.stderr
