@@ -63,7 +63,7 @@ class Class:
         return json.loads((self.home / "workshops" / self.name / "workshop.json").read_text())
 
     def url(self, index: int) -> str:
-        return f"http://{listen.public('0.0.0.0')}:{self.base + 2 * index}"
+        return f"http://{listen.public('0.0.0.0')}:{self.base + PORTS_PER_SEAT * index}"
 
     def engine(self, seat: str) -> RootlessDocker:
         """The seat's own rootless Docker engine (the default engine a seat runs in)."""

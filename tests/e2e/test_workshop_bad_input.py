@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from kfbox.apps.workshop.seats import PORTS_PER_SEAT
 from kfbox.apps.workshop.verify import verify_seat
 from kfbox.host.preflight import meminfo_mib
 from tests.support.cli import kfbox_cli
@@ -55,7 +56,7 @@ def refused(done, code: int) -> str:
          "preflight: listen address: 203.0.113.7 is not an address of this host — give one it "
          "has"),
         (["--seats", "2", "--base-port", "65534"], 2,
-         "--base-port 65534: 2 seats need ports 65534-65537, beyond 1024-65535"),
+         "--base-port 65534: 2 seats need ports 65534-65539, beyond 1024-65535"),
         (["--seats", "2", "--memory", "lots"], 2, "resources.memory: 'lots' is not valid"),
         (["--seats", "2", "--cpus", "0"], 2, "resources.cpus: 0.0 is not valid"),
         (["--seats", "2", "--parallel", "0"], 2, "--parallel 0: verify at least 1 seat"),
@@ -82,14 +83,16 @@ def test_bad_workshop_name(kfbox_home: Path) -> None:
 
 def test_a_seat_port_already_taken(workshop: str) -> None:
     base = free_base_port(SEATS)
+    second = base + PORTS_PER_SEAT  # the second seat's JupyterLab
     with socket.socket() as taken:
-        taken.bind(("127.0.0.1", base + 2))  # the second seat's JupyterLab
+        taken.bind(("127.0.0.1", second))
         taken.listen()
         done = kfbox_cli("--name", workshop, "workshop", "up", "--seats", "2",
                          "--base-port", str(base))
     line = refused(done, 3)
-    assert f"seat {workshop}-2: port jupyter: 127.0.0.1:{base + 2} is already in use" in line
-    assert f"choose another --base-port (the seats use ports {base}-{base + 3})" in line
+    assert f"seat {workshop}-2: port jupyter: 127.0.0.1:{second} is already in use" in line
+    last = base + PORTS_PER_SEAT * 2 - 1
+    assert f"choose another --base-port (the seats use ports {base}-{last})" in line
 
 
 def test_more_seats_than_the_host_can_hold(workshop: str, kfbox_home: Path) -> None:
