@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -359,7 +360,7 @@ def track_step(journey: Journey) -> dict[str, Any]:
         scenario.serve.model_name, journey.tracked[best.name], model_dir,
         tags={FILES_TAG: files, IMAGE_TAG: image.digest, "kfbox.journey": journey.run_id},
         alias=MODEL_ALIAS)
-    stored = tree_sha256(_fetch_fresh(journey, version.model_key))
+    stored = tree_sha256(fetch_model(journey, version.model_key, fresh=True))
     journey.check(
         "track.registered",
         version.run_id == journey.tracked[best.name] and MODEL_ALIAS in version.aliases
@@ -391,18 +392,18 @@ def _differences(name: str, sent: TrackedRun, read: RecordedRun) -> list[str]:
     return wrong
 
 
+def file_digests(folder: Path) -> dict[str, str]:
+    """Each file under `folder` (its path relative to it) → its sha256, in path order."""
+    return {path.relative_to(folder).as_posix(): file_sha256(path)
+            for path in sorted(p for p in folder.rglob("*") if p.is_file())}
+
+
 def tree_sha256(folder: Path) -> str:
     """One digest of a folder's files: each relative path and its bytes' sha256, in order."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(f"{path.relative_to(folder).as_posix()}\0{file_sha256(path)}\n".encode())
+    for name, sha256 in file_digests(folder).items():
+        digest.update(f"{name}\0{sha256}\n".encode())
     return digest.hexdigest()
-
-
-def _fetch_fresh(journey: Journey, model_key: str) -> Path:
-    """The files at `model_key` as the store holds them now (never a copy fetched before)."""
-    folder = journey.run_dir / "models" / f"check-{time.monotonic_ns()}"
-    return journey.platform.artifacts.fetch(model_key, folder)
 
 
 def serve_step(journey: Journey) -> dict[str, Any]:
@@ -415,7 +416,7 @@ def serve_step(journey: Journey) -> dict[str, Any]:
     # The version as the registry has it now, and its files as the store has them now.
     version = journey.platform.tracking.version(journey.registered.name,
                                                 journey.registered.version)
-    files = tree_sha256(_fetch_fresh(journey, version.model_key))
+    files = tree_sha256(fetch_model(journey, version.model_key, fresh=True))
     if files != version.tags.get(FILES_TAG):
         raise StepFailure(f"model {version.name} version {version.version}: its files at "
                           f"{version.model_key} changed since it was registered (sha256 "
@@ -500,12 +501,18 @@ def _arrays_sha256(*arrays: Any) -> str:
     return digest.hexdigest()
 
 
-def fetch_model(journey: Journey, model_key: str) -> Path:
+def fetch_model(journey: Journey, model_key: str, *, fresh: bool = False) -> Path:
     """The model at `model_key`, copied out of the store into the journey folder once: the
-    steps that read it again (its digests, then its answers evaluated locally) reuse the copy."""
+    steps that read it again (its digests, then its answers evaluated locally) reuse the copy.
+    `fresh` copies it again, as the store holds it now (a check that its files did not change),
+    and later readers reuse that copy."""
     folder = journey.run_dir / "models" / model_key.replace("/", "-")
     fetched = folder / PurePosixPath(model_key).name
-    return fetched if fetched.exists() else journey.platform.artifacts.fetch(model_key, folder)
+    if fresh:
+        shutil.rmtree(folder, ignore_errors=True)
+    elif fetched.exists():
+        return fetched
+    return journey.platform.artifacts.fetch(model_key, folder)
 
 
 @dataclass(frozen=True)
@@ -605,8 +612,7 @@ def pipeline_step(journey: Journey) -> dict[str, Any]:
                   "pipeline's best trial")
     if saved:  # what the pipeline left, as a certificate can name it
         model_dir = fetch_model(journey, model_key)
-        metrics["artifacts"] = {str(f.relative_to(model_dir)): file_sha256(f)
-                                for f in sorted(model_dir.rglob("*")) if f.is_file()}
+        metrics["artifacts"] = file_digests(model_dir)
     metrics.update({"best_args": picked.get("args"),
                     f"best_{scenario.tune.objective}":
                         picked.get("metrics", {}).get(scenario.tune.objective)})
