@@ -1,6 +1,7 @@
 """The tracking seam on an MLflow tracking server, through MLflow's own client: runs recorded and
-read back, a run's model made a registered version, a version found again. Shared by the
-engines that run one (lite: the `tracking` component)."""
+read back, a run's model made a registered version, a version found again; and the server's
+command line. Shared by the engines: lite runs it as its `tracking` component, Kubernetes as a
+Deployment in each run's namespace (its model versions then go to Kubeflow's Model Registry)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from kfbox.engines.platform import (
+    MODEL_STORE_MOUNT,
     ModelVersion,
     RecordedRun,
     StepFailure,
@@ -18,6 +20,16 @@ from kfbox.engines.platform import (
     first_line,
 )
 
+TRACKING_USER = "kfbox"
+"""The tracking server's one user (MLflow's admin); its password is a per-sandbox (lite) or
+per-run (Kubernetes) secret."""
+TRACKING_PORT = 5000
+"""Where the tracking server listens in its network (lite: http://tracking:5000)."""
+TRACKING_ARTIFACTS = "tracking"
+"""The model store folder MLflow keeps run artifacts and model versions in: a registered
+version's files are model store keys under it, which every workload can mount."""
+TRACKING_DATA = "/var/lib/mlflow"
+"""The server's own folder in its container: the sqlite file of runs and the registry."""
 ARTIFACTS_SCHEME = "mlflow-artifacts:/"
 """How MLflow names an artifact its server keeps (`--artifacts-destination`): a run's model
 files, so a registered version's source."""
@@ -29,6 +41,27 @@ CLIENT_SETTINGS = {
     # The sandbox makes no request a user did not ask for.
     "MLFLOW_DISABLE_TELEMETRY": "true",
 }
+
+
+def server_command(allowed_hosts: list[str]) -> list[str]:
+    """MLflow's tracking server as kfbox runs it on every engine: one worker, runs in sqlite
+    under TRACKING_DATA, artifacts in the model store, every request (the UI's too) behind the
+    basic-auth app (the image's mlflow-auth.ini and the login in the environment:
+    server_environment). MLflow's DNS-rebinding guard admits only `allowed_hosts` as a
+    request's Host header (mlflow/server/security_utils.py at 3.17.2)."""
+    return ["mlflow", "server", "--app-name", "basic-auth", "--workers", "1",
+            "--host", "0.0.0.0", "--port", str(TRACKING_PORT),
+            "--backend-store-uri", f"sqlite:///{TRACKING_DATA}/mlflow.db",
+            "--artifacts-destination", f"{MODEL_STORE_MOUNT}/{TRACKING_ARTIFACTS}",
+            "--allowed-hosts", ",".join(allowed_hosts)]
+
+
+def server_environment(password: str, csrf_key: str) -> dict[str, str]:
+    """The server's admin login and its CSRF key (MLflow's basic-auth app reads them from
+    these variables at start)."""
+    return {"MLFLOW_AUTH_ADMIN_USERNAME": TRACKING_USER,
+            "MLFLOW_AUTH_ADMIN_PASSWORD": password,
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": csrf_key}
 
 
 class MlflowTracking:
@@ -125,12 +158,26 @@ class MlflowTracking:
                            dict(run.data.metrics), steps, dict(run.data.tags), run.info.status,
                            f"{self.url}/#/experiments/{run.info.experiment_id}/runs/{run_id}")
 
+    def store_model(self, run_id: str, files: Path) -> str:
+        """Log `files` as the run's model; the model store key the server put them at."""
+        self._call("store the model's files", self.client.log_artifacts, run_id, str(files),
+                   "model")
+        run = self._call("read a run", self.client.get_run, run_id)
+        return self.store_key(f"{run.info.artifact_uri}/model")
+
+    def store_key(self, uri: str) -> str:
+        """The model store key of an artifact this server keeps (`--artifacts-destination`);
+        one kept anywhere else is refused: a workload could not mount it."""
+        if not uri.startswith(ARTIFACTS_SCHEME):
+            raise StepFailure(f"the model at {uri} is outside the model store; register it "
+                              "from a run's files")
+        return f"{self.store_folder}/{uri.removeprefix(ARTIFACTS_SCHEME).strip('/')}"
+
     def register(self, name: str, run_id: str, files: Path, *, tags: dict[str, str],
                  alias: str) -> ModelVersion:
         from mlflow.exceptions import MlflowException
 
-        self._call("store the model's files", self.client.log_artifacts, run_id, str(files),
-                   "model")
+        self.store_model(run_id, files)
         try:
             self.client.create_registered_model(name)
         except MlflowException as exc:
@@ -145,10 +192,7 @@ class MlflowTracking:
 
     def version(self, name: str, version: str) -> ModelVersion:
         found = self._call("find a model version", self.client.get_model_version, name, version)
-        if not found.source.startswith(ARTIFACTS_SCHEME):
-            raise StepFailure(f"model {name} version {version} is at {found.source}, outside "
-                              "the model store; register it from a run's files")
-        key = f"{self.store_folder}/{found.source.removeprefix(ARTIFACTS_SCHEME).strip('/')}"
+        key = self.store_key(found.source)
         return ModelVersion(name, str(found.version), found.run_id or "", key,
                             dict(found.tags or {}), list(found.aliases or []))
 

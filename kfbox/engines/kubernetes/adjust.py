@@ -63,7 +63,30 @@ def nvidia_runtime_class(objects: Objects) -> Objects:
     return objects
 
 
+MODEL_REGISTRY_NAMESPACE = "kubeflow"
+"""Where Model Registry runs: its overlays name no namespace, and upstream installs it with
+`kubectl apply -k overlays/db -n kubeflow` (kubeflow/model-registry v0.3.8
+manifests/kustomize/README.md, the standalone section)."""
+MODEL_REGISTRY_KINDS = {"ServiceAccount", "ConfigMap", "Secret", "Service",
+                        "PersistentVolumeClaim", "Deployment"}
+"""The kinds overlays/db renders at v0.3.8, all namespaced."""
+
+
+def model_registry_namespace(objects: Objects) -> Objects:
+    """Every object of Model Registry's overlay goes into `kubeflow`, as `-n kubeflow` puts
+    them; a kind that may be cluster-scoped is refused rather than guessed."""
+    for obj in objects:
+        if obj.get("kind") not in MODEL_REGISTRY_KINDS:
+            raise KfboxError(f"the model registry manifest has a {obj.get('kind')}, not a kind "
+                             "kfbox knows to be namespaced",
+                             fix="the upstream release changed: update the lock and kfbox "
+                                 "together")
+        obj.setdefault("metadata", {}).setdefault("namespace", MODEL_REGISTRY_NAMESPACE)
+    return objects
+
+
 ADJUSTMENTS: dict[str, Callable[[Objects], Objects]] = {
     "kserve-standard-deployment": kserve_standard_deployment,
+    "model-registry-namespace": model_registry_namespace,
     "nvidia-runtime-class": nvidia_runtime_class,
 }

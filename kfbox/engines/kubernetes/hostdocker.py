@@ -134,9 +134,13 @@ class HostDocker:
     # ---- the ML runtime --------------------------------------------------------------------
 
     def runtime_image(self, ca_bundle: Path | None) -> str:
-        """The ML runtime image scenario images build FROM, built by kfbox's image builder
-        (the lite engine's) into this host's engine."""
-        return ensure_component_image("runtime", quiet_reporter(), connect(), ca_bundle=ca_bundle)
+        """The ML runtime image scenario images build FROM."""
+        return self.component_image("runtime", ca_bundle)
+
+    def component_image(self, name: str, ca_bundle: Path | None) -> str:
+        """One of kfbox's own images (the ML runtime, the tracking server), built by kfbox's
+        image builder (the lite engine's) into this host's engine."""
+        return ensure_component_image(name, quiet_reporter(), connect(), ca_bundle=ca_bundle)
 
     def runtime_versions(self, packages: list[str], labels: dict[str, str]) -> dict[str, str]:
         """Python's and `packages`' versions in the newest ML runtime image this engine holds

@@ -18,10 +18,21 @@ class KubeImages:
     registry: str
     """host:port[/path] the cluster pulls from; empty when the sandbox has none."""
 
-    def build(self, context: Path, repository: str, *, build_args: dict[str, str]) -> BuiltImage:
+    def _require_registry(self) -> None:
         if not self.registry:
             raise StepFailure("no registry the cluster pulls from: set kubernetes.registry in "
                               "kfbox.yaml (host:port/path) for --engine existing")
+
+    def publish(self, image: str, repository: str) -> str:
+        """An image this host built (kfbox's own) pushed for the cluster; its pinned
+        reference."""
+        self._require_registry()
+        tag = f"{self.registry}/{repository}:{image.rpartition(':')[2]}"
+        self.docker.tag(image, tag)
+        return self.docker.push(tag)
+
+    def build(self, context: Path, repository: str, *, build_args: dict[str, str]) -> BuiltImage:
+        self._require_registry()
         started = time.monotonic()
         tag = f"{self.registry}/{repository}:latest"
         try:

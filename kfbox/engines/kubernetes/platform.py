@@ -1,5 +1,5 @@
 """The platform seam on Kubernetes for one journey run: its own namespace and model store,
-and one object per concern (training, tuning, serving, images, notebooks, artifacts,
+and one object per concern (training, tuning, serving, images, notebooks, artifacts, tracking,
 diagnostics). Built from what the engine passes in; it never reaches back into the engine."""
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from kfbox.engines.kubernetes.nvkind import advertised_gpus
 from kfbox.engines.kubernetes.pipelines import KubePipelines
 from kfbox.engines.kubernetes.serving import KubeServing
 from kfbox.engines.kubernetes.tools import Tools
+from kfbox.engines.kubernetes.tracking import KubeTracking
 from kfbox.engines.kubernetes.training import TRAINING_RUNTIME, KubeTraining
 from kfbox.engines.kubernetes.tuning import KubeTuning
 from kfbox.engines.kubernetes.workspace import RunNamespace
-from kfbox.engines.tracking import NoTracking
 
 
 @dataclass(frozen=True)
@@ -64,17 +64,19 @@ class KubePlatform:
                                        access.notebook_image, run_dir, resources=resources)
         self.artifacts = KubeArtifacts(self.notebooks)
         self.pipelines = KubePipelines(access.tools, access.kubeconfig)
-        # Kubeflow's Model Registry and a tracking server on the cluster are not installed by
-        # this release (docs/kubernetes.md, known gaps): the track step fails saying so.
-        self.tracking = NoTracking(
-            "the Kubernetes engines run no tracking server or model registry yet (Kubeflow "
-            "Model Registry is not in components.lock.yaml); use --engine lite to track runs")
+        self.tracking = KubeTracking(kube, ns, access.tools, access.kubeconfig,
+                                     self._tracking_image)
         self.diagnostics = KubeDiagnostics(kube, ns)
 
     @property
     def runtime_image(self) -> str:
         """The ML runtime scenario images build FROM, built on the host as on lite."""
         return self.docker.runtime_image(self.access.ca_bundle)
+
+    def _tracking_image(self) -> str:
+        """kfbox's tracking server image (lite's), pushed where the cluster pulls from."""
+        local = self.docker.component_image("tracking", self.access.ca_bundle)
+        return self.images.publish(local, "kfbox/tracking")
 
     def gpu_count(self) -> int:
         return max((advertised_gpus(n) for n in self.access.kube.list("v1", "Node")), default=0)
@@ -84,6 +86,7 @@ class KubePlatform:
 
     def close(self, *, keep: bool = False) -> None:
         self.serving.close()
+        self.tracking.close()
         self.notebooks.close()
         if not keep:
             self.workspace.delete()

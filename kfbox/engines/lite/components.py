@@ -14,18 +14,17 @@ import requests
 from docker.types import DeviceRequest
 
 from kfbox.engines.platform import MODEL_STORE_MOUNT
+from kfbox.engines.tracking import (
+    TRACKING_DATA,
+    TRACKING_PORT,
+    TRACKING_USER,
+    server_command,
+    server_environment,
+)
 from kfbox.host import listen
 from kfbox.host.config import Resources, SandboxSpec
 
 JUPYTER_WORKDIR = "/home/jovyan/work"
-TRACKING_USER = "kfbox"
-"""The tracking server's one user (MLflow's admin); its password is the sandbox's tracking
-secret (StateFolder.secret)."""
-TRACKING_PORT = 5000
-"""Where the tracking server listens inside the sandbox's network (http://tracking:5000)."""
-TRACKING_ARTIFACTS = "tracking"
-"""The model store folder MLflow keeps run artifacts and model versions in: a registered
-version's files are model store keys under it, which every workload can mount."""
 
 
 def prefix(sandbox: str) -> str:
@@ -149,20 +148,12 @@ def tracking_plan(spec: SandboxSpec, image: str, password: str, csrf_key: str) -
         container_port=TRACKING_PORT,
         host_port=spec.ports.tracking,
         address=address,
-        environment={
-            "MLFLOW_AUTH_ADMIN_USERNAME": TRACKING_USER,
-            "MLFLOW_AUTH_ADMIN_PASSWORD": password,
-            "MLFLOW_FLASK_SERVER_SECRET_KEY": csrf_key,
-        },
+        environment=server_environment(password, csrf_key),
         volumes={
-            volume_name(spec.name, "tracking"): {"bind": "/var/lib/mlflow", "mode": "rw"},
+            volume_name(spec.name, "tracking"): {"bind": TRACKING_DATA, "mode": "rw"},
             volume_name(spec.name, "models"): {"bind": MODEL_STORE_MOUNT, "mode": "rw"},
         },
-        command=["mlflow", "server", "--app-name", "basic-auth", "--workers", "1",
-                 "--host", "0.0.0.0", "--port", str(TRACKING_PORT),
-                 "--backend-store-uri", "sqlite:////var/lib/mlflow/mlflow.db",
-                 "--artifacts-destination", f"{MODEL_STORE_MOUNT}/{TRACKING_ARTIFACTS}",
-                 "--allowed-hosts", ",".join(hosts)],
+        command=server_command(hosts),
         probe=lambda base: _expect_ok(f"{base}/api/2.0/mlflow/experiments/search?max_results=1",
                                       basic_auth(TRACKING_USER, password)),
     )

@@ -27,6 +27,7 @@ from kfbox.engines.lite import registry_cache, registry_push, rootless
 from kfbox.engines.lite.bundle_install import verified_bundle
 from kfbox.engines.lite.bundle_record import bundle_record
 from kfbox.engines.platform import Platform
+from kfbox.engines.tracking import TRACKING_USER
 from kfbox.host import listen, preflight
 from kfbox.host.diskspace import NEEDS_GIB, require_space
 from kfbox.host.docker_engine import COMPONENT_LABEL, LABEL, ROLE_LABEL, RUN_LABEL, connect
@@ -115,7 +116,7 @@ class LiteEngine(Engine):
         return self.state.token()
 
     def tracking_password(self) -> str:
-        """The tracking server's password for its one user (comp.TRACKING_USER)."""
+        """The tracking server's password for its one user (TRACKING_USER)."""
         return self.state.secret(TRACKING_SECRET)
 
     def _image(self, component: str, reporter: Reporter) -> str:
@@ -556,7 +557,7 @@ class LiteEngine(Engine):
     def login_url(self, component: str) -> str | None:
         if component == "tracking":  # basic auth: a browser logs in with the URL's user:pass
             address = listen.reach(self.spec.lite.address_of("tracking"))
-            return (f"http://{comp.TRACKING_USER}:{self.tracking_password()}@{address}:"
+            return (f"http://{TRACKING_USER}:{self.tracking_password()}@{address}:"
                     f"{self.spec.ports.tracking}/")
         if component != "jupyter":
             return None

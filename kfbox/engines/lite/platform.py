@@ -22,7 +22,7 @@ from kfbox.engines.lite.serving import LiteServing
 from kfbox.engines.lite.training import LiteTraining
 from kfbox.engines.lite.tuning import OptunaTuning
 from kfbox.engines.platform import NotebookResult
-from kfbox.engines.tracking import MlflowTracking, NoTracking
+from kfbox.engines.tracking import TRACKING_ARTIFACTS, TRACKING_USER, MlflowTracking, NoTracking
 from kfbox.host import listen
 from kfbox.host.config import SandboxSpec
 from kfbox.host.docker_engine import ROLE_LABEL, RUN_LABEL
@@ -118,7 +118,7 @@ class LitePlatform:
                                        spec.resources, run_dir)
         self.tracking = MlflowTracking(
             f"http://{listen.reach(spec.lite.address_of('tracking'))}:{spec.ports.tracking}",
-            comp.TRACKING_USER, engine.tracking_password(), comp.TRACKING_ARTIFACTS,
+            TRACKING_USER, engine.tracking_password(), TRACKING_ARTIFACTS,
         ) if "tracking" in spec.lite.components else NoTracking(
             f"sandbox {spec.name!r} runs no tracking server; add `tracking` to lite.components "
             "in kfbox.yaml and run `kfbox up`")

@@ -7,6 +7,8 @@ here."""
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 import upstream
@@ -22,13 +24,16 @@ from kfbox.engines.kubernetes import (
     serving,
     storemount,
     tools,
+    tracking,
     training,
     tuning,
     workspace,
 )
 from kfbox.engines.kubernetes.catalog import load_catalog
 from kfbox.host.config import KUBEFLOW_NOTEBOOK_IMAGE
+from kfbox.host.errors import KfboxError
 
+ROOT = Path(__file__).resolve().parents[3]
 CATALOG = load_catalog()
 FACTS = upstream.facts()
 PLATFORM = FACTS["kubeflow"]
@@ -165,6 +170,32 @@ def test_kfbox_constants_are_upstreams_names() -> None:
     assert recipe["configure"] in nvkind.node_setup_scripts()
     assert (recipe["runtime_class"], recipe["masked_params"]) == (nvkind.RUNTIME_CLASS,
                                                                    nvkind.MASKED)
+
+
+def test_model_registry_is_reached_and_installed_as_upstream_says() -> None:
+    """Its Service, port and namespace are the manifests' own; the client is one on the API
+    the pinned server serves (v1alpha3); every kind its overlay renders is one the adjustment
+    places in `kubeflow`, and a kind it does not know is refused, not guessed."""
+    registry = facts_of("model-registry")
+    namespace, service = registry["api_service"]["name"].split("/")
+    assert (namespace, f"svc/{service}", registry["api_service"]["http_port"]) == (
+        adjust.MODEL_REGISTRY_NAMESPACE, tracking.REGISTRY_SERVICE, tracking.REGISTRY_PORT)
+    assert registry["namespace"] == adjust.MODEL_REGISTRY_NAMESPACE
+    assert set(registry["kinds"]) == adjust.MODEL_REGISTRY_KINDS
+    assert registry["client"]["model-registry"] in next(
+        line for line in (ROOT / "pyproject.toml").read_text().splitlines()
+        if '"model-registry==' in line)
+    import inspect
+
+    from mr_openapi.api import model_registry_service_api
+
+    paths = re.findall(r'resource_path="([^"]+)"', inspect.getsource(model_registry_service_api))
+    assert paths and all(p.startswith(registry["api_path"] + "/") for p in paths)
+    placed = adjust.model_registry_namespace(
+        [{"kind": kind, "metadata": {"name": kind.lower()}} for kind in registry["kinds"]])
+    assert {o["metadata"]["namespace"] for o in placed} == {"kubeflow"}
+    with pytest.raises(KfboxError, match="ClusterRole, not a kind kfbox knows"):
+        adjust.model_registry_namespace([{"kind": "ClusterRole", "metadata": {"name": "x"}}])
 
 
 @pytest.mark.parametrize("path", sorted(CRDS.glob("*.json")), ids=lambda p: p.stem)
