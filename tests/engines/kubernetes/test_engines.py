@@ -284,6 +284,16 @@ def test_the_platform_is_built_from_what_the_provider_hands_it(kubeflow, tmp_pat
     assert platform.notebooks.image == "example.invalid/nb:v3"
     assert platform.serving.gpu_runtime_class == "nvidia"
     assert platform.training.runtime(0) == "torch-distributed"
+    # The run's tracking server: kfbox's own tracking image pushed to the provider's registry,
+    # in the run's namespace, started only when the track step needs it.
+    pushed = []
+    monkeypatch.setattr(platform.docker, "component_image",
+                        lambda name, ca: f"kfbox/{name}:abc123")
+    monkeypatch.setattr(platform.docker, "tag", lambda image, tag: pushed.append((image, tag)))
+    monkeypatch.setattr(platform.docker, "push", lambda tag: tag.rpartition(":")[0] + "@sha256:1")
+    assert platform.tracking.namespace == platform.workspace.name and platform.tracking.url == ""
+    assert platform._tracking_image() == "localhost:15001/kfbox/tracking@sha256:1"
+    assert pushed == [("kfbox/tracking:abc123", "localhost:15001/kfbox/tracking:abc123")]
     platform.close()
     assert kubeflow.double.get("v1", "namespaces", None, platform.workspace.name) is None
 
@@ -292,6 +302,8 @@ def test_the_platform_is_built_from_what_the_provider_hands_it(kubeflow, tmp_pat
     assert platform.serving.gpu_runtime_class is None
     with pytest.raises(StepFailure, match=r"set kubernetes\.registry in kfbox\.yaml"):
         platform.images.build(tmp_path, "digits", build_args={})
+    with pytest.raises(StepFailure, match=r"set kubernetes\.registry in kfbox\.yaml"):
+        platform.images.publish("kfbox/tracking:abc123", "kfbox/tracking")
     platform.close(keep=True)
     assert kubeflow.double.get("v1", "namespaces", None, platform.workspace.name)
 
