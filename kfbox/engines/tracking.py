@@ -48,8 +48,9 @@ def server_command(allowed_hosts: list[str]) -> list[str]:
     under TRACKING_DATA, artifacts in the model store, every request (the UI's too) behind the
     basic-auth app (the image's mlflow-auth.ini and the login in the environment:
     server_environment). MLflow's DNS-rebinding guard admits only `allowed_hosts` as a
-    request's Host header (mlflow/server/security_utils.py at 3.17.2)."""
-    return ["mlflow", "server", "--app-name", "basic-auth", "--workers", "1",
+    request's Host header (mlflow/server/security_utils.py at 3.17.2). The image's
+    kfbox-tracking-server is `mlflow server` with the web server exec'd in the CLI's place."""
+    return ["kfbox-tracking-server", "--app-name", "basic-auth", "--workers", "1",
             "--host", "0.0.0.0", "--port", str(TRACKING_PORT),
             "--backend-store-uri", f"sqlite:///{TRACKING_DATA}/mlflow.db",
             "--artifacts-destination", f"{MODEL_STORE_MOUNT}/{TRACKING_ARTIFACTS}",

@@ -345,6 +345,26 @@ def test_the_tracking_server_shows_every_run_behind_its_login(
     assert shot.startswith(b"\x89PNG") and len(shot) > 20_000
 
 
+def test_the_tracking_server_is_its_web_server_alone(sandbox: Sandbox) -> None:
+    """One process in the tracking server's container: uvicorn, exec'd in place of MLflow's
+    CLI (kfbox-tracking-server), with no job runner beside it; so nothing it started can
+    outlive the container."""
+    container = sandbox.engine.client().containers.get(f"kfbox-{sandbox.name}-tracking")
+    # /proc as the container sees it (`docker top` needs cgroup paths rootless lacks), less
+    # the asking process itself.
+    code, out = container.exec_run(["python3", "-c", PROCESSES])
+    processes = json.loads(out)
+    assert code == 0 and len(processes) == 1, processes
+    assert "uvicorn" in processes[0], processes
+
+
+PROCESSES = """
+import json, os
+print(json.dumps([open(f"/proc/{p}/cmdline", "rb").read().replace(b"\\0", b" ").decode()
+                  for p in os.listdir("/proc") if p.isdigit() and int(p) != os.getpid()]))
+"""
+
+
 LOG_FROM_A_CELL = """
 import mlflow
 mlflow.set_experiment("from-a-cell")
