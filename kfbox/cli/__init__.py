@@ -14,6 +14,7 @@ from kfbox import __version__
 from kfbox.cli import bench, bundle, certify, journey, lifecycle, workshop
 from kfbox.cli.console import err, out
 from kfbox.host.errors import KfboxError
+from kfbox.host.imports import skip_unused_optional_imports
 
 if TYPE_CHECKING:
     from kfbox.host.config import SandboxSpec
@@ -68,6 +69,13 @@ def _globals(
 def _register() -> None:
     for module in (lifecycle, journey, certify, bundle, bench, workshop):
         module.register(app)
+
+
+def run() -> None:
+    """The `kfbox` program (its console script): main, in a process that skips the optional
+    imports no kfbox command uses."""
+    skip_unused_optional_imports()
+    main()
 
 
 def main(argv: list[str] | None = None) -> None:

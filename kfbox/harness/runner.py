@@ -55,7 +55,7 @@ def pytest_command(
 ) -> list[str]:
     workspace = workspace_for(out_dir)
     command = [
-        sys.executable, "-m", "pytest",
+        sys.executable, "-m", "kfbox.harness.pytest_main",
         "-c", str(SUITE_DIR / "pytest.ini"), "--rootdir", str(SUITE_DIR), str(SUITE_DIR),
         "-p", plugin.__name__,
         "-p", "no:kmock",  # kmock's plugin needs pytest-asyncio; kfbox never uses it

@@ -11,6 +11,7 @@ behaviour is under test, not an engine's, and the steps are stand-ins that recor
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -141,8 +142,10 @@ def setup(pytester: pytest.Pytester, **state: Any) -> None:
 
 
 def run(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunResult, dict]:
+    """The journey's pytest process as `kfbox test` starts it (kfbox.harness.pytest_main)."""
     record = pytester.path / "record.json"
-    result = pytester.runpytest_subprocess(
+    result = pytester.run(
+        sys.executable, "-m", "kfbox.harness.pytest_main", f"--basetemp={pytester.path / 'tmp'}",
         "-p", "no:cacheprovider", "-p", "no:kmock", "-p", PLUGIN,
         f"--kfbox-out={pytester.path / 'out'}", f"--kfbox-record={record}", *args,
     )

@@ -13,7 +13,7 @@ def kfbox_cli(
 ) -> subprocess.CompletedProcess[str]:
     """`kfbox ARGS` in a child process, as a user runs it."""
     return subprocess.run(
-        [sys.executable, "-c", "from kfbox.cli import main; main()", *args],
+        [sys.executable, "-c", "from kfbox.cli import run; run()", *args],
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -36,7 +36,7 @@ class Box:
     def start(self, *args: str) -> subprocess.Popen[str]:
         """`kfbox ARGS` running in the background, its output (both streams) readable."""
         return subprocess.Popen(
-            [sys.executable, "-c", "from kfbox.cli import main; main()",
+            [sys.executable, "-c", "from kfbox.cli import run; run()",
              "--config", str(self.config), *args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env={**os.environ, **self.env()},

@@ -25,7 +25,7 @@ LOG_FILE = "certify.log"
 def certify_command(seat: str, out: Path) -> list[str]:
     """The seat's certification, exactly as a person would run it."""
     return [
-        sys.executable, "-c", "from kfbox.cli import main; main()",
+        sys.executable, "-c", "from kfbox.cli import run; run()",
         "--name", seat, "certify", "--profile", PROFILE, "--out", str(out),
     ]  # fmt: skip
 

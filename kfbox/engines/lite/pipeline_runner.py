@@ -1,7 +1,9 @@
 """Runs one compiled pipeline with kfp.local's DockerRunner, in a process of its own (`python -m
 kfbox.engines.lite.pipeline_runner REQUEST.json`): kfp's local configuration is process-wide and
 its Docker client reads DOCKER_HOST. kfp.local logs each task's start and end on stdout; the
-pipeline's outputs, or why it could not run, go to the request's `result` file."""
+pipeline's outputs, or why it could not run, go to the request's `result` file. A program, never
+imported: it skips the optional imports kfbox's programs skip before kfp loads the Kubernetes
+client."""
 
 from __future__ import annotations
 
@@ -13,10 +15,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import docker
-from docker.errors import APIError, ImageNotFound, NotFound
-from kfp import components, local
-from kfp.local import docker_task_handler, logging_utils
+from kfbox.host.imports import skip_unused_optional_imports
+
+skip_unused_optional_imports()
+
+import docker  # noqa: E402
+from docker.errors import APIError, ImageNotFound, NotFound  # noqa: E402
+from kfp import components, local  # noqa: E402
+from kfp.local import docker_task_handler, logging_utils  # noqa: E402
 
 
 @contextlib.contextmanager
