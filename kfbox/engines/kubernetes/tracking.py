@@ -194,7 +194,8 @@ class KubeTracking:
             raise
         except Exception as exc:  # StoreError, ValueError, or the connection error under it
             raise StepFailure(
-                f"Kubeflow Model Registry ({MODEL_REGISTRY_NAMESPACE}/{REGISTRY_SERVICE[4:]}) "
+                f"Kubeflow Model Registry ({MODEL_REGISTRY_NAMESPACE}/"
+                f"{REGISTRY_SERVICE.removeprefix('svc/')}) "
                 f"could not {what}: {first_line(exc)}; run `kfbox up` to install it again if "
                 "it is missing") from exc
 
@@ -221,11 +222,12 @@ class KubeTracking:
             1 for _ in self._call("list a model's versions", self.registry.list_model_versions,
                                   name))
         version = str(count + 1)
-        self._call("register a model version", self.registry.register_model, name,
-                   PVC_SCHEME + key, version=version,
-                   version_description=f"the model of run {run_id} ({self.url})",
-                   metadata={**tags, RUN_PROPERTY: run_id, "kfbox.namespace": self.namespace})
-        model = self._call("find a registered model", self._model, name)
+        # The SDK answers with the registered model (found or made): no second lookup.
+        model = self._call("register a model version", self.registry.register_model, name,
+                           PVC_SCHEME + key, version=version,
+                           version_description=f"the model of run {run_id} ({self.url})",
+                           metadata={**tags, RUN_PROPERTY: run_id,
+                                     "kfbox.namespace": self.namespace})
         model.custom_properties = {**(model.custom_properties or {}),
                                    ALIAS_PROPERTY + alias: version}
         self._call("set an alias", self.registry.update_model, model)
