@@ -242,6 +242,17 @@ def test_cert_managers_rotation_default_touches_nothing_kfbox_creates() -> None:
     assert builtins and not [o for o in builtins if o["kind"] == "Certificate"]
 
 
+def test_cert_manager_is_a_supported_release_for_kinds_node() -> None:
+    """The pinned cert-manager is one upstream still supports, on the Kubernetes kind's node runs
+    (cert-manager/website, content/docs/releases/README.md), and the lock's floor is that
+    table's."""
+    low, high = (tuple(int(p) for p in v.split("."))
+                 for v in facts_of("cert-manager")["supported_kubernetes"])
+    assert CATALOG.components["cert-manager"].min_kubernetes == low
+    node = re.match(r"kindest/node:v(\d+)\.(\d+)\.", kindconfig.NODE_IMAGE)
+    assert node and low <= (int(node[1]), int(node[2])) <= high
+
+
 def test_the_notebooks_rights_are_upstreams_user_rights_narrowed() -> None:
     """Every verb kfbox grants the sandbox notebook on a resource, some pinned component's own
     user role grants on it too (Trainer, Katib, KServe edit roles at their tags)."""
