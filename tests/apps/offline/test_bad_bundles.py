@@ -74,8 +74,11 @@ HOST_ERRORS = {
     "truncated": rf"member {IMAGES} is truncated \(the file ends early\) — {FIX_COPY}",
     "sidecar": r"does not match sidecar.tar.sha256 \(its sha256 is \w+…\) — copy both files "
                r"again",
+    # Where the Docker engine is not running, up would install the bundle's packages too, so
+    # their sizes join the images'.
     "disk": r"not enough disk on /\S*: the bundle needs 1000000.\d GB there \(images 1000000.\d "
-            r"GB\), [\d.]+ [GMk]B free — free space on /",
+            r"GB(, packages to install [\d.]+ [GMk]B, installed packages [\d.]+ [GMk]B)?\), "
+            r"[\d.]+ [GMk]B free — free space on /",
 }
 BOOTSTRAP_ERRORS = {
     "arch": rf"the bundle is for arm64 but this machine is {HOST.arch} — make the bundle with "

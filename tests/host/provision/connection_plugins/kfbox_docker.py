@@ -45,7 +45,8 @@ class Connection(ConnectionBase):
             except NotFound as exc:
                 raise AnsibleConnectionFailure(f"container {name} does not exist") from exc
             except DockerException as exc:
-                raise AnsibleConnectionFailure(f"no Docker engine answers: {exc}") from exc
+                raise AnsibleConnectionFailure(
+                    f"container {name}: no Docker engine answers: {exc}") from exc
             if self._container.status != "running":
                 raise AnsibleConnectionFailure(f"container {name} is {self._container.status}")
             self._connected = True
