@@ -106,7 +106,7 @@ def test_a_cell_running_past_the_timeout_fails_and_the_kernel_goes(
     notebook = write_notebook(tmp_path / "slow.ipynb", new_code_cell("print('started')"),
                               new_code_cell("import time; time.sleep(600)"))
     with pytest.raises(StepFailure, match=r"^cell 2: still running"):
-        client.execute_notebook(notebook, "slow", tmp_path / "slow.out.ipynb", timeout_s=20)
+        client.execute_notebook(notebook, "slow", tmp_path / "slow.out.ipynb", timeout_s=10)
     assert (tmp_path / "slow.out.ipynb").exists()
 
 
