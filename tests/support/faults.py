@@ -34,12 +34,14 @@ class Box:
         return kfbox_cli("--config", str(self.config), *args, env=self.env(), timeout=timeout)
 
     def start(self, *args: str) -> subprocess.Popen[str]:
-        """`kfbox ARGS` running in the background, its output (both streams) readable."""
+        """`kfbox ARGS` running in the background, its output (both streams) readable, and
+        Ctrl-C reaching it as from a terminal: a suite started in the background by a shell
+        without job control ignores SIGINT, and its children would inherit that."""
         return subprocess.Popen(
             [sys.executable, "-c", "from kfbox.cli import run; run()",
              "--config", str(self.config), *args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env={**os.environ, **self.env()},
+            env={**os.environ, **self.env()}, preexec_fn=_sigint_as_from_a_terminal,
         )
 
     @property
@@ -74,6 +76,10 @@ def read_until(process: subprocess.Popen[str], text: str, timeout_s: float = 600
 def finish(process: subprocess.Popen[str], timeout_s: float = 600) -> tuple[int, str]:
     output, _ = process.communicate(timeout=timeout_s)
     return process.returncode, output
+
+
+def _sigint_as_from_a_terminal() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def interrupt(process: subprocess.Popen[str]) -> None:
