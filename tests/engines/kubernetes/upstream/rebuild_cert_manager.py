@@ -66,13 +66,14 @@ def render(chart: Path, values: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def main(repo: str, tag: str, out: str) -> None:
-    root = Path(tempfile.mkdtemp())
-    chart = unpack(repo, tag, root)
-    crds = [o for o in render(chart, {**RELEASE_VALUES, "crds": {"enabled": True}})
-            if o.get("kind") == "CustomResourceDefinition"]
-    namespace = [d for d in yaml.safe_load_all((root / NAMESPACE_FILE).read_text()) if d]
-    Path(out).write_text(yaml.safe_dump_all([*namespace, *crds, *render(chart, RELEASE_VALUES)],
-                                            sort_keys=False))
+    with tempfile.TemporaryDirectory(prefix="cert-manager-") as tmp:
+        root = Path(tmp)
+        chart = unpack(repo, tag, root)
+        crds = [o for o in render(chart, {**RELEASE_VALUES, "crds": {"enabled": True}})
+                if o.get("kind") == "CustomResourceDefinition"]
+        namespace = [d for d in yaml.safe_load_all((root / NAMESPACE_FILE).read_text()) if d]
+        objects = [*namespace, *crds, *render(chart, RELEASE_VALUES)]
+    Path(out).write_text(yaml.safe_dump_all(objects, sort_keys=False))
 
 
 if __name__ == "__main__":
