@@ -22,6 +22,7 @@ import contextlib
 import fcntl
 import hashlib
 import http.client
+import io
 import json
 import os
 import pwd
@@ -30,6 +31,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tarfile
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -297,6 +299,54 @@ def load_images(engine: RootlessDocker, host_client: docker.DockerClient,
         for tag in wanted:
             client.images.get(tag)  # the load really tagged it
     return time.monotonic() - started
+
+
+def record_layer_digests(engine: RootlessDocker, repository: str,
+                         layers: Iterable[tuple[str, str]]) -> int:
+    """Tell the rootless engine which compressed blob in REPOSITORY each of its layers is, as a
+    pull of that repository would have: an image it loaded carries no such record, so its first
+    push compresses every layer again to learn the digests, even when the registry already
+    holds them. With the record, the push asks the registry for each blob and sends nothing it
+    has. `layers` is (diff id, blob digest) pairs; returns how many were recorded.
+
+    The record is the engine's distribution metadata (moby v20.10.24,
+    distribution/metadata/v2_metadata_service.go: `v2metadata-by-diffid/<alg>/<hex>` holds a
+    JSON list of {Digest, SourceRepository, HMAC}, `diffid-by-digest/<alg>/<hex>` the diff
+    id; daemon/daemon.go keeps them in `<data-root>/image/<driver>/distribution`; both read
+    from disk on each use). A wrong or missing record costs only time: distribution/push_v2.go
+    asks the registry for the blob (`layerAlreadyExists`) and uploads when it is not there.
+    Written by the engine user (tar run through setpriv), never by root: its workloads can
+    reach that folder, and root must not follow what they leave in it."""
+    pairs = list(layers)
+    with contextlib.closing(engine.client()) as client:
+        driver = client.info()["Driver"]
+    entries = {}
+    for diff_id, digest in pairs:
+        entries[f"distribution/v2metadata-by-diffid/{_digest_key(diff_id)}"] = json.dumps(
+            [{"Digest": digest, "SourceRepository": repository, "HMAC": ""}]).encode()
+        entries[f"distribution/diffid-by-digest/{_digest_key(digest)}"] = diff_id.encode()
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w") as tar:
+        for name, body in entries.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(body), 0o644, int(time.time())
+            tar.addfile(info, io.BytesIO(body))
+    image_root = engine.home / ".local/share/docker/image" / driver
+    done = subprocess.run(
+        ["setpriv", f"--reuid={engine.uid}", f"--regid={engine.gid}", "--clear-groups", "--",
+         "tar", "-x", "--no-same-owner", "-C", str(image_root)],
+        input=data.getvalue(), capture_output=True, env={"PATH": PATH}, check=False)
+    if done.returncode:
+        raise KfboxError(f"recording layer digests in {engine.user}'s engine failed: "
+                         f"{done.stderr.decode(errors='replace').strip()[:200]}")
+    return len(pairs)
+
+
+def _digest_key(digest: str) -> str:
+    algorithm, hexa = digest.split(":", 1)
+    if algorithm != "sha256" or not re.fullmatch(r"[0-9a-f]{64}", hexa):
+        raise KfboxError(f"not a sha256 digest: {digest!r}")
+    return f"{algorithm}/{hexa}"
 
 
 # --- the host's checks ---

@@ -59,6 +59,7 @@ class Sandbox:
 
     def __init__(self, name: str, home: Path) -> None:
         self.name, self.home = name, home
+        self.up_output = ""
 
     def cli(self, *args: str):
         return kfbox_cli("--name", self.name, *args, env={"KFBOX_HOME": str(self.home)})
@@ -86,6 +87,7 @@ def sandbox(docker_client, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         up = made.cli("up", "--port", f"jupyter={free_port()}",
                       "--port", f"registry={free_port()}", "--port", f"tracking={free_port()}")
         assert up.returncode == 0, up.stdout[-2000:] + up.stderr[-3000:]
+        made.up_output = up.stdout + up.stderr
         yield made
     finally:
         down = made.cli("down")
@@ -122,6 +124,11 @@ def test_the_sandbox_runs_in_its_own_rootless_engine(sandbox: Sandbox, docker_cl
     assert labelled(docker_client, sandbox.name) == []  # nothing on the host's engine
     status = json.loads(sandbox.cli("status", "--json").stdout)
     assert status["state"] == "running" and status["facts"]["docker"] == "rootless"
+    # Its new registry came from the host's cache of the runtime's compressed layers, and its
+    # engine was told which blob each layer is: the seed's push sent none of them.
+    assert "Registry storage from the host's cache" in sandbox.up_output
+    assert re.search(r"the ML runtime's layers: 0 sent, [1-9]\d* already there",
+                     sandbox.up_output), sandbox.up_output[-3000:]
     # `up` offered the tutorials in the notebook server, where a person finds them.
     url, token = sandbox.jupyter_login()
     listing = requests.get(f"{url}/api/contents/tutorials", timeout=30,

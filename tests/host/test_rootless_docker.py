@@ -404,3 +404,51 @@ def test_a_user_it_did_not_make_is_never_touched() -> None:
         assert not _subids(user)
     finally:
         subprocess.run(["userdel", user], check=True)
+
+
+LAYERS = [(f"sha256:{'a' * 63}{i}", f"sha256:{'b' * 63}{i}") for i in range(3)]
+"""Three (diff id, blob digest) pairs for the engine's distribution record."""
+
+
+@e2e
+def test_layer_digests_are_recorded_as_a_pull_would_by_the_engine_user(engine) -> None:
+    daemon = engine.daemon
+    distribution = daemon.home / ".local/share/docker/image/overlay2/distribution"
+    assert se.record_layer_digests(daemon, "127.0.0.1:5000/kfbox/runtime", LAYERS) == 3
+    for diff_id, digest in LAYERS:
+        record = distribution / "v2metadata-by-diffid/sha256" / diff_id.split(":")[1]
+        assert json.loads(record.read_text()) == [
+            {"Digest": digest, "SourceRepository": "127.0.0.1:5000/kfbox/runtime", "HMAC": ""}]
+        back = distribution / "diffid-by-digest/sha256" / digest.split(":")[1]
+        assert back.read_text() == diff_id
+        assert (record.stat().st_uid, back.stat().st_uid) == (daemon.uid, daemon.uid)
+
+
+@e2e
+def test_a_link_planted_in_the_engines_record_never_leads_root_elsewhere(
+    engine, tmp_path: Path
+) -> None:
+    """What the notebook starts can write the engine user's home: a link it leaves where the
+    record goes must not make kfbox (root) write through it."""
+    daemon = engine.daemon
+    target = tmp_path / "root-only"  # root's, 0700: the engine user cannot write in it
+    target.mkdir(mode=0o700)
+    planted = daemon.home / ".local/share/docker/image/overlay2/distribution/diffid-by-digest"
+    moved = planted.with_name("diffid-by-digest.kept")
+    if planted.exists():
+        planted.rename(moved)
+    os.symlink(target, planted)
+    try:
+        with pytest.raises(KfboxError, match="recording layer digests"):
+            se.record_layer_digests(daemon, "127.0.0.1:5000/kfbox/runtime", LAYERS)
+        assert list(target.iterdir()) == []
+    finally:
+        planted.unlink()
+        if moved.exists():
+            moved.rename(planted)
+
+
+def test_a_digest_that_is_not_sha256_hex_is_refused_before_anything_is_written() -> None:
+    for bad in ("sha256:../../../etc/passwd", "md5:" + "a" * 32, "sha256:" + "A" * 64):
+        with pytest.raises(KfboxError, match="not a sha256 digest"):
+            se._digest_key(bad)

@@ -4,6 +4,7 @@ host's, or a rootless Docker engine of the sandbox's own (`lite.docker: rootless
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -41,6 +42,7 @@ from kfbox.host.rootless_docker import (
     RootlessDocker,
     check_host,
     find_rootless_docker,
+    record_layer_digests,
     remove_rootless_docker,
     stop_rootless_docker,
 )
@@ -153,9 +155,35 @@ class LiteEngine(Engine):
         images = {name: self._image(name, reporter) for name in wanted}
         engine = self._rootless_engine()
         if engine is not None:
-            rootless.copy_images(engine, self.host_client,
-                                 [*images.values(), self.base_image(reporter)], reporter)
+            # The copy is mostly disk, the registry cache's compression mostly CPU: beside
+            # each other, a fresh machine waits for the longer one only.
+            stop = threading.Event()  # set when the copy fails or is interrupted (Ctrl-C)
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                if "registry" in images and not self._has_volume("registry"):
+                    pool.submit(self._build_registry_cache, images, reporter.beside(), stop)
+                try:
+                    rootless.copy_images(engine, self.host_client,
+                                         [*images.values(), self.base_image(reporter)],
+                                         reporter)
+                except BaseException:
+                    stop.set()
+                    raise
         return images
+
+    def _build_registry_cache(self, images: dict[str, str], reporter: Reporter,
+                              stop: threading.Event) -> None:
+        """The host's cache of the runtime's compressed layers, made by the host's engine when
+        missing (registry_cache.build); it only saves time, so a failure is a warning."""
+        runtime_id = self.host_client.images.get(images["runtime"]).id
+        if registry_cache.cache_path(runtime_id).is_dir():
+            return
+        try:
+            with reporter.step("Compressing the ML runtime's layers for sandbox registries "
+                               "(once, on the host's engine)", action="registry-cache:build"):
+                registry_cache.build(self.host_client, images["runtime"], runtime_id,
+                                     images["registry"], self.labels(), stop=stop)
+        except (OSError, DockerException, KfboxError) as exc:
+            reporter.warn(f"registry cache skipped: {str(exc).splitlines()[0][:160]}")
 
     def _plans(self, images: dict[str, str]) -> list[comp.ContainerPlan]:
         plans = []
@@ -230,15 +258,19 @@ class LiteEngine(Engine):
                           NEEDS_GIB["seed"])
         plans = self._plans(images)  # from here on the sandbox is made: its token first
         actions: dict[str, str] = {}
+        seeded: registry_push.Pushed | None = None
         with reporter.step(f"Network and volumes for sandbox {self.spec.name!r}",
                            action="network"):
             self._ensure_network()
             created = {p for p in ("workspace", "models", "registry", "tracking")
                        if self._ensure_volume(p)}
         runtime_id = self.client.images.get(runtime).id
-        prefilled = "registry" in created and self._cache_step(
-            reporter, registry_cache.prefill, runtime_id
-        )
+        if self.rootless:
+            prefilled = "registry" in created and self._prefill_rootless(images, reporter)
+        else:
+            prefilled = "registry" in created and self._cache_step(
+                reporter, registry_cache.prefill, runtime_id
+            )
         for plan in plans:
             with reporter.step(f"Component {plan.component}",
                                action=f"component:{plan.component}") as update:
@@ -253,13 +285,18 @@ class LiteEngine(Engine):
         if "registry" in self.spec.lite.components:
             with reporter.step("Seeding the registry with the ML runtime",
                                action="registry-seed") as update:
-                self._seed_registry(runtime, update)
+                seeded = self._seed_registry(runtime, update)
                 if "registry" in created and not prefilled:
                     update("keeping a copy for the next sandbox")
                     self._cache_step(reporter, registry_cache.save, runtime_id)
+            reporter.info(f"registry: the ML runtime's layers: {seeded.sent} sent, "
+                          f"{seeded.there} already there")
         self._record_state(plans, runtime)
         status = self.status()
         status.facts["actions"] = actions
+        if seeded is not None:
+            status.facts["registry_seed"] = {"layers_sent": seeded.sent,
+                                             "layers_there": seeded.there}
         return status
 
     def _offer_tutorials(self, plan: comp.ContainerPlan, reporter: Reporter) -> None:
@@ -353,11 +390,8 @@ class LiteEngine(Engine):
 
     def _cache_step(self, reporter: Reporter, action, runtime_id: str) -> bool:
         """Run a registry-cache action; the cache only saves time, so its failure is a warning.
-        A rootless engine has none: its user cannot read root's cache, and its first push costs
-        the compression of every layer anyway (an engine that loaded an image, rather than
-        pulled or pushed it, knows no compressed digests), about 40 s for the runtime here;
-        and its registry volume is writable by what its notebook starts, so it must never feed
-        the cache every sandbox reads."""
+        A rootless engine's registry never feeds the cache every sandbox reads (what its
+        notebook starts can write that volume), and reads it through `_prefill_rootless`."""
         if self.rootless:
             return False
         try:
@@ -374,14 +408,47 @@ class LiteEngine(Engine):
             reporter.warn(f"registry cache skipped: {str(exc).splitlines()[0][:160]}")
             return False
 
-    def _seed_registry(self, image: str, update) -> None:
+    def _prefill_rootless(self, images: dict[str, str], reporter: Reporter) -> bool:
+        """A rootless sandbox's new registry, filled from the host's cache (`_images` has the
+        host's engine make it when missing), and its engine told which blob each of the
+        runtime's layers is: the seed's push then finds every layer there and sends none. It
+        only saves time, so a failure is a warning and the push does the work."""
+        runtime = images["runtime"]
+        repository = runtime.rsplit(":", 1)[0]
+        runtime_id = self.host_client.images.get(runtime).id
+        engine = self._rootless_engine()
+        if engine is None or not registry_cache.cache_path(runtime_id).is_dir():
+            return False
+        with reporter.step("Registry storage from the host's cache",
+                           action="registry-cache") as update:
+            try:
+                helper = self.client.containers.create(
+                    self.base_image(reporter), ["true"], labels=self.labels(),
+                    network_mode="none", volumes={
+                        comp.volume_name(self.spec.name, "registry"):
+                            {"bind": registry_cache.STORAGE, "mode": "rw"}})
+                try:
+                    with registry_cache.archive(runtime_id) as stream:
+                        helper.put_archive(registry_cache.STORAGE, stream)
+                finally:
+                    helper.remove(force=True)
+                known = record_layer_digests(
+                    engine, f"127.0.0.1:{self.spec.ports.registry}/{repository}",
+                    registry_cache.layers(runtime_id, repository))
+                update(f"{known} layers known to the engine")
+                return True
+            except (OSError, ValueError, KeyError, DockerException, KfboxError) as exc:
+                reporter.warn(f"registry cache skipped: {str(exc).splitlines()[0][:160]}")
+                return False
+
+    def _seed_registry(self, image: str, update) -> registry_push.Pushed:
         """Push the runtime image once, so the first journey's push sends only its own layer
         (the runtime's GB of layers are already there) and a re-`up` pushes nothing."""
         repository = f"127.0.0.1:{self.spec.ports.registry}/{image.split(':')[0]}"
         tag = image.split(":")[1]
         self.client.images.get(image).tag(repository, tag)
-        registry_push.push(self.client, self.spec.name, repository, tag,
-                           "seeding the sandbox registry", progress=update)
+        return registry_push.push(self.client, self.spec.name, repository, tag,
+                                  "seeding the sandbox registry", progress=update)
 
     def _record_state(self, plans: list[comp.ContainerPlan], runtime: str) -> None:
         # The spec itself is recorded by the CLI (config.record_spec) for every engine.
@@ -596,6 +663,12 @@ class LiteEngine(Engine):
                 stop_rootless_docker(self.spec.name)
             else:
                 remove_rootless_docker(self.spec.name)
+            # What an interrupted `up` may have left on the host's engine: the throwaway
+            # registry of the runtime's cache (registry_cache.build), labelled as ours.
+            with contextlib.suppress(DockerException, KfboxError):
+                for container in self.host_client.containers.list(
+                        ignore_removed=True, all=True, filters=self.filters()):
+                    container.remove(force=True)
         self._client = None
         if keep_data or find_rootless_docker(self.spec.name) is None:
             return []

@@ -55,7 +55,7 @@ class LiteImages:
     def _push(self, name: str) -> str:
         try:
             return registry_push.push(self.client, self.sandbox, name, self.tag,
-                                      f"pushing {name} to the sandbox registry")
+                                      f"pushing {name} to the sandbox registry").digest
         except KfboxError as exc:
             raise StepFailure(exc.line()) from exc
 

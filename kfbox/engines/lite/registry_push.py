@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import docker
 from docker.errors import APIError, DockerException
@@ -18,6 +19,16 @@ LOG_LINES = 50
 """The registry's last lines read for the cause: a refused upload is logged as it happens."""
 
 
+@dataclass(frozen=True)
+class Pushed:
+    """A finished push: the manifest's digest, and how many layers the engine sent and how
+    many the registry already had (the engine's own words for each)."""
+
+    digest: str
+    sent: int
+    there: int
+
+
 def push(
     client: docker.DockerClient,
     sandbox: str,
@@ -25,23 +36,30 @@ def push(
     tag: str,
     work: str,
     progress: Callable[[str], None] | None = None,
-) -> str:
-    """Push REPOSITORY:TAG to the sandbox registry and return its digest. `work` names the
-    push in an error ("seeding the sandbox registry"); `progress` gets the engine's bytes."""
+) -> Pushed:
+    """Push REPOSITORY:TAG to the sandbox registry. `work` names the push in an error
+    ("seeding the sandbox registry"); `progress` gets the engine's bytes."""
     started = int(time.time())
     digest = ""
+    layers: dict[str, str] = {}
     try:
         for event in client.images.push(repository, tag=tag, stream=True, decode=True):
             if "error" in event:
                 raise failure(client, sandbox, work, event["error"], started)
-            if progress and event.get("status") == "Pushing" and event.get("progress"):
+            status = event.get("status", "")
+            if progress and status == "Pushing" and event.get("progress"):
                 progress(event["progress"].split("]")[-1].strip())
+            # each layer ends "Pushed", "Layer already exists" or "Mounted from REPOSITORY"
+            # (moby v20.10.24, distribution/push_v2.go)
+            if status in ("Pushed", "Layer already exists") or status.startswith("Mounted from"):
+                layers[event.get("id", "")] = status
             digest = event.get("aux", {}).get("Digest", digest)
     except APIError as exc:
         raise failure(client, sandbox, work, str(exc.explanation), started) from exc
     if not digest:
         raise KfboxError(f"{work}: the registry returned no digest for {repository}:{tag}")
-    return digest
+    sent = sum(status == "Pushed" for status in layers.values())
+    return Pushed(digest, sent, len(layers) - sent)
 
 
 def failure(
