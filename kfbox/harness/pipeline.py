@@ -2,8 +2,6 @@
 trials in parallel, the best collected in the goal's direction, a quality gate. Compiled once to
 KFP's pipeline spec; that one file is what every engine runs."""
 
-# No `from __future__ import annotations`: KFP reads the pipeline function's annotations as
-# types.
 import hashlib
 import importlib.util
 import math
@@ -11,14 +9,11 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import yaml
-from kfp import compiler, dsl
 
-from kfbox.engines.metrics import PAIR
-from kfbox.engines.platform import MODEL_DIR_ENV, Parameter, first_line
-from kfbox.harness import pipeline_tasks
+from kfbox.engines.platform import Parameter, first_line
 from kfbox.host.errors import UsageError
 from kfbox.scenarios.scenario import Scenario
 
@@ -34,13 +29,6 @@ for the stage before (the trials run in parallel; train beside them)."""
 TRIAL_SEED = 0
 """The seed of the trials' parameters: a compiled pipeline's trials are drawn before it runs,
 the same ones every time (the step-by-step tune step's search adapts as trials report)."""
-
-
-class JourneyOutputs(NamedTuple):
-    """What the pipeline hands back: the best trial's model and its metrics, args and index."""
-
-    model: dsl.Model
-    picked: dict
 
 
 @dataclass
@@ -75,43 +63,6 @@ def draw_trials(parameters: list[Parameter], count: int, base: dict[str, str],
     return trials
 
 
-def journey_pipeline(scenario: Scenario, image: str, trials: list[dict[str, str]]) -> Any:
-    """The scenario's journey as a KFP pipeline over `image` (the built scenario image); every
-    argument is baked in as a default, so the compiled file runs as it is."""
-    train = pipeline_tasks.component("train", image)
-    trial = pipeline_tasks.component("trial", image)
-    best = pipeline_tasks.component("best", image)
-    gate = pipeline_tasks.component("gate", image)
-    tune = scenario.tune
-    checks = [c.model_dump(exclude_none=True) for c in scenario.checks.tune]
-    command, args = list(scenario.train.command), dict(scenario.train.args)
-
-    @dsl.pipeline(name=f"kfbox-{scenario.name}",
-                  description=f"{scenario.name}: train, tune, gate (kfbox's journey)")
-    def journey(
-        command: list = command,
-        args: dict = args,
-        trials: list = trials,
-        objective: str = tune.objective,
-        goal: str = tune.goal,
-        checks: list = checks,
-        model_dir_env: str = MODEL_DIR_ENV,
-        metric_format: str = PAIR.pattern,
-    ) -> JourneyOutputs:
-        trained = train(command=command, args=args, model_dir_env=model_dir_env,
-                        metric_format=metric_format)
-        with dsl.ParallelFor(trials, parallelism=tune.parallel_trials) as trial_args:
-            tried = trial(command=command, args=trial_args, model_dir_env=model_dir_env,
-                          metric_format=metric_format)
-        picked = best(results=dsl.Collected(tried.outputs["Output"]),
-                      models=dsl.Collected(tried.outputs["model"]),
-                      trials=trials, objective=objective, goal=goal).after(trained)
-        gate(picked=picked.outputs["Output"], checks=checks)
-        return JourneyOutputs(model=picked.outputs["model"], picked=picked.outputs["Output"])
-
-    return journey
-
-
 def scenario_pipeline(scenario: Scenario, image: str) -> Any:
     """The scenario's own journey pipeline: its file's `journey_pipeline(image)`."""
     assert scenario.pipeline is not None
@@ -134,6 +85,12 @@ def compile_journey(scenario: Scenario, image: str, dest: Path) -> CompiledPipel
     dest.parent.mkdir(parents=True, exist_ok=True)
     label = f"scenario {scenario.name}: {scenario.pipeline or 'the derived pipeline'}"
     trials: list[dict[str, str]] = []  # drawn only for the derived pipeline
+    # Imported here: KFP's DSL and compiler load all of kfp (1.5 s on this machine), which
+    # every process that imports the harness would pay, and few of them compile.
+    from kfp import compiler
+
+    from kfbox.harness.pipeline_dsl import journey_pipeline
+
     try:
         if scenario.pipeline:
             pipeline = scenario_pipeline(scenario, image)
