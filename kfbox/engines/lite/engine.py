@@ -178,10 +178,12 @@ class LiteEngine(Engine):
         if registry_cache.cache_path(runtime_id).is_dir():
             return
         try:
-            with reporter.step("Compressing the ML runtime's layers for sandbox registries "
+            with reporter.step("Caching the ML runtime's compressed layers "
                                "(once, on the host's engine)", action="registry-cache:build"):
                 registry_cache.build(self.host_client, images["runtime"], runtime_id,
-                                     images["registry"], self.labels(), stop=stop)
+                                     images["registry"],
+                                     comp.container_name(self.spec.name, "registry-cache"),
+                                     self.labels(), stop=stop)
         except (OSError, DockerException, KfboxError) as exc:
             reporter.warn(f"registry cache skipped: {str(exc).splitlines()[0][:160]}")
 

@@ -121,14 +121,15 @@ def build(
     image: str,
     image_id: str,
     registry_image: str,
+    name: str,
     labels: dict[str, str],
     stop: threading.Event | None = None,
 ) -> Path:
-    """Make the cache when it is missing, on the host's engine: a throwaway registry (the
-    sandbox registry's own image, on a free 127.0.0.1 port) stores into a folder aside, the
-    host's engine pushes IMAGE into it (compressing every layer, once for every sandbox), then
-    the folder is renamed into place. Setting `stop` abandons it (the push is cancelled with
-    its stream, the registry and the folder removed)."""
+    """Make the cache when it is missing, on the host's engine: a throwaway registry (container
+    NAME with LABELS, the sandbox registry's own image, on a free 127.0.0.1 port) stores into a
+    folder aside, the host's engine pushes IMAGE into it (compressing every layer, once for
+    every sandbox), then the folder is renamed into place. Setting `stop` abandons it (the
+    push is cancelled with its stream, the registry and the folder removed)."""
     cached = cache_path(image_id)
     if cached.is_dir():
         return cached
@@ -136,7 +137,7 @@ def build(
     partial.mkdir(parents=True)
     repository, tag = image.rsplit(":", 1)
     try:
-        with _throwaway_registry(host, registry_image, partial, labels) as address:
+        with _throwaway_registry(host, registry_image, partial, name, labels) as address:
             target = f"{address}/{repository}"
             host.images.get(image).tag(target, tag)
             try:
@@ -157,9 +158,11 @@ def build(
 
 @contextlib.contextmanager
 def _throwaway_registry(host: docker.DockerClient, registry_image: str, storage: Path,
-                        labels: dict[str, str]) -> Iterator[str]:
+                        name: str, labels: dict[str, str]) -> Iterator[str]:
+    with contextlib.suppress(docker.errors.NotFound):  # left by an `up` that was killed
+        host.containers.get(name).remove(force=True)
     container = host.containers.run(
-        registry_image, detach=True, labels=labels,
+        registry_image, detach=True, name=name, labels=labels,
         ports={"5000/tcp": ("127.0.0.1", None)},  # a free port, this host only
         volumes={str(storage): {"bind": STORAGE, "mode": "rw"}},
     )
