@@ -1,8 +1,7 @@
-"""Ctrl-C during a rootless sandbox's first `up` on a host with no registry cache yet, while the
-host's engine compresses the runtime's layers for it beside the copy of the images: `up` stops
-at once (exit 130), and leaves neither the throwaway registry, nor a half-written cache, nor a
-tag naming it; the next `up` makes the cache and seeds the registry from it, and `down` leaves
-nothing."""
+"""The registry cache a rootless `up` has the host's engine make: made for real (a throwaway
+registry, the host engine's push, each layer paired with its blob), and Ctrl-C while it is
+being made: `up` stops at once (exit 130) and leaves neither the throwaway registry, nor a
+half-written cache, nor a tag naming it, and `down` then leaves nothing."""
 
 from __future__ import annotations
 
@@ -14,7 +13,12 @@ import docker
 import pytest
 import yaml
 
+from kfbox.engines.lite import registry_cache
 from kfbox.engines.lite.components import container_name
+from kfbox.host.docker_engine import LABEL
+from kfbox.host.images.base import base_tag
+from kfbox.host.images.build import ensure_component_image
+from kfbox.host.progress import quiet_reporter
 from kfbox.host.rootless_docker import find_rootless_docker
 from tests.support.faults import Box, finish, interrupt, read_until
 from tests.support.net import free_port
@@ -39,10 +43,10 @@ def home_without_registry_cache(home: Path) -> Path:
 
 def throwaway_tags(client: docker.DockerClient) -> list[str]:
     return [t for image in client.images.list() for t in image.tags
-            if re.match(r"127\.0\.0\.1:\d+/kfbox/runtime:", t)]
+            if re.match(r"127\.0\.0\.1:\d+/kfbox/", t)]
 
 
-def test_ctrl_c_while_the_cache_is_made_leaves_nothing_and_the_next_up_makes_it(
+def test_ctrl_c_while_the_cache_is_made_leaves_nothing_behind(
     docker_client: docker.DockerClient, own_engine: SuiteEngine, tmp_path: Path
 ) -> None:
     name = sandbox_name("cache")
@@ -68,17 +72,38 @@ def test_ctrl_c_while_the_cache_is_made_leaves_nothing_and_the_next_up_makes_it(
         assert not cache.exists() or list(cache.iterdir()) == []
         assert throwaway_tags(docker_client) == tags_before
 
-        again = box.kfbox("up")
-        assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-3000:]
-        said = again.stdout + again.stderr
-        assert re.search(r"the ML runtime's layers: 0 sent, [1-9]\d* already there", said), said
-        assert [p.name for p in cache.iterdir()] == [
-            docker_client.images.get(yaml.safe_load(
-                (box.state / "state.json").read_text())["runtime_image"]).id.replace(":", "-")]
         down = box.kfbox("down")
         assert down.returncode == 0, down.stderr[-2000:]
         assert find_rootless_docker(name) is None
         assert labelled(docker_client, name) == []
     finally:
         box.kfbox("down")
+        remove_labelled(docker_client, name)
+
+
+def test_the_hosts_engine_makes_the_cache_and_each_layer_is_paired_with_its_blob(
+    docker_client: docker.DockerClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Made from the (small) base image here: the same code as for the runtime."""
+    monkeypatch.setenv("KFBOX_HOME", str(tmp_path / "home"))
+    name = sandbox_name("cache")
+    image = base_tag()
+    image_id = docker_client.images.get(image).id
+    registry = ensure_component_image("registry", quiet_reporter(), docker_client)
+    tags_before = throwaway_tags(docker_client)
+    try:
+        cached = registry_cache.build(docker_client, image, image_id, registry,
+                                      container_name(name, "registry-cache"), {LABEL: name})
+        assert cached == registry_cache.cache_path(image_id) and cached.is_dir()
+        assert [p.name for p in cached.parent.iterdir()] == [cached.name]  # no partial left
+        pairs = registry_cache.layers(image_id, image.rsplit(":", 1)[0])
+        assert [diff_id for diff_id, _ in pairs] == \
+            docker_client.images.get(image).attrs["RootFS"]["Layers"]
+        blobs = cached / registry_cache.V2 / "blobs/sha256"
+        for _, blob in pairs:  # each a compressed blob the registry stored
+            hexa = blob.split(":")[1]
+            assert (blobs / hexa[:2] / hexa / "data").is_file()
+        assert labelled(docker_client, name) == []
+        assert throwaway_tags(docker_client) == tags_before
+    finally:
         remove_labelled(docker_client, name)
