@@ -32,8 +32,11 @@ RAISED = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?[A-Za-z_]\w*(?:Error|Exception): \S
 # kfp 2.17.3 kfp/local/task_dispatcher.py and logging_utils.py: "HH:MM:SS.mmm - INFO - Executing
 # task 'NAME'" when a task starts, "... - Task 'NAME' finished with status STATUS" when it ends.
 # Iterations of a ParallelFor share their task's name, so ends pair with starts in order.
+# Each such line is one write (logging's StreamHandler), but kfp's separator, `print('-' *
+# columns)` (logging_utils.py), is two: a parallel task's line can land between the dashes and
+# their newline, so a line may carry the dashes before its timestamp.
 TASK_LINE = re.compile(
-    r"^(\d\d):(\d\d):(\d\d\.\d+) - \w+ - "
+    r"(\d\d):(\d\d):(\d\d\.\d+) - \w+ - "
     r"(?:Executing task '([^']+)'|Task '([^']+)' finished with status (\w+))$"
 )
 
@@ -122,7 +125,7 @@ def task_runs(logs: str) -> list[TaskRun]:
     runs: list[TaskRun] = []
     started: dict[str, list[tuple[TaskRun, float]]] = {}
     for line in logs.splitlines():
-        found = TASK_LINE.match(line.strip())
+        found = TASK_LINE.search(line.strip())
         if not found:
             continue
         hours, minutes, seconds, began, ended, state = found.groups()

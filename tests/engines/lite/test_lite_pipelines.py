@@ -57,6 +57,19 @@ def test_a_run_across_midnight_keeps_its_time() -> None:
     assert task_runs(log)[0].duration_s == 1.5
 
 
+def test_a_task_line_written_after_a_parallel_tasks_separator_still_counts() -> None:
+    """kfp prints its separator in two writes (the dashes, then the newline): a parallel task's
+    line can land between them, as a CI run's log showed."""
+    log = ("16:34:52.775 - INFO - Task 'trial' finished with status SUCCESS\n"
+           + "-" * 80 + "16:34:52.777 - INFO - Executing task 'trial'\n"
+           "\n"
+           "16:34:52.778 - INFO - Executing task 'trial'\n"
+           "16:34:58.245 - INFO - Task 'trial' finished with status SUCCESS\n"
+           "16:34:58.514 - INFO - Task 'trial' finished with status SUCCESS\n")
+    assert [(r.name, r.state, r.duration_s) for r in task_runs(log)] == [
+        ("trial", "SUCCESS", 5.468), ("trial", "SUCCESS", 5.736)]
+
+
 def test_the_cause_of_a_failed_task_is_what_it_raised() -> None:
     assert failure_cause(RUN) == (
         "RuntimeError: quality gate: accuracy=0.9689 (needs at_least 1.5, at_most None)")
