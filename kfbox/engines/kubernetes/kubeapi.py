@@ -80,7 +80,9 @@ class KubeApi:
 
     def _call(self, method: str, path: str, *, body: Any = None,
               query: list[tuple[str, str]] | None = None,
-              content_type: str = "application/json") -> Any:
+              content_type: str = "application/json", text: bool = False) -> Any:
+        """The API's answer: JSON decoded, or the body as it came where `text` (a pod's log is
+        plain text, and may well start with "[" or "{": `[W1203 ...] c10d` from torch)."""
         try:
             response = self.api.call_api(
                 path, method, query_params=query or [], body=body,
@@ -92,8 +94,10 @@ class KubeApi:
             raise KubeError(_reason(exc), exc.status or 0) from exc
         except urllib3.exceptions.HTTPError as exc:
             raise KubeError(f"no API server answers at {self.host}: {type(exc).__name__}") from exc
-        text = response.data.decode() if response.data else ""
-        return json.loads(text) if text.strip().startswith(("{", "[")) else text
+        body = response.data.decode() if response.data else ""
+        if text:
+            return body
+        return json.loads(body) if body.strip().startswith(("{", "[")) else body
 
     def server_version(self) -> tuple[int, int]:
         info = self._call("GET", "/version")
@@ -176,8 +180,8 @@ class KubeApi:
 
     def pod_logs(self, name: str, namespace: str, container: str | None = None) -> str:
         query = [("container", container)] if container else []
-        text = self._call("GET", f"/api/v1/namespaces/{namespace}/pods/{name}/log", query=query)
-        return text if isinstance(text, str) else json.dumps(text)
+        return self._call("GET", f"/api/v1/namespaces/{namespace}/pods/{name}/log",
+                          query=query, text=True)
 
 
 def refusal(exc: BaseException) -> str:

@@ -200,3 +200,18 @@ def test_a_read_write_many_store_serves_a_multi_node_job(kubeflow) -> None:
     kubeflow.double.put("v1", "persistentvolumeclaims", claim)
     job = TrainJob("digits-train", IMAGE, COMMAND, num_nodes=2, model_key="r1/train")
     assert run.run(job).succeeded
+
+
+def test_a_pod_log_that_starts_like_json_is_read_as_the_text_it_is(cluster) -> None:
+    """The API server answers a pod's log as plain text; a rank's first line is often torch's
+    `[W... TCPStore.cpp] [c10d] ...` warning, which a client sniffing for JSON took for a list
+    (a CI run failed so)."""
+    cluster.kube.apply({"apiVersion": "v1", "kind": "Pod",
+                        "metadata": {"name": "node-0", "namespace": "default"},
+                        "spec": {"containers": [{"name": "node", "image": IMAGE}]}})
+    said = ("[W1203 16:57:14.665534480 TCPStore.cpp:138] [c10d] recvValueWithTimeout failed\n"
+            "world_size=2\n")
+    cluster.double.pod_logs["default", "node-0", "node"] = said
+    assert cluster.kube.pod_logs("node-0", "default") == said
+    cluster.double.pod_logs["default", "node-0", "node"] = '{"a": 1}\n'
+    assert cluster.kube.pod_logs("node-0", "default") == '{"a": 1}\n'
