@@ -441,6 +441,12 @@ class LiteEngine(Engine):
                 return True
             except (OSError, ValueError, KeyError, DockerException, KfboxError) as exc:
                 reporter.warn(f"registry cache skipped: {str(exc).splitlines()[0][:160]}")
+                # A copy cut short (a full disk) may have left a blob cut short, which the
+                # registry would serve as there: the push starts from an empty volume instead.
+                volume = comp.volume_name(self.spec.name, "registry")
+                with contextlib.suppress(DockerException):
+                    self.client.volumes.get(volume).remove(force=True)
+                self._ensure_volume("registry")
                 return False
 
     def _seed_registry(self, image: str, update) -> registry_push.Pushed:
