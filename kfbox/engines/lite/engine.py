@@ -185,7 +185,7 @@ class LiteEngine(Engine):
                                      comp.container_name(self.spec.name, "registry-cache"),
                                      self.labels(), stop=stop)
         except (OSError, DockerException, KfboxError) as exc:
-            reporter.warn(f"registry cache skipped: {str(exc).splitlines()[0][:160]}")
+            _cache_skipped(reporter, exc)
 
     def _plans(self, images: dict[str, str]) -> list[comp.ContainerPlan]:
         plans = []
@@ -268,7 +268,8 @@ class LiteEngine(Engine):
                        if self._ensure_volume(p)}
         runtime_id = self.client.images.get(runtime).id
         if self.rootless:
-            prefilled = "registry" in created and self._prefill_rootless(images, reporter)
+            prefilled = "registry" in created and self._prefill_rootless(images, runtime_id,
+                                                                         reporter)
         else:
             prefilled = "registry" in created and self._cache_step(
                 reporter, registry_cache.prefill, runtime_id
@@ -407,17 +408,17 @@ class LiteEngine(Engine):
                 )
             )
         except (OSError, DockerException) as exc:
-            reporter.warn(f"registry cache skipped: {str(exc).splitlines()[0][:160]}")
+            _cache_skipped(reporter, exc)
             return False
 
-    def _prefill_rootless(self, images: dict[str, str], reporter: Reporter) -> bool:
+    def _prefill_rootless(self, images: dict[str, str], runtime_id: str,
+                          reporter: Reporter) -> bool:
         """A rootless sandbox's new registry, filled from the host's cache (`_images` has the
         host's engine make it when missing), and its engine told which blob each of the
         runtime's layers is: the seed's push then finds every layer there and sends none. It
         only saves time, so a failure is a warning and the push does the work."""
         runtime = images["runtime"]
         repository = runtime.rsplit(":", 1)[0]
-        runtime_id = self.host_client.images.get(runtime).id
         engine = self._rootless_engine()
         if engine is None or not registry_cache.cache_path(runtime_id).is_dir():
             return False
@@ -440,7 +441,7 @@ class LiteEngine(Engine):
                 update(f"{known} layers known to the engine")
                 return True
             except (OSError, ValueError, KeyError, DockerException, KfboxError) as exc:
-                reporter.warn(f"registry cache skipped: {str(exc).splitlines()[0][:160]}")
+                _cache_skipped(reporter, exc)
                 # A copy cut short (a full disk) may have left a blob cut short, which the
                 # registry would serve as there: the push starts from an empty volume instead.
                 volume = comp.volume_name(self.spec.name, "registry")
@@ -753,3 +754,8 @@ def _image_ref(container) -> str:
     """tag@content-digest of the image a container runs, as the report records it."""
     image = container.image
     return f"{image.tags[0] if image.tags else 'untagged'}@{image.id}"
+
+
+def _cache_skipped(reporter: Reporter, exc: BaseException) -> None:
+    """The registry cache only saves time: its failure is one warning line, and `up` goes on."""
+    reporter.warn(f"registry cache skipped: {str(exc).splitlines()[0][:160]}")

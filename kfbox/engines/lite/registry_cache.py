@@ -96,9 +96,7 @@ def save(
     for stale in cached.parent.iterdir():
         if not stale.name.endswith(".partial"):  # another sandbox may be writing that one
             shutil.rmtree(stale, ignore_errors=True)
-    partial = cached.with_name(f"{cached.name}.{uuid.uuid4().hex[:6]}.partial")
-    partial.mkdir(parents=True)
-    try:
+    with _aside(cached) as partial:
         _copy(
             client,
             helper_image,
@@ -110,7 +108,18 @@ def save(
                 str(partial): {"bind": "/cache", "mode": "rw"},
             },
         )
-        if not cached.exists():  # a sandbox seeding at the same time may have won the race
+
+
+@contextlib.contextmanager
+def _aside(cached: Path) -> Iterator[Path]:
+    """A folder beside CACHED to write the cache into, renamed into place when the writing
+    ends well (so a crash never leaves a half cache behind), else removed; removed too when a
+    sandbox writing at the same time won the race."""
+    partial = cached.with_name(f"{cached.name}.{uuid.uuid4().hex[:6]}.partial")
+    partial.mkdir(parents=True)
+    try:
+        yield partial
+        if not cached.exists():
             partial.rename(cached)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
@@ -133,26 +142,20 @@ def build(
     cached = cache_path(image_id)
     if cached.is_dir():
         return cached
-    partial = cached.with_name(f"{cached.name}.{uuid.uuid4().hex[:6]}.partial")
-    partial.mkdir(parents=True)
     repository, tag = image.rsplit(":", 1)
-    try:
-        with _throwaway_registry(host, registry_image, partial, name, labels) as address:
-            target = f"{address}/{repository}"
-            host.images.get(image).tag(target, tag)
-            try:
-                for event in host.images.push(target, tag=tag, stream=True, decode=True):
-                    if "error" in event:
-                        raise KfboxError(f"caching the ML runtime's registry layers failed: "
-                                         f"{event['error']}")
-                    if stop is not None and stop.is_set():
-                        raise KfboxError("caching the ML runtime's registry layers: abandoned")
-            finally:
-                host.images.remove(f"{target}:{tag}")  # the tag only: the image stays
-        if not cached.exists():  # a sandbox building at the same time may have won the race
-            partial.rename(cached)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
+    with (_aside(cached) as partial,
+          _throwaway_registry(host, registry_image, partial, name, labels) as address):
+        target = f"{address}/{repository}"
+        host.images.get(image).tag(target, tag)
+        try:
+            for event in host.images.push(target, tag=tag, stream=True, decode=True):
+                if "error" in event:
+                    raise KfboxError(f"caching the ML runtime's registry layers failed: "
+                                     f"{event['error']}")
+                if stop is not None and stop.is_set():
+                    raise KfboxError("caching the ML runtime's registry layers: abandoned")
+        finally:
+            host.images.remove(f"{target}:{tag}")  # the tag only: the image stays
     return cached
 
 
