@@ -20,6 +20,7 @@ from kfbox.engines.kubernetes.kubeapi import KubeApi, KubeError, client_from_kub
 from kfbox.engines.kubernetes.manifest_cache import ManifestCache
 from kfbox.engines.kubernetes.platform import ClusterAccess, KubePlatform
 from kfbox.engines.kubernetes.tools import Tools
+from kfbox.engines.tutorials import tutorial_checks
 from kfbox.host import paths
 from kfbox.host.config import SandboxSpec
 from kfbox.host.docker_engine import LABEL, ROLE_LABEL
@@ -28,6 +29,10 @@ from kfbox.host.images.versions import RUNTIME_PACKAGES, installed_versions
 from kfbox.host.preflight import Check
 from kfbox.host.progress import Reporter
 from kfbox.host.statefiles import StateFolder
+
+TUTORIALS = Path(__file__).parent / "tutorials"
+"""Notebooks a person follows to train, tune and serve with the Kubernetes backends of the
+Kubeflow SDK and KServe's client; the certificate runs them in the run's Notebook."""
 
 STATE_FILE = "kubernetes.json"
 
@@ -159,6 +164,7 @@ class KubernetesEngine(Engine):
             registry=self.access().registry,
             model_store="a PersistentVolumeClaim (kfbox-store) in each run's namespace",
             gpus=self.gpus(),
+            tutorials=tutorial_checks(TUTORIALS),
             software=self.software(),
         )
 

@@ -29,6 +29,9 @@ HOME = "/home/jovyan"
 TOKEN_SECRET = "kfbox-jupyter-token"
 TOKEN_KEY = "token"
 TOKEN_ENV = "JUPYTER_TOKEN"
+NAMESPACE_ENV = "POD_NAMESPACE"
+"""The pod's namespace, which a client that is not the Kubeflow SDK's needs (KServe's client
+defaults to `default` outside a pod's service-account files)."""
 SANDBOX_NAMESPACE = "kfbox"
 SANDBOX_NOTEBOOK = "jupyter"
 SANDBOX_CLAIM = "kfbox-workspace"
@@ -65,12 +68,14 @@ def notebook_resources(cpus: float, memory: str) -> dict[str, dict[str, str]]:
 
 def notebook_object(namespace: str, name: str, image: str, mounts: dict[str, str],
                     resources: dict[str, dict[str, str]] | None = None,
-                    service_account: str | None = None) -> dict[str, Any]:
+                    service_account: str | None = None,
+                    env: dict[str, str] | None = None) -> dict[str, Any]:
     """The Notebook CR: `image` started as Kubeflow's images start Jupyter, with the token of
     TOKEN_SECRET; `mounts` maps claim names to mount paths; `resources` the container's
     requests and limits (notebook_resources); `service_account` what its pod runs as (the
-    namespace's `default` when None). The pod template is built with the kubernetes typed
-    models."""
+    namespace's `default` when None); `env` what the tutorials read besides the pod's own
+    namespace (POD_NAMESPACE, from the downward API). The pod template is built with the
+    kubernetes typed models."""
     args = [f"--notebook-dir={HOME}", "--ip=0.0.0.0", f"--port={CONTAINER_PORT}",
             "--no-browser", "--ServerApp.base_url=$(NB_PREFIX)",
             f"--IdentityProvider.token=$({TOKEN_ENV})", "--ServerApp.password=",
@@ -81,7 +86,10 @@ def notebook_object(namespace: str, name: str, image: str, mounts: dict[str, str
         containers=[client.V1Container(
             name=name, image=image, command=[JUPYTER, "lab"], args=args,
             env=[client.V1EnvVar(name=TOKEN_ENV, value_from=client.V1EnvVarSource(
-                secret_key_ref=client.V1SecretKeySelector(name=TOKEN_SECRET, key=TOKEN_KEY)))],
+                secret_key_ref=client.V1SecretKeySelector(name=TOKEN_SECRET, key=TOKEN_KEY))),
+                 client.V1EnvVar(name=NAMESPACE_ENV, value_from=client.V1EnvVarSource(
+                     field_ref=client.V1ObjectFieldSelector(field_path="metadata.namespace"))),
+                 *(client.V1EnvVar(name=k, value=v) for k, v in (env or {}).items())],
             ports=[client.V1ContainerPort(name="notebook-port", container_port=CONTAINER_PORT,
                                           protocol="TCP")],
             volume_mounts=[client.V1VolumeMount(name=v, mount_path=path)

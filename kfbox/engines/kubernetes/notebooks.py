@@ -1,10 +1,13 @@
 """Notebooks on Kubernetes: a `Notebook` in the run's namespace with the run's model store
-mounted, driven with JupyterClient over a port-forward, with its own Jupyter token."""
+mounted, driven with JupyterClient over a port-forward, with its own Jupyter token, running as
+the notebook's service account (notebook_access) so that the tutorials it runs may start
+TrainJobs, Experiments and InferenceServices in that namespace and nothing else."""
 
 from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -12,12 +15,17 @@ from typing import Any
 from kfbox.engines.jupyter import JupyterClient
 from kfbox.engines.kubernetes import jupyter
 from kfbox.engines.kubernetes.kubeapi import KubeApi, KubeError
+from kfbox.engines.kubernetes.notebook_access import SERVICE_ACCOUNT, access_objects
 from kfbox.engines.kubernetes.portforward import PortForward
 from kfbox.engines.kubernetes.tools import Tools
 from kfbox.engines.kubernetes.workspace import STORE_CLAIM
 from kfbox.engines.platform import MODEL_STORE_MOUNT, NotebookResult, StepFailure
 
 NOTEBOOK_NAME = "kfbox-notebook"
+STORE_ENV = "KFBOX_STORE"
+STORE_CLAIM_ENV = "KFBOX_STORE_CLAIM"
+"""Where the notebook's pod mounts the model store, and the claim's name: a workload the
+notebook starts mounts the same claim (the serving tutorial's model server)."""
 READY_TIMEOUT_S = 600
 
 
@@ -35,6 +43,10 @@ class KubeNotebooks:
     resources: dict[str, Any] = field(default_factory=dict)
     """cpus and memory of the sandbox (jupyter.notebook_resources); none when empty."""
     poll_s: float = 2
+    environment: Callable[[], dict[str, str]] = dict
+    """What the notebook's container gets besides the store's place (KFBOX_STORE,
+    KFBOX_STORE_CLAIM): the tutorials read the ML runtime's image there. Called once, when the
+    server starts: finding that image may build and push it."""
     token: str = field(default_factory=lambda: secrets.token_hex(24))
     forward: PortForward | None = None
     client: JupyterClient | None = None
@@ -46,11 +58,15 @@ class KubeNotebooks:
     def ensure_server(self) -> None:
         if self.forward is not None:
             return
+        env = {STORE_ENV: MODEL_STORE_MOUNT, STORE_CLAIM_ENV: STORE_CLAIM, **self.environment()}
         try:
+            for obj in access_objects(self.namespace):
+                self.kube.apply(obj)
             self.kube.apply(jupyter.token_secret(self.namespace, self.token))
             self.kube.apply(jupyter.notebook_object(
                 self.namespace, NOTEBOOK_NAME, self.image, {STORE_CLAIM: MODEL_STORE_MOUNT},
-                jupyter.notebook_resources(**self.resources) if self.resources else None))
+                jupyter.notebook_resources(**self.resources) if self.resources else None,
+                service_account=SERVICE_ACCOUNT, env=env))
         except KubeError as exc:
             raise StepFailure(f"Notebook {NOTEBOOK_NAME} refused: {exc}") from exc
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -84,3 +100,10 @@ class KubeNotebooks:
             self.forward.stop()
             self.forward = None
             self.client = None
+
+    def remove_access(self) -> None:
+        """Delete what the notebook's access made outside its namespace (its ClusterRole and
+        binding); deleting the namespace removes the rest."""
+        for obj in access_objects(self.namespace):
+            if "namespace" not in obj["metadata"]:
+                self.kube.delete(obj["apiVersion"], obj["kind"], obj["metadata"]["name"])

@@ -21,6 +21,7 @@ from kfbox.engines.kubernetes.tracking import KubeTracking
 from kfbox.engines.kubernetes.training import TRAINING_RUNTIME, KubeTraining
 from kfbox.engines.kubernetes.tuning import KubeTuning
 from kfbox.engines.kubernetes.workspace import RunNamespace
+from kfbox.engines.tutorials import RUNTIME_IMAGE_ENV
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,8 @@ class KubePlatform:
         self.docker = HostDocker(access.tools)
         self.images = KubeImages(self.docker, access.registry)
         self.notebooks = KubeNotebooks(kube, ns, access.tools, access.kubeconfig,
-                                       access.notebook_image, run_dir, resources=resources)
+                                       access.notebook_image, run_dir, resources=resources,
+                                       environment=self._notebook_environment)
         self.artifacts = KubeArtifacts(self.notebooks)
         self.pipelines = KubePipelines(access.tools, access.kubeconfig)
         self.tracking = KubeTracking(kube, ns, access.tools, access.kubeconfig,
@@ -72,6 +74,11 @@ class KubePlatform:
     def runtime_image(self) -> str:
         """The ML runtime scenario images build FROM, built on the host as on lite."""
         return self.docker.runtime_image(self.access.ca_bundle)
+
+    def _notebook_environment(self) -> dict[str, str]:
+        """The ML runtime as the cluster pulls it: the tutorials' training nodes, trials and
+        model server run it (what the lite engine's notebook finds in the same variable)."""
+        return {RUNTIME_IMAGE_ENV: self.images.publish(self.runtime_image, "kfbox/runtime")}
 
     def _tracking_image(self) -> str:
         """kfbox's tracking server image (lite's), pushed where the cluster pulls from."""
@@ -89,4 +96,5 @@ class KubePlatform:
         self.tracking.close()
         self.notebooks.close()
         if not keep:
+            self.notebooks.remove_access()
             self.workspace.delete()

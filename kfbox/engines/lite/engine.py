@@ -13,6 +13,7 @@ from pathlib import Path
 import docker
 from docker.errors import APIError, DockerException, NotFound
 
+from kfbox.engines import tutorials
 from kfbox.engines.base import (
     Access,
     Capabilities,
@@ -309,7 +310,7 @@ class LiteEngine(Engine):
 
         with reporter.step("Tutorials in the notebook server", action="tutorials") as update:
             client = JupyterClient(plan.base_url(), self.token())
-            offered = client.offer(rootless.tutorials(), "tutorials")
+            offered = client.offer(tutorials.notebooks(rootless.TUTORIALS), "tutorials")
             update(", ".join(offered) if offered else "already there")
 
     def _ensure_network(self) -> None:
@@ -599,7 +600,7 @@ class LiteEngine(Engine):
             if "tracking" in spec.lite.components
             else None,
             bundle=installed.sha256 if (installed := bundle_record(spec.name)) else "",
-            tutorials=rootless.tutorial_checks() if self.rootless else [],
+            tutorials=tutorials.tutorial_checks(rootless.TUTORIALS) if self.rootless else [],
             software=self.software(),
         )
 

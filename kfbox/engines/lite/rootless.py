@@ -8,11 +8,10 @@ import os
 from pathlib import Path
 
 import docker
-import yaml
 from docker.errors import ImageNotFound
 
-from kfbox.engines.base import Tutorial
 from kfbox.engines.lite.runtime_file import write_runtime
+from kfbox.engines.tutorials import RUNTIME_IMAGE_ENV
 from kfbox.host.config import Resources, SandboxSpec
 from kfbox.host.progress import Reporter
 from kfbox.host.rootless_docker import (
@@ -93,17 +92,6 @@ def prepare_notebook_home(engine: RootlessDocker, runtime_image: str) -> Path:
     return home
 
 
-def tutorials() -> list[Path]:
-    return sorted(TUTORIALS.glob("*.ipynb"))
-
-
-def tutorial_checks() -> list[Tutorial]:
-    """Each tutorial with what running it proves (tutorials/checks.yaml)."""
-    checks = yaml.safe_load((TUTORIALS / "checks.yaml").read_text())
-    return [Tutorial(str(TUTORIALS / name), entry["requirement"], entry["prints"])
-            for name, entry in checks.items()]
-
-
 def jupyter_settings(engine: RootlessDocker, network: str, registry: str,
                      runtime_image: str) -> dict:
     """What the notebook server's container gets in a rootless sandbox: the engine's socket, its
@@ -119,7 +107,7 @@ def jupyter_settings(engine: RootlessDocker, network: str, registry: str,
         },
         "environment": {"DOCKER_HOST": f"unix://{ENGINE_SOCKET}", "HOME": home,
                         "KFBOX_NETWORK": network, "KFBOX_REGISTRY": registry,
-                        "KFBOX_RUNTIME_IMAGE": runtime_image},
+                        RUNTIME_IMAGE_ENV: runtime_image},
         "user": "root",
         "extra_args": ["--allow-root"],
     }

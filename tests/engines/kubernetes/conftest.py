@@ -22,9 +22,11 @@ from controllers import (
     serve_notebooks,
 )
 from kapi_double import KubeApiDouble, core_double, serve
+from rbac import RBAC_API
 from webhooks import (
     crd_schema,
     experiment,
+    experiment_defaults,
     inference_service,
     kserve_resource_defaults,
     trainjob,
@@ -113,8 +115,8 @@ def kubeflow(cluster: Cluster) -> Cluster:
 
     for group_version, plural, kind, namespaced in KUBEFLOW_KINDS:
         cluster.double.declare(group_version, plural, kind, namespaced=namespaced, status=True)
-    cluster.double.admission += [trainjob, experiment, kserve_resource_defaults,
-                                 inference_service]
+    cluster.double.admission += [trainjob, experiment_defaults, experiment,
+                                 kserve_resource_defaults, inference_service]
     runtime = yaml.safe_load((Path(__file__).parent / "fixtures" / "torch-distributed.yaml")
                              .read_text())
     cluster.double.create("trainer.kubeflow.org/v1alpha1", "clustertrainingruntimes", runtime)
@@ -123,6 +125,17 @@ def kubeflow(cluster: Cluster) -> Cluster:
     cluster.double.put("v1", "configmaps", {
         "apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": name, "namespace": namespace}, "data": public["data"]})
+    readers = upstream.component("trainer")["public_configmap_readers"]
+    meta = {"name": name, "namespace": namespace}
+    cluster.double.put(RBAC_API, "roles", {
+        "apiVersion": RBAC_API, "kind": "Role", "metadata": dict(meta),
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [name],
+                   "verbs": readers["verbs"]}]})
+    cluster.double.put(RBAC_API, "rolebindings", {
+        "apiVersion": RBAC_API, "kind": "RoleBinding", "metadata": dict(meta),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io",
+                      "name": readers["group"]}]})
     installed_configs(cluster.double)
     serve_inference_services(cluster.double)
     serve_notebooks(cluster.double)

@@ -16,6 +16,7 @@ import json
 import re
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -297,6 +298,37 @@ def katib_runs(double: KubeApiDouble, kind: str, group_version: str) -> str | No
     return None
 
 
+def optimal_trial(double: KubeApiDouble, namespace: str, experiment: dict[str, Any],
+                  names: list[str]) -> dict[str, Any]:
+    """status.currentOptimalTrial as Katib v0.19.0's experiment controller writes it
+    (pkg/controller.v1beta1/experiment/util/status_util.go updateTrialsSummary): the trial
+    whose objective metric's latest value is best in the objective's direction, with its
+    parameter assignments and observation; empty while no trial has the metric."""
+    objective = experiment["spec"]["objective"]
+    best, best_value = None, None
+    for name in names:
+        trial = double.get(KATIB_API, "trials", namespace, name) or {}
+        metrics = ((trial.get("status") or {}).get("observation") or {}).get("metrics") or []
+        value = next((m["latest"] for m in metrics
+                      if m["name"] == objective["objectiveMetricName"]), None)
+        if value is None or value == UNAVAILABLE_METRIC:
+            continue
+        better = best_value is None or (float(value) > best_value
+                                        if objective["type"] == "maximize"
+                                        else float(value) < best_value)
+        if better:
+            best, best_value = trial, float(value)
+    if best is None:
+        return {}
+    return {"bestTrialName": best["metadata"]["name"],
+            "parameterAssignments": best["spec"]["parameterAssignments"],
+            "observation": best["status"]["observation"]}
+
+
+UNAVAILABLE_METRIC = "unavailable"
+"""pkg/controller.v1beta1/consts/const.go UnavailableMetricValue at v0.19.0."""
+
+
 @dataclass
 class Experiments:
     """Stand-in for Katib: an Experiment's trials get assignments from `_spread`, their
@@ -332,13 +364,25 @@ class Experiments:
         facts = upstream.component("katib")
         primary = next(c for c in pod["spec"]["containers"]
                        if c["name"] == template["primaryContainerName"])
-        primary["args"] = [" ".join([*(primary.get("command") or []),
-                                     *(primary.get("args") or [])])
-                           + f" 1>{facts['metrics_file']} 2>&1"]
-        primary["command"] = ["sh", "-c"]
+        # wrapWorkerContainer: a command that starts `sh -c` or `bash -c` keeps that shell and
+        # its script gets the redirect and the completion mark appended; any other becomes
+        # `sh -c` of the whole command line joined by spaces.
+        argv = [*(primary.get("command") or []), *(primary.get("args") or [])]
+        shell, argv = (argv[:2], argv[2:]) if argv[0] in ("sh", "bash") and argv[1] == "-c" \
+            else (["sh", "-c"], argv)
+        folder = facts["metrics_file"].rpartition("/")[0]
+        primary["command"] = shell
+        primary["args"] = [" ".join([*argv, f"1>{facts['metrics_file']} 2>&1",
+                                     "&&", f"echo completed > {folder}/$$$$.pid"])]
+        # mutateMetricsCollectorVolume: an emptyDir at the metrics file's folder, mounted in
+        # the primary container and the sidecar.
+        mount = {"name": "metrics-volume", "mountPath": folder}
+        primary.setdefault("volumeMounts", []).append(dict(mount))
         pod["spec"]["containers"].append({
             "name": facts["metrics_collector_container"],
-            "image": "ghcr.io/kubeflow/katib/file-metrics-collector:v0.19.0"})
+            "image": "ghcr.io/kubeflow/katib/file-metrics-collector:v0.19.0",
+            "volumeMounts": [dict(mount)]})
+        pod["spec"].setdefault("volumes", []).append({"name": "metrics-volume", "emptyDir": {}})
 
     def _injected(self, namespace: str) -> bool:
         """The pod mutator's namespaceSelector: only labelled namespaces."""
@@ -358,35 +402,53 @@ class Experiments:
                       template["trialSpec"]["apiVersion"]):
             return  # no trial ever completes: the Experiment stays running
         count = spec["maxTrialCount"]
-        for index in range(count):
-            trial_name = f"{meta['name']}-{index:04x}"
-            assignments = {p["name"]: _spread(p, index, count) for p in spec["parameters"]}
-            values = {"${trialSpec.Name}": trial_name, **assignments}
-            text = json.dumps(template["trialSpec"])
-            for parameter in template["trialParameters"]:
-                text = text.replace(f"${{trialParameters.{parameter['name']}}}",
-                                    values[parameter["reference"]])
-            run_spec = json.loads(text)
-            run_spec["metadata"] = {"name": trial_name, "namespace": meta["namespace"]}
-            self.double.put(KATIB_API, "trials", {
-                "apiVersion": KATIB_API, "kind": "Trial",
-                "metadata": {"name": trial_name, "namespace": meta["namespace"],
-                             "labels": {"katib.kubeflow.org/experiment": meta["name"]}},
-                "spec": {"parameterAssignments": [{"name": k, "value": v}
-                                                  for k, v in assignments.items()],
-                         "runSpec": run_spec},
-            })
-            try:
-                self.double.create(TRAINER_API, "trainjobs", run_spec)
-            except Denied as denied:
-                # A real Katib retries the create and the trial never runs; the stand-in
-                # fails it with the refusal, so a test sees why.
-                self._finish(trial_name, meta["namespace"], False, denied.message)
-                continue
-            succeeded = self.trainjobs.reconcile(run_spec)
-            self._observe(trial_name, meta["namespace"], template, spec, succeeded)
+        # As Katib keeps parallelTrialCount trials running: each batch's TrainJobs run together.
+        parallel = max(1, spec.get("parallelTrialCount") or 1)
+        for first in range(0, count, parallel):
+            started = [trial for index in range(first, min(first + parallel, count))
+                       if (trial := self._start_trial(experiment, index, count))]
+            with ThreadPoolExecutor(len(started) or 1) as pool:
+                results = list(pool.map(lambda t: self.trainjobs.reconcile(t[1]), started))
+            for (trial_name, _), succeeded in zip(started, results, strict=True):
+                self._observe(trial_name, meta["namespace"], template, spec, succeeded)
+        trials = [f"{meta['name']}-{index:04x}" for index in range(count)]
         self.double.set_status(KATIB_API, "experiments", meta["namespace"], meta["name"], {
-            "conditions": [{"type": "Succeeded", "status": "True"}]})
+            "conditions": [{"type": "Succeeded", "status": "True"}],
+            "trials": count,
+            "currentOptimalTrial": optimal_trial(self.double, meta["namespace"], experiment,
+                                                 trials)})
+
+    def _start_trial(self, experiment: dict[str, Any], index: int,
+                     count: int) -> tuple[str, dict[str, Any]] | None:
+        """The trial and its TrainJob (the template with every `${trialParameters.*}`
+        replaced), created through admission; None when refused (the trial failed)."""
+        meta, spec = experiment["metadata"], experiment["spec"]
+        template = spec["trialTemplate"]
+        trial_name = f"{meta['name']}-{index:04x}"
+        assignments = {p["name"]: _spread(p, index, count) for p in spec["parameters"]}
+        values = {"${trialSpec.Name}": trial_name, **assignments}
+        text = json.dumps(template["trialSpec"])
+        for parameter in template["trialParameters"]:
+            text = text.replace(f"${{trialParameters.{parameter['name']}}}",
+                                values[parameter["reference"]])
+        run_spec = json.loads(text)
+        run_spec["metadata"] = {"name": trial_name, "namespace": meta["namespace"]}
+        self.double.put(KATIB_API, "trials", {
+            "apiVersion": KATIB_API, "kind": "Trial",
+            "metadata": {"name": trial_name, "namespace": meta["namespace"],
+                         "labels": {"katib.kubeflow.org/experiment": meta["name"]}},
+            "spec": {"parameterAssignments": [{"name": k, "value": v}
+                                              for k, v in assignments.items()],
+                     "runSpec": run_spec},
+        })
+        try:
+            self.double.create(TRAINER_API, "trainjobs", run_spec)
+        except Denied as denied:
+            # A real Katib retries the create and the trial never runs; the stand-in fails it
+            # with the refusal, so a test sees why.
+            self._finish(trial_name, meta["namespace"], False, denied.message)
+            return None
+        return trial_name, run_spec
 
     def _finish(self, trial: str, namespace: str, succeeded: bool, message: str = "",
                 observation: dict[str, Any] | None = None) -> None:
@@ -413,11 +475,16 @@ class Experiments:
             self.double.pod_logs[namespace, primary["metadata"]["name"], collector]
         names = [spec["objective"]["objectiveMetricName"],
                  *(spec["objective"].get("additionalMetricNames") or [])]
+        # Each metric with its min, max and latest as Katib's trial controller reports them
+        # (pkg/controller.v1beta1/trial/trial_controller_util.go getMetrics at v0.19.0).
         metrics = []
         for name in names:
             found = re.findall(rf"^{re.escape(name)}=(\S+)$", logs, re.MULTILINE)
             if found:
-                metrics.append({"name": name, "latest": found[-1]})
+                values = [float(v) for v in found]
+                metrics.append({"name": name, "latest": found[-1],
+                                "min": found[values.index(min(values))],
+                                "max": found[values.index(max(values))]})
         self._finish(trial, namespace, succeeded,
                      observation={"metrics": metrics} if metrics else None)
 
@@ -550,7 +617,12 @@ def serve_inference_services(double: KubeApiDouble) -> None:
                 "apiVersion": "v1", "kind": "Service",
                 "metadata": {"name": meta["name"] + suffix, "namespace": meta["namespace"]},
                 "spec": {"ports": [{"port": 80, "targetPort": 8080}]}})
-            status = {"url": url, "deploymentMode": mode,
+            # The address inside the cluster: the predictor Service's name in cluster DNS
+            # (reconcilers/ingress/kube_ingress_reconciler.go createAddress, httproute_reconciler.go
+            # getRawServiceHost, constants.go PredictorServiceName; knative's
+            # network.GetServiceHostname adds `.<namespace>.svc.cluster.local`).
+            address = f"http://{meta['name']}{suffix}.{meta['namespace']}.svc.cluster.local"
+            status = {"url": url, "deploymentMode": mode, "address": {"url": address},
                       "conditions": [{"type": "Ready", "status": "True"}]}
         double.set_status("serving.kserve.io/v1beta1", plural, meta["namespace"], meta["name"],
                           status)

@@ -20,9 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import upstream
 from controllers import COMPLETION_INDEX, Run
 
 PYTHON = re.compile(r"^python(\d+(\.\d+)?)?$")
+
+
+def host_path() -> str:
+    """PATH with this interpreter's folder first: the image's `python` and `torchrun` are this
+    environment's here."""
+    return os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
 
 
 def free_port() -> int:
@@ -47,8 +54,11 @@ class HostKubelet:
             host.parent.mkdir(parents=True, exist_ok=True)
             host.write_text(content)
             mapping[path] = str(host)
+        empty_dirs = {v["name"] for v in pod["spec"].get("volumes") or [] if "emptyDir" in v}
         for mount in node.get("volumeMounts") or []:
-            host = self.root / "volumes" / mount["name"]
+            # An emptyDir is the pod's own; any other volume is shared by every pod using it.
+            host = (self.root / "pods" / pod["metadata"]["name"] / "volumes"
+                    if mount["name"] in empty_dirs else self.root / "volumes") / mount["name"]
             host.mkdir(parents=True, exist_ok=True)
             mapping[mount["mountPath"]] = str(host)
         return mapping
@@ -75,24 +85,42 @@ class HostKubelet:
 
     def __call__(self, pods: list[dict[str, Any]]) -> list[Run]:
         port = free_port()
-        processes = []
+        processes, mappings = [], []
         for pod in pods:
             node = next(c for c in pod["spec"]["containers"] if c["name"] == "node")
             paths = self._paths(pod, node)
+            mappings.append(paths)
             argv = [self._rewrite(a, paths) for a in [*node["command"], *node.get("args", [])]]
             if PYTHON.match(argv[0]):
                 argv[0] = sys.executable
             env = {k: self._rewrite(v, paths) for k, v in self._env(pod, node, port).items()}
             # gloo picks its interface from the hostname, which may not resolve on this host.
-            env |= {"PATH": os.environ["PATH"], "HOME": str(self.root), "GLOO_SOCKET_IFNAME": "lo"}
-            processes.append(subprocess.Popen(argv, env=env, stdout=subprocess.PIPE,
+            env |= {"PATH": host_path(), "HOME": str(self.root), "GLOO_SOCKET_IFNAME": "lo"}
+            # The container's working directory: the Kubeflow SDK's function trainer writes the
+            # function's file there before torchrun runs it.
+            workdir = self.root / "pods" / pod["metadata"]["name"]
+            workdir.mkdir(parents=True, exist_ok=True)
+            processes.append(subprocess.Popen(argv, env=env, cwd=workdir,
+                                              stdout=subprocess.PIPE,
                                               stderr=subprocess.STDOUT, text=True))
         runs = []
-        for process in processes:
+        for pod, process, paths in zip(pods, processes, mappings, strict=True):
             try:
                 out, _ = process.communicate(timeout=self.timeout_s)
             except subprocess.TimeoutExpired:
                 process.kill()
                 out, _ = process.communicate()
-            runs.append((out, process.returncode == 0))
+            runs.append((self._collected(pod, paths) or out, process.returncode == 0))
         return runs
+
+    @staticmethod
+    def _collected(pod: dict[str, Any], paths: dict[str, str]) -> str | None:
+        """What Katib's collector sidecar echoes, for a pod that has one: the metrics file the
+        primary container's output was sent to (TrainJobs files it as the sidecar's log)."""
+        facts = upstream.component("katib")
+        if not any(c["name"] == facts["metrics_collector_container"]
+                   for c in pod["spec"]["containers"]):
+            return None
+        folder, _, name = facts["metrics_file"].rpartition("/")
+        metrics = Path(paths[folder]) / name if folder in paths else None
+        return metrics.read_text() if metrics and metrics.is_file() else ""

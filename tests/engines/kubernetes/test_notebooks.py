@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,9 +21,11 @@ import kubernetes_validate
 import pytest
 import requests
 from hostkubelet import free_port
+from hostpods import server_argv
 
 from kfbox.engines.kubernetes import jupyter as notebook_servers
 from kfbox.engines.kubernetes.artifacts import KubeArtifacts
+from kfbox.engines.kubernetes.notebook_access import SERVICE_ACCOUNT
 from kfbox.engines.kubernetes.notebooks import NOTEBOOK_NAME, KubeNotebooks
 from kfbox.engines.kubernetes.tools import Tools
 from kfbox.engines.kubernetes.workspace import RunNamespace, namespace_object
@@ -37,25 +38,13 @@ TOKEN = "nbtest-token"
 IMAGE = "ghcr.io/kubeflow/kubeflow/notebook-servers/jupyter-pytorch-full:v1.10.0"
 
 
-def server_argv(root: Path, port: int) -> list[str]:
+def notebook_argv(root: Path, port: int) -> list[str]:
     """The Notebook container's arguments as the kubelet expands them (NB_PREFIX from the
-    controller, the token from the Secret), for this host's jupyter_server: only the folder,
-    the address and the port differ."""
+    controller, the token from the Secret), for this host's jupyter_server."""
     notebook = notebook_servers.notebook_object(NAMESPACE, NOTEBOOK_NAME, IMAGE,
                                                 {"kfbox-store": "/mnt/store"})
     container = notebook["spec"]["template"]["spec"]["containers"][0]
-    assert container["command"] == ["/opt/conda/bin/jupyter", "lab"]
-    args = []
-    for arg in container["args"]:
-        arg = arg.replace("$(NB_PREFIX)", PREFIX).replace("$(JUPYTER_TOKEN)", TOKEN)
-        option = arg.split("=", 1)[0]
-        arg = {"--notebook-dir": f"--ServerApp.root_dir={root}", "--ip": "--ip=127.0.0.1",
-               "--port": f"--port={port}"}.get(option, arg)
-        args.append(arg)
-    off = {name: False for name in ("jupyterlab", "jupyter_lsp", "jupyter_server_terminals",
-                                     "notebook_shim")}  # UI extensions: slow to load, unused
-    return [sys.executable, "-m", "jupyter_server", "--allow-root", *args,
-            f"--ServerApp.jpserver_extensions={off!r}"]
+    return server_argv(container, {"NB_PREFIX": PREFIX, "JUPYTER_TOKEN": TOKEN}, root, port)
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +52,7 @@ def jupyter(tmp_path_factory) -> Iterator[tuple[int, Path]]:
     """A real jupyter_server started as the Notebook's container starts Jupyter."""
     root = tmp_path_factory.mktemp("jupyter-root")
     port = free_port()
-    server = subprocess.Popen(server_argv(root, port), stdout=subprocess.DEVNULL,
+    server = subprocess.Popen(notebook_argv(root, port), stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     try:
         for _ in range(200):
@@ -141,8 +130,16 @@ def test_notebook_cr_then_cells_run_through_the_jupyter_api_over_the_port_forwar
     assert container["image"] == IMAGE
     assert container["volumeMounts"] == [{"name": "claim-0", "mountPath": "/mnt/store"}]
     assert pod["spec"]["volumes"][0]["persistentVolumeClaim"] == {"claimName": "kfbox-store"}
-    assert container["env"] == [{"name": "JUPYTER_TOKEN", "valueFrom": {"secretKeyRef": {
-        "name": notebook_servers.TOKEN_SECRET, "key": "token"}}}]
+    assert container["env"] == [
+        {"name": "JUPYTER_TOKEN", "valueFrom": {"secretKeyRef": {
+            "name": notebook_servers.TOKEN_SECRET, "key": "token"}}},
+        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": "KFBOX_STORE", "value": "/mnt/store"},
+        {"name": "KFBOX_STORE_CLAIM", "value": "kfbox-store"}]
+    # It runs as the notebook's service account, with its access in the run's namespace.
+    assert pod["spec"]["serviceAccountName"] == SERVICE_ACCOUNT
+    assert kubeflow.double.get("rbac.authorization.k8s.io/v1", "rolebindings", NAMESPACE,
+                               SERVICE_ACCOUNT)
 
 
 def test_a_failing_cell_is_one_line_with_the_traceback(notebooks, tmp_path) -> None:

@@ -189,3 +189,71 @@ def test_trial_logs_and_metrics_come_from_katibs_collector_sidecar(kubeflow) -> 
         assert "train_seconds=4.5" in trial.logs and "accuracy=" in trial.logs
         assert trial.metrics["train_seconds"] == 4.5
         assert trial.metrics["accuracy"] > 0.5
+
+
+def sdk_style_experiment(namespace: str, command: list[str], goal: str) -> dict:
+    """An Experiment as the Kubeflow SDK's OptimizerClient writes it: a TrainJob trial
+    template naming no success or failure condition and no primary pod labels."""
+    return {"apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment",
+            "metadata": {"name": "sdk", "namespace": namespace},
+            "spec": {"objective": {"type": goal, "objectiveMetricName": "accuracy"},
+                     "algorithm": {"algorithmName": "random"},
+                     "maxTrialCount": 3, "parallelTrialCount": 2,
+                     "parameters": [{"name": "lr", "parameterType": "double",
+                                     "feasibleSpace": {"min": "0.1", "max": "0.4"}}],
+                     "trialTemplate": {
+                         "primaryContainerName": "node", "retain": True,
+                         "trialParameters": [{"name": "lr", "reference": "lr"}],
+                         "trialSpec": {"apiVersion": "trainer.kubeflow.org/v1alpha1",
+                                       "kind": "TrainJob",
+                                       "spec": {"runtimeRef": {"name": "torch-distributed"},
+                                                "trainer": {"image": IMAGE, "numNodes": 2,
+                                                            "command": command}}}}}}
+
+
+@pytest.mark.parametrize("goal", ["maximize", "minimize"])
+def test_the_double_defaults_wraps_and_reports_as_katib_does(kubeflow, goal: str) -> None:
+    """Katib v0.19.0 on an SDK-style Experiment: its defaulter gives the TrainJob template the
+    success/failure conditions and primary pod labels (node 0 only); its pod mutator keeps a
+    `bash -c` script's shell and appends the redirect and completion mark, with the metrics
+    volume in both containers; each trial's metric carries min, max and latest; and
+    status.currentOptimalTrial names the best trial in the goal's direction."""
+    kubeflow.kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {
+        "name": "ns-sdk", "labels": {"katib.kubeflow.org/metrics-collector-injection": "enabled"}}})
+
+    def program(pod: dict) -> tuple[str, bool]:
+        lr = float(next(p["value"] for p in kubeflow.double.get(
+            "kubeflow.org/v1beta1", "trials", "ns-sdk",
+            pod["metadata"]["labels"]["jobset.sigs.k8s.io/jobset-name"])["spec"]
+            ["parameterAssignments"]))
+        return f"accuracy=0.1\naccuracy={lr:.4f}\n", True
+
+    trainjobs = TrainJobs(kubeflow.double, each(program)).install()
+    Experiments(kubeflow.double, trainjobs).install()
+    script = "read -r -d '' SCRIPT << EOM\nf(lr=${trialParameters.lr})\nEOM\ntorchrun \"f.py\""
+    kubeflow.kube.apply(sdk_style_experiment("ns-sdk", ["bash", "-c", script], goal))
+    stored = kubeflow.double.get("kubeflow.org/v1beta1", "experiments", "ns-sdk", "sdk")
+    template = stored["spec"]["trialTemplate"]
+    assert template["successCondition"] == ('status.conditions.#(type=="Complete")#'
+                                            '|#(status=="True")#')
+    assert template["primaryPodLabels"] == {"jobset.sigs.k8s.io/replicatedjob-name": "node",
+                                            "batch.kubernetes.io/job-completion-index": "0"}
+    collected = [p for p in trainjobs.pods if len(p["spec"]["containers"]) == 2]
+    assert len(collected) == 3 and len(trainjobs.pods) == 6  # node 0 of each trial only
+    node, sidecar = collected[0]["spec"]["containers"]
+    assert node["command"] == ["bash", "-c"]
+    assert node["args"][0].startswith("read -r -d '' SCRIPT << EOM\nf(lr=0.")
+    assert node["args"][0].endswith('torchrun "f.py" 1>/var/log/katib/metrics.log 2>&1 && '
+                                    "echo completed > /var/log/katib/$$$$.pid")
+    assert {"name": "metrics-volume", "mountPath": "/var/log/katib"} in node["volumeMounts"]
+    assert sidecar["volumeMounts"] == [{"name": "metrics-volume", "mountPath": "/var/log/katib"}]
+    trials = kubeflow.double.listed("kubeflow.org/v1beta1", "trials", "ns-sdk")
+    metric = trials[0]["status"]["observation"]["metrics"][0]
+    assert (metric["min"], metric["latest"]) == ("0.1", metric["max"])
+    values = {t["metadata"]["name"]: float(t["status"]["observation"]["metrics"][0]["latest"])
+              for t in trials}
+    best = kubeflow.double.get("kubeflow.org/v1beta1", "experiments", "ns-sdk", "sdk")[
+        "status"]["currentOptimalTrial"]
+    pick = max if goal == "maximize" else min
+    assert best["bestTrialName"] == pick(values, key=values.get)
+    assert best["observation"]["metrics"][0]["latest"] == f"{pick(values.values()):.4f}"

@@ -8,6 +8,7 @@ request: ...` for a validating webhook (controller-runtime's Denied response).
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from typing import Any
@@ -124,6 +125,22 @@ def katib_config(double: KubeApiDouble) -> dict[str, Any]:
     namespace, name = facts["name"].split("/")
     config = double.get("v1", "configmaps", namespace, name) or {}
     return yaml.safe_load((config.get("data") or {}).get(facts["key"]) or "") or {}
+
+
+def experiment_defaults(double: KubeApiDouble, write: Write) -> None:
+    """Katib's experiment defaulter (defaulter.experiment.katib.kubeflow.org, a mutating
+    webhook, so before the validator): a TrainJob trial template that names no success or
+    failure condition or primary pod labels gets Katib's (kubeflow/katib v0.19.0
+    pkg/apis/controller/experiments/v1beta1/experiment_defaults.go setDefaultTrialTemplate; the
+    values from constants.go, in the facts). The Kubeflow SDK's OptimizerClient names none."""
+    if (write.group_version, write.plural) != (KATIB_API, "experiments"):
+        return
+    template = (write.obj.get("spec") or {}).get("trialTemplate") or {}
+    if (template.get("trialSpec") or {}).get("kind") != "TrainJob":
+        return
+    for key, value in upstream.component("katib")["trainjob_trial_defaults"].items():
+        if not template.get(key):
+            template[key] = copy.deepcopy(value)
 
 
 def experiment(double: KubeApiDouble, write: Write) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from kfbox.engines.lite import rootless
 from kfbox.engines.lite.engine import LiteEngine
+from kfbox.engines.tutorials import notebooks, tutorial_checks
 from kfbox.host import rootless_docker
 from kfbox.host.config import Resources, SandboxSpec
 
@@ -80,7 +81,8 @@ def test_the_notebook_gets_the_engines_socket_and_its_home_at_the_same_path() ->
 def test_each_tutorial_proves_a_person_requirement() -> None:
     from kfbox.harness.requirements import REQUIREMENTS
 
-    tutorials = rootless.tutorial_checks()
-    assert {Path(t.notebook).name for t in tutorials} == {p.name for p in rootless.tutorials()}
+    tutorials = tutorial_checks(rootless.TUTORIALS)
+    assert {Path(t.notebook).name for t in tutorials} == {
+        p.name for p in notebooks(rootless.TUTORIALS)}
     assert all(t.requirement in REQUIREMENTS and t.requirement.startswith("person.")
                for t in tutorials)

@@ -1,0 +1,128 @@
+"""The Kubernetes tutorials, run top to bottom from the run's Notebook as the certificate runs
+them (KubeNotebooks.execute), against the API double with RBAC enforced: every request the
+kernel makes carries the notebook's service-account token, so the Kubeflow SDK's
+TrainerClient and OptimizerClient and KServe's KServeClient act with exactly the notebook's
+rights. For real: the jupyter_server and its kernel (started with the Notebook pod's resolved
+env), the SDK and KServe clients, torchrun's two-node process group of the training job and of
+each trial (hostkubelet.py), and the KServe model server the tutorial writes (hostpods.py).
+Stand-ins: the Trainer, Katib and KServe controllers (controllers.py), the cluster's DNS (an
+HTTP proxy, hostpods.ClusterNetwork), the in-cluster credentials (a kubeconfig). Only on a real
+cluster: images, TLS, scheduling, the Katib suggestion service and its real algorithm."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import fake_kubectl
+import pytest
+from controllers import KATIB_API, TRAINER_API, Experiments, TrainJobs
+from hostkubelet import HostKubelet
+from hostpods import ISVC_API, ClusterNetwork, HostPods
+
+from kfbox.engines.kubernetes.engine import TUTORIALS
+from kfbox.engines.kubernetes.notebook_access import SERVICE_ACCOUNT
+from kfbox.engines.kubernetes.notebooks import KubeNotebooks
+from kfbox.engines.kubernetes.tools import Tools
+from kfbox.engines.kubernetes.workspace import namespace_object, store_claim
+from kfbox.engines.tutorials import RUNTIME_IMAGE_ENV, tutorial_checks
+from kfbox.harness.journey import judge_conditions, notebook_metrics
+from kfbox.scenarios.scenario import Condition
+
+NAMESPACE = "kfbox-run-tutorials"
+TOKEN = "tutorial-notebook-token"
+RUNTIME = "localhost:5001/kfbox/runtime@sha256:" + "e" * 64
+NOTEBOOK_IMAGE = "ghcr.io/kubeflow/kubeflow/notebook-servers/jupyter-pytorch-full:v1.10.0"
+TUTORIAL_CHECKS = {Path(t.notebook).name: t for t in tutorial_checks(TUTORIALS)}
+
+
+@dataclass
+class Sandbox:
+    notebooks: KubeNotebooks
+    pods: HostPods
+    trainjobs: TrainJobs
+
+
+@pytest.fixture
+def sandbox(kubeflow, tmp_path, monkeypatch, runner) -> Iterator[Sandbox]:
+    """The run's namespace with its model store, the Trainer and Katib stand-ins running node
+    pods for real, the host's kubelet for the Notebook and predictors, and KubeNotebooks as the
+    platform makes it (the notebook's access applied, the runtime image in its env)."""
+    double = kubeflow.double
+    trainjobs = TrainJobs(double, HostKubelet({}, tmp_path / "kubelet", timeout_s=300)).install()
+    Experiments(double, trainjobs).install()
+    double.tokens[TOKEN] = f"system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}"
+    with ClusterNetwork().serve() as network:
+        pods = HostPods(double, kubeflow.url, tmp_path / "pods", network,
+                        {f"{NAMESPACE}/{SERVICE_ACCOUNT}": TOKEN}).install()
+        kubeflow.kube.apply(namespace_object(NAMESPACE, "box"))
+        kubeflow.kube.apply(store_claim(NAMESPACE))
+        kubectl = fake_kubectl.install(tmp_path, monkeypatch, pods.notebook_port)
+        notebooks = KubeNotebooks(
+            kubeflow.kube, NAMESPACE, Tools(runner=runner, which={"kubectl": str(kubectl)}),
+            tmp_path / "kubeconfig", NOTEBOOK_IMAGE, tmp_path / "run", poll_s=0.05,
+            environment=lambda: {RUNTIME_IMAGE_ENV: RUNTIME})
+        try:
+            yield Sandbox(notebooks, pods, trainjobs)
+        finally:
+            notebooks.close()
+            pods.stop()
+
+
+def run_tutorial(sandbox: Sandbox, name: str) -> dict[str, float]:
+    """The tutorial executed in the Notebook's kernel; what it printed, judged by its checks."""
+    tutorial = TUTORIAL_CHECKS[name]
+    result = sandbox.notebooks.execute(Path(tutorial.notebook), f"kfbox-notebook-work/{name}",
+                                       timeout_s=600)
+    printed = notebook_metrics(result.executed)
+    conditions = [Condition.model_validate(c) for c in tutorial.prints]
+    failed = [detail for passed, detail in judge_conditions(conditions, printed, name)
+              if not passed]
+    assert not failed, (failed, sandbox.pods.logs())
+    return printed
+
+
+def test_each_kubernetes_tutorial_proves_a_person_requirement() -> None:
+    from kfbox.harness.requirements import REQUIREMENTS
+
+    assert set(TUTORIAL_CHECKS) == {p.name for p in TUTORIALS.glob("*.ipynb")}
+    assert {t.requirement for t in TUTORIAL_CHECKS.values()} == {
+        "person.trains", "person.tunes", "person.serves"}
+    assert all(t.requirement in REQUIREMENTS for t in TUTORIAL_CHECKS.values())
+
+
+def test_the_train_tutorial_runs_two_nodes_as_one_process_group(kubeflow, sandbox) -> None:
+    """TrainerClient with the function trainer, the runtime image from the notebook's env: a
+    TrainJob of two node pods in the notebook's namespace, whose torchrun processes formed one
+    process group (world_size=2 comes from torch.distributed itself), deleted at the end."""
+    printed = run_tutorial(sandbox, "train-from-the-notebook.ipynb")
+    assert printed["world_size"] == 2
+    nodes = [p for p in sandbox.trainjobs.pods if p["metadata"]["namespace"] == NAMESPACE]
+    assert len(nodes) == 2
+    assert {c["image"] for p in nodes for c in p["spec"]["containers"]} == {RUNTIME}
+    assert kubeflow.double.listed(TRAINER_API, "trainjobs", NAMESPACE) == []
+
+
+def test_the_tune_tutorial_runs_katib_trials_and_reads_the_best(kubeflow, sandbox) -> None:
+    """OptimizerClient.optimize: an Experiment (accepted by Katib's validator) whose four
+    TrainJob trials ran for real, each reporting through the collector; the best read from
+    status.currentOptimalTrial as Katib writes it; the Experiment deleted at the end."""
+    printed = run_tutorial(sandbox, "tune-from-the-notebook.ipynb")
+    assert printed["trials"] == 4
+    trial_jobs = {p["metadata"]["labels"]["jobset.sigs.k8s.io/jobset-name"]
+                  for p in sandbox.trainjobs.pods}
+    assert len(trial_jobs) == 4
+    assert kubeflow.double.listed(KATIB_API, "experiments", NAMESPACE) == []
+
+
+def test_the_serve_tutorial_queries_its_model_server_and_removes_it(kubeflow, sandbox) -> None:
+    """KServeClient creates an InferenceService whose custom predictor (the runtime image
+    running the file the tutorial wrote to the model store) is a real KServe ModelServer; the
+    kernel queries it by its cluster address, v1 and v2, and the delete stops it."""
+    printed = run_tutorial(sandbox, "serve-from-the-notebook.ipynb")
+    assert printed["v1_equals_model"] == printed["v2_equals_model"] == 1
+    assert sandbox.pods.running("InferenceService") == []
+    assert kubeflow.double.listed(ISVC_API, "inferenceservices", NAMESPACE) == []
+    store = sandbox.pods.claim("kfbox-store") / "notebook" / "digits"
+    assert (store / "model.joblib").is_file()  # what a person made stays
