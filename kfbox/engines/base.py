@@ -58,6 +58,15 @@ class Tutorial:
 
 
 @dataclass
+class BoundaryProbe:
+    """Code the certificate runs in the sandbox's kernel to try the notebook's boundary for
+    real, and what it must print for `person.boundary` (conditions as in Tutorial.prints)."""
+
+    source: str
+    prints: list[dict[str, Any]]
+
+
+@dataclass
 class Capabilities:
     """What an engine's sandbox exposes. The harness derives its component checks and the
     certificate's contents from this declaration, never from one engine's habits."""
@@ -79,6 +88,9 @@ class Capabilities:
     tutorials: list[Tutorial] = field(default_factory=list)
     """What a person can do from the notebook on this sandbox; none where the notebook starts
     nothing (lite on the host's engine)."""
+    boundary: BoundaryProbe | None = None
+    """How the notebook's boundary is tried from its kernel; None where the notebook starts
+    nothing."""
     software: dict[str, str] = field(default_factory=dict)
     """name → version of what the platform runs: jupyterlab, jupyter_server, python, torch,
     kserve, kubeflow (the SDK), optuna, docker, kubernetes and each installed component."""

@@ -30,6 +30,16 @@ from kfbox.engines.platform import NotebookResult, StepFailure, plain
 OUTPUT_MESSAGES = ("stream", "execute_result", "display_data", "error")
 
 
+def one_cell_notebook(source: str) -> dict[str, Any]:
+    """`source` as a one-cell notebook (nbformat 4, written by hand: nbformat is a dev tool,
+    and the certificate's suites run wherever kfbox is installed)."""
+    return {"nbformat": 4, "nbformat_minor": 5,
+            "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                        "language": "python"}},
+            "cells": [{"cell_type": "code", "id": "one", "metadata": {}, "execution_count": None,
+                       "outputs": [], "source": source}]}
+
+
 class _NotReady(Exception):
     """The server did not answer /api/status yet (still starting)."""
 

@@ -117,9 +117,10 @@ REQUIREMENTS: dict[str, Requirement] = {
         Requirement("platform.model-store", "MUST", COMPONENTS,
                     "The engine names the model store that holds the models."),
         Requirement("person.boundary", "MUST", NOTEBOOK_WORK,
-                    "What the notebook starts goes through its sandbox's own engine: the kernel "
-                    "holds no socket of the host's engine, and its root is an unprivileged user "
-                    "of the host."),
+                    "What the notebook starts goes through its sandbox's own boundary: the "
+                    "kernel holds no socket of the host's engine, and what it may start is its "
+                    "own engine's as an unprivileged user of the host (lite) or its service "
+                    "account's, every escape through the API refused (Kubernetes)."),
         Requirement("person.trains", "MUST", NOTEBOOK_WORK,
                     "A person trains from a notebook cell with the Kubeflow SDK's TrainerClient, "
                     "over two nodes as one process group, and the model meets the tutorial's bar."),

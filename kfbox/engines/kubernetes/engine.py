@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from kfbox.engines.base import Capabilities, ComponentStatus, Engine, SandboxStatus
-from kfbox.engines.kubernetes import adjust, nvkind, readiness
+from kfbox.engines.kubernetes import adjust, notebook_access, nvkind, readiness
 from kfbox.engines.kubernetes.bundle import bundle_catalog
 from kfbox.engines.kubernetes.catalog import Catalog, Component, load_catalog
 from kfbox.engines.kubernetes.hostdocker import HostDocker
@@ -165,6 +165,7 @@ class KubernetesEngine(Engine):
             model_store="a PersistentVolumeClaim (kfbox-store) in each run's namespace",
             gpus=self.gpus(),
             tutorials=tutorial_checks(TUTORIALS),
+            boundary=notebook_access.BOUNDARY,
             software=self.software(),
         )
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from kfbox.engines.base import BoundaryProbe
+
 SERVICE_ACCOUNT = "kfbox-notebook"
 RBAC_API = "rbac.authorization.k8s.io/v1"
 READ = ["get", "list", "watch"]
@@ -71,3 +73,58 @@ def access_objects(namespace: str) -> list[dict[str, Any]]:
                      "name": cluster_name},
          "subjects": [account]},
     ]
+
+
+BOUNDARY = BoundaryProbe(
+    source="""import os
+
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+try:
+    config.load_incluster_config()
+except config.ConfigException:
+    config.load_kube_config()  # outside a pod, the kubeconfig that stands for its credentials
+namespace = os.environ["POD_NAMESPACE"]
+core, rbac = client.CoreV1Api(), client.RbacAuthorizationV1Api()
+root = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "kfbox-escape"},
+        "spec": {"hostPID": True, "hostNetwork": True,
+                 "containers": [{"name": "c", "image": "busybox",
+                                 "securityContext": {"privileged": True},
+                                 "volumeMounts": [{"name": "root", "mountPath": "/host"}]}],
+                 "volumes": [{"name": "root", "hostPath": {"path": "/"}}]}}
+admin = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": {"name": "kfbox-escape"},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                     "name": "cluster-admin"},
+         "subjects": [{"kind": "Group", "name": "system:serviceaccounts",
+                       "apiGroup": "rbac.authorization.k8s.io"}]}
+attempts = {
+    "a privileged pod with the host's root": lambda: core.create_namespaced_pod(namespace, root),
+    "the namespace's secrets": lambda: core.list_namespaced_secret(namespace),
+    "cluster-admin for itself": lambda: rbac.create_namespaced_role_binding(namespace, admin),
+    "the pods of kube-system": lambda: core.list_namespaced_pod("kube-system"),
+    "the cluster's nodes": lambda: core.list_node(),
+}
+made = 0
+for what, attempt in attempts.items():
+    try:
+        attempt()
+        made += 1
+        print("not refused:", what)
+    except ApiException as exc:
+        made += exc.status != 403
+        print(f"refused ({exc.status}):", what)
+print(f"escapes_tried={len(attempts)}")
+print(f"escapes_made={made}")
+sockets = [p for p in ("/var/run/docker.sock", "/run/docker.sock",
+                       "/run/containerd/containerd.sock") if os.path.exists(p)]
+print(f"host_engine_sockets={len(sockets)}")
+""",
+    prints=[{"metric": "escapes_tried", "at_least": 5},
+            {"metric": "escapes_made", "at_most": 0},
+            {"metric": "host_engine_sockets", "at_most": 0}])
+"""The notebook's boundary on Kubernetes is its service account: from its kernel, with its own
+credentials, each escape through the API (a privileged pod with the host's root, the secrets,
+cluster-admin, another namespace, the nodes) must be refused with 403, and the pod holds no
+engine socket."""

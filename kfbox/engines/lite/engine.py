@@ -601,6 +601,7 @@ class LiteEngine(Engine):
             else None,
             bundle=installed.sha256 if (installed := bundle_record(spec.name)) else "",
             tutorials=tutorials.tutorial_checks(rootless.TUTORIALS) if self.rootless else [],
+            boundary=rootless.BOUNDARY if self.rootless else None,
             software=self.software(),
         )
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import docker
 from docker.errors import ImageNotFound
 
+from kfbox.engines.base import BoundaryProbe
 from kfbox.engines.lite.runtime_file import write_runtime
 from kfbox.engines.tutorials import RUNTIME_IMAGE_ENV
 from kfbox.host.config import Resources, SandboxSpec
@@ -32,6 +33,22 @@ cgroup driver is `none`), so the sandbox's total is what holds (docs/security.md
 TUTORIALS = Path(__file__).parent / "tutorials"
 """Notebooks a person follows to use the sandbox from a cell; `up` offers them in the notebook
 server's `tutorials/` folder."""
+BOUNDARY = BoundaryProbe(
+    source="""import os
+sockets = [p for p in ("/var/run/docker.sock", "/run/docker.sock") if os.path.exists(p)]
+print(f"host_engine_sockets={len(sockets)}")
+host = os.environ.get("DOCKER_HOST", "")
+print(f"own_engine={int(host.startswith('unix://') and os.path.exists(host[7:]))}")
+first = open("/proc/self/uid_map").read().split()
+print(f"root_is_host_root={int(first[:2] == ['0', '0'])}")
+""",
+    prints=[{"metric": "host_engine_sockets", "at_most": 0},
+            {"metric": "own_engine", "at_least": 1},
+            {"metric": "root_is_host_root", "at_most": 0}])
+"""The rootless sandbox's boundary from its kernel: which engine sockets the kernel holds (its
+own only: DOCKER_HOST names it), and whom its root is on the host (a user namespace maps it to an
+unprivileged uid; none leaves it the host's uid 0). The escape table itself runs in the suite
+(tests/e2e/test_journey_lite.py)."""
 NOTEBOOK_HOME = "notebook"
 """The notebook's HOME, inside the engine user's home: the Kubeflow SDK's container backend and
 kfp bind folders under HOME into the workloads they start, and the engine resolves a bind's

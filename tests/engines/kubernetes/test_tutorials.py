@@ -11,6 +11,7 @@ cluster: images, TLS, scheduling, the Katib suggestion service and its real algo
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +22,9 @@ from controllers import KATIB_API, TRAINER_API, Experiments, TrainJobs
 from hostkubelet import HostKubelet
 from hostpods import ISVC_API, ClusterNetwork, HostPods
 
+from kfbox.engines.jupyter import one_cell_notebook
 from kfbox.engines.kubernetes.engine import TUTORIALS
-from kfbox.engines.kubernetes.notebook_access import SERVICE_ACCOUNT
+from kfbox.engines.kubernetes.notebook_access import BOUNDARY, SERVICE_ACCOUNT
 from kfbox.engines.kubernetes.notebooks import KubeNotebooks
 from kfbox.engines.kubernetes.tools import Tools
 from kfbox.engines.kubernetes.workspace import namespace_object, store_claim
@@ -126,3 +128,23 @@ def test_the_serve_tutorial_queries_its_model_server_and_removes_it(kubeflow, sa
     assert kubeflow.double.listed(ISVC_API, "inferenceservices", NAMESPACE) == []
     store = sandbox.pods.claim("kfbox-store") / "notebook" / "digits"
     assert (store / "model.joblib").is_file()  # what a person made stays
+
+
+def test_the_boundary_probe_finds_each_escape_refused_with_nothing_made(kubeflow,
+                                                                        sandbox, tmp_path) -> None:
+    """The engine's boundary probe (what certify runs for person.boundary) in the Notebook's
+    kernel, with the notebook's own credentials: every escape through the API refused (403),
+    nothing it tried to make exists."""
+    probe = tmp_path / "boundary.ipynb"
+    probe.write_text(json.dumps(one_cell_notebook(BOUNDARY.source)))
+    result = sandbox.notebooks.execute(probe, "kfbox-notebook-work/boundary", timeout_s=120)
+    printed = notebook_metrics(result.executed)
+    # The pod's files are this host's here (the kernel is a host process), so the probe's
+    # socket check is a real cluster's to make; the API's refusals are this test's.
+    conditions = [Condition.model_validate(c) for c in BOUNDARY.prints
+                  if c["metric"] != "host_engine_sockets"]
+    assert all(passed for passed, _ in judge_conditions(conditions, printed, "probe")), printed
+    assert printed["escapes_tried"] == 5
+    assert kubeflow.double.get("v1", "pods", NAMESPACE, "kfbox-escape") is None
+    assert kubeflow.double.get("rbac.authorization.k8s.io/v1", "rolebindings", NAMESPACE,
+                               "kfbox-escape") is None
