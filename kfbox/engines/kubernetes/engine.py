@@ -181,7 +181,7 @@ class KubernetesEngine(Engine):
         extra = {"gpu_training_runtime": gpu_training_runtime} if gpu_training_runtime else {}
         return ClusterAccess(
             kube=self.kube(), tools=self.tools, kubeconfig=self.kubeconfig, sandbox=spec.name,
-            registry=registry, notebook_image=spec.kubernetes.notebook_image,
+            registry=registry,
             cpus=spec.resources.cpus, memory=spec.resources.memory, ca_bundle=spec.ca_bundle,
             gpu_runtime_class=gpu_runtime_class, shared_store=not self.kind_cluster, **extra)
 

@@ -23,9 +23,11 @@ CONTAINER_PORT = 8888
 """The notebook controller's container port (notebook_controller.go DefaultContainerPort); its
 Service, named as the Notebook, serves it on port 80."""
 SERVICE_PORT = 80
-JUPYTER = "/opt/conda/bin/jupyter"
+JUPYTER = "jupyter"
+"""Found on the image's PATH: Kubeflow's notebook images put /opt/conda/bin there (their base
+Dockerfile's ENV PATH), kfbox's notebook image has it in /usr/local/bin."""
 HOME = "/home/jovyan"
-"""Where Kubeflow's notebook images keep Jupyter and the user's home (jupyter/Dockerfile)."""
+"""The user's home in Kubeflow's notebook images (jupyter/Dockerfile) and in kfbox's."""
 TOKEN_SECRET = "kfbox-jupyter-token"
 TOKEN_KEY = "token"
 TOKEN_ENV = "JUPYTER_TOKEN"

@@ -37,7 +37,9 @@ class KubeNotebooks:
     namespace: str
     tools: Tools
     kubeconfig: Path | None
-    image: str
+    image: Callable[[], str]
+    """The Notebook's image, asked for once, when the server starts: the platform's builds
+    and pushes kfbox's notebook image, so the kernel runs the ML runtime the tutorials need."""
     run_dir: Path
     """Where executed notebooks are saved: never beside the scenario's own (package data)."""
     resources: dict[str, Any] = field(default_factory=dict)
@@ -64,7 +66,7 @@ class KubeNotebooks:
                 self.kube.apply(obj)
             self.kube.apply(jupyter.token_secret(self.namespace, self.token))
             self.kube.apply(jupyter.notebook_object(
-                self.namespace, NOTEBOOK_NAME, self.image, {STORE_CLAIM: MODEL_STORE_MOUNT},
+                self.namespace, NOTEBOOK_NAME, self.image(), {STORE_CLAIM: MODEL_STORE_MOUNT},
                 jupyter.notebook_resources(**self.resources) if self.resources else None,
                 service_account=SERVICE_ACCOUNT, env=env))
         except KubeError as exc:

@@ -34,7 +34,6 @@ class ClusterAccess:
     sandbox: str
     registry: str
     """host:port[/path] the cluster pulls journey images from; empty when there is none."""
-    notebook_image: str
     cpus: float
     memory: str
     ca_bundle: Path | None = None
@@ -62,7 +61,7 @@ class KubePlatform:
         self.docker = HostDocker(access.tools)
         self.images = KubeImages(self.docker, access.registry)
         self.notebooks = KubeNotebooks(kube, ns, access.tools, access.kubeconfig,
-                                       access.notebook_image, run_dir, resources=resources,
+                                       self._notebook_image, run_dir, resources=resources,
                                        environment=self._notebook_environment)
         self.artifacts = KubeArtifacts(self.notebooks)
         self.pipelines = KubePipelines(access.tools, access.kubeconfig)
@@ -74,6 +73,14 @@ class KubePlatform:
     def runtime_image(self) -> str:
         """The ML runtime scenario images build FROM, built on the host as on lite."""
         return self.docker.runtime_image(self.access.ca_bundle)
+
+    def _notebook_image(self) -> str:
+        """kfbox's notebook image (JupyterLab on the ML runtime, lite's), pushed where the
+        cluster pulls from: the run's kernel has the Kubeflow SDK, KServe, torch and Optuna the
+        tutorials use, as on lite. The sandbox notebook a person opens on kind keeps
+        `kubernetes.notebook_image`."""
+        local = self.docker.component_image("jupyter", self.access.ca_bundle)
+        return self.images.publish(local, "kfbox/jupyter")
 
     def _notebook_environment(self) -> dict[str, str]:
         """The ML runtime as the cluster pulls it: the tutorials' training nodes, trials and

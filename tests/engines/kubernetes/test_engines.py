@@ -267,8 +267,8 @@ def test_settings_come_from_the_spec_not_the_environment(monkeypatch) -> None:
 
 def test_the_platform_is_built_from_what_the_provider_hands_it(kubeflow, tmp_path,
                                                                monkeypatch) -> None:
-    """One object per concern over the run's own namespace; the registry, notebook image and
-    GPU runtime come from the provider (kind: its registry and `nvidia`; existing: the spec's
+    """One object per concern over the run's own namespace; the registry and GPU runtime come
+    from the provider (kind: its registry and `nvidia`; existing: the spec's
     registry, or a one-line failure to build without one)."""
 
     monkeypatch.setenv("KFBOX_HOME", str(tmp_path / "home"))
@@ -281,7 +281,6 @@ def test_the_platform_is_built_from_what_the_provider_hands_it(kubeflow, tmp_pat
     assert kubeflow.double.get("v1", "persistentvolumeclaims", platform.workspace.name,
                                "kfbox-store")
     assert platform.images.registry == "localhost:15001"
-    assert platform.notebooks.image == "example.invalid/nb:v3"
     assert platform.serving.gpu_runtime_class == "nvidia"
     assert platform.training.runtime(0) == "torch-distributed"
     # The run's tracking server: kfbox's own tracking image pushed to the provider's registry,
@@ -294,6 +293,12 @@ def test_the_platform_is_built_from_what_the_provider_hands_it(kubeflow, tmp_pat
     assert platform.tracking.namespace == platform.workspace.name and platform.tracking.url == ""
     assert platform._tracking_image() == "localhost:15001/kfbox/tracking@sha256:1"
     assert pushed == [("kfbox/tracking:abc123", "localhost:15001/kfbox/tracking:abc123")]
+    # The run's Notebook: kfbox's notebook image (JupyterLab on the ML runtime) and the runtime
+    # in its env, both pushed where the cluster pulls from; the sandbox notebook's image
+    # (kubernetes.notebook_image) is not the run's.
+    assert platform.notebooks.image() == "localhost:15001/kfbox/jupyter@sha256:1"
+    assert platform.notebooks.environment() == {
+        "KFBOX_RUNTIME_IMAGE": "localhost:15001/kfbox/runtime@sha256:1"}
     platform.close()
     assert kubeflow.double.get("v1", "namespaces", None, platform.workspace.name) is None
 

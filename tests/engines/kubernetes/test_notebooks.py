@@ -73,7 +73,7 @@ def notebooks(kubeflow, jupyter, tmp_path, monkeypatch, runner) -> KubeNotebooks
     kubectl = fake_kubectl.install(tmp_path, monkeypatch, port)
     kubeflow.kube.apply(namespace_object(NAMESPACE, "box"))
     tools = Tools(runner=runner, which={"kubectl": str(kubectl)})
-    nb = KubeNotebooks(kubeflow.kube, NAMESPACE, tools, tmp_path / "kubeconfig", IMAGE,
+    nb = KubeNotebooks(kubeflow.kube, NAMESPACE, tools, tmp_path / "kubeconfig", lambda: IMAGE,
                        tmp_path / "run", poll_s=0.05, token=TOKEN)
     yield nb
     nb.close()
@@ -203,7 +203,8 @@ def test_listing_a_store_folder_nothing_was_saved_in_is_empty(notebooks, tmp_pat
 
 def test_the_run_notebook_gets_the_sandboxs_resources(kubeflow, tmp_path) -> None:
     ns = RunNamespace.create(kubeflow.kube, "box")
-    books = KubeNotebooks(kubeflow.kube, ns.name, Tools(which={"kubectl": None}), None, IMAGE,
+    books = KubeNotebooks(kubeflow.kube, ns.name, Tools(which={"kubectl": None}), None,
+                          lambda: IMAGE,
                           tmp_path, resources={"cpus": 2.0, "memory": "4g"})
     with pytest.raises(PreflightError):  # no kubectl to port-forward: the Notebook counts
         books.ensure_server()

@@ -35,7 +35,7 @@ from kfbox.scenarios.scenario import Condition
 NAMESPACE = "kfbox-run-tutorials"
 TOKEN = "tutorial-notebook-token"
 RUNTIME = "localhost:5001/kfbox/runtime@sha256:" + "e" * 64
-NOTEBOOK_IMAGE = "ghcr.io/kubeflow/kubeflow/notebook-servers/jupyter-pytorch-full:v1.10.0"
+NOTEBOOK_IMAGE = "localhost:5001/kfbox/jupyter@sha256:" + "f" * 64
 TUTORIAL_CHECKS = {Path(t.notebook).name: t for t in tutorial_checks(TUTORIALS)}
 
 
@@ -63,7 +63,7 @@ def sandbox(kubeflow, tmp_path, monkeypatch, runner) -> Iterator[Sandbox]:
         kubectl = fake_kubectl.install(tmp_path, monkeypatch, pods.notebook_port)
         notebooks = KubeNotebooks(
             kubeflow.kube, NAMESPACE, Tools(runner=runner, which={"kubectl": str(kubectl)}),
-            tmp_path / "kubeconfig", NOTEBOOK_IMAGE, tmp_path / "run", poll_s=0.05,
+            tmp_path / "kubeconfig", lambda: NOTEBOOK_IMAGE, tmp_path / "run", poll_s=0.05,
             environment=lambda: {RUNTIME_IMAGE_ENV: RUNTIME})
         try:
             yield Sandbox(notebooks, pods, trainjobs)
