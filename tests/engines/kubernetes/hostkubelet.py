@@ -32,6 +32,13 @@ def host_path() -> str:
     return os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
 
 
+def rewrite(text: str, paths: dict[str, str]) -> str:
+    """`text` with each container path replaced by its host path, the longest first."""
+    for inside, host in sorted(paths.items(), key=lambda p: -len(p[0])):
+        text = text.replace(inside, host)
+    return text
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -77,12 +84,6 @@ class HostKubelet:
         env["PET_MASTER_PORT"] = str(port)
         return env
 
-    @staticmethod
-    def _rewrite(text: str, paths: dict[str, str]) -> str:
-        for inside, host in sorted(paths.items(), key=lambda p: -len(p[0])):
-            text = text.replace(inside, host)
-        return text
-
     def __call__(self, pods: list[dict[str, Any]]) -> list[Run]:
         port = free_port()
         processes, mappings = [], []
@@ -90,10 +91,10 @@ class HostKubelet:
             node = next(c for c in pod["spec"]["containers"] if c["name"] == "node")
             paths = self._paths(pod, node)
             mappings.append(paths)
-            argv = [self._rewrite(a, paths) for a in [*node["command"], *node.get("args", [])]]
+            argv = [rewrite(a, paths) for a in [*node["command"], *node.get("args", [])]]
             if PYTHON.match(argv[0]):
                 argv[0] = sys.executable
-            env = {k: self._rewrite(v, paths) for k, v in self._env(pod, node, port).items()}
+            env = {k: rewrite(v, paths) for k, v in self._env(pod, node, port).items()}
             # gloo picks its interface from the hostname, which may not resolve on this host.
             env |= {"PATH": host_path(), "HOME": str(self.root), "GLOO_SOCKET_IFNAME": "lo"}
             # The container's working directory: the Kubeflow SDK's function trainer writes the

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 import requests
 import upstream
 import yaml
-from hostkubelet import free_port, host_path
+from hostkubelet import free_port, host_path, rewrite
 from kapi_double import KubeApiDouble
 
 from kfbox.engines.kubernetes import jupyter
@@ -157,12 +157,6 @@ class HostPods:
         return {m["mountPath"]: str(self.claim(claims[m["name"]]))
                 for m in container.get("volumeMounts") or [] if m["name"] in claims}
 
-    @staticmethod
-    def _rewrite(text: str, mounts: dict[str, str]) -> str:
-        for inside, host in sorted(mounts.items(), key=lambda p: -len(p[0])):
-            text = text.replace(inside, host)
-        return text
-
     def _env(self, namespace: str, container: dict[str, Any],
              mounts: dict[str, str]) -> dict[str, str]:
         """The container's env as the kubelet resolves it: values, a Secret's key, the pod's
@@ -171,7 +165,7 @@ class HostPods:
         for var in container.get("env") or []:
             source = var.get("valueFrom") or {}
             if "value" in var:
-                env[var["name"]] = self._rewrite(var["value"], mounts)
+                env[var["name"]] = rewrite(var["value"], mounts)
             elif "secretKeyRef" in source:
                 ref = source["secretKeyRef"]
                 secret = self.double.get("v1", "secrets", namespace, ref["name"]) or {}
@@ -234,7 +228,7 @@ class HostPods:
         spec = isvc["spec"]["predictor"]
         container = spec["containers"][0]
         mounts = self._mounts(spec, container)
-        argv = [self._rewrite(a, mounts)
+        argv = [rewrite(a, mounts)
                 for a in [*container.get("command", []), *container.get("args", [])]]
         if argv[0] == "python":
             argv[0] = sys.executable
