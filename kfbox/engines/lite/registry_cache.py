@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import subprocess
 import threading
@@ -110,12 +111,35 @@ def save(
         )
 
 
+def remove_abandoned(folder: Path) -> list[Path]:
+    """Remove the folders aside that no running process writes any more (an `up` killed while
+    it wrote one: its pid is in the name); returns them."""
+    removed = []
+    for partial in folder.glob("*.partial") if folder.is_dir() else []:
+        writer = partial.name.removesuffix(".partial").rsplit(".", 1)[-1].split("-")[0]
+        if writer.isdigit() and not _alive(int(writer)):
+            shutil.rmtree(partial, ignore_errors=True)
+            removed.append(partial)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
 @contextlib.contextmanager
 def _aside(cached: Path) -> Iterator[Path]:
     """A folder beside CACHED to write the cache into, renamed into place when the writing
     ends well (so a crash never leaves a half cache behind), else removed; removed too when a
     sandbox writing at the same time won the race."""
-    partial = cached.with_name(f"{cached.name}.{uuid.uuid4().hex[:6]}.partial")
+    remove_abandoned(cached.parent)
+    partial = cached.with_name(f"{cached.name}.{os.getpid()}-{uuid.uuid4().hex[:6]}.partial")
     partial.mkdir(parents=True)
     try:
         yield partial

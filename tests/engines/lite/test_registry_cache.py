@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,29 @@ def test_a_manifest_and_config_that_disagree_teach_nothing(cache_home: Path) -> 
     (cache_home / "stage").rename(registry_cache.cache_path(image_id))
     with pytest.raises(KfboxError, match="does not match its config"):
         registry_cache.layers(image_id, "kfbox/runtime")
+
+
+def test_a_folder_aside_whose_writer_is_gone_is_removed_and_a_live_ones_kept(
+    tmp_path: Path,
+) -> None:
+    """An `up` killed while it wrote the cache leaves its folder aside; the next one removes it
+    (its writer's pid is in the name and no longer runs), never one a running `up` writes."""
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    abandoned = tmp_path / f"sha256-{'a' * 64}.{gone}-0f0f0f.partial"
+    live = tmp_path / f"sha256-{'a' * 64}.{os.getpid()}-1e1e1e.partial"
+    cache = tmp_path / f"sha256-{'b' * 64}"
+    for folder in (abandoned, live, cache):
+        (folder / "docker").mkdir(parents=True)
+    assert registry_cache.remove_abandoned(tmp_path) == [abandoned]
+    assert not abandoned.exists() and live.is_dir() and cache.is_dir()
+
+
+def test_the_folder_aside_names_its_writer(cache_home: Path) -> None:
+    cached = registry_cache.cache_path("sha256:" + "c" * 64)
+    with registry_cache._aside(cached) as partial:
+        assert partial.name.startswith(f"{cached.name}.{os.getpid()}-")
+        assert registry_cache.remove_abandoned(cached.parent) == []  # its writer runs
