@@ -1,5 +1,6 @@
 """The host's registry cache read as a registry stores it: each layer's diff id paired with its
-compressed blob, and a cache of another image refused (engine-free)."""
+compressed blob, a cache of another image refused, and a folder aside whose writer is gone
+removed (engine-free)."""
 
 from __future__ import annotations
 
