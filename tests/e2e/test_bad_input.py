@@ -11,7 +11,7 @@ import yaml
 
 from kfbox.scenarios.scenario import SCENARIO_FILE, load_scenario
 from tests.support.cli import kfbox_cli
-from tests.support.net import free_port
+from tests.support.net import free_ports
 from tests.support.sandboxes import labelled
 
 pytestmark = pytest.mark.e2e
@@ -52,6 +52,7 @@ def test_port_already_taken(docker_client, fresh_name: str, kfbox_home) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
+        registry, tracking = free_ports(2)  # never `port`: it is bound
         done = kfbox_cli(
             "--name",
             fresh_name,
@@ -59,9 +60,9 @@ def test_port_already_taken(docker_client, fresh_name: str, kfbox_home) -> None:
             "--port",
             f"jupyter={port}",
             "--port",
-            f"registry={free_port()}",
+            f"registry={registry}",
             "--port",
-            f"tracking={free_port()}",
+            f"tracking={tracking}",
         )
     assert done.returncode == 3
     line = one_line(done.stderr)

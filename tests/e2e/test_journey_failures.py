@@ -27,7 +27,7 @@ from kfbox.host.config import load_spec
 from kfbox.host.docker_engine import LABEL, ROLE_LABEL
 from kfbox.scenarios.scenario import SCENARIO_FILE, load_scenario
 from tests.support.cli import kfbox_cli, private_home
-from tests.support.net import free_port
+from tests.support.net import sandbox_ports
 from tests.support.sandboxes import (
     ON_HOST_ENGINE,
     labelled,
@@ -70,7 +70,7 @@ def sandbox(
     name = sandbox_name("fail")
     config = root / "kfbox.yaml"
     # A spec file rather than --port flags: `kfbox test` must reach the same ports as `up`.
-    ports = {"jupyter": free_port(), "registry": free_port(), "tracking": free_port()}
+    ports = sandbox_ports()
     config.write_text(yaml.safe_dump({"name": name, "ports": ports, **ON_HOST_ENGINE}))
     box = Sandbox(name, private_home(root / "home"), config)
     try:

@@ -42,10 +42,15 @@ from tests.support import escapes
 from tests.support.browser import open_page
 from tests.support.cli import kfbox_cli, private_home
 from tests.support.escape_table import ATTEMPTS, attempt_spec, judge
-from tests.support.net import free_port
 from tests.support.notebooks import write_notebook
 from tests.support.pipelines import own_pipeline
-from tests.support.sandboxes import labelled, run_folder, run_record, sandbox_name
+from tests.support.sandboxes import (
+    free_ports_args,
+    labelled,
+    run_folder,
+    run_record,
+    sandbox_name,
+)
 
 pytestmark = pytest.mark.e2e
 RUN = secrets.token_hex(3)
@@ -84,8 +89,7 @@ class Sandbox:
 def sandbox(docker_client, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     made = Sandbox(sandbox_name("journey"), private_home(tmp_path_factory.mktemp("j") / "home"))
     try:
-        up = made.cli("up", "--port", f"jupyter={free_port()}",
-                      "--port", f"registry={free_port()}", "--port", f"tracking={free_port()}")
+        up = made.cli("up", *free_ports_args())
         assert up.returncode == 0, up.stdout[-2000:] + up.stderr[-3000:]
         made.up_output = up.stdout + up.stderr
         yield made

@@ -13,7 +13,7 @@ from kfbox.host.docker_engine import LABEL, ROLE_LABEL, RUN_LABEL
 from kfbox.host.images.base import ensure_base_image
 from kfbox.host.progress import quiet_reporter
 from tests.support.cli import kfbox_cli
-from tests.support.net import free_port
+from tests.support.net import free_ports
 from tests.support.sandboxes import free_ports_args, labelled
 
 pytestmark = pytest.mark.e2e
@@ -22,10 +22,10 @@ pytestmark = pytest.mark.e2e
 def test_lifecycle_up_status_repair_down(
     docker_client, fresh_name: str, kfbox_home, on_host_engine: list[str]
 ) -> None:
-    jupyter, registry = free_port(), free_port()
+    jupyter, registry, tracking = free_ports(3)
     base = ["--name", fresh_name, *on_host_engine]
     ports = ["--port", f"jupyter={jupyter}", "--port", f"registry={registry}",
-             "--port", f"tracking={free_port()}"]
+             "--port", f"tracking={tracking}"]
 
     first = kfbox_cli(*base, "up", *ports, "--json")
     assert first.returncode == 0, first.stderr

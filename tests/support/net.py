@@ -3,6 +3,7 @@ from a thread."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -12,9 +13,22 @@ from typing import Any
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports: each socket stays bound until all are chosen (ports asked
+    for one at a time may repeat, and a sandbox refuses two components on one port)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+
+
+def sandbox_ports() -> dict[str, int]:
+    """A port for each of a sandbox's published components, all distinct."""
+    return dict(zip(("jupyter", "registry", "tracking"), free_ports(3), strict=True))
 
 
 @contextmanager

@@ -13,9 +13,8 @@ from docker.errors import NotFound
 
 from kfbox.harness.plugin import RECORD_FILE
 from kfbox.harness.runner import workspace_for
-from kfbox.host.config import load_spec
 from kfbox.host.docker_engine import LABEL
-from tests.support.net import free_port
+from tests.support.net import sandbox_ports
 
 ON_HOST_ENGINE: dict[str, Any] = {"lite": {"docker": "host"}}
 """kfbox.yaml's setting for a sandbox in the host's Docker engine rather than the default, a
@@ -70,13 +69,8 @@ def untag_registry(client: docker.DockerClient, registry_port: int) -> None:
 
 
 def free_ports_args() -> list[str]:
-    return ["--port", f"jupyter={free_port()}", "--port", f"registry={free_port()}",
-            "--port", f"tracking={free_port()}"]
-
-
-def spec_for(name: str, jupyter: int, registry: int, tracking: int | None = None):
-    return load_spec(None, {"name": name, "ports.jupyter": jupyter, "ports.registry": registry,
-                            "ports.tracking": tracking or free_port()})
+    return [arg for name, port in sandbox_ports().items()
+            for arg in ("--port", f"{name}={port}")]
 
 
 def run_folder(out: Path) -> Path:

@@ -19,7 +19,7 @@ from kfbox.host.progress import quiet_reporter
 from tests.support.ci import unreachable
 from tests.support.cli import private_home
 from tests.support.faults import Box
-from tests.support.net import free_port
+from tests.support.net import sandbox_ports
 from tests.support.sandboxes import (
     ON_HOST_ENGINE,
     labelled,
@@ -75,7 +75,7 @@ def on_own_engine(own_engine: SuiteEngine, monkeypatch: pytest.MonkeyPatch) -> N
 
 def make_box(root: Path, engine: SuiteEngine) -> Box:
     name = sandbox_name("fault")
-    ports = {"jupyter": free_port(), "registry": free_port(), "tracking": free_port()}
+    ports = sandbox_ports()
     config = root / "kfbox.yaml"
     config.write_text(yaml.safe_dump({"name": name, "ports": ports, **ON_HOST_ENGINE}))
     return Box(name, private_home(root / "home"), config, ports, engine.host)

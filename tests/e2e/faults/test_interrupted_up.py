@@ -21,7 +21,7 @@ from kfbox.host.images.build import ensure_component_image
 from kfbox.host.progress import quiet_reporter
 from kfbox.host.rootless_docker import find_rootless_docker
 from tests.support.faults import Box, finish, interrupt, read_until
-from tests.support.net import free_port
+from tests.support.net import sandbox_ports
 from tests.support.sandboxes import labelled, remove_labelled, sandbox_name
 from tests.support.suite_engine import SuiteEngine
 
@@ -50,7 +50,7 @@ def test_ctrl_c_while_the_cache_is_made_leaves_nothing_behind(
     docker_client: docker.DockerClient, own_engine: SuiteEngine, tmp_path: Path
 ) -> None:
     name = sandbox_name("cache")
-    ports = {"jupyter": free_port(), "registry": free_port(), "tracking": free_port()}
+    ports = sandbox_ports()
     config = tmp_path / "kfbox.yaml"
     config.write_text(yaml.safe_dump({"name": name, "ports": ports}))  # rootless: the default
     box = Box(name, home_without_registry_cache(tmp_path / "home"), config, ports,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.support.net import free_port
 from tests.support.processes import stop, wait_until_answers
 
 
@@ -30,18 +30,12 @@ class JupyterServer:
         return requests.get(f"{self.url}/api/kernels", headers=headers, timeout=10).json()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _serve(
     tmp_path_factory: pytest.TempPathFactory, token: str | None, *args: str, prefix: str = ""
 ) -> Iterator[JupyterServer]:
     root = tmp_path_factory.mktemp("jupyter-root")
     log = tmp_path_factory.mktemp("jupyter-log") / "server.log"
-    port = _free_port()
+    port = free_port()
     jupyter = Path(sys.executable).parent / "jupyter"
     env = {k: v for k, v in os.environ.items() if k != "JUPYTER_TOKEN"}
     if token is not None:

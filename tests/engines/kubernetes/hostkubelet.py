@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -22,6 +21,8 @@ from typing import Any
 
 import upstream
 from controllers import COMPLETION_INDEX, Run
+
+from tests.support.net import free_port
 
 PYTHON = re.compile(r"^python(\d+(\.\d+)?)?$")
 
@@ -37,12 +38,6 @@ def rewrite(text: str, paths: dict[str, str]) -> str:
     for inside, host in sorted(paths.items(), key=lambda p: -len(p[0])):
         text = text.replace(inside, host)
     return text
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

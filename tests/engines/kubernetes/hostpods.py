@@ -30,10 +30,11 @@ from urllib.parse import urlsplit
 import requests
 import upstream
 import yaml
-from hostkubelet import free_port, host_path, rewrite
+from hostkubelet import host_path, rewrite
 from kapi_double import KubeApiDouble
 
 from kfbox.engines.kubernetes import jupyter
+from tests.support.net import free_port, free_ports
 
 ISVC_API = "serving.kserve.io/v1beta1"
 UI_EXTENSIONS = ("jupyterlab", "jupyter_lsp", "jupyter_server_terminals", "notebook_shim")
@@ -232,8 +233,8 @@ class HostPods:
                 for a in [*container.get("command", []), *container.get("args", [])]]
         if argv[0] == "python":
             argv[0] = sys.executable
-        port = free_port()
-        argv += ["--http_port", str(port), "--grpc_port", str(free_port())]
+        port, grpc_port = free_ports(2)
+        argv += ["--http_port", str(port), "--grpc_port", str(grpc_port)]
         env = self._env(meta["namespace"], container, mounts) | {
             "PATH": host_path(), "HOME": str(self.root)}
         log = (self.root / f"predictor-{meta['name']}.log").open("w")

@@ -20,7 +20,6 @@ import fake_kubectl
 import kubernetes_validate
 import pytest
 import requests
-from hostkubelet import free_port
 from hostpods import server_argv
 
 from kfbox.engines.kubernetes import jupyter as notebook_servers
@@ -31,6 +30,7 @@ from kfbox.engines.kubernetes.tools import Tools
 from kfbox.engines.kubernetes.workspace import RunNamespace, namespace_object
 from kfbox.engines.platform import StepFailure
 from kfbox.host.errors import PreflightError
+from tests.support.net import free_port
 
 NAMESPACE = "kfbox-run-nbtest"
 PREFIX = f"/notebook/{NAMESPACE}/{NOTEBOOK_NAME}"
