@@ -94,6 +94,7 @@ def test_each_kubernetes_tutorial_proves_a_person_requirement() -> None:
     assert all(t.requirement in REQUIREMENTS for t in TUTORIAL_CHECKS.values())
 
 
+@pytest.mark.heavy
 def test_the_train_tutorial_runs_two_nodes_as_one_process_group(kubeflow, sandbox) -> None:
     """TrainerClient with the function trainer, the runtime image from the notebook's env: a
     TrainJob of two node pods in the notebook's namespace, whose torchrun processes formed one
@@ -106,6 +107,7 @@ def test_the_train_tutorial_runs_two_nodes_as_one_process_group(kubeflow, sandbo
     assert kubeflow.double.listed(TRAINER_API, "trainjobs", NAMESPACE) == []
 
 
+@pytest.mark.heavy
 def test_the_tune_tutorial_runs_katib_trials_and_reads_the_best(kubeflow, sandbox) -> None:
     """OptimizerClient.optimize: an Experiment (accepted by Katib's validator) whose four
     TrainJob trials ran for real, each reporting through the collector; the best read from
@@ -118,6 +120,7 @@ def test_the_tune_tutorial_runs_katib_trials_and_reads_the_best(kubeflow, sandbo
     assert kubeflow.double.listed(KATIB_API, "experiments", NAMESPACE) == []
 
 
+@pytest.mark.heavy
 def test_the_serve_tutorial_queries_its_model_server_and_removes_it(kubeflow, sandbox) -> None:
     """KServeClient creates an InferenceService whose custom predictor (the runtime image
     running the file the tutorial wrote to the model store) is a real KServe ModelServer; the
@@ -130,6 +133,7 @@ def test_the_serve_tutorial_queries_its_model_server_and_removes_it(kubeflow, sa
     assert (store / "model.joblib").is_file()  # what a person made stays
 
 
+@pytest.mark.heavy
 def test_the_boundary_probe_finds_each_escape_refused_with_nothing_made(kubeflow,
                                                                         sandbox, tmp_path) -> None:
     """The engine's boundary probe (what certify runs for person.boundary) in the Notebook's
