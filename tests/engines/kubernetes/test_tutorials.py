@@ -152,3 +152,21 @@ def test_the_boundary_probe_finds_each_escape_refused_with_nothing_made(kubeflow
     assert kubeflow.double.get("v1", "pods", NAMESPACE, "kfbox-escape") is None
     assert kubeflow.double.get("rbac.authorization.k8s.io/v1", "rolebindings", NAMESPACE,
                                "kfbox-escape") is None
+
+
+def test_the_notebooks_access_outside_its_namespace_goes_with_the_run(kubeflow) -> None:
+    """The run's Notebook's ClusterRole and binding (reading the cluster's training runtimes)
+    are cluster-wide, so deleting the run's namespace would leave them: closing the platform
+    removes them (KubePlatform.close calls remove_access)."""
+    from kfbox.engines.kubernetes.notebook_access import access_objects, cluster_role_name
+
+    for obj in access_objects(NAMESPACE):
+        kubeflow.kube.apply(obj)
+    notebooks = KubeNotebooks(kubeflow.kube, NAMESPACE, Tools(which={}), None,
+                              lambda: NOTEBOOK_IMAGE, Path("/nonexistent"))
+    notebooks.remove_access()
+    rbac = "rbac.authorization.k8s.io/v1"
+    assert kubeflow.double.get(rbac, "clusterroles", None, cluster_role_name(NAMESPACE)) is None
+    assert kubeflow.double.get(rbac, "clusterrolebindings", None,
+                               cluster_role_name(NAMESPACE)) is None
+    assert kubeflow.double.get(rbac, "roles", NAMESPACE, SERVICE_ACCOUNT)  # the namespace's own
