@@ -63,10 +63,6 @@ class Resources(_Strict):
     cpus: float = Field(default=2.0, gt=0, le=256)
 
 
-KUBEFLOW_NOTEBOOK_IMAGE = "ghcr.io/kubeflow/kubeflow/notebook-servers/jupyter-pytorch-full:v1.10.0"
-"""Kubeflow v1.10's PyTorch notebook server, one of the Jupyter web app's image options
-(kubeflow/kubeflow v1.10.0, spawner_ui_config.yaml): the scenario notebooks prototype in torch,
-which the spawner's default (jupyter-scipy) lacks."""
 REGISTRY_PATTERN = re.compile(r"^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._/-]+)?$")
 IMAGE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._/:@-]*$")
 
@@ -137,8 +133,11 @@ class KubernetesSettings(_Strict):
     registry: str | None = None
     """host[:port][/path] the cluster pulls journey images from and this host pushes them to;
     required on `existing` (kind runs its own, localhost:<ports.registry>)."""
-    notebook_image: str = KUBEFLOW_NOTEBOOK_IMAGE
-    """The notebook server image (a Kubeflow notebook-server image or one built like them)."""
+    notebook_image: str | None = None
+    """`kind`: the image of the sandbox notebook a person opens. None runs kfbox's own
+    (JupyterLab on the ML runtime: the Kubeflow SDK, KServe and torch the tutorials use), built
+    on this host and pushed to the kind registry; another (a Kubeflow notebook-server image or
+    one built like them) runs as named, and the tutorials need what it lacks."""
 
     @field_validator("registry")
     @classmethod
@@ -150,8 +149,8 @@ class KubernetesSettings(_Strict):
 
     @field_validator("notebook_image")
     @classmethod
-    def _image(cls, value: str) -> str:
-        if not IMAGE_PATTERN.match(value):
+    def _image(cls, value: str | None) -> str | None:
+        if value is not None and not IMAGE_PATTERN.match(value):
             raise ValueError("give an image reference, e.g. registry.example/notebook:v1")
         return value
 

@@ -201,7 +201,8 @@ def make_bundle(dest: Path, spec: SandboxSpec, *, gpu: bool, with_images: bool,
                           trust_on_first_use=trust_on_first_use)
     plan = catalog.plan(catalog.platform(spec.kubernetes.platform, gpu=gpu))
     return write_bundle(dest, catalog, plan, manifests, HostDocker(tools), reporter,
-                        extra_images=[spec.kubernetes.notebook_image],
+                        # kfbox's own notebook image is built on the host, not pulled.
+                        extra_images=[i for i in [spec.kubernetes.notebook_image] if i],
                         host_images=[NODE_IMAGE, REGISTRY_IMAGE], with_images=with_images)
 
 

@@ -152,7 +152,8 @@ class KubernetesEngine(Engine):
         return {"kubernetes": f"{major}.{minor}",
                 **{name: self.catalog.components[name].version
                    for name in self.recorded().get("components", [])},
-                "notebook-image": self.spec.kubernetes.notebook_image,
+                # What the run's Notebook runs, whatever kind's sandbox notebook is given.
+                "notebook-image": "kfbox/jupyter (JupyterLab on the ML runtime below)",
                 **self.docker.runtime_versions(RUNTIME_PACKAGES, labels),
                 **installed_versions(["kubeflow"])}
 

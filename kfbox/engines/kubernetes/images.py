@@ -31,6 +31,12 @@ class KubeImages:
         self.docker.tag(image, tag)
         return self.docker.push(tag)
 
+    def publish_own(self, component: str, ca_bundle: Path | None) -> str:
+        """One of kfbox's own images (`runtime`, `jupyter`, `tracking`: lite's), built on this
+        host when its inputs changed and pushed for the cluster as kfbox/<component>."""
+        return self.publish(self.docker.component_image(component, ca_bundle),
+                            f"kfbox/{component}")
+
     def build(self, context: Path, repository: str, *, build_args: dict[str, str]) -> BuiltImage:
         self._require_registry()
         started = time.monotonic()

@@ -34,6 +34,16 @@ TOKEN_ENV = "JUPYTER_TOKEN"
 NAMESPACE_ENV = "POD_NAMESPACE"
 """The pod's namespace, which a client that is not the Kubeflow SDK's needs (KServe's client
 defaults to `default` outside a pod's service-account files)."""
+STORE_ENV = "KFBOX_STORE"
+STORE_CLAIM_ENV = "KFBOX_STORE_CLAIM"
+"""Where a notebook's pod mounts its model store, and the claim's name: a workload the notebook
+starts mounts the same claim (the serving tutorial's model server)."""
+KUBEFLOW_IMAGE = "ghcr.io/kubeflow/kubeflow/notebook-servers/jupyter-pytorch-full:v1.10.0"
+"""Kubeflow v1.10's PyTorch notebook server (one of its Jupyter web app's image options,
+kubeflow/kubeflow v1.10.0 spawner_ui_config.yaml), an image a person may name for kind's sandbox
+notebook: kfbox starts every notebook as this image's start script does (above), and finds
+`jupyter` and the home where it puts them (JUPYTER, HOME). It has no Kubeflow SDK, so kfbox's
+own notebook image is the default."""
 SANDBOX_NAMESPACE = "kfbox"
 SANDBOX_NOTEBOOK = "jupyter"
 SANDBOX_CLAIM = "kfbox-workspace"
@@ -109,11 +119,22 @@ def notebook_object(namespace: str, name: str, image: str, mounts: dict[str, str
     }
 
 
-def sandbox_objects(sandbox: str, image: str, token: str) -> list[dict[str, Any]]:
+SANDBOX_STORE = f"{HOME}/work"
+"""Where the sandbox notebook mounts its workspace claim, which is its model store too."""
+SANDBOX_TUTORIALS = "work/tutorials"
+"""Where kind's `up` puts the tutorials, under the server's root: on the claim, so a person's
+edits outlive the pod."""
+
+
+def sandbox_objects(sandbox: str, image: str, token: str,
+                    env: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """The kind sandbox's notebook server: its namespace (labelled for Katib, so Experiments
     may run there), what its service account may do (notebook_access), its token, workspace
-    claim, Notebook, and a NodePort Service on the port kind maps to 127.0.0.1:<ports.jupyter>."""
+    claim, Notebook, and a NodePort Service on the port kind maps to 127.0.0.1:<ports.jupyter>.
+    Its container gets what the tutorials read: the store's place and claim, and `env` (the
+    ML runtime's image)."""
     ns = SANDBOX_NAMESPACE
+    env = {STORE_ENV: SANDBOX_STORE, STORE_CLAIM_ENV: SANDBOX_CLAIM, **(env or {})}
     return [
         {"apiVersion": "v1", "kind": "Namespace",
          "metadata": {"name": ns, "labels": {SANDBOX_LABEL: sandbox,
@@ -124,8 +145,8 @@ def sandbox_objects(sandbox: str, image: str, token: str) -> list[dict[str, Any]
          "metadata": {"name": SANDBOX_CLAIM, "namespace": ns},
          "spec": {"accessModes": ["ReadWriteOnce"],
                   "resources": {"requests": {"storage": SANDBOX_CLAIM_SIZE}}}},
-        notebook_object(ns, SANDBOX_NOTEBOOK, image, {SANDBOX_CLAIM: f"{HOME}/work"},
-                        service_account=SERVICE_ACCOUNT),
+        notebook_object(ns, SANDBOX_NOTEBOOK, image, {SANDBOX_CLAIM: SANDBOX_STORE},
+                        service_account=SERVICE_ACCOUNT, env=env),
         {"apiVersion": "v1", "kind": "Service",
          "metadata": {"name": NODEPORT_SERVICE, "namespace": ns},
          "spec": {"type": "NodePort",

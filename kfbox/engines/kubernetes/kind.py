@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
+from kfbox.engines import tutorials
 from kfbox.engines.base import (
     Access,
     Capabilities,
@@ -19,11 +20,13 @@ from kfbox.engines.kubernetes import jupyter, kindconfig, nvkind, registry
 from kfbox.engines.kubernetes.bundle import bundle_images, load_images, offline_node_image
 from kfbox.engines.kubernetes.catalog import Catalog
 from kfbox.engines.kubernetes.cluster import KindCluster
-from kfbox.engines.kubernetes.engine import KubernetesEngine
+from kfbox.engines.kubernetes.engine import TUTORIALS, KubernetesEngine
+from kfbox.engines.kubernetes.images import KubeImages
 from kfbox.engines.kubernetes.installer import Builtins
 from kfbox.engines.kubernetes.kubeapi import KubeApi
 from kfbox.engines.kubernetes.platform import ClusterAccess
 from kfbox.engines.kubernetes.tools import Tools
+from kfbox.engines.tutorials import RUNTIME_IMAGE_ENV
 from kfbox.host import preflight
 from kfbox.host.config import SandboxSpec
 from kfbox.host.docker_engine import LABEL
@@ -107,8 +110,30 @@ class KindEngine(KubernetesEngine):
             **super().builtins(),
             "local-registry-hosting": lambda: [registry.hosting_configmap(spec)],
             "sandbox-notebook": lambda: jupyter.sandbox_objects(
-                spec.name, spec.kubernetes.notebook_image, self.token()),
+                spec.name, self.sandbox_notebook_image(), self.token(),
+                {RUNTIME_IMAGE_ENV: self.images().publish_own("runtime", spec.ca_bundle)}),
         }
+
+    def images(self) -> KubeImages:
+        return KubeImages(self.docker, registry.host_address(self.spec))
+
+    def sandbox_notebook_image(self) -> str:
+        """The image `kubernetes.notebook_image` names, else kfbox's own notebook image (the ML
+        runtime's software, which the tutorials use) pushed to the kind registry."""
+        named = self.spec.kubernetes.notebook_image
+        return named or self.images().publish_own("jupyter", self.spec.ca_bundle)
+
+    def offer_tutorials(self, reporter: Reporter) -> None:
+        """The tutorials into the sandbox notebook's workspace, where a person opens them; a
+        copy a person edited is never replaced."""
+        # Imported here for start-up time: the Jupyter client loads websocket.
+        from kfbox.engines.jupyter import JupyterClient
+
+        with reporter.step("Tutorials in the notebook server") as update:
+            client = JupyterClient(self.notebook_url(), self.token())
+            client.wait_ready()
+            offered = client.offer(tutorials.notebooks(TUTORIALS), jupyter.SANDBOX_TUTORIALS)
+            update(", ".join(offered) if offered else "already there")
 
     def up(self, reporter: Reporter) -> SandboxStatus:
         gpu = self.wants_gpu()
@@ -137,6 +162,8 @@ class KindEngine(KubernetesEngine):
                     update(node)
                     nvkind.configure_node(self.docker, node)
         results = self.installer(reporter).install(plan)
+        if any(c.name == "jupyter" for c in plan):
+            self.offer_tutorials(reporter)
         if gpu:
             with reporter.step("Waiting for nodes to advertise nvidia.com/gpu"):
                 self.wait_for_gpus()

@@ -22,10 +22,6 @@ from kfbox.engines.kubernetes.workspace import STORE_CLAIM
 from kfbox.engines.platform import MODEL_STORE_MOUNT, NotebookResult, StepFailure
 
 NOTEBOOK_NAME = "kfbox-notebook"
-STORE_ENV = "KFBOX_STORE"
-STORE_CLAIM_ENV = "KFBOX_STORE_CLAIM"
-"""Where the notebook's pod mounts the model store, and the claim's name: a workload the
-notebook starts mounts the same claim (the serving tutorial's model server)."""
 READY_TIMEOUT_S = 600
 
 
@@ -60,7 +56,8 @@ class KubeNotebooks:
     def ensure_server(self) -> None:
         if self.forward is not None:
             return
-        env = {STORE_ENV: MODEL_STORE_MOUNT, STORE_CLAIM_ENV: STORE_CLAIM, **self.environment()}
+        env = {jupyter.STORE_ENV: MODEL_STORE_MOUNT, jupyter.STORE_CLAIM_ENV: STORE_CLAIM,
+               **self.environment()}
         try:
             for obj in access_objects(self.namespace):
                 self.kube.apply(obj)

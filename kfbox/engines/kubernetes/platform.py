@@ -77,20 +77,17 @@ class KubePlatform:
     def _notebook_image(self) -> str:
         """kfbox's notebook image (JupyterLab on the ML runtime, lite's), pushed where the
         cluster pulls from: the run's kernel has the Kubeflow SDK, KServe, torch and Optuna the
-        tutorials use, as on lite. The sandbox notebook a person opens on kind keeps
-        `kubernetes.notebook_image`."""
-        local = self.docker.component_image("jupyter", self.access.ca_bundle)
-        return self.images.publish(local, "kfbox/jupyter")
+        tutorials use, as on lite."""
+        return self.images.publish_own("jupyter", self.access.ca_bundle)
 
     def _notebook_environment(self) -> dict[str, str]:
         """The ML runtime as the cluster pulls it: the tutorials' training nodes, trials and
         model server run it (what the lite engine's notebook finds in the same variable)."""
-        return {RUNTIME_IMAGE_ENV: self.images.publish(self.runtime_image, "kfbox/runtime")}
+        return {RUNTIME_IMAGE_ENV: self.images.publish_own("runtime", self.access.ca_bundle)}
 
     def _tracking_image(self) -> str:
         """kfbox's tracking server image (lite's), pushed where the cluster pulls from."""
-        local = self.docker.component_image("tracking", self.access.ca_bundle)
-        return self.images.publish(local, "kfbox/tracking")
+        return self.images.publish_own("tracking", self.access.ca_bundle)
 
     def gpu_count(self) -> int:
         return max((advertised_gpus(n) for n in self.access.kube.list("v1", "Node")), default=0)

@@ -8,15 +8,18 @@ the cluster, the notebook pod answering on the mapped port."""
 from __future__ import annotations
 
 import hashlib
+import json
 import socket
 from pathlib import Path
 
 import pytest
+import requests
 import yaml
 from manifests_server import serve_dir
 from pins import sha
 
 from kfbox.engines import get_engine
+from kfbox.engines.jupyter import one_cell_notebook
 from kfbox.engines.kubernetes import jupyter, kindconfig
 from kfbox.engines.kubernetes import kind as kind_module
 from kfbox.engines.kubernetes.catalog import load_catalog, lock_data, parse_lock
@@ -72,25 +75,72 @@ def test_each_engine_has_its_own_provider() -> None:
     assert isinstance(get_engine(SandboxSpec(name="box", engine="existing")), ExistingEngine)
 
 
+def own_images(engine: KindEngine, monkeypatch) -> list[tuple[str, str]]:
+    """kfbox's own images as built on the host and pushed to the kind registry (tag, push),
+    recorded: the pushes this host's Docker would make."""
+    pushed: list[tuple[str, str]] = []
+    monkeypatch.setattr(engine.docker, "component_image", lambda name, ca: f"kfbox/{name}:abc")
+    monkeypatch.setattr(engine.docker, "tag", lambda image, tag: pushed.append((image, tag)))
+    monkeypatch.setattr(engine.docker, "push",
+                        lambda tag: tag.rpartition(":")[0] + "@sha256:" + "1" * 64)
+    return pushed
+
+
 def test_kind_gives_a_notebook_server_a_person_opens_with_its_token(
         kubeflow, runner, tmp_path, monkeypatch) -> None:
+    """kind's `up` as a person meets it: the sandbox notebook (its pod run for real as a host
+    jupyter_server at the port kind maps, hostpods.py) runs kfbox's own notebook image with the
+    ML runtime named in its env, as the notebook's service account, and holds the tutorials."""
+    from hostpods import ClusterNetwork, HostPods
+
+    from kfbox.engines.jupyter import JupyterClient
+    from kfbox.engines.kubernetes.engine import TUTORIALS
+    from kfbox.engines.kubernetes.notebook_access import SERVICE_ACCOUNT
+
     monkeypatch.setenv("KFBOX_HOME", str(tmp_path / "home"))
     runner.script[:] = KIND_SCRIPT
-    with serve_dir(FIXTURES) as base:
-        engine = KindEngine(kind_spec(ports=Ports(jupyter=18888, registry=15000)),
+    account = f"{jupyter.SANDBOX_NAMESPACE}/{SERVICE_ACCOUNT}"
+    kubeflow.double.tokens["sandbox-token"] = "system:serviceaccount:" + account.replace("/", ":")
+    with serve_dir(FIXTURES) as base, ClusterNetwork().serve() as network:
+        pods = HostPods(kubeflow.double, kubeflow.url, tmp_path / "pods", network,
+                        {account: "sandbox-token"}).install()
+        port = pods.notebook_port
+        engine = KindEngine(kind_spec(ports=Ports(jupyter=port, registry=15000)),
                             tools=Tools(runner=runner, which=dict(TOOLS)),
                             catalog=parse_lock(lock(base)), kube=kubeflow.kube)
+        pushed = own_images(engine, monkeypatch)
         engine.cluster.exists = lambda: True  # the recording runner lists no clusters
-        status = engine.up(quiet_reporter())
+        try:
+            status = engine.up(quiet_reporter())
+            client = JupyterClient(engine.notebook_url(), engine.token())
+            offered = client.fetch_dir(jupyter.SANDBOX_TUTORIALS, tmp_path / "offered")
+            # A person saves an edited copy (as JupyterLab saves); a repairing `up` keeps it.
+            mine = one_cell_notebook("print('mine')")
+            requests.put(f"{engine.notebook_url()}/api/contents/{jupyter.SANDBOX_TUTORIALS}/"
+                         "train-from-the-notebook.ipynb", timeout=30,
+                         headers={"Authorization": f"token {engine.token()}"},
+                         json={"type": "notebook", "format": "json", "content": mine},
+                         ).raise_for_status()
+            engine.offer_tutorials(quiet_reporter())
+            kept = client.fetch_dir(jupyter.SANDBOX_TUTORIALS, tmp_path / "kept")
+        finally:
+            pods.stop()
 
-    url = "http://127.0.0.1:18888/notebook/kfbox/jupyter"
+    def code(notebook: dict) -> list[str]:
+        return ["".join(c["source"]) for c in notebook["cells"]]
+
+    url = f"http://127.0.0.1:{port}/notebook/kfbox/jupyter"
+    shipped = {p.name: code(json.loads(p.read_text())) for p in TUTORIALS.glob("*.ipynb")}
+    assert {p.name: code(json.loads(p.read_text())) for p in offered} == shipped
+    assert {p.name: code(json.loads(p.read_text())) for p in kept} == {
+        **shipped, "train-from-the-notebook.ipynb": code(mine)}
     components = {c.name: c for c in status.components}
     assert status.state == "running" and components["jupyter"].url == url
     capabilities = engine.capabilities()
     assert capabilities.notebook is not None
     assert (capabilities.notebook.url, capabilities.notebook.auth) == (url, "token")
     assert capabilities.registry == "localhost:15000"
-    assert capabilities.software["notebook-image"] == engine.spec.kubernetes.notebook_image
+    assert capabilities.software["notebook-image"].startswith("kfbox/jupyter")
     assert capabilities.software["kubernetes"] == "1.32"
     token = engine.token()
     assert engine.login_url("jupyter") == f"{url}/lab?token={token}"
@@ -103,12 +153,34 @@ def test_kind_gives_a_notebook_server_a_person_opens_with_its_token(
     service = kubeflow.double.get("v1", "services", "kfbox", jupyter.NODEPORT_SERVICE)
     assert service["spec"]["type"] == "NodePort"
     assert service["spec"]["ports"][0]["nodePort"] == mapping["containerPort"]
-    assert mapping["listenAddress"] == "127.0.0.1" and mapping["hostPort"] == 18888
+    assert mapping["listenAddress"] == "127.0.0.1" and mapping["hostPort"] == port
     pod = kubeflow.double.get("v1", "pods", "kfbox", "jupyter-0")
     assert all(pod["metadata"]["labels"][k] == v
                for k, v in service["spec"]["selector"].items())
-    assert pod["spec"]["containers"][0]["image"] == \
-        "ghcr.io/kubeflow/kubeflow/notebook-servers/jupyter-pytorch-full:v1.10.0"
+    container = pod["spec"]["containers"][0]
+    digest = "@sha256:" + "1" * 64
+    assert container["image"] == "localhost:15000/kfbox/jupyter" + digest
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["KFBOX_RUNTIME_IMAGE"] == "localhost:15000/kfbox/runtime" + digest
+    assert (env["KFBOX_STORE"], env["KFBOX_STORE_CLAIM"]) == (
+        jupyter.SANDBOX_STORE, jupyter.SANDBOX_CLAIM)
+    assert pod["spec"]["serviceAccountName"] == SERVICE_ACCOUNT
+    assert sorted(pushed) == [("kfbox/jupyter:abc", "localhost:15000/kfbox/jupyter:abc"),
+                              ("kfbox/runtime:abc", "localhost:15000/kfbox/runtime:abc")]
+
+
+def test_kind_runs_the_notebook_image_a_person_names(kubeflow, monkeypatch, tmp_path) -> None:
+    """kubernetes.notebook_image, when given, is the sandbox notebook's image (nothing of
+    kfbox's notebook image is built for it); the ML runtime is still named in its env."""
+    monkeypatch.setenv("KFBOX_HOME", str(tmp_path / "home"))
+    engine = KindEngine(kind_spec(kubernetes={"notebook_image": jupyter.KUBEFLOW_IMAGE}),
+                        kube=kubeflow.kube)
+    pushed = own_images(engine, monkeypatch)
+    notebook = next(o for o in engine.builtins()["sandbox-notebook"]()
+                    if o["kind"] == "Notebook")
+    assert notebook["spec"]["template"]["spec"]["containers"][0]["image"] == \
+        jupyter.KUBEFLOW_IMAGE
+    assert [repository for _, repository in pushed] == ["localhost:5000/kfbox/runtime:abc"]
 
 
 def test_existing_never_touches_what_it_did_not_create(kubeflow, tmp_path, monkeypatch) -> None:
@@ -261,8 +333,7 @@ def test_settings_come_from_the_spec_not_the_environment(monkeypatch) -> None:
         SandboxSpec(kubernetes={"registry": "http://no"})
     default = SandboxSpec()
     assert default.kubernetes.registry is None
-    assert default.kubernetes.notebook_image == \
-        "ghcr.io/kubeflow/kubeflow/notebook-servers/jupyter-pytorch-full:v1.10.0"
+    assert default.kubernetes.notebook_image is None  # kfbox's own notebook image
 
 
 def test_the_platform_is_built_from_what_the_provider_hands_it(kubeflow, tmp_path,

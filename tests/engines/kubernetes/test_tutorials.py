@@ -154,6 +154,49 @@ def test_the_boundary_probe_finds_each_escape_refused_with_nothing_made(kubeflow
                                "kfbox-escape") is None
 
 
+@pytest.mark.heavy
+def test_a_tutorial_opened_in_kinds_sandbox_notebook_runs_there(kubeflow, tmp_path,
+                                                                monkeypatch) -> None:
+    """What a person does on kind: opens the serve tutorial that `up` put in the sandbox
+    notebook's workspace (namespace kfbox, its claim the model store) and runs it top to
+    bottom, as that notebook's service account."""
+    from kfbox.engines.jupyter import JupyterClient
+    from kfbox.engines.kubernetes import jupyter
+    from kfbox.engines.kubernetes.kind import KindEngine
+    from kfbox.host.config import Ports, SandboxSpec
+    from kfbox.host.progress import quiet_reporter
+
+    monkeypatch.setenv("KFBOX_HOME", str(tmp_path / "home"))
+    namespace = jupyter.SANDBOX_NAMESPACE
+    kubeflow.double.tokens[TOKEN] = f"system:serviceaccount:{namespace}:{SERVICE_ACCOUNT}"
+    name = "serve-from-the-notebook.ipynb"
+    with ClusterNetwork().serve() as network:
+        pods = HostPods(kubeflow.double, kubeflow.url, tmp_path / "pods", network,
+                        {f"{namespace}/{SERVICE_ACCOUNT}": TOKEN}).install()
+        engine = KindEngine(SandboxSpec(name="box", engine="kind", gpu="off",
+                                        ports=Ports(jupyter=pods.notebook_port)),
+                            kube=kubeflow.kube)
+        try:
+            for obj in jupyter.sandbox_objects("box", NOTEBOOK_IMAGE, engine.token(),
+                                               {RUNTIME_IMAGE_ENV: RUNTIME}):
+                kubeflow.kube.apply(obj)
+            engine.offer_tutorials(quiet_reporter())
+            client = JupyterClient(engine.notebook_url(), engine.token())
+            opened = next(p for p in client.fetch_dir(jupyter.SANDBOX_TUTORIALS,
+                                                      tmp_path / "opened") if p.name == name)
+            result = client.execute_notebook(opened, jupyter.SANDBOX_TUTORIALS,
+                                             tmp_path / "executed.ipynb", timeout_s=600)
+            printed = notebook_metrics(result.executed)
+        finally:
+            pods.stop()
+    conditions = [Condition.model_validate(c) for c in TUTORIAL_CHECKS[name].prints]
+    assert all(passed for passed, _ in judge_conditions(conditions, printed, name)), \
+        (printed, pods.logs())
+    model = pods.claim(jupyter.SANDBOX_CLAIM) / "notebook" / "digits" / "model.joblib"
+    assert model.is_file()  # in the workspace a person keeps
+    assert kubeflow.double.listed(ISVC_API, "inferenceservices", namespace) == []
+
+
 def test_the_notebooks_access_outside_its_namespace_goes_with_the_run(kubeflow) -> None:
     """The run's Notebook's ClusterRole and binding (reading the cluster's training runtimes)
     are cluster-wide, so deleting the run's namespace would leave them: closing the platform

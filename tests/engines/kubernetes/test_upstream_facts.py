@@ -30,7 +30,6 @@ from kfbox.engines.kubernetes import (
     workspace,
 )
 from kfbox.engines.kubernetes.catalog import load_catalog
-from kfbox.host.config import KUBEFLOW_NOTEBOOK_IMAGE
 from kfbox.host.errors import KfboxError
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -154,7 +153,7 @@ def test_kfbox_constants_are_upstreams_names() -> None:
     assert (controller["container_port"], controller["serving_port"]) == (
         jupyter.CONTAINER_PORT, jupyter.SERVICE_PORT)
     image = facts_of("notebook-image")
-    assert image["image"] == KUBEFLOW_NOTEBOOK_IMAGE
+    assert image["image"] == jupyter.KUBEFLOW_IMAGE
     # kfbox starts `jupyter` by name: the image's PATH finds it where upstream puts it.
     assert image["jupyter"] == f"{image['path_first']}/{jupyter.JUPYTER}"
     assert image["home"] == jupyter.HOME
