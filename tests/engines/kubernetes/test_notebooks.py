@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import fake_kubectl
 import kubernetes_validate
 import pytest
 import requests
-from hostpods import server_argv
+from hostpods import server_argv, wait_http
 
 from kfbox.engines.kubernetes import jupyter as notebook_servers
 from kfbox.engines.kubernetes.artifacts import KubeArtifacts
@@ -55,12 +54,7 @@ def jupyter(tmp_path_factory) -> Iterator[tuple[int, Path]]:
     server = subprocess.Popen(notebook_argv(root, port), stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     try:
-        for _ in range(200):
-            try:
-                requests.get(f"http://127.0.0.1:{port}{PREFIX}/api/status", timeout=1)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.05)
+        wait_http(f"http://127.0.0.1:{port}{PREFIX}/api/status")
         yield port, root
     finally:
         server.terminate()
