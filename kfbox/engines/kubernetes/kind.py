@@ -26,6 +26,7 @@ from kfbox.engines.kubernetes.installer import Builtins
 from kfbox.engines.kubernetes.kubeapi import KubeApi
 from kfbox.engines.kubernetes.platform import ClusterAccess
 from kfbox.engines.kubernetes.tools import Tools
+from kfbox.engines.platform import StepFailure
 from kfbox.engines.tutorials import RUNTIME_IMAGE_ENV
 from kfbox.host import preflight
 from kfbox.host.config import SandboxSpec
@@ -131,8 +132,15 @@ class KindEngine(KubernetesEngine):
 
         with reporter.step("Tutorials in the notebook server") as update:
             client = JupyterClient(self.notebook_url(), self.token())
-            client.wait_ready()
-            offered = client.offer(tutorials.notebooks(TUTORIALS), jupyter.SANDBOX_TUTORIALS)
+            try:
+                client.wait_ready()
+                offered = client.offer(tutorials.notebooks(TUTORIALS),
+                                       jupyter.SANDBOX_TUTORIALS)
+            except StepFailure as exc:
+                raise KfboxError(
+                    f"the sandbox notebook took no tutorials: {exc}",
+                    fix=f"see `kubectl -n {jupyter.SANDBOX_NAMESPACE} logs "
+                        f"{jupyter.SANDBOX_NOTEBOOK}-0`, then `kfbox up` again") from exc
             update(", ".join(offered) if offered else "already there")
 
     def up(self, reporter: Reporter) -> SandboxStatus:

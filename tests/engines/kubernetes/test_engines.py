@@ -169,6 +169,34 @@ def test_kind_gives_a_notebook_server_a_person_opens_with_its_token(
                               ("kfbox/runtime:abc", "localhost:15000/kfbox/runtime:abc")]
 
 
+def test_a_notebook_that_takes_no_tutorials_fails_up_in_one_line(kubeflow, monkeypatch,
+                                                                  tmp_path) -> None:
+    """A sandbox notebook that refuses kfbox's token: `up` stops with one line naming the
+    server's answer and where to look, not a traceback."""
+    from http.server import BaseHTTPRequestHandler
+
+    from kfbox.host.errors import KfboxError
+    from tests.support.net import http_server
+
+    class Refusing(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(403)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    monkeypatch.setenv("KFBOX_HOME", str(tmp_path / "home"))
+    with http_server(Refusing) as port:
+        engine = KindEngine(kind_spec(ports=Ports(jupyter=port)), kube=kubeflow.kube)
+        with pytest.raises(KfboxError) as raised:
+            engine.offer_tutorials(quiet_reporter())
+    assert raised.value.line() == (
+        f"the sandbox notebook took no tutorials: jupyter at http://127.0.0.1:{port}/notebook/"
+        "kfbox/jupyter rejected the token (HTTP 403) — see `kubectl -n kfbox logs jupyter-0`, "
+        "then `kfbox up` again")
+
+
 def test_kind_runs_the_notebook_image_a_person_names(kubeflow, monkeypatch, tmp_path) -> None:
     """kubernetes.notebook_image, when given, is the sandbox notebook's image (nothing of
     kfbox's notebook image is built for it); the ML runtime is still named in its env."""
