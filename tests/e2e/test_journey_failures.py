@@ -292,6 +292,36 @@ def test_a_run_collects_and_removes_only_its_own_workloads(
             workload.remove(force=True)
 
 
+def test_two_runs_building_the_same_files_make_one_image(
+    sandbox: Sandbox, docker_client: docker.DockerClient, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A second run's build of unchanged files is the builder's cache, not a new image: the
+    image carries the sandbox's labels (so clean-up finds it), never the run's, which would be
+    a step rebuilt on every run."""
+    monkeypatch.setenv("KFBOX_HOME", str(sandbox.home))
+    engine = get_engine(load_spec(sandbox.config))
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "Dockerfile").write_text("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n"
+                                        "COPY model.txt /app/\n")
+    (context / "model.txt").write_text("the same file in both runs\n")
+    built, runs = [], []
+    for run in ("a", "b"):
+        platform = engine.platform(tmp_path / run / "workspace")
+        try:
+            built.append(platform.images.build(
+                context, "kfbox/same-files", build_args={"BASE_IMAGE": platform.runtime_image}))
+            runs.append(platform.run_id)
+        finally:
+            platform.close()
+    first, second = built
+    assert first.digest == second.digest
+    image = docker_client.images.get(first.reference)
+    assert {tag.rsplit(":", 1)[1] for tag in image.tags} >= set(runs)  # each run tagged it
+    assert image.labels[LABEL] == sandbox.name and RUN_LABEL not in image.labels
+
+
 def test_a_persons_notebook_work_fails_on_the_hosts_docker_engine(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:

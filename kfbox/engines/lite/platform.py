@@ -97,8 +97,12 @@ class LitePlatform:
             engine.token(),
             run_dir,
         )
+        # The image carries the sandbox's labels, not the run's: a label that changes each run
+        # is a build step that is never cached (the legacy builder commits a container for it,
+        # seconds on a rootless engine), and nothing finds images by run.
         self.images = LiteImages(
-            client, spec.name, f"127.0.0.1:{spec.ports.registry}", self.run_id, labels
+            client, spec.name, f"127.0.0.1:{spec.ports.registry}", self.run_id,
+            engine.labels(**{ROLE_LABEL: "workload"})
         )
         self.stopping = threading.Event()
         """Set by close(): training jobs still running (a trial's, after Ctrl-C) end at once."""
