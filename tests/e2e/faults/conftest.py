@@ -13,12 +13,10 @@ import pytest
 import yaml
 
 from kfbox.host import docker_engine
-from kfbox.host.images.base import base_tag
-from kfbox.host.images.build import ensure_component_image
-from kfbox.host.progress import quiet_reporter
 from tests.support.ci import unreachable
 from tests.support.cli import private_home
 from tests.support.faults import Box
+from tests.support.images import ensure_images
 from tests.support.net import sandbox_ports
 from tests.support.sandboxes import (
     ON_HOST_ENGINE,
@@ -28,10 +26,6 @@ from tests.support.sandboxes import (
     untag_registry,
 )
 from tests.support.suite_engine import EngineError, SuiteEngine, suite_engine
-
-COMPONENTS = ("registry", "jupyter", "tracking", "runtime")
-"""The images a sandbox runs; with the base (its journeys' and these tests' FROM), what the
-suite's engine gets from the machine's."""
 
 
 @pytest.hookimpl(tryfirst=True)  # before tests/e2e/conftest.py puts the machine check last
@@ -51,8 +45,7 @@ def own_engine() -> Iterator[SuiteEngine]:
     ok, detail = docker_engine.reachable()
     if not ok:
         unreachable(f"no Docker engine to copy images from: {detail} (run `kfbox provision`)")
-    machine = docker_engine.connect()
-    tags = [base_tag(), *(ensure_component_image(c, quiet_reporter(), machine) for c in COMPONENTS)]
+    tags = ensure_images()
     try:
         with suite_engine() as engine:
             engine.copy_images(machine_host, tags)
