@@ -8,6 +8,9 @@ from pathlib import Path
 import yaml
 
 from kfbox.engines.base import Tutorial
+from kfbox.engines.platform import StepFailure
+from kfbox.host.errors import KfboxError
+from kfbox.host.progress import Reporter
 
 CHECKS = "checks.yaml"
 RUNTIME_IMAGE_ENV = "KFBOX_RUNTIME_IMAGE"
@@ -24,3 +27,22 @@ def tutorial_checks(folder: Path) -> list[Tutorial]:
     checks = yaml.safe_load((folder / CHECKS).read_text())
     return [Tutorial(str(folder / name), entry["requirement"], entry["prints"])
             for name, entry in checks.items()]
+
+
+def offer(url: str, token: str, folder: Path, dest: str, reporter: Reporter, *,
+          fix: str) -> None:
+    """The tutorials of FOLDER into DEST of the sandbox's notebook server at URL, where a person
+    opens them; a copy a person edited is never replaced. A server that never answers or
+    refuses them stops `up` in one line, with FIX (where to look)."""
+    # Imported here for start-up time: the Jupyter client loads websocket, which only `up`
+    # needs.
+    from kfbox.engines.jupyter import JupyterClient
+
+    with reporter.step("Tutorials in the notebook server", action="tutorials") as update:
+        client = JupyterClient(url, token)
+        try:
+            client.wait_ready()
+            offered = client.offer(notebooks(folder), dest)
+        except StepFailure as exc:
+            raise KfboxError(f"the sandbox notebook took no tutorials: {exc}", fix=fix) from exc
+        update(", ".join(offered) if offered else "already there")

@@ -8,7 +8,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from http.server import ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
@@ -44,3 +44,14 @@ def http_server(handler: Callable[..., Any]) -> Iterator[int]:
         server.shutdown()
         server.server_close()
         thread.join(10)
+
+
+class Refusing(BaseHTTPRequestHandler):
+    """A server that answers every GET 403, as a notebook server answers a token it refuses."""
+
+    def do_GET(self) -> None:
+        self.send_response(403)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass

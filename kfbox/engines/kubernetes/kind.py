@@ -26,7 +26,6 @@ from kfbox.engines.kubernetes.installer import Builtins
 from kfbox.engines.kubernetes.kubeapi import KubeApi
 from kfbox.engines.kubernetes.platform import ClusterAccess
 from kfbox.engines.kubernetes.tools import Tools
-from kfbox.engines.platform import StepFailure
 from kfbox.engines.tutorials import RUNTIME_IMAGE_ENV
 from kfbox.host import preflight
 from kfbox.host.config import SandboxSpec
@@ -125,23 +124,10 @@ class KindEngine(KubernetesEngine):
         return named or self.images().publish_own("jupyter", self.spec.ca_bundle)
 
     def offer_tutorials(self, reporter: Reporter) -> None:
-        """The tutorials into the sandbox notebook's workspace, where a person opens them; a
-        copy a person edited is never replaced."""
-        # Imported here for start-up time: the Jupyter client loads websocket.
-        from kfbox.engines.jupyter import JupyterClient
-
-        with reporter.step("Tutorials in the notebook server") as update:
-            client = JupyterClient(self.notebook_url(), self.token())
-            try:
-                client.wait_ready()
-                offered = client.offer(tutorials.notebooks(TUTORIALS),
-                                       jupyter.SANDBOX_TUTORIALS)
-            except StepFailure as exc:
-                raise KfboxError(
-                    f"the sandbox notebook took no tutorials: {exc}",
-                    fix=f"see `kubectl -n {jupyter.SANDBOX_NAMESPACE} logs "
-                        f"{jupyter.SANDBOX_NOTEBOOK}-0`, then `kfbox up` again") from exc
-            update(", ".join(offered) if offered else "already there")
+        """The tutorials into the sandbox notebook's workspace, where a person opens them."""
+        tutorials.offer(self.notebook_url(), self.token(), TUTORIALS, jupyter.SANDBOX_TUTORIALS,
+                        reporter, fix=f"see `kubectl -n {jupyter.SANDBOX_NAMESPACE} logs "
+                                      f"{jupyter.SANDBOX_NOTEBOOK}-0`, then `kfbox up` again")
 
     def up(self, reporter: Reporter) -> SandboxStatus:
         gpu = self.wants_gpu()

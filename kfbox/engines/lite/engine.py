@@ -304,14 +304,9 @@ class LiteEngine(Engine):
         return status
 
     def _offer_tutorials(self, plan: comp.ContainerPlan, reporter: Reporter) -> None:
-        # Imported here for start-up time: the Jupyter client loads websocket, which only a
-        # rootless `up` needs.
-        from kfbox.engines.jupyter import JupyterClient
-
-        with reporter.step("Tutorials in the notebook server", action="tutorials") as update:
-            client = JupyterClient(plan.base_url(), self.token())
-            offered = client.offer(tutorials.notebooks(rootless.TUTORIALS), "tutorials")
-            update(", ".join(offered) if offered else "already there")
+        tutorials.offer(plan.base_url(), self.token(), rootless.TUTORIALS, "tutorials", reporter,
+                        fix=f"see `docker logs {plan.name(self.spec.name)}`, then `kfbox up` "
+                            "again")
 
     def _ensure_network(self) -> None:
         if not self.client.networks.list(

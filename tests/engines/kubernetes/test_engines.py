@@ -173,18 +173,8 @@ def test_a_notebook_that_takes_no_tutorials_fails_up_in_one_line(kubeflow, monke
                                                                   tmp_path) -> None:
     """A sandbox notebook that refuses kfbox's token: `up` stops with one line naming the
     server's answer and where to look, not a traceback."""
-    from http.server import BaseHTTPRequestHandler
-
     from kfbox.host.errors import KfboxError
-    from tests.support.net import http_server
-
-    class Refusing(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(403)
-            self.end_headers()
-
-        def log_message(self, *args) -> None:
-            pass
+    from tests.support.net import Refusing, http_server
 
     monkeypatch.setenv("KFBOX_HOME", str(tmp_path / "home"))
     with http_server(Refusing) as port:

@@ -86,3 +86,26 @@ def test_each_tutorial_proves_a_person_requirement() -> None:
         p.name for p in notebooks(rootless.TUTORIALS)}
     assert all(t.requirement in REQUIREMENTS and t.requirement.startswith("person.")
                for t in tutorials)
+
+
+def test_a_notebook_that_takes_no_tutorials_fails_up_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """As on kind: a notebook server that refuses kfbox's token stops `up` with one line naming
+    its answer and the container whose log says why, not a traceback."""
+    from kfbox.engines.lite import components as comp
+    from kfbox.host.errors import KfboxError
+    from kfbox.host.progress import quiet_reporter
+    from tests.support.net import Refusing, http_server
+
+    monkeypatch.setenv("KFBOX_HOME", str(tmp_path / "home"))
+    with http_server(Refusing) as port:
+        spec = SandboxSpec.model_validate(
+            {"name": "rl", "lite": {"docker": "rootless"}, "ports": {"jupyter": port}})
+        engine = LiteEngine(spec)
+        plan = comp.jupyter_plan(spec, "kfbox/jupyter:any", engine.token())
+        with pytest.raises(KfboxError) as raised:
+            engine._offer_tutorials(plan, quiet_reporter())
+    assert raised.value.line() == (
+        f"the sandbox notebook took no tutorials: jupyter at http://127.0.0.1:{port} rejected "
+        f"the token (HTTP 403) — see `docker logs {plan.name('rl')}`, then `kfbox up` again")
