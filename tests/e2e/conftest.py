@@ -51,9 +51,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Before any test runs, when the machine check will: the machine as the person left it,
-    with a container of theirs running (tests/e2e/machine.py)."""
+    with a container of theirs running (tests/support/machine.py), or as it was before other
+    sessions started (bin/run-tests runs the check in a session of its own, after them)."""
     if any(_is_machine_check(item) for item in session.items):
-        session.config.stash[machine.BEFORE] = machine.take()
+        session.config.stash[machine.BEFORE] = machine.before_session()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -7,19 +7,29 @@ Test-made things carry the label kfbox.sandbox=<their own name> (e2e-*, fault-*,
 everything else, and the default sandbox `kfbox`, is the person's. tests/e2e/conftest.py takes
 the snapshot once the session's tests are collected, before any runs; the last test of the
 session (tests/e2e/test_machine_untouched.py) compares, then removes what the snapshot made (its
-guard container and that container's image) and nothing else."""
+guard container and that container's image) and nothing else.
+
+Where the e2e tests run in more than one pytest session at once (bin/run-tests), the snapshot is
+taken before the first starts and the check runs after the last ends, in a session of its own
+that reads the snapshot from the file named by KFBOX_MACHINE_SNAPSHOT:
+
+    python -m tests.support.machine take FILE     the snapshot (its guard started) into FILE
+    python -m tests.support.machine forget FILE   the guard removed (a run stopped before its check)
+"""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import io
+import json
 import os
 import secrets
 import socket
 import struct
+import sys
 import tarfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import docker
@@ -34,6 +44,9 @@ GUARD = "not-kfbox-guard"
 """The guard's image repository and container name prefix; it carries no kfbox label."""
 BEFORE = pytest.StashKey["Snapshot | str"]()
 """The snapshot, or why none could be taken (no engine)."""
+SNAPSHOT_ENV = "KFBOX_MACHINE_SNAPSHOT"
+"""A file holding the snapshot taken before this session (by `take` below): the session that
+runs the check reads it rather than taking its own."""
 
 
 @dataclass
@@ -218,3 +231,40 @@ def remove_guard(before: Snapshot) -> None:
             client.containers.get(before.guard_container).remove(force=True)
         with contextlib.suppress(NotFound):
             client.images.remove(before.guard_image)
+
+
+def save(before: Snapshot | str, path: Path) -> None:
+    """The snapshot, or why none could be taken, as JSON (0600: it holds a token's hash)."""
+    data = asdict(before) if isinstance(before, Snapshot) else {"unreachable": before}
+    path.touch(mode=0o600)
+    path.write_text(json.dumps(data))
+
+
+def load(path: Path) -> Snapshot | str:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        return f"no machine snapshot in {path} ({exc}): take it first, " \
+               f"`python -m tests.support.machine take {path}`"
+    if "unreachable" in data:
+        return str(data["unreachable"])
+    engine = data.pop("engine")
+    return Snapshot(**data, engine=tuple(engine) if engine is not None else None)
+
+
+def before_session() -> Snapshot | str:
+    """The snapshot this session compares with: the one in the file SNAPSHOT_ENV names (taken
+    before other sessions started), else one taken now."""
+    named = os.environ.get(SNAPSHOT_ENV)
+    return load(Path(named)) if named else take()
+
+
+if __name__ == "__main__":
+    match sys.argv[1:]:
+        case ["take", file]:
+            save(take(), Path(file))
+        case ["forget", file]:
+            if isinstance(found := load(Path(file)), Snapshot):
+                remove_guard(found)
+        case _:
+            sys.exit("usage: python -m tests.support.machine take|forget FILE")
