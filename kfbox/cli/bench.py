@@ -34,6 +34,9 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option(help="Run the core journey and time its steps")
         ] = True,
         train_runs: Annotated[int, typer.Option(help="Train-step repetitions (0 skips it)")] = 3,
+        tune_runs: Annotated[
+            int, typer.Option(help="Tune-step repetitions, by hand beside (0 skips it)")
+        ] = 1,
         serve_requests: Annotated[
             int, typer.Option(help="Requests sent to a served model (0 skips the load)")
         ] = 2000,
@@ -54,12 +57,13 @@ def register(app: typer.Typer) -> None:
         from kfbox.apps.bench.run import Options, run_bench
         from kfbox.cli.render import print_json
 
-        for value, flag, least in ((train_runs, "--train-runs", 0),
+        for value, flag, least in ((train_runs, "--train-runs", 0), (tune_runs, "--tune-runs", 0),
                                    (serve_requests, "--serve-requests", 0),
                                    (concurrency, "--concurrency", 1), (soak, "--soak", 0)):
             _check(value, flag, least)
         before = read_figures(compare) if compare is not None else {}
-        result = run_bench(Options(cold, journey, train_runs, serve_requests, concurrency, soak),
+        result = run_bench(Options(cold, journey, train_runs, tune_runs, serve_requests,
+                                   concurrency, soak),
                            Reporter(quiet=as_json))
         if out is not None:
             result.write(out)

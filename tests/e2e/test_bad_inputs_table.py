@@ -146,6 +146,7 @@ CASES: dict[str, Case] = {
     "workshop-absent": Case((*N, "workshop", "status"), "workshop 'badin' does not exist — bring it up with `kfbox workshop up --seats N` (with --name badin)", 3),
     # other commands
     "bench-runs": Case(("bench", "--train-runs", "-1"), "--train-runs -1 is negative; give 0 or more"),
+    "bench-tune-runs": Case(("bench", "--tune-runs", "-2"), "--tune-runs -2 is negative; give 0 or more"),
     "provision-gpu": Case(("provision", "--gpu", "maybe"), "gpu: 'maybe' is not valid"),
     "command-unknown": Case(("frobnicate",), "No such command 'frobnicate'. — see `kfbox --help`"),
     "status-option-unknown": Case((*N, "status", "--verbose"), "No such option: --verbose"),

@@ -36,9 +36,11 @@ def test_bench_reports_every_figure_and_cleans_up(docker_client, kfbox_home, tmp
                  "step_notebook_s", "step_tune_s", "step_pipeline_s", "pipeline_vs_steps_ratio",
                  "trial_overhead_s", "serve_ready_s",
                  "serve_first_prediction_s", "serve_first_answer_s", "journey_wall_s",
-                 "journey_harness_s", "journey_wall_without_pipeline_s",
+                 "journey_harness_s", "journey_five_steps_wall_s",
                  "journey_peak_memory_mib", "train_harness_s",
-                 "train_docker_run_s", "train_overhead_ratio", "serve_throughput_rps",
+                 "train_docker_run_s", "train_overhead_ratio", "tune_harness_s",
+                 "tune_docker_run_s", "tune_overhead_ratio", "trial_overhead_vs_docker_run_s",
+                 "serve_throughput_rps",
                  "serve_v1_p50_ms", "serve_v2_p99_ms", "image_runtime_mib",
                  "image_jupyter_mib", "image_registry_mib", "image_tracking_mib", "step_track_s",
                  "tracking_overhead_ratio", "soak_up_s"):
@@ -52,7 +54,8 @@ def test_bench_reports_every_figure_and_cleans_up(docker_client, kfbox_home, tmp
     assert sandboxes(docker_client) <= before, "bench left containers"
 
     # A second, small run compared with the first: one ratio per figure both have.
-    again = kfbox_cli("bench", "--no-journey", "--train-runs", "0", "--serve-requests", "0",
+    again = kfbox_cli("bench", "--no-journey", "--train-runs", "0", "--tune-runs", "0",
+                      "--serve-requests", "0",
                       "--compare", str(out))
     assert again.returncode == 0, again.stderr[-2000:]
     assert "vs before" in again.stdout and "warm_up_s" in again.stdout

@@ -20,6 +20,9 @@ from kfbox.host.errors import KfboxError
 from kfbox.host.progress import Reporter
 from kfbox.host.usage import UsageSampler
 
+FIVE_STEPS = ("notebook", "build", "train", "tune", "serve")
+"""The journey the 25 s target is for (issue 21); steps added since are timed on their own."""
+
 
 def journey_figures(run: BenchRun, spec: SandboxSpec, client: docker.DockerClient, work: Path,
                     reporter: Reporter, scenario: str = "digits") -> None:
@@ -44,10 +47,10 @@ def journey_figures(run: BenchRun, spec: SandboxSpec, client: docker.DockerClien
             "process, every step")
     run.add("journey_harness_s", wall_s - steps_s, "s",
             "the wall time outside the steps: process start, imports, collection, the record")
-    if "pipeline" in {s.name for s in journey.steps}:
-        run.add("journey_wall_without_pipeline_s",
-                wall_s - next(s.duration_s for s in journey.steps if s.name == "pipeline"), "s",
-                "the wall time less the pipeline step (timed on its own)")
+    added = [name for name in steps if name not in FIVE_STEPS]
+    run.add("journey_five_steps_wall_s", wall_s - sum(steps[name].duration_s for name in added),
+            "s", f"the wall time less the steps added since the five ({', '.join(added)}: "
+            "timed on their own)")
     for name, step in steps.items():
         run.add(f"step_{name}_s", step.duration_s, "s")
     if "track" in steps:

@@ -9,16 +9,19 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import docker
+
 from kfbox.apps.bench import load as serving_load
 from kfbox.apps.bench.bringup import bring_up_figures
+from kfbox.apps.bench.byhand import train_step, tune_step
 from kfbox.apps.bench.figures import BenchRun
 from kfbox.apps.bench.journey import journey_figures
 from kfbox.apps.bench.sandboxes import bench_spec
 from kfbox.apps.bench.served import serve_a_model
 from kfbox.apps.bench.soak import soak
-from kfbox.apps.bench.trainstep import train_step
 from kfbox.engines import get_engine
 from kfbox.engines.lifecycle import take_down
+from kfbox.engines.platform import Platform
 from kfbox.host.docker_engine import connect
 from kfbox.host.progress import Reporter, quiet_reporter
 from kfbox.host.usage import sandbox_memory_mib
@@ -32,6 +35,7 @@ class Options:
     cold: bool = False
     journey: bool = True
     train_runs: int = 3
+    tune_runs: int = 1
     serve_requests: int = 2000
     concurrency: int = 8
     soak: int = 0
@@ -60,6 +64,9 @@ def run_bench(options: Options, reporter: Reporter) -> BenchRun:
                     run.add("train_docker_run_s", step.docker_run_s, "s",
                             "the same training under `docker run python train.py`")
                     run.add("train_overhead_ratio", step.ratio, "x", "harness / docker run")
+                if options.tune_runs:
+                    tune_figures(run, client, engine.spec.name, platform, work / "tune",
+                                 options.tune_runs, reporter)
                 if options.serve_requests:
                     serve_figures(run, platform, work / "serve", options, reporter)
             finally:
@@ -80,7 +87,20 @@ def run_bench(options: Options, reporter: Reporter) -> BenchRun:
     return run
 
 
-def serve_figures(run: BenchRun, platform, work: Path, options: Options,
+def tune_figures(run: BenchRun, client: docker.DockerClient, sandbox: str, platform: Platform,
+                 work: Path, runs: int, reporter: Reporter) -> None:
+    step = tune_step(client, sandbox, platform, work, runs, reporter)
+    run.add("tune_harness_s", step.harness_s, "s",
+            f"median of {runs}: the core journey's experiment through the platform's tuning")
+    run.add("tune_docker_run_s", step.docker_run_s, "s",
+            "the same trials (the values the harness's trials got), as many at a time, under "
+            "plain `docker run`s")
+    run.add("tune_overhead_ratio", step.ratio, "x", "harness / docker run")
+    run.add("trial_overhead_vs_docker_run_s", step.item_overhead_s, "s",
+            "a trial's median wall time through the harness less the same trials' by hand")
+
+
+def serve_figures(run: BenchRun, platform: Platform, work: Path, options: Options,
                   reporter: Reporter) -> None:
     with reporter.step("A model to serve (quick digits, one node)"):
         endpoint = serve_a_model(platform, work)

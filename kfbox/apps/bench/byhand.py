@@ -1,0 +1,122 @@
+"""The train and tune steps through the harness against the same work run by hand under plain
+`docker run`s, taken in turn so both see the same machine: what the platform adds around the
+training scripts (the Kubeflow SDK's container backend, Optuna's ask/tell, the model store),
+measured as a ratio within one run."""
+
+from __future__ import annotations
+
+import secrets
+import statistics
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import docker
+
+from kfbox.apps.bench.served import built_image
+from kfbox.engines.platform import MODEL_DIR_ENV, Experiment, Platform, TrainJob
+from kfbox.host.docker_engine import LABEL
+from kfbox.host.progress import Reporter
+from kfbox.scenarios.scenario import load_scenario
+
+HARNESS, BY_HAND = "harness", "docker run"
+
+
+@dataclass
+class SideBySide:
+    harness_s: float
+    docker_run_s: float
+    harness_items_s: list[float] = field(default_factory=list)
+    """Each trial's own wall time through the harness (tune only), every run."""
+    by_hand_items_s: list[float] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float:
+        return self.harness_s / self.docker_run_s
+
+    @property
+    def item_overhead_s(self) -> float:
+        """A trial's median wall time through the harness less the same trial's by hand."""
+        return statistics.median(self.harness_items_s) - statistics.median(self.by_hand_items_s)
+
+
+def alternating(label: str, ways: dict[str, Callable[[int], object]], runs: int,
+                reporter: Reporter) -> dict[str, float]:
+    """Median seconds of `runs` runs each way, the order alternating run by run so that
+    neither always goes second (onto caches the other warmed)."""
+    times: dict[str, list[float]] = {way: [] for way in ways}
+    order = list(ways.items())
+    for run in range(1, runs + 1):
+        this_run = order if run % 2 else order[::-1]
+        with reporter.step(f"{label} {run}/{runs}: {this_run[0][0]}, then {this_run[1][0]}"):
+            for way, work in this_run:
+                started = time.monotonic()
+                work(run)
+                times[way].append(time.monotonic() - started)
+    return {way: statistics.median(seconds) for way, seconds in times.items()}
+
+
+def by_hand(client: docker.DockerClient, sandbox: str, image: str, argv: list[str]) -> float:
+    """One training script under a plain `docker run`; its wall time."""
+    started = time.monotonic()
+    # Labelled with the sandbox, so its `down` finds one left by an interrupted bench.
+    client.containers.run(image, argv, remove=True, labels={LABEL: sandbox},
+                          environment={MODEL_DIR_ENV: "/tmp/model"})
+    return time.monotonic() - started
+
+
+def train_step(client: docker.DockerClient, sandbox: str, platform: Platform, work: Path,
+               runs: int, reporter: Reporter) -> SideBySide:
+    """One node, the core journey's args, through the SDK's TrainerClient and by hand."""
+    scenario = load_scenario("digits")
+    image = built_image(platform, scenario, work).reference
+    argv = [*scenario.train.command, *(f"--{k}={v}" for k, v in scenario.train.args.items())]
+
+    def through_harness(run: int) -> None:
+        platform.training.run(TrainJob(f"bench-{secrets.token_hex(3)}", image,
+                                       list(scenario.train.command), dict(scenario.train.args),
+                                       model_key=f"bench/train-{run}"))
+
+    medians = alternating("Train step", {
+        HARNESS: through_harness,
+        BY_HAND: lambda run: by_hand(client, sandbox, image, argv),
+    }, runs, reporter)
+    return SideBySide(medians[HARNESS], medians[BY_HAND])
+
+
+def tune_step(client: docker.DockerClient, sandbox: str, platform: Platform, work: Path,
+              runs: int, reporter: Reporter) -> SideBySide:
+    """The core journey's experiment (its trials, as many at a time) through the platform's
+    tuning, and by hand: the same trials' commands, with the values the first harness run's
+    trials got, as many at a time in plain `docker run`s."""
+    scenario = load_scenario("digits")
+    tune = scenario.tune
+    image = built_image(platform, scenario, work).reference
+    trial = TrainJob("bench-trial", image, list(scenario.train.command),
+                     dict(scenario.train.args), model_key="bench/tune")
+    values: list[dict[str, str]] = []
+    result = SideBySide(0.0, 0.0)
+
+    def through_harness(run: int) -> None:
+        tuned = platform.tuning.run(Experiment(
+            name=f"bench-{secrets.token_hex(3)}-tune", trial=trial,
+            parameters=tune.platform_parameters(), objective=tune.objective, goal=tune.goal,
+            algorithm=tune.algorithm, max_trials=tune.max_trials,
+            parallel_trials=tune.parallel_trials))
+        values[:] = values or [t.parameters for t in tuned.trials]
+        result.harness_items_s += [t.duration_s for t in tuned.trials]
+
+    def trials_by_hand(run: int) -> None:
+        argvs = [[*trial.command, *(f"--{k}={v}" for k, v in {**trial.args, **each}.items())]
+                 for each in values]
+        with ThreadPoolExecutor(max_workers=tune.parallel_trials) as pool:
+            result.by_hand_items_s += pool.map(
+                lambda argv: by_hand(client, sandbox, image, argv), argvs)
+
+    # The harness goes first in the first run: the trials by hand take its values.
+    medians = alternating("Tune step", {HARNESS: through_harness, BY_HAND: trials_by_hand},
+                          runs, reporter)
+    result.harness_s, result.docker_run_s = medians[HARNESS], medians[BY_HAND]
+    return result
