@@ -125,6 +125,7 @@ def test_no_server_is_not_ready_within_the_timeout() -> None:
         client.wait_ready()
 
 
+@pytest.mark.heavy  # a kernel runs each scenario's whole notebook: 7-12 s of CPU each
 @pytest.mark.parametrize("name", list_scenarios())
 def test_a_scenario_notebook_writes_the_training_code_and_meets_its_checks(
     client: JupyterClient, tmp_path: Path, name: str

@@ -91,6 +91,7 @@ def test_a_fractional_cpu_count_reaches_the_trainjob_as_a_quantity(kubeflow) -> 
                                                                        "memory": "512Mi"}
 
 
+@pytest.mark.heavy  # two torchrun processes for real: about 10 s of CPU
 def test_two_nodes_form_one_process_group(kubeflow, tmp_path) -> None:
     """The scenario's own train.py (as the notebook writes it), run on two nodes with the
     command kfbox gives the Trainer and the env the torch plugin sets: rank 0 reports the
