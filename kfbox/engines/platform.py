@@ -110,6 +110,11 @@ class TrainJob:
     """Store key the job saves its model under (KFBOX_MODEL_DIR points there)."""
     timeout_s: float = 600
 
+    @property
+    def argv(self) -> list[str]:
+        """The command line each node runs: the entry point, then the args as --key=value."""
+        return [*self.command, *(f"--{k}={v}" for k, v in self.args.items())]
+
 
 @dataclass
 class TrainResult:

@@ -24,7 +24,6 @@ from kfbox.engines.metrics import parse_metrics, parse_series
 from kfbox.engines.platform import (
     BuiltImage,
     Endpoint,
-    Experiment,
     ModelVersion,
     PipelineRun,
     Platform,
@@ -256,16 +255,8 @@ def tune_step(journey: Journey) -> dict[str, Any]:
     tune = journey.scenario.tune
     # Trials run single-node: a search explores hyperparameters, not the distributed setup
     # that the train step already proved, and parallel multi-node trials would not fit 2 cores.
-    experiment = Experiment(
-        name=f"{journey.run_id}-tune",
-        trial=_job(journey, "trial", 1, f"{journey.run_id}/tune"),
-        parameters=tune.platform_parameters(),
-        objective=tune.objective,
-        goal=tune.goal,
-        algorithm=tune.algorithm,
-        max_trials=tune.max_trials,
-        parallel_trials=tune.parallel_trials,
-    )
+    experiment = tune.experiment(f"{journey.run_id}-tune",
+                                 _job(journey, "trial", 1, f"{journey.run_id}/tune"))
     journey.gpu_check("each trial", experiment.trial.gpus)
     tuned = journey.tuned = journey.platform.tuning.run(experiment)
     for trial in tuned.trials:

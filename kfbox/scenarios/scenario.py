@@ -90,6 +90,14 @@ class TuneSpec(_Strict):
     def platform_parameters(self) -> list[platform.Parameter]:
         return [p.to_platform() for p in self.parameters]
 
+    def experiment(self, name: str, trial: platform.TrainJob) -> platform.Experiment:
+        """This search as the platform's experiment, each trial a copy of `trial`."""
+        return platform.Experiment(
+            name=name, trial=trial, parameters=self.platform_parameters(),
+            objective=self.objective, goal=self.goal, algorithm=self.algorithm,
+            max_trials=self.max_trials, parallel_trials=self.parallel_trials,
+        )
+
 
 class ServeSpec(_Strict):
     command: list[str] = Field(min_length=1)

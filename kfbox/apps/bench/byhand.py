@@ -10,13 +10,13 @@ import statistics
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import docker
 
 from kfbox.apps.bench.served import built_image
-from kfbox.engines.platform import MODEL_DIR_ENV, Experiment, Platform, TrainJob
+from kfbox.engines.platform import MODEL_DIR_ENV, Platform, TrainJob
 from kfbox.host.docker_engine import LABEL
 from kfbox.host.progress import Reporter
 from kfbox.scenarios.scenario import load_scenario
@@ -67,21 +67,25 @@ def by_hand(client: docker.DockerClient, sandbox: str, image: str, argv: list[st
     return time.monotonic() - started
 
 
+def _core_job(platform: Platform, work: Path) -> TrainJob:
+    """One node of the core journey's training (digits, its args), on the image it builds."""
+    scenario = load_scenario("digits")
+    return TrainJob("bench-train", built_image(platform, scenario, work).reference,
+                    list(scenario.train.command), dict(scenario.train.args))
+
+
 def train_step(client: docker.DockerClient, sandbox: str, platform: Platform, work: Path,
                runs: int, reporter: Reporter) -> SideBySide:
     """One node, the core journey's args, through the SDK's TrainerClient and by hand."""
-    scenario = load_scenario("digits")
-    image = built_image(platform, scenario, work).reference
-    argv = [*scenario.train.command, *(f"--{k}={v}" for k, v in scenario.train.args.items())]
+    job = _core_job(platform, work)
 
     def through_harness(run: int) -> None:
-        platform.training.run(TrainJob(f"bench-{secrets.token_hex(3)}", image,
-                                       list(scenario.train.command), dict(scenario.train.args),
-                                       model_key=f"bench/train-{run}"))
+        platform.training.run(replace(job, name=f"bench-{secrets.token_hex(3)}",
+                                      model_key=f"bench/train-{run}"))
 
     medians = alternating("Train step", {
         HARNESS: through_harness,
-        BY_HAND: lambda run: by_hand(client, sandbox, image, argv),
+        BY_HAND: lambda run: by_hand(client, sandbox, job.image, job.argv),
     }, runs, reporter)
     return SideBySide(medians[HARNESS], medians[BY_HAND])
 
@@ -91,29 +95,21 @@ def tune_step(client: docker.DockerClient, sandbox: str, platform: Platform, wor
     """The core journey's experiment (its trials, as many at a time) through the platform's
     tuning, and by hand: the same trials' commands, with the values the first harness run's
     trials got, as many at a time in plain `docker run`s."""
-    scenario = load_scenario("digits")
-    tune = scenario.tune
-    image = built_image(platform, scenario, work).reference
-    trial = TrainJob("bench-trial", image, list(scenario.train.command),
-                     dict(scenario.train.args), model_key="bench/tune")
+    tune = load_scenario("digits").tune
+    trial = replace(_core_job(platform, work), name="bench-trial", model_key="bench/tune")
     values: list[dict[str, str]] = []
     result = SideBySide(0.0, 0.0)
 
     def through_harness(run: int) -> None:
-        tuned = platform.tuning.run(Experiment(
-            name=f"bench-{secrets.token_hex(3)}-tune", trial=trial,
-            parameters=tune.platform_parameters(), objective=tune.objective, goal=tune.goal,
-            algorithm=tune.algorithm, max_trials=tune.max_trials,
-            parallel_trials=tune.parallel_trials))
+        tuned = platform.tuning.run(tune.experiment(f"bench-{secrets.token_hex(3)}-tune", trial))
         values[:] = values or [t.parameters for t in tuned.trials]
         result.harness_items_s += [t.duration_s for t in tuned.trials]
 
     def trials_by_hand(run: int) -> None:
-        argvs = [[*trial.command, *(f"--{k}={v}" for k, v in {**trial.args, **each}.items())]
-                 for each in values]
+        argvs = [replace(trial, args={**trial.args, **each}).argv for each in values]
         with ThreadPoolExecutor(max_workers=tune.parallel_trials) as pool:
             result.by_hand_items_s += pool.map(
-                lambda argv: by_hand(client, sandbox, image, argv), argvs)
+                lambda argv: by_hand(client, sandbox, trial.image, argv), argvs)
 
     # The harness goes first in the first run: the trials by hand take its values.
     medians = alternating("Tune step", {HARNESS: through_harness, BY_HAND: trials_by_hand},

@@ -148,10 +148,9 @@ class LiteTraining:
     def run(self, job: TrainJob) -> TrainResult:
         started, started_at = time.monotonic(), time.time()
         client = self.client(job.image, job.gpus)
-        argv = [*job.command, *(f"--{k}={v}" for k, v in job.args.items())]
         trainer = CustomTrainer(
             func=launch,
-            func_args={"command": argv},
+            func_args={"command": job.argv},
             image=job.image,
             num_nodes=job.num_nodes,
             resources_per_node={"gpu": job.gpus} if job.gpus else None,
