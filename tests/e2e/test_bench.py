@@ -6,11 +6,16 @@ a soak finds no leftovers."""
 from __future__ import annotations
 
 import json
+import secrets
 from pathlib import Path
 
 import pytest
 
+from kfbox.apps.bench.byhand import nodes_by_hand
 from kfbox.host.docker_engine import LABEL
+from kfbox.host.errors import KfboxError
+from kfbox.host.images.build import ensure_component_image
+from kfbox.host.progress import quiet_reporter
 from tests.support.cli import kfbox_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -43,7 +48,9 @@ def test_bench_reports_every_figure_and_cleans_up(docker_client, kfbox_home, tmp
                  "serve_throughput_rps",
                  "serve_v1_p50_ms", "serve_v2_p99_ms", "image_runtime_mib",
                  "image_jupyter_mib", "image_registry_mib", "image_tracking_mib", "step_track_s",
-                 "tracking_overhead_ratio", "soak_up_s"):
+                 "tracking_overhead_ratio", "soak_up_s", "cli_help_s", "cli_status_s",
+                 "train_job_network_s", "nodes_harness_s", "nodes_docker_run_s",
+                 "nodes_overhead_ratio"):
         assert figures[name] > 0, name
     assert figures["serve_errors"] == 0
     assert (figures["soak_cycles"], figures["soak_failures"], figures["soak_leftovers"]) == (
@@ -60,3 +67,13 @@ def test_bench_reports_every_figure_and_cleans_up(docker_client, kfbox_home, tmp
     assert again.returncode == 0, again.stderr[-2000:]
     assert "vs before" in again.stdout and "warm_up_s" in again.stdout
     assert "x" in again.stdout.split("warm_up_s", 1)[1].splitlines()[0]
+
+
+def test_a_job_by_hand_that_fails_names_its_node_and_leaves_nothing(docker_client):
+    runtime = ensure_component_image("runtime", quiet_reporter(), docker_client)
+    sandbox = f"bench-byhand-{secrets.token_hex(3)}"
+    with pytest.raises(KfboxError, match=r"node 0 of the job by hand failed: .*no/such\.py"):
+        nodes_by_hand(docker_client, sandbox, runtime, ["python", "/no/such.py"], 2)
+    ours = {"label": f"{LABEL}={sandbox}"}
+    assert docker_client.containers.list(all=True, ignore_removed=True, filters=ours) == []
+    assert docker_client.networks.list(filters=ours) == []

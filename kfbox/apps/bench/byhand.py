@@ -18,10 +18,14 @@ import docker
 from kfbox.apps.bench.served import built_image
 from kfbox.engines.platform import MODEL_DIR_ENV, Platform, TrainJob
 from kfbox.host.docker_engine import LABEL
+from kfbox.host.errors import KfboxError
 from kfbox.host.progress import Reporter
 from kfbox.scenarios.scenario import load_scenario
 
 HARNESS, BY_HAND = "harness", "docker run"
+RENDEZVOUS_PORT = 29500
+"""The port node 0's torchrun store listens on, the one the SDK's container backend gives
+(kubeflow/sdk 0.5.0, kubeflow/trainer/backends/container/backend.py: master_port)."""
 
 
 @dataclass
@@ -67,6 +71,51 @@ def by_hand(client: docker.DockerClient, sandbox: str, image: str, argv: list[st
     return time.monotonic() - started
 
 
+def nodes_by_hand(client: docker.DockerClient, sandbox: str, image: str, argv: list[str],
+                  nodes: int) -> None:
+    """One job of `nodes` nodes under plain `docker run`s, as a person would start it: a
+    network of its own, then every node at once, each running the script under torchrun with
+    the static rendezvous the SDK's container backend gives (node 0 holds the store; the others
+    connect to it, retrying until it listens). `argv` is a Python entry point (`python
+    script.py ...`): torchrun runs the script itself, as the harness's jobs do (the runtime
+    image's torchrun, kfbox/host/images/components/runtime/torchrun)."""
+    name = f"bench-nodes-{secrets.token_hex(3)}"
+    network = client.networks.create(name, labels={LABEL: sandbox})
+    containers = []
+    try:
+        for rank in range(nodes):
+            containers.append(client.containers.create(
+                image, ["torchrun", f"--nnodes={nodes}", "--nproc-per-node=1",
+                        f"--node-rank={rank}", "--rdzv-backend=static",
+                        f"--rdzv-endpoint={name}-0:{RENDEZVOUS_PORT}", *argv[1:]],
+                name=f"{name}-{rank}", network=name, labels={LABEL: sandbox},
+                environment={MODEL_DIR_ENV: "/tmp/model"}))
+        for container in containers:
+            container.start()
+        for rank, container in enumerate(containers):
+            if container.wait()["StatusCode"]:
+                said = container.logs(tail=5).decode(errors="replace").strip()
+                raise KfboxError(f"node {rank} of the job by hand failed: {said}")
+    finally:
+        for container in containers:
+            container.remove(force=True)
+        network.remove()
+
+
+def job_network_s(client: docker.DockerClient, sandbox: str, runs: int) -> float:
+    """A bridge network made and removed, median of `runs`: what the SDK's container backend
+    does around every job, one node's too (kubeflow/sdk 0.5.0,
+    kubeflow/trainer/backends/container/backend.py: train() creates `<job>-net`, delete_job
+    removes it), and a `docker run` on the default bridge does not."""
+    times = []
+    for _ in range(runs):
+        started = time.monotonic()
+        client.networks.create(f"bench-net-{secrets.token_hex(3)}",
+                               labels={LABEL: sandbox}).remove()
+        times.append(time.monotonic() - started)
+    return statistics.median(times)
+
+
 def _core_job(platform: Platform, work: Path) -> TrainJob:
     """One node of the core journey's training (digits, its args), on the image it builds."""
     scenario = load_scenario("digits")
@@ -86,6 +135,26 @@ def train_step(client: docker.DockerClient, sandbox: str, platform: Platform, wo
     medians = alternating("Train step", {
         HARNESS: through_harness,
         BY_HAND: lambda run: by_hand(client, sandbox, job.image, job.argv),
+    }, runs, reporter)
+    return SideBySide(medians[HARNESS], medians[BY_HAND])
+
+
+def nodes_step(client: docker.DockerClient, sandbox: str, platform: Platform, work: Path,
+               runs: int, reporter: Reporter) -> SideBySide:
+    """The core journey's train job (its nodes, its args) through the SDK's TrainerClient and
+    by hand under torchrun in plain containers. Through the SDK, a node past the first starts
+    its script once node 0's port answers, checked every 2 s (kubeflow/sdk 0.5.0,
+    kubeflow/trainer/backends/container/backend.py, the worker's `wait_for_master`); by hand
+    every node starts at once."""
+    job = replace(_core_job(platform, work), num_nodes=load_scenario("digits").train.nodes)
+
+    def through_harness(run: int) -> None:
+        platform.training.run(replace(job, name=f"bench-{secrets.token_hex(3)}",
+                                      model_key=f"bench/nodes-{run}"))
+
+    medians = alternating(f"{job.num_nodes}-node job", {
+        HARNESS: through_harness,
+        BY_HAND: lambda run: nodes_by_hand(client, sandbox, job.image, job.argv, job.num_nodes),
     }, runs, reporter)
     return SideBySide(medians[HARNESS], medians[BY_HAND])
 

@@ -1,6 +1,7 @@
 """One bench run: the measures asked for, in an order that shares the work (one throwaway
-sandbox for bring-up, idle memory, the journey, the train step and the serving load; soak
-cycles of their own), and nothing left behind whatever fails."""
+sandbox for bring-up, idle memory, the command's start, the journey, the train step (one node
+and the journey's nodes), the tune step and the serving load; soak cycles of their own), and
+nothing left behind whatever fails."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from pathlib import Path
 import docker
 
 from kfbox.apps.bench import load as serving_load
+from kfbox.apps.bench import startup
 from kfbox.apps.bench.bringup import bring_up_figures
-from kfbox.apps.bench.byhand import train_step, tune_step
+from kfbox.apps.bench.byhand import job_network_s, nodes_step, train_step, tune_step
 from kfbox.apps.bench.figures import BenchRun
 from kfbox.apps.bench.journey import journey_figures
 from kfbox.apps.bench.sandboxes import bench_spec
@@ -52,18 +54,14 @@ def run_bench(options: Options, reporter: Reporter) -> BenchRun:
             time.sleep(SETTLE_S)
             run.add("idle_memory_mib", sandbox_memory_mib(client, engine.spec.name), "MiB",
                     "the running sandbox's containers, resident")
+            cli_figures(run, engine.spec.name, reporter)
             if options.journey:
                 journey_figures(run, engine.spec, client, work, reporter)
             platform = engine.platform(work / "platform")
             try:
                 if options.train_runs:
-                    step = train_step(client, engine.spec.name, platform, work / "train",
-                                      options.train_runs, reporter)
-                    run.add("train_harness_s", step.harness_s, "s",
-                            f"median of {options.train_runs}: one node through TrainerClient")
-                    run.add("train_docker_run_s", step.docker_run_s, "s",
-                            "the same training under `docker run python train.py`")
-                    run.add("train_overhead_ratio", step.ratio, "x", "harness / docker run")
+                    train_figures(run, client, engine.spec.name, platform, work,
+                                  options.train_runs, reporter)
                 if options.tune_runs:
                     tune_figures(run, client, engine.spec.name, platform, work / "tune",
                                  options.tune_runs, reporter)
@@ -85,6 +83,39 @@ def run_bench(options: Options, reporter: Reporter) -> BenchRun:
         run.add("soak_down_s", soaked.median(soaked.down_s), "s", "median")
         run.notes += soaked.failures + soaked.leftovers
     return run
+
+
+def cli_figures(run: BenchRun, sandbox: str, reporter: Reporter) -> None:
+    with reporter.step(f"The kfbox command's start ({startup.RUNS} runs each)"):
+        run.add("cli_help_s", startup.start_s(["--help"]), "s",
+                f"`kfbox --help`, median of {startup.RUNS} fresh processes")
+        run.add("cli_status_s", startup.start_s(["--name", sandbox, "status"]), "s",
+                f"`kfbox status` of the running sandbox, its health checks included, median of "
+                f"{startup.RUNS} fresh processes")
+
+
+def train_figures(run: BenchRun, client: docker.DockerClient, sandbox: str, platform: Platform,
+                  work: Path, runs: int, reporter: Reporter) -> None:
+    """One node, then the core journey's job (every node), each beside the same by hand."""
+    step = train_step(client, sandbox, platform, work / "train", runs, reporter)
+    run.add("train_harness_s", step.harness_s, "s",
+            f"median of {runs}: one node through TrainerClient")
+    run.add("train_docker_run_s", step.docker_run_s, "s",
+            "the same training under `docker run python train.py`")
+    run.add("train_overhead_ratio", step.ratio, "x", "harness / docker run")
+    run.add("train_job_network_s", job_network_s(client, sandbox, runs), "s",
+            "a network made and removed, as the Kubeflow SDK's container backend does around "
+            "every job: the SDK's share of the train step's overhead")
+    step = nodes_step(client, sandbox, platform, work / "nodes", runs, reporter)
+    run.add("nodes_harness_s", step.harness_s, "s",
+            f"median of {runs}: the core journey's train job (every node) through "
+            "TrainerClient")
+    run.add("nodes_docker_run_s", step.docker_run_s, "s",
+            "the same job by hand: torchrun in one plain `docker run` per node, all at once")
+    run.add("nodes_overhead_ratio", step.ratio, "x", "harness / docker run")
+    run.add("nodes_overhead_vs_docker_run_s", step.harness_s - step.docker_run_s, "s",
+            "what the platform adds to the same job: the Kubeflow SDK's container backend "
+            "starts node 1 once node 0's port answers, checking every 2 s")
 
 
 def tune_figures(run: BenchRun, client: docker.DockerClient, sandbox: str, platform: Platform,
