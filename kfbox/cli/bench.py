@@ -44,6 +44,11 @@ def register(app: typer.Typer) -> None:
         soak: Annotated[
             int, typer.Option(help="Up/down cycles of a new sandbox, each checked for leftovers")
         ] = 0,
+        notebook_path: Annotated[
+            bool, typer.Option(help="Time the tutorials in the kernel of a sandbox behind the "
+                                    "person's boundary (a rootless engine of its own), beside "
+                                    "the journey's steps there")
+        ] = True,
         out: Annotated[Path | None, typer.Option(help="Also write the figures as JSON")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout")] = False,
         compare: Annotated[
@@ -63,7 +68,7 @@ def register(app: typer.Typer) -> None:
             _check(value, flag, least)
         before = read_figures(compare) if compare is not None else {}
         result = run_bench(Options(cold, journey, train_runs, tune_runs, serve_requests,
-                                   concurrency, soak),
+                                   concurrency, soak, notebook_path),
                            Reporter(quiet=as_json))
         if out is not None:
             result.write(out)

@@ -32,8 +32,9 @@ def sandboxes(docker_client) -> set[str]:
 def test_bench_reports_every_figure_and_cleans_up(docker_client, kfbox_home, tmp_path: Path):
     before = sandboxes(docker_client)
     out = tmp_path / "bench.json"
+    # The person's path has a test of its own in the other stream (test_bench_notebook_path).
     done = kfbox_cli("bench", "--train-runs", "1", "--serve-requests", "200", "--concurrency",
-                     "4", "--soak", "2", "--out", str(out))
+                     "4", "--soak", "2", "--no-notebook-path", "--out", str(out))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     result = json.loads(out.read_text())
     figures = {name: item["value"] for name, item in result["figures"].items()}
@@ -62,7 +63,7 @@ def test_bench_reports_every_figure_and_cleans_up(docker_client, kfbox_home, tmp
 
     # A second, small run compared with the first: one ratio per figure both have.
     again = kfbox_cli("bench", "--no-journey", "--train-runs", "0", "--tune-runs", "0",
-                      "--serve-requests", "0",
+                      "--serve-requests", "0", "--no-notebook-path",
                       "--compare", str(out))
     assert again.returncode == 0, again.stderr[-2000:]
     assert "vs before" in again.stdout and "warm_up_s" in again.stdout

@@ -1,7 +1,7 @@
 """One bench run: the measures asked for, in an order that shares the work (one throwaway
 sandbox for bring-up, idle memory, the command's start, the journey, the train step (one node
-and the journey's nodes), the tune step and the serving load; soak cycles of their own), and
-nothing left behind whatever fails."""
+and the journey's nodes), the tune step and the serving load; a rootless one for the person's
+path from the notebook; soak cycles of their own), and nothing left behind whatever fails."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from kfbox.apps.bench.bringup import bring_up_figures
 from kfbox.apps.bench.byhand import job_network_s, nodes_step, train_step, tune_step
 from kfbox.apps.bench.figures import BenchRun
 from kfbox.apps.bench.journey import journey_figures
+from kfbox.apps.bench.notebook_path import notebook_path_figures
 from kfbox.apps.bench.sandboxes import bench_spec
 from kfbox.apps.bench.served import serve_a_model
 from kfbox.apps.bench.soak import soak
@@ -41,6 +42,7 @@ class Options:
     serve_requests: int = 2000
     concurrency: int = 8
     soak: int = 0
+    notebook_path: bool = True
 
 
 def run_bench(options: Options, reporter: Reporter) -> BenchRun:
@@ -73,6 +75,9 @@ def run_bench(options: Options, reporter: Reporter) -> BenchRun:
             left = take_down(engine, quiet_reporter(), keep_data=False)
             if left:
                 run.notes.append("left behind: " + ", ".join(left))
+    if options.notebook_path:
+        with tempfile.TemporaryDirectory(prefix="kfbox-bench-") as tmp:
+            notebook_path_figures(run, Path(tmp), reporter)
     if options.soak:
         soaked = soak(client, options.soak, reporter)
         run.add("soak_cycles", soaked.cycles, "cycles", "up and down of a new sandbox")

@@ -23,14 +23,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def bench_spec(purpose: str = "bench") -> SandboxSpec:
+def bench_spec(purpose: str = "bench", docker: str = "host") -> SandboxSpec:
     """A sandbox of its own, on free ports, so the user's sandboxes are never touched. In the
-    host's Docker engine: the figures read each container's own cgroup there, which a rootless
-    engine does not make (one cgroup holds the whole engine, kfbox/host/rootless_docker.py)."""
+    host's Docker engine unless asked: the figures read each container's own cgroup there,
+    which a rootless engine does not make (one cgroup holds the whole engine,
+    kfbox/host/rootless_docker.py)."""
     return load_spec(None, {"name": f"{purpose}-{secrets.token_hex(3)}",
                             "ports.jupyter": free_port(), "ports.registry": free_port(),
                             "ports.tracking": free_port(),
-                            "lite.docker": "host"})
+                            "lite.docker": docker})
 
 
 def clear_image_store(client: docker.DockerClient) -> None:
