@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import docker
@@ -19,9 +20,18 @@ LIFETIME_S = 3600
 """A wheel server ends itself after this long, should its build be killed before removing it."""
 
 
+STARTING_S = 120
+"""A build network younger than this may be another build's, made a moment before its server
+joins it (a second `kfbox` building at the same time): it is left alone."""
+
+
 def _remove_idle_networks(client: docker.DockerClient) -> None:
     """Networks of builds that were killed: a network still in use refuses, and stays."""
+    now = datetime.now(UTC)
     for network in client.networks.list(filters={"label": BUILD_LABEL}):
+        created = datetime.fromisoformat(network.attrs["Created"])
+        if (now - created).total_seconds() < STARTING_S:
+            continue
         with contextlib.suppress(APIError, NotFound):
             network.remove()
 

@@ -4,6 +4,7 @@ in a layer, and the server and its network are gone afterwards, a failed build i
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import subprocess
 import sys
@@ -84,4 +85,21 @@ def test_a_failed_build_leaves_no_server_or_network(
     with pytest.raises(ImageBuildError):
         build(docker_client, context_with(tmp_path / "bad", "no-such-package-x"), wheelhouse,
               base)
+    assert leftovers(docker_client) == []
+
+
+def test_a_build_starting_beside_keeps_its_network(
+    docker_client: docker.DockerClient, wheelhouse: Path
+) -> None:
+    """Another kfbox building at the same moment: its network, made an instant ago and with no
+    server on it yet, is not taken for a killed build's by this build's sweep."""
+    starting = docker_client.networks.create(f"kfbox-build-test-{secrets.token_hex(3)}",
+                                             internal=True, labels={BUILD_LABEL: TAG})
+    try:
+        with wheels_for(docker_client, wheelhouse, ensure_base_image(quiet_reporter(),
+                                                                     docker_client), TAG):
+            pass
+        starting.reload()  # still there: NotFound otherwise
+    finally:
+        starting.remove()
     assert leftovers(docker_client) == []
