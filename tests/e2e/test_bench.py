@@ -45,14 +45,17 @@ def test_bench_reports_every_figure_and_cleans_up(docker_client, kfbox_home, tmp
                  "journey_harness_s", "journey_five_steps_wall_s",
                  "journey_peak_memory_mib", "train_harness_s",
                  "train_docker_run_s", "train_overhead_ratio", "tune_harness_s",
-                 "tune_docker_run_s", "tune_overhead_ratio", "trial_overhead_vs_docker_run_s",
-                 "serve_throughput_rps",
+                 "tune_docker_run_s", "tune_overhead_ratio", "serve_throughput_rps",
                  "serve_v1_p50_ms", "serve_v2_p99_ms", "image_runtime_mib",
                  "image_jupyter_mib", "image_registry_mib", "image_tracking_mib", "step_track_s",
                  "tracking_overhead_ratio", "soak_up_s", "cli_help_s", "cli_status_s",
                  "train_job_network_s", "nodes_harness_s", "nodes_docker_run_s",
                  "nodes_overhead_ratio"):
         assert figures[name] > 0, name
+    # Differences, harness less by hand: on a busy machine either way round (one CI run
+    # measured a trial 0.28 s faster through the harness than by hand).
+    for name in ("trial_overhead_vs_docker_run_s", "nodes_overhead_vs_docker_run_s"):
+        assert isinstance(figures[name], float), name
     assert figures["serve_errors"] == 0
     assert (figures["soak_cycles"], figures["soak_failures"], figures["soak_leftovers"]) == (
         2, 0, 0)
