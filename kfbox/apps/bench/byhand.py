@@ -116,11 +116,13 @@ def job_network_s(client: docker.DockerClient, sandbox: str, runs: int) -> float
     return statistics.median(times)
 
 
-def _core_job(platform: Platform, work: Path) -> TrainJob:
-    """One node of the core journey's training (digits, its args), on the image it builds."""
+def _core_job(platform: Platform, work: Path, *, every_node: bool = False) -> TrainJob:
+    """The core journey's training (digits, its args) on the image it builds: one node, or
+    with `every_node` as many as the scenario trains on."""
     scenario = load_scenario("digits")
     return TrainJob("bench-train", built_image(platform, scenario, work).reference,
-                    list(scenario.train.command), dict(scenario.train.args))
+                    list(scenario.train.command), dict(scenario.train.args),
+                    num_nodes=scenario.train.nodes if every_node else 1)
 
 
 def train_step(client: docker.DockerClient, sandbox: str, platform: Platform, work: Path,
@@ -146,7 +148,7 @@ def nodes_step(client: docker.DockerClient, sandbox: str, platform: Platform, wo
     its script once node 0's port answers, checked every 2 s (kubeflow/sdk 0.5.0,
     kubeflow/trainer/backends/container/backend.py, the worker's `wait_for_master`); by hand
     every node starts at once."""
-    job = replace(_core_job(platform, work), num_nodes=load_scenario("digits").train.nodes)
+    job = _core_job(platform, work, every_node=True)
 
     def through_harness(run: int) -> None:
         platform.training.run(replace(job, name=f"bench-{secrets.token_hex(3)}",

@@ -10,12 +10,12 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from kfbox.apps.bench.figures import BenchRun
+from kfbox.apps.bench.journey import passed_journey
 from kfbox.apps.bench.sandboxes import bench_spec
 from kfbox.engines import get_engine
 from kfbox.engines.lifecycle import bring_up, take_down
 from kfbox.harness.profiles import PROFILES
 from kfbox.harness.runner import run_suite
-from kfbox.host.errors import KfboxError
 from kfbox.host.progress import Reporter, quiet_reporter
 
 TUTORIAL_TEST = "test_a_tutorial_runs_in_the_sandboxs_kernel"
@@ -53,10 +53,7 @@ def notebook_path_figures(run: BenchRun, work: Path, reporter: Reporter,
         left = take_down(engine, quiet_reporter(), keep_data=False)
         if left:
             run.notes.append("left behind: " + ", ".join(left))
-    record = outcome.record
-    if outcome.pytest_exit_code != 0 or record is None or not record.journeys:
-        raise KfboxError(f"the core profile on the rootless sandbox did not pass (pytest exit "
-                         f"{outcome.pytest_exit_code})", fix=f"see {log}")
+    journey = passed_journey(outcome, "the core profile on the rootless sandbox", log)
     tutorials = tutorial_times(outcome.junit_xml)
     for requirement, seconds in tutorials.items():
         run.add(f"tutorial_{requirement.removeprefix('person.')}_s", seconds, "s",
@@ -65,9 +62,7 @@ def notebook_path_figures(run: BenchRun, work: Path, reporter: Reporter,
     run.add("notebook_path_s", path_s, "s",
             f"the {len(tutorials)} tutorials one after another in the sandbox's kernel, as a "
             "person runs them")
-    [journey] = record.journeys
-    steps_s = sum(s.duration_s for s in journey.steps if s.name not in NOT_THE_TUTORIALS_WORK)
-    run.add("notebook_path_vs_steps_ratio", path_s / steps_s, "x",
+    steps = [s for s in journey.steps if s.name not in NOT_THE_TUTORIALS_WORK]
+    run.add("notebook_path_vs_steps_ratio", path_s / sum(s.duration_s for s in steps), "x",
             "the tutorials over the same run's journey steps driven from the host ("
-            + ", ".join(s.name for s in journey.steps if s.name not in NOT_THE_TUTORIALS_WORK)
-            + ")")
+            + ", ".join(s.name for s in steps) + ")")
